@@ -1,0 +1,263 @@
+"""SPGR signal equation and its inverse: signal <-> R1 <-> concentration.
+
+The spoiled gradient-recalled echo (SPGR) steady state signal is
+
+.. math:: S = M_0 \\sin\\alpha \\frac{1 - E_1}{1 - E_1 \\cos\\alpha}, \\qquad E_1 = e^{-TR\\,R_1}
+
+and contrast agent shortens T1 linearly, :math:`R_1(t) = R_{10} + r_1 C(t)` (fast water
+exchange), with :math:`r_1` the longitudinal relaxivity in /mM/s.
+
+The SPGR signal is bounded by :math:`M_0 \\sin\\alpha` (reached as :math:`R_1 \\to \\infty`).
+Samples at or above that bound, or at or below zero, have no finite R1: they are flagged in
+:attr:`ConcentrationResult.out_of_range` and set to NaN, and the voxel's
+:attr:`ConcentrationResult.status` says so, so that a fit can skip the voxel explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from dce._checks import as_float_array, check_flip_angle, check_tr
+
+__all__ = [
+    "STATUS_CONC",
+    "ConcentrationResult",
+    "baseline_indices",
+    "concentration_to_signal",
+    "r1_from_signal",
+    "signal_to_concentration",
+    "spgr_m0",
+    "spgr_signal",
+]
+
+#: Voxel status codes of :func:`signal_to_concentration`.
+STATUS_CONC = {
+    0: "ok",
+    1: "baseline signal <= 0 or not finite (no M0)",
+    2: "some samples at/above the SPGR maximum M0*sin(FA) or <= 0: no finite R1, set NaN",
+    3: "baseline T1 not finite or <= 0",
+}
+
+
+def spgr_signal(m0: ArrayLike, t1_s: ArrayLike, flip_angle_deg: ArrayLike,
+                tr_s: float) -> NDArray[np.float64]:
+    """SPGR steady-state signal.
+
+    Parameters
+    ----------
+    m0 : array_like
+        Equilibrium magnetisation (signal units).
+    t1_s : array_like
+        Longitudinal relaxation time T1 (s), > 0.
+    flip_angle_deg : array_like
+        Flip angle (degrees), in (0, 180).
+    tr_s : float
+        Repetition time (s).
+
+    Returns
+    -------
+    ndarray
+        Signal, broadcast shape of the inputs.
+    """
+    t1 = as_float_array(t1_s, "t1_s")
+    if np.any(t1 <= 0):
+        raise ValueError(f"t1_s: T1 must be > 0 s, got minimum {t1.min():g}")
+    return _spgr(as_float_array(m0, "m0"), 1.0 / t1, check_flip_angle(flip_angle_deg),
+                 check_tr(tr_s))
+
+
+def _spgr(m0: NDArray[Any], r1: NDArray[Any], fa_deg: NDArray[Any] | float,
+          tr: float) -> NDArray[np.float64]:
+    a = np.deg2rad(fa_deg)
+    e1 = np.exp(-tr * r1)
+    return np.asarray(m0 * np.sin(a) * (1.0 - e1) / (1.0 - e1 * np.cos(a)), dtype=np.float64)
+
+
+def spgr_m0(signal: ArrayLike, t1_s: ArrayLike, flip_angle_deg: float,
+            tr_s: float) -> NDArray[np.float64]:
+    """Equilibrium magnetisation M0 from a signal with known T1 (inverse of :func:`spgr_signal`).
+
+    Parameters
+    ----------
+    signal : array_like
+        Pre-contrast signal (signal units).
+    t1_s : array_like
+        Pre-contrast T1 (s), > 0, broadcastable to ``signal``.
+    flip_angle_deg : float
+        Flip angle (degrees).
+    tr_s : float
+        Repetition time (s).
+    """
+    s = as_float_array(signal, "signal")
+    t1 = as_float_array(t1_s, "t1_s")
+    if np.any(t1 <= 0):
+        raise ValueError(f"t1_s: T1 must be > 0 s, got minimum {t1.min():g}")
+    a = np.deg2rad(check_flip_angle(flip_angle_deg))
+    e1 = np.exp(-check_tr(tr_s) / t1)
+    return np.asarray(s * (1.0 - e1 * np.cos(a)) / (np.sin(a) * (1.0 - e1)))
+
+
+def r1_from_signal(signal: ArrayLike, m0: ArrayLike, flip_angle_deg: float,
+                   tr_s: float) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Invert the SPGR equation for R1 (/s).
+
+    Returns
+    -------
+    r1_per_s : ndarray
+        R1 (/s); NaN where the signal has no finite inverse.
+    out_of_range : ndarray of bool
+        True where ``signal >= m0 * sin(FA)`` (above the SPGR maximum) or ``signal <= 0``.
+    """
+    s = as_float_array(signal, "signal", allow_nan=True)
+    m = as_float_array(m0, "m0", allow_nan=True)
+    a = np.deg2rad(check_flip_angle(flip_angle_deg))
+    tr = check_tr(tr_s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = s / (m * np.sin(a))
+        e1 = (1.0 - y) / (1.0 - y * np.cos(a))
+        bad = ~((y > 0) & (e1 > 0) & (e1 < 1) & np.isfinite(e1))
+        r1 = np.where(bad, np.nan, -np.log(np.where(bad, 0.5, e1)) / tr)
+    return r1, bad
+
+
+def baseline_indices(baseline: int | Sequence[int], n_times: int) -> NDArray[np.intp]:
+    """Resolve a baseline window: a count of leading phases or explicit phase indices."""
+    if isinstance(baseline, (int, np.integer)):
+        if not 1 <= int(baseline) < n_times:
+            raise ValueError(f"baseline: number of baseline phases must be in [1, {n_times - 1}] "
+                             f"for {n_times} phases, got {baseline}")
+        return np.arange(int(baseline))
+    idx = np.asarray(baseline)
+    if idx.size == 0 or idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError("baseline: give a number of leading phases or a 1-D list of integer "
+                         f"phase indices, got {baseline!r}")
+    if idx.min() < 0 or idx.max() >= n_times:
+        raise ValueError(f"baseline: indices must be in [0, {n_times - 1}], got "
+                         f"{idx.min()}..{idx.max()}")
+    if np.unique(idx).size != idx.size:
+        raise ValueError("baseline: duplicate phase indices")
+    return idx.astype(np.intp)
+
+
+@dataclass(frozen=True)
+class ConcentrationResult:
+    """Output of :func:`signal_to_concentration`.
+
+    Attributes
+    ----------
+    conc_mM : ndarray, shape (..., n_times)
+        Contrast agent concentration (mM); NaN at out-of-range samples.
+    r1_per_s : ndarray, shape (..., n_times)
+        R1 (/s).
+    m0 : ndarray, shape (...)
+        Equilibrium magnetisation estimated from the baseline window.
+    out_of_range : ndarray of bool, shape (..., n_times)
+        Samples at or above the SPGR maximum, or <= 0 (no finite R1).
+    status : ndarray of int8, shape (...)
+        Voxel status, codes in :data:`STATUS_CONC` (0 = ok).
+    """
+
+    conc_mM: NDArray[np.float64]
+    r1_per_s: NDArray[np.float64]
+    m0: NDArray[np.float64]
+    out_of_range: NDArray[np.bool_]
+    status: NDArray[np.int8]
+
+
+def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
+                            flip_angle_deg: float, r1_per_mM_per_s: float,
+                            baseline: int | Sequence[int]) -> ConcentrationResult:
+    """Convert an SPGR signal time course to contrast agent concentration.
+
+    M0 is estimated per voxel from the mean baseline signal and the pre-contrast T1
+    (``t10_s``); each sample is then inverted for R1 and
+    ``C = (R1 - 1/T10) / r1``.
+
+    Parameters
+    ----------
+    signal : array_like, shape (..., n_times)
+        Dynamic signal (signal units), time on the last axis.
+    t10_s : array_like
+        Pre-contrast T1 (s): a scalar or a map broadcastable to ``signal.shape[:-1]``.
+        Non-finite or non-positive voxels of a map get status 3 (a scalar must be > 0).
+    tr_s : float
+        Repetition time (s).
+    flip_angle_deg : float
+        Flip angle (degrees).
+    r1_per_mM_per_s : float
+        Longitudinal relaxivity (/mM/s), e.g. 4.5 for gadoterate at 1.5 T.
+    baseline : int or sequence of int
+        Number of leading pre-contrast phases, or explicit phase indices.
+
+    Returns
+    -------
+    ConcentrationResult
+    """
+    s = as_float_array(signal, "signal", allow_nan=True)
+    if s.ndim < 1 or s.shape[-1] < 2:
+        raise ValueError("signal: need time on the last axis with >= 2 phases, "
+                         f"got shape {s.shape}")
+    idx = baseline_indices(baseline, s.shape[-1])
+    fa = float(check_flip_angle(flip_angle_deg))
+    tr = check_tr(tr_s)
+    relax = float(as_float_array(r1_per_mM_per_s, "r1_per_mM_per_s"))
+    if relax <= 0:
+        raise ValueError(f"r1_per_mM_per_s: relaxivity must be > 0, got {relax:g}")
+    t10 = as_float_array(t10_s, "t10_s", allow_nan=True)
+    if t10.ndim == 0 and not (np.isfinite(t10) and t10 > 0):
+        raise ValueError(f"t10_s: pre-contrast T1 must be a finite value > 0 s, got {float(t10):g}")
+    try:
+        t10 = np.broadcast_to(t10, s.shape[:-1])
+    except ValueError:
+        raise ValueError(f"t10_s: shape {t10.shape} does not match the image shape "
+                         f"{s.shape[:-1]}") from None
+    t10_ok = np.isfinite(t10) & (t10 > 0)
+    t10_safe = np.where(t10_ok, t10, 1.0)
+
+    s0 = s[..., idx].mean(axis=-1)
+    s0_ok = np.isfinite(s0) & (s0 > 0)
+    m0 = np.where(s0_ok & t10_ok, spgr_m0(np.where(s0_ok, s0, 1.0), t10_safe, fa, tr), np.nan)
+    r1, bad = r1_from_signal(s, m0[..., None], fa, tr)
+    conc = (r1 - 1.0 / t10_safe[..., None]) / relax
+    status = np.zeros(s.shape[:-1], dtype=np.int8)
+    status[bad.any(axis=-1)] = 2
+    status[~s0_ok] = 1
+    status[~t10_ok] = 3
+    return ConcentrationResult(conc_mM=conc, r1_per_s=r1, m0=m0, out_of_range=bad, status=status)
+
+
+def concentration_to_signal(conc_mM: ArrayLike, *, t10_s: ArrayLike, m0: ArrayLike, tr_s: float,
+                            flip_angle_deg: float, r1_per_mM_per_s: float) -> NDArray[np.float64]:
+    """Forward model: concentration (mM) -> SPGR signal (fast water exchange).
+
+    Parameters
+    ----------
+    conc_mM : array_like, shape (..., n_times)
+        Concentration (mM).
+    t10_s : array_like
+        Pre-contrast T1 (s), broadcastable to ``conc_mM.shape[:-1]``.
+    m0 : array_like
+        Equilibrium magnetisation, broadcastable to ``conc_mM.shape[:-1]``.
+    tr_s, flip_angle_deg, r1_per_mM_per_s
+        As in :func:`signal_to_concentration`.
+    """
+    c = as_float_array(conc_mM, "conc_mM")
+    t10 = as_float_array(t10_s, "t10_s")
+    if np.any(t10 <= 0):
+        raise ValueError(f"t10_s: pre-contrast T1 must be > 0 s, got minimum {t10.min():g}")
+    relax = float(as_float_array(r1_per_mM_per_s, "r1_per_mM_per_s"))
+    if relax <= 0:
+        raise ValueError(f"r1_per_mM_per_s: relaxivity must be > 0, got {relax:g}")
+    m = as_float_array(m0, "m0")
+    r1 = 1.0 / t10[..., None] + relax * c if t10.ndim else 1.0 / t10 + relax * c
+    m_b = m[..., None] if m.ndim else m
+    if np.any(r1 <= 0):
+        raise ValueError("conc_mM: concentration gives R1 <= 0 (too negative for this T10)")
+    return _spgr(m_b, r1, check_flip_angle(flip_angle_deg), check_tr(tr_s))
+
+
