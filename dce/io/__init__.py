@@ -1,0 +1,45 @@
+"""File input and output: DICOM series discovery and stacking, NIfTI + JSON sidecars.
+
+The only place in :mod:`dce` that touches DICOM or NIfTI files.  See
+:mod:`dce.io.dicom` for the axis and timing conventions and :mod:`dce.io.nifti` for
+the atomic writer.
+"""
+
+from dce.io.dicom import (
+    DEFAULT_DCE_PATTERN,
+    DEFAULT_EXCLUDE_PATTERN,
+    DEFAULT_VFA_EXCLUDE_PATTERN,
+    DEFAULT_VFA_PATTERN,
+    DicomError,
+    DynamicSeries,
+    SeriesInfo,
+    VFASeries,
+    discover_series,
+    load_dce,
+    load_dce_series,
+    load_vfa,
+    load_vfa_series,
+    select_series,
+)
+from dce.io.nifti import NiftiContents, read_nifti, sidecar_path, write_nifti
+
+__all__ = [
+    "DEFAULT_DCE_PATTERN",
+    "DEFAULT_EXCLUDE_PATTERN",
+    "DEFAULT_VFA_EXCLUDE_PATTERN",
+    "DEFAULT_VFA_PATTERN",
+    "DicomError",
+    "DynamicSeries",
+    "NiftiContents",
+    "SeriesInfo",
+    "VFASeries",
+    "discover_series",
+    "load_dce",
+    "load_dce_series",
+    "load_vfa",
+    "load_vfa_series",
+    "read_nifti",
+    "select_series",
+    "sidecar_path",
+    "write_nifti",
+]

@@ -1,0 +1,209 @@
+"""NIfTI images with JSON sidecars, written atomically.
+
+``write_nifti("x.nii.gz", data, affine, sidecar)`` writes ``x.nii.gz`` and ``x.json``.
+Both are first written under hidden temporary names in the destination folder and then
+moved into place with :func:`os.replace`, the sidecar first and the image last, so a
+crash never leaves a truncated file under the final name and an existing image always
+has its sidecar.
+
+The sidecar must be de-identified by construction (see :mod:`dce.io.dicom`, which
+builds it from an allow-list).  As a second line of defence :func:`write_nifti` refuses
+keys that name patient, institution, physician, date, clock-time or UID attributes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import nibabel as nib
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["NiftiContents", "read_nifti", "sidecar_path", "write_nifti"]
+
+#: Sidecar keys that are never written (identifiers, dates, clock times, UIDs).
+_FORBIDDEN_KEY = re.compile(
+    r"patient|institution|physician|operator|accession|birth|address|uid|date|"
+    r"^(study|series|acquisition|content)time$|^studyid$|stationname|deviceserial|"
+    r"requesting|performing|referring|otherpatient|ethnic|occupation",
+    re.IGNORECASE)
+
+
+class NiftiContents(NamedTuple):
+    """What :func:`read_nifti` returns: ``data, affine, sidecar = read_nifti(path)``."""
+
+    data: NDArray[Any]
+    affine: NDArray[np.float64]
+    sidecar: dict[str, Any]
+
+
+def sidecar_path(path: str | os.PathLike[str]) -> Path:
+    """JSON sidecar path of a NIfTI path (``x.nii.gz`` or ``x.nii`` -> ``x.json``).
+
+    Parameters
+    ----------
+    path : path-like
+        A ``.nii`` or ``.nii.gz`` file name.
+
+    Returns
+    -------
+    Path
+    """
+    p = Path(path)
+    name = p.name
+    for ext in (".nii.gz", ".nii"):
+        if name.endswith(ext):
+            return p.with_name(name[: -len(ext)] + ".json")
+    raise ValueError(f"{p}: NIfTI file name must end in .nii or .nii.gz")
+
+
+def _check_sidecar_keys(obj: Any, where: str = "sidecar") -> None:
+    if isinstance(obj, dict):
+        for key, val in obj.items():
+            if _FORBIDDEN_KEY.search(str(key)):
+                raise ValueError(f"{where}: key {key!r} looks like a patient/institution "
+                                 "identifier, date, clock time or UID and is never written")
+            _check_sidecar_keys(val, f"{where}.{key}")
+    elif isinstance(obj, (list, tuple)):
+        for item in obj:
+            _check_sidecar_keys(item, where)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"sidecar: value of type {type(obj).__name__} is not JSON serialisable")
+
+
+def _tmp_name(final: Path, ext: str) -> Path:
+    return final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp{ext}")
+
+
+def write_nifti(path: str | os.PathLike[str], data: ArrayLike, affine: ArrayLike,
+                sidecar: dict[str, Any] | None = None) -> Path:
+    """Write a NIfTI-1 image and its JSON sidecar atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination, ending in ``.nii.gz`` (compressed) or ``.nii``.  Missing parent
+        folders are created.
+    data : array_like, 3-D or 4-D
+        Image in NIfTI voxel order.  Stored with its own dtype (bool as uint8).
+    affine : array_like, shape (4, 4)
+        Voxel to RAS+ mm; written as both qform and sform (code 1, scanner).
+    sidecar : dict, optional
+        JSON-serialisable metadata written to :func:`sidecar_path`.  If it holds
+        ``AcquisitionTimes_s`` matching the 4th axis, the median phase spacing is stored
+        as the 4th pixdim (seconds); otherwise the 4th axis has no time unit.
+
+    Returns
+    -------
+    Path
+        The image path.
+
+    Raises
+    ------
+    ValueError
+        Wrong file extension, data not 3-D/4-D, affine not a finite 4x4, a sidecar key
+        that looks like an identifier, or non-finite numbers in the sidecar.
+    """
+    path = Path(path)
+    json_path = sidecar_path(path)
+    arr = np.asanyarray(data)
+    if arr.ndim not in (3, 4):
+        raise ValueError(f"{path}: data must be 3-D or 4-D, got shape {arr.shape}")
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    aff = np.asarray(affine, dtype=np.float64)
+    if aff.shape != (4, 4) or not np.all(np.isfinite(aff)):
+        raise ValueError(f"{path}: affine must be a finite 4x4 matrix, got shape {aff.shape}")
+    text = None
+    if sidecar is not None:
+        _check_sidecar_keys(sidecar)
+        try:
+            text = json.dumps(sidecar, indent=2, allow_nan=False, default=_json_default)
+        except ValueError as exc:
+            raise ValueError(f"{json_path}: sidecar has NaN/inf values ({exc})") from None
+
+    img = nib.Nifti1Image(arr, aff)
+    hdr = img.header
+    times = (sidecar or {}).get("AcquisitionTimes_s")
+    if arr.ndim == 4 and isinstance(times, (list, tuple)) and len(times) == arr.shape[3] > 1:
+        hdr.set_xyzt_units("mm", "sec")
+        zooms = list(hdr.get_zooms())
+        zooms[3] = float(np.median(np.diff(np.asarray(times, dtype=np.float64))))
+        hdr.set_zooms(zooms)
+    else:
+        hdr.set_xyzt_units("mm", "unknown")
+    img.set_qform(aff, code=1)
+    img.set_sform(aff, code=1)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ext = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
+    tmp_img = _tmp_name(path, ext)
+    tmp_json = _tmp_name(json_path, ".json")
+    try:
+        nib.save(img, tmp_img)
+        if text is not None:
+            with open(tmp_json, "w", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+            os.replace(tmp_json, json_path)
+        os.replace(tmp_img, path)
+    finally:
+        for tmp in (tmp_img, tmp_json):
+            if tmp.exists():
+                tmp.unlink()
+    return path
+
+
+def read_nifti(path: str | os.PathLike[str], *, require_sidecar: bool = False) -> NiftiContents:
+    """Read a NIfTI image and its JSON sidecar.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``.nii`` or ``.nii.gz`` file.
+    require_sidecar : bool
+        If True, a missing sidecar is an error; otherwise the sidecar is ``{}``.
+
+    Returns
+    -------
+    NiftiContents
+        ``(data, affine, sidecar)``; ``data`` in the stored dtype (scaled if the header
+        has a scale factor), ``affine`` the sform (or qform) voxel to RAS+ mm.
+
+    Raises
+    ------
+    FileNotFoundError
+        The image (or a required sidecar) does not exist.
+    ValueError
+        The sidecar is not valid JSON (the message names the file).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such NIfTI file")
+    img = nib.load(path)
+    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise ValueError(f"{path}: not a NIfTI image ({type(img).__name__})")
+    data = np.asanyarray(img.dataobj)
+    affine = np.asarray(img.affine, dtype=np.float64)
+    jpath = sidecar_path(path)
+    sidecar: dict[str, Any] = {}
+    if jpath.exists():
+        try:
+            sidecar = json.loads(jpath.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{jpath}: invalid JSON sidecar ({exc})") from None
+    elif require_sidecar:
+        raise FileNotFoundError(f"{jpath}: sidecar of {path} is missing")
+    return NiftiContents(data=data, affine=affine, sidecar=sidecar)
