@@ -35,6 +35,9 @@ __all__ = [
     "spgr_signal",
 ]
 
+#: A baseline window: a count of leading phases, or explicit phase indices.
+Baseline = int | np.integer[Any] | Sequence[int] | NDArray[np.integer[Any]]
+
 #: Voxel status codes of :func:`signal_to_concentration`.
 STATUS_CONC = {
     0: "ok",
@@ -42,6 +45,29 @@ STATUS_CONC = {
     2: "some samples at/above the SPGR maximum M0*sin(FA) or <= 0: no finite R1, set NaN",
     3: "baseline T1 not finite or <= 0",
 }
+
+
+def _broadcast_shape(**shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """Common broadcast shape, or a ValueError naming the mismatched inputs."""
+    try:
+        return np.broadcast_shapes(*shapes.values())
+    except ValueError:
+        desc = ", ".join(f"{k} {v}" for k, v in shapes.items())
+        raise ValueError(f"mismatched shapes: {desc} do not broadcast together") from None
+
+
+def _scalar(x: ArrayLike, name: str) -> float:
+    arr = as_float_array(x, name)
+    if arr.ndim != 0:
+        raise ValueError(f"{name}: expected a single value, got shape {arr.shape}")
+    return float(arr)
+
+
+def _relaxivity(x: ArrayLike) -> float:
+    relax = _scalar(x, "r1_per_mM_per_s")
+    if relax <= 0:
+        raise ValueError(f"r1_per_mM_per_s: relaxivity must be > 0, got {relax:g}")
+    return relax
 
 
 def spgr_signal(m0: ArrayLike, t1_s: ArrayLike, flip_angle_deg: ArrayLike,
@@ -67,8 +93,10 @@ def spgr_signal(m0: ArrayLike, t1_s: ArrayLike, flip_angle_deg: ArrayLike,
     t1 = as_float_array(t1_s, "t1_s")
     if np.any(t1 <= 0):
         raise ValueError(f"t1_s: T1 must be > 0 s, got minimum {t1.min():g}")
-    return _spgr(as_float_array(m0, "m0"), 1.0 / t1, check_flip_angle(flip_angle_deg),
-                 check_tr(tr_s))
+    m = as_float_array(m0, "m0")
+    fa = check_flip_angle(flip_angle_deg)
+    _broadcast_shape(m0=m.shape, t1_s=t1.shape, flip_angle_deg=fa.shape)
+    return _spgr(m, 1.0 / t1, fa, check_tr(tr_s))
 
 
 def _spgr(m0: NDArray[Any], r1: NDArray[Any], fa_deg: NDArray[Any] | float,
@@ -97,6 +125,7 @@ def spgr_m0(signal: ArrayLike, t1_s: ArrayLike, flip_angle_deg: float,
     t1 = as_float_array(t1_s, "t1_s")
     if np.any(t1 <= 0):
         raise ValueError(f"t1_s: T1 must be > 0 s, got minimum {t1.min():g}")
+    _broadcast_shape(signal=s.shape, t1_s=t1.shape)
     a = np.deg2rad(check_flip_angle(flip_angle_deg))
     e1 = np.exp(-check_tr(tr_s) / t1)
     return np.asarray(s * (1.0 - e1 * np.cos(a)) / (np.sin(a) * (1.0 - e1)))
@@ -115,6 +144,7 @@ def r1_from_signal(signal: ArrayLike, m0: ArrayLike, flip_angle_deg: float,
     """
     s = as_float_array(signal, "signal", allow_nan=True)
     m = as_float_array(m0, "m0", allow_nan=True)
+    _broadcast_shape(signal=s.shape, m0=m.shape)
     a = np.deg2rad(check_flip_angle(flip_angle_deg))
     tr = check_tr(tr_s)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -125,7 +155,7 @@ def r1_from_signal(signal: ArrayLike, m0: ArrayLike, flip_angle_deg: float,
     return r1, bad
 
 
-def baseline_indices(baseline: int | Sequence[int], n_times: int) -> NDArray[np.intp]:
+def baseline_indices(baseline: Baseline, n_times: int) -> NDArray[np.intp]:
     """Resolve a baseline window: a count of leading phases or explicit phase indices."""
     if isinstance(baseline, (int, np.integer)):
         if not 1 <= int(baseline) < n_times:
@@ -171,7 +201,7 @@ class ConcentrationResult:
 
 def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
                             flip_angle_deg: float, r1_per_mM_per_s: float,
-                            baseline: int | Sequence[int]) -> ConcentrationResult:
+                            baseline: Baseline) -> ConcentrationResult:
     """Convert an SPGR signal time course to contrast agent concentration.
 
     M0 is estimated per voxel from the mean baseline signal and the pre-contrast T1
@@ -203,11 +233,9 @@ def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
         raise ValueError("signal: need time on the last axis with >= 2 phases, "
                          f"got shape {s.shape}")
     idx = baseline_indices(baseline, s.shape[-1])
-    fa = float(check_flip_angle(flip_angle_deg))
+    fa = float(check_flip_angle(_scalar(flip_angle_deg, "flip_angle_deg")))
     tr = check_tr(tr_s)
-    relax = float(as_float_array(r1_per_mM_per_s, "r1_per_mM_per_s"))
-    if relax <= 0:
-        raise ValueError(f"r1_per_mM_per_s: relaxivity must be > 0, got {relax:g}")
+    relax = _relaxivity(r1_per_mM_per_s)
     t10 = as_float_array(t10_s, "t10_s", allow_nan=True)
     if t10.ndim == 0 and not (np.isfinite(t10) and t10 > 0):
         raise ValueError(f"t10_s: pre-contrast T1 must be a finite value > 0 s, got {float(t10):g}")
@@ -250,10 +278,10 @@ def concentration_to_signal(conc_mM: ArrayLike, *, t10_s: ArrayLike, m0: ArrayLi
     t10 = as_float_array(t10_s, "t10_s")
     if np.any(t10 <= 0):
         raise ValueError(f"t10_s: pre-contrast T1 must be > 0 s, got minimum {t10.min():g}")
-    relax = float(as_float_array(r1_per_mM_per_s, "r1_per_mM_per_s"))
-    if relax <= 0:
-        raise ValueError(f"r1_per_mM_per_s: relaxivity must be > 0, got {relax:g}")
+    relax = _relaxivity(r1_per_mM_per_s)
     m = as_float_array(m0, "m0")
+    # t10 and m0 are per voxel: they broadcast against the image axes, never the time axis
+    _broadcast_shape(conc_mM_image=c.shape[:-1], t10_s=t10.shape, m0=m.shape)
     r1 = 1.0 / t10[..., None] + relax * c if t10.ndim else 1.0 / t10 + relax * c
     m_b = m[..., None] if m.ndim else m
     if np.any(r1 <= 0):
