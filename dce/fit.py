@@ -16,8 +16,10 @@ Two estimators, following dipy's ``Model(...).fit(data)`` pattern
     box-bounded linear solve (variable projection, Golub & Pereyra 1973). Per voxel: the
     profile is evaluated at the LLSQ estimate (the start value) and on a coarse log grid
     (21 points over the ``kep`` range), the best point is bracketed and narrowed by a
-    golden-section search over a fine table (1601 rows, 0.33% steps in kep), and a parabola
-    through the three best rows gives the final :math:`k_{ep}`; :math:`K^{trans}` and
+    golden-section search over a fine table (1601 rows, 0.9% steps in kep), and a parabola
+    through the three best rows gives the final :math:`k_{ep}` (where a bound becomes active
+    at the minimum and the profile has a kink, a golden-section search on the spline
+    replaces the parabola); :math:`K^{trans}` and
     :math:`v_p` then follow from the bounded linear solve at that :math:`k_{ep}`. The grid
     guards against the LLSQ estimate's noise bias and against local minima.
 
@@ -51,6 +53,8 @@ from dce.models import InputGrid, make_input_grid
 __all__ = ["MODELS", "STATUS_FIT", "FitBounds", "TracerKineticFit", "TracerKineticModel"]
 
 MODELS = ("tofts", "extended_tofts", "patlak")
+# fast-math without the no-NaN/no-inf assumptions: the kernels test for NaN input
+_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 _MODEL_CODE = {"tofts": 0, "extended_tofts": 1, "patlak": 2}
 
 #: Per-voxel status codes of :class:`TracerKineticFit`.
@@ -79,7 +83,7 @@ class FitBounds:
         Upper bound of vp (fraction); the lower bound is 0.
     """
 
-    kep_per_min: tuple[float, float] = (1e-3, 200.0)
+    kep_per_min: tuple[float, float] = (1e-4, 250.0)
     ktrans_max_per_min: float = 5.0
     ve_max: float = 1.0
     vp_max: float = 1.0
@@ -152,7 +156,7 @@ def _build_basis(t: NDArray[np.float64], cp: NDArray[np.float64], t_aif: NDArray
     u_tab = np.linspace(np.log(lo), np.log(hi), n_tab)
     e_tab = grid.convolve(np.exp(u_tab)) / 60.0           # mM*min
     a1 = grid.convolve(np.zeros(1))[0] / 60.0
-    cols = np.vstack([grid.cp_mM, a1, e_tab[:: max(1, n_tab // 400)], e_tab[-1]])
+    cols = np.vstack([grid.cp_mM, a1, e_tab[:: max(1, n_tab // 50)], e_tab[-1]])
     norms = np.linalg.norm(cols, axis=1)
     if not np.any(norms > 0):
         raise ValueError("cp_mM: the input function is zero everywhere")
@@ -171,7 +175,7 @@ def _build_basis(t: NDArray[np.float64], cp: NDArray[np.float64], t_aif: NDArray
 
 # ----------------------------------------------------------------------------- kernels
 
-@numba.njit(cache=True, fastmath=True, inline="always")
+@numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
 def _box2(r1: float, r2: float, g11: float, g12: float, g22: float, a_hi: float,
           b_hi: float) -> tuple[float, float, float]:
     """min over 0<=a<=a_hi, 0<=b<=b_hi of -2(a r1 + b r2) + a^2 g11 + 2ab g12 + b^2 g22."""
@@ -205,7 +209,7 @@ def _box2(r1: float, r2: float, g11: float, g12: float, g22: float, a_hi: float,
     return best, ba, bb
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=_FASTMATH)
 def _profile(w: NDArray[Any], ct: NDArray[Any], w_cp: NDArray[Any], gcc: float, rcp: float,
              kep: float, model: int, kt_max: float, ve_max: float,
              vp_max: float) -> tuple[float, float, float]:
@@ -224,7 +228,7 @@ def _profile(w: NDArray[Any], ct: NDArray[Any], w_cp: NDArray[Any], gcc: float, 
     return _box2(r1, rcp, g11, g12, gcc, a_hi, vp_max)
 
 
-@numba.njit(cache=True, fastmath=True, inline="always")
+@numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
 def _spline_w(u: float, spl: NDArray[Any], u0: float, du: float, out: NDArray[Any]) -> None:
     n = spl.shape[1]
     i = int((u - u0) / du)
@@ -234,11 +238,21 @@ def _spline_w(u: float, spl: NDArray[Any], u0: float, du: float, out: NDArray[An
         out[k] = ((spl[0, i, k] * s + spl[1, i, k]) * s + spl[2, i, k]) * s + spl[3, i, k]
 
 
-@numba.njit(cache=True, fastmath=True, inline="always")
+@numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
 def _profile_tab(j: int, w_tab: NDArray[Any], g_tab: NDArray[Any], ct: NDArray[Any],
                  gcc: float, rcp: float, kep: float, model: int, kt_max: float, ve_max: float,
                  vp_max: float) -> float:
     """Reduced residual at table row ``j`` (Gram entries precomputed in ``g_tab``)."""
+    f, _ = _profile_tab_active(j, w_tab, g_tab, ct, gcc, rcp, kep, model, kt_max, ve_max,
+                               vp_max)
+    return f
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _profile_tab_active(j: int, w_tab: NDArray[Any], g_tab: NDArray[Any], ct: NDArray[Any],
+                        gcc: float, rcp: float, kep: float, model: int, kt_max: float,
+                        ve_max: float, vp_max: float) -> tuple[float, int]:
+    """Reduced residual at table row ``j`` and a code of the active bounds (bit mask)."""
     r1 = 0.0
     for i in range(ct.shape[0]):
         r1 += w_tab[j, i] * ct[i]
@@ -246,12 +260,12 @@ def _profile_tab(j: int, w_tab: NDArray[Any], g_tab: NDArray[Any], ct: NDArray[A
     a_hi = min(kt_max, ve_max * kep)
     if model == 0:
         a = min(max(r1 / g11, 0.0), a_hi) if g11 > 0 else 0.0
-        return a * a * g11 - 2 * a * r1
-    f, _, _ = _box2(r1, rcp, g11, g_tab[j, 1], gcc, a_hi, vp_max)
-    return f
+        return a * a * g11 - 2 * a * r1, (a <= 0.0) + 2 * (a >= a_hi)
+    f, a, b = _box2(r1, rcp, g11, g_tab[j, 1], gcc, a_hi, vp_max)
+    return f, (a <= 0.0) + 2 * (a >= a_hi) + 4 * (b <= 0.0) + 8 * (b >= vp_max)
 
 
-@numba.njit(cache=True, parallel=True, fastmath=True)
+@numba.njit(cache=True, parallel=True, fastmath=_FASTMATH)
 def _nlls_kernel(c: NDArray[Any], u: NDArray[Any], w_tab: NDArray[Any], g_tab: NDArray[Any],
                  spl: NDArray[Any], w_cp: NDArray[Any], w_int: NDArray[Any], u0: float,
                  du: float, stride: int, kep_start: NDArray[Any], model: int, kt_max: float,
@@ -316,7 +330,7 @@ def _nlls_kernel(c: NDArray[Any], u: NDArray[Any], w_tab: NDArray[Any], g_tab: N
                 jb = j
         ks = kep_start[v]
         if np.isfinite(ks) and ks > 0:
-            js = int(round((np.log(ks) - u0) / du))
+            js = int(np.floor((np.log(ks) - u0) / du + 0.5))
             if 0 <= js < n_tab:
                 f = _profile_tab(js, w_tab, g_tab, ct, gcc, rcp, kep_tab[js], model, kt_max,
                                  ve_max, vp_max)
@@ -364,22 +378,60 @@ def _nlls_kernel(c: NDArray[Any], u: NDArray[Any], w_tab: NDArray[Any], g_tab: N
             fm = best_f
         # 3. parabola through the neighbouring rows
         um = u0 + jm * du
+        kink = False
         if 0 < jm < n_tab - 1:
-            fl = _profile_tab(jm - 1, w_tab, g_tab, ct, gcc, rcp, kep_tab[jm - 1], model,
-                              kt_max, ve_max, vp_max)
-            fr = _profile_tab(jm + 1, w_tab, g_tab, ct, gcc, rcp, kep_tab[jm + 1], model,
-                              kt_max, ve_max, vp_max)
+            fl, al = _profile_tab_active(jm - 1, w_tab, g_tab, ct, gcc, rcp, kep_tab[jm - 1],
+                                         model, kt_max, ve_max, vp_max)
+            fr, ar = _profile_tab_active(jm + 1, w_tab, g_tab, ct, gcc, rcp, kep_tab[jm + 1],
+                                         model, kt_max, ve_max, vp_max)
+            _, am = _profile_tab_active(jm, w_tab, g_tab, ct, gcc, rcp, kep_tab[jm], model,
+                                        kt_max, ve_max, vp_max)
+            kink = al != am or ar != am
             den = fl - 2.0 * fm + fr
             if den > 0:
                 um = um + 0.5 * du * (fl - fr) / den
         kep = np.exp(um)
         _spline_w(um, spl, u0, du, w)
         f, a, b = _profile(w, ct, w_cp, gcc, rcp, kep, model, kt_max, ve_max, vp_max)
-        if f > fm:  # interpolation did not help (kink of an active bound): keep the row
-            um = u0 + jm * du
-            kep = kep_tab[jm]
-            f, a, b = _profile(w_tab[jm], ct, w_cp, gcc, rcp, kep, model, kt_max, ve_max,
-                               vp_max)
+        if f > fm or kink:
+            # a bound becomes active next to the minimum (the profile has a kink there) or
+            # the parabola failed: golden-section search on the spline between the rows
+            ga = u0 + max(jm - 1, 0) * du
+            gb = u0 + min(jm + 1, n_tab - 1) * du
+            y1 = gb - 0.6180339887498949 * (gb - ga)
+            y2 = ga + 0.6180339887498949 * (gb - ga)
+            _spline_w(y1, spl, u0, du, w)
+            h1, _, _ = _profile(w, ct, w_cp, gcc, rcp, np.exp(y1), model, kt_max, ve_max,
+                                vp_max)
+            _spline_w(y2, spl, u0, du, w)
+            h2, _, _ = _profile(w, ct, w_cp, gcc, rcp, np.exp(y2), model, kt_max, ve_max,
+                                vp_max)
+            for _ in range(24):
+                if h1 <= h2:
+                    gb = y2
+                    y2 = y1
+                    h2 = h1
+                    y1 = gb - 0.6180339887498949 * (gb - ga)
+                    _spline_w(y1, spl, u0, du, w)
+                    h1, _, _ = _profile(w, ct, w_cp, gcc, rcp, np.exp(y1), model, kt_max,
+                                        ve_max, vp_max)
+                else:
+                    ga = y1
+                    y1 = y2
+                    h1 = h2
+                    y2 = ga + 0.6180339887498949 * (gb - ga)
+                    _spline_w(y2, spl, u0, du, w)
+                    h2, _, _ = _profile(w, ct, w_cp, gcc, rcp, np.exp(y2), model, kt_max,
+                                        ve_max, vp_max)
+            um = y1 if h1 <= h2 else y2
+            kep = np.exp(um)
+            _spline_w(um, spl, u0, du, w)
+            f, a, b = _profile(w, ct, w_cp, gcc, rcp, kep, model, kt_max, ve_max, vp_max)
+            if f > fm:  # keep the table row
+                um = u0 + jm * du
+                kep = kep_tab[jm]
+                f, a, b = _profile(w_tab[jm], ct, w_cp, gcc, rcp, kep, model, kt_max, ve_max,
+                                   vp_max)
         out[v, 0] = a
         out[v, 1] = kep
         out[v, 2] = b
@@ -402,7 +454,7 @@ def _dot(a: NDArray[Any], b: NDArray[Any]) -> float:
     return s
 
 
-@numba.njit(cache=True, parallel=True, fastmath=True)
+@numba.njit(cache=True, parallel=True, fastmath=_FASTMATH)
 def _llsq_kernel(c: NDArray[Any], t_min: NDArray[Any], a1: NDArray[Any], cp: NDArray[Any],
                  model: int, out: NDArray[Any]) -> None:
     """Murase linear least squares. out[:, :] = ktrans, kep, vp, status per voxel."""
@@ -540,6 +592,8 @@ class TracerKineticModel:
             self.delays_s = np.unique(grid)
         else:
             self.delays_s = np.array([float(as_float_array(delay_s, "delay_s"))])
+        if bounds is not None and not isinstance(bounds, FitBounds):
+            raise ValueError(f"bounds: expected a FitBounds, got {type(bounds).__name__}")
         self.bounds = bounds or FitBounds()
         self._n_tab = 1601
         self._stride = 80
@@ -574,8 +628,7 @@ class TracerKineticModel:
             Tissue concentration (mM), time on the last axis; float32 or float64 (not
             copied when C-contiguous). Voxels with NaN samples get status 1.
         mask : array_like of bool, shape (...), optional
-            Fit only these voxels; the others are NaN with status 1... no: status 1 is for
-            bad curves; voxels outside the mask are NaN with status -1.
+            Fit only these voxels; voxels outside the mask are NaN with status -1.
 
         Returns
         -------
@@ -584,6 +637,8 @@ class TracerKineticModel:
         c = np.asarray(conc_mM)
         if c.size == 0:
             raise ValueError("conc_mM: empty array")
+        if c.dtype == object or not np.issubdtype(c.dtype, np.number):
+            raise ValueError(f"conc_mM: expected numbers, got dtype {c.dtype}")
         if not np.issubdtype(c.dtype, np.floating):
             c = c.astype(np.float64)
         if c.dtype not in (np.float32, np.float64):

@@ -1,0 +1,170 @@
+"""Fitting: noise-free recovery (property tests), noisy accuracy, status codes, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dce import models
+from dce.aif import blood_to_plasma, parker_aif
+from dce.fit import STATUS_FIT, FitBounds, TracerKineticModel
+
+
+def _grid(kind: str, seed: int = 3) -> np.ndarray:
+    if kind == "even":
+        return np.arange(60) * 5.0
+    rng = np.random.default_rng(seed)
+    return np.cumsum(np.r_[0.0, rng.uniform(1.5, 9.0, 59)])
+
+
+def _aif(t: np.ndarray) -> np.ndarray:
+    return blood_to_plasma(parker_aif(t, delay_s=30.0), 0.42)
+
+
+_MODELS = {kind: {m: TracerKineticModel(_grid(kind), _aif(_grid(kind)), model=m)
+                  for m in ("extended_tofts", "tofts", "patlak")} for kind in ("even", "uneven")}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ktrans=st.floats(1e-3, 2.0), ve=st.floats(0.02, 1.0), vp=st.floats(0.0, 0.3),
+       kind=st.sampled_from(["even", "uneven"]))
+def test_extended_tofts_recovers_parameters(ktrans: float, ve: float, vp: float,
+                                            kind: str) -> None:
+    model = _MODELS[kind]["extended_tofts"]
+    conc = model.predict(ktrans_per_min=ktrans, ve=ve, vp=vp)
+    fit = model.fit(conc)
+    assert fit.status == 0 or (ve > 0.99 and fit.status == 2), STATUS_FIT[int(fit.status)]
+    np.testing.assert_allclose(fit.ktrans_per_min, ktrans, rtol=2e-3)
+    np.testing.assert_allclose(fit.ve, ve, rtol=2e-2)
+    np.testing.assert_allclose(fit.vp, vp, atol=1e-4)
+    assert fit.r2 > 0.99999
+
+
+@settings(max_examples=40, deadline=None)
+@given(ktrans=st.floats(1e-3, 2.0), ve=st.floats(0.02, 1.0),
+       kind=st.sampled_from(["even", "uneven"]))
+def test_tofts_recovers_parameters(ktrans: float, ve: float, kind: str) -> None:
+    model = _MODELS[kind]["tofts"]
+    fit = model.fit(model.predict(ktrans_per_min=ktrans, ve=ve))
+    assert fit.status == 0 or (ve > 0.99 and fit.status == 2)
+    np.testing.assert_allclose(fit.ktrans_per_min, ktrans, rtol=2e-3)
+    np.testing.assert_allclose(fit.ve, ve, rtol=2e-2)
+    assert fit.vp == 0.0
+
+
+@settings(max_examples=30, deadline=None)
+@given(ktrans=st.floats(1e-3, 2.0), vp=st.floats(0.0, 0.3),
+       kind=st.sampled_from(["even", "uneven"]))
+def test_patlak_recovers_parameters(ktrans: float, vp: float, kind: str) -> None:
+    model = _MODELS[kind]["patlak"]
+    fit = model.fit(model.predict(ktrans_per_min=ktrans, vp=vp))
+    np.testing.assert_allclose(fit.ktrans_per_min, ktrans, rtol=1e-6)
+    np.testing.assert_allclose(fit.vp, vp, atol=1e-8)
+    assert np.isnan(fit.ve) and np.isnan(fit.kep_per_min)
+
+
+@pytest.mark.parametrize("model_name", ["extended_tofts", "tofts", "patlak"])
+def test_llsq_exact_enough_on_fine_sampling(model_name: str) -> None:
+    """Murase LLSQ approximates the tissue integral by trapezoids: accurate at fine sampling."""
+    t = np.arange(0, 300, 1.0)
+    model = TracerKineticModel(t, _aif(t), model=model_name, method="llsq")
+    kt = np.array([0.05, 0.2, 0.6])
+    ve = np.array([0.1, 0.3, 0.5])
+    vp = np.array([0.02, 0.05, 0.1]) * (model_name != "tofts")
+    conc = model.predict(ktrans_per_min=kt, ve=ve, vp=vp)
+    fit = model.fit(conc)
+    np.testing.assert_array_equal(fit.status, 0)
+    np.testing.assert_allclose(fit.ktrans_per_min, kt, rtol=0.02)
+    np.testing.assert_allclose(fit.vp, vp, atol=2e-3)
+    if model_name != "patlak":
+        np.testing.assert_allclose(fit.ve, ve, rtol=0.02)
+    assert np.all(fit.r2 > 0.999)
+
+
+def test_noisy_volume_within_osipi_tolerance() -> None:
+    """Seeded noisy 4-D volume (float32): >= 95% of voxels within the OSIPI tolerances."""
+    t = _grid("even")
+    model = _MODELS["even"]["extended_tofts"]
+    rng = np.random.default_rng(11)
+    shape = (12, 10, 3)
+    kep = np.exp(rng.uniform(np.log(0.1), np.log(3.0), shape))
+    ve = rng.uniform(0.05, 0.5, shape)
+    kt = kep * ve
+    vp = rng.uniform(0.0, 0.1, shape)
+    conc = models.extended_tofts(t, _aif(t), ktrans_per_min=kt, ve=ve, vp=vp)
+    conc = (conc + rng.normal(0, 0.005, conc.shape)).astype(np.float32)
+    fit = model.fit(conc)
+    assert fit.ktrans_per_min.shape == shape
+    ok = ((np.abs(fit.ktrans_per_min - kt) <= 0.005 + 0.1 * kt)
+          & (np.abs(fit.ve - ve) <= 0.05) & (np.abs(fit.vp - vp) <= 0.025))
+    assert ok.mean() >= 0.95
+    # the NLLS must not be worse than its LLSQ start
+    llsq = TracerKineticModel(t, _aif(t), method="llsq").fit(conc)
+    assert np.median(np.abs(fit.ktrans_per_min - kt)) < np.median(np.abs(llsq.ktrans_per_min - kt))
+
+
+def test_fitted_delay_recovers_shift() -> None:
+    t = _grid("even")
+    cp = _aif(t)
+    truth = models.extended_tofts(t, cp, ktrans_per_min=[0.2, 0.4], ve=[0.3, 0.4],
+                                  vp=[0.05, 0.02], delay_s=[0.0, 0.0][0] + 6.5)
+    fit = TracerKineticModel(t, cp, fit_delay=True,
+                             delay_grid_s=np.arange(0, 12.01, 0.5)).fit(truth)
+    np.testing.assert_allclose(fit.delay_s, 6.5)
+    np.testing.assert_allclose(fit.ktrans_per_min, [0.2, 0.4], rtol=1e-3)
+
+
+def test_status_codes_and_mask() -> None:
+    t = _grid("even")
+    cp = _aif(t)
+    model = TracerKineticModel(t, cp, bounds=FitBounds(vp_max=0.2))
+    good = model.predict(ktrans_per_min=0.2, ve=0.3, vp=0.05)
+    conc = np.stack([good, good, np.zeros_like(good), 0.5 * cp, good])
+    conc[1, 7] = np.nan
+    fit = model.fit(conc, mask=[True, True, True, True, False])
+    assert list(fit.status) == [0, 1, 3, 2, -1]
+    assert np.isnan(fit.ktrans_per_min[1]) and np.isnan(fit.ktrans_per_min[4])
+    assert fit.ktrans_per_min[2] == 0.0 and np.isnan(fit.ve[2])
+    assert fit.vp[3] == pytest.approx(0.2)     # at the configured upper bound
+    assert set(STATUS_FIT) >= {0, 1, 2, 3, 4}
+
+
+def test_integer_input_and_predict_shapes() -> None:
+    t = _grid("even")
+    model = _MODELS["even"]["extended_tofts"]
+    fit = model.fit(np.zeros((2, 2, t.size), dtype=np.int16))
+    assert fit.status.shape == (2, 2)
+    assert np.all(fit.status == 3)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"model": "toft"}, "model: unknown model 'toft'"),
+    ({"method": "lm"}, "method: unknown method 'lm'"),
+    ({"cp_mM": np.zeros(60)}, "cp_mM: the input function is zero everywhere"),
+    ({"cp_mM": np.ones(59)}, "mismatched lengths"),
+    ({"t_s": np.r_[np.arange(59) * 5.0, 100.0]}, "t_s: times must be strictly increasing"),
+    ({"t_s": np.arange(3.0), "cp_mM": np.ones(3)}, "t_s: need at least 4 time points"),
+    ({"fit_delay": True, "method": "llsq"}, "fit_delay: delay fitting needs method='nlls'"),
+    ({"bounds": "x"}, "bounds: expected a FitBounds"),
+])
+def test_model_bad_arguments(kwargs: dict, match: str) -> None:
+    args = {"t_s": _grid("even"), "cp_mM": _aif(_grid("even"))}
+    args.update(kwargs)
+    t_s = args.pop("t_s")
+    cp = args.pop("cp_mM")
+    with pytest.raises(ValueError, match=match):
+        TracerKineticModel(t_s, cp, **args)
+
+
+def test_fit_bad_data() -> None:
+    model = _MODELS["even"]["tofts"]
+    with pytest.raises(ValueError, match="conc_mM: last axis has length 59 but t_s has 60"):
+        model.fit(np.zeros((3, 59)))
+    with pytest.raises(ValueError, match="conc_mM: empty array"):
+        model.fit(np.zeros((0, 60)))
+    with pytest.raises(ValueError, match="mask: shape"):
+        model.fit(np.zeros((3, 60)), mask=[True, False])
+    with pytest.raises(ValueError, match="bounds.kep_per_min"):
+        FitBounds(kep_per_min=(1.0, 0.5))
