@@ -166,5 +166,5 @@ def test_fit_bad_data() -> None:
         model.fit(np.zeros((0, 60)))
     with pytest.raises(ValueError, match="mask: shape"):
         model.fit(np.zeros((3, 60)), mask=[True, False])
-    with pytest.raises(ValueError, match="bounds.kep_per_min"):
+    with pytest.raises(ValueError, match=r"bounds\.kep_per_min"):
         FitBounds(kep_per_min=(1.0, 0.5))

@@ -65,8 +65,8 @@ def _cases() -> list[Any]:
     for model in CASES:
         for row in _load(model).itertuples():
             for delayed in (False, True):
-                params.append(pytest.param(model, delayed, row,
-                                           id=f"{model}-{row.label}-{'delay' if delayed else 'nodelay'}"))
+                tag = "delay" if delayed else "nodelay"
+                params.append(pytest.param(model, delayed, row, id=f"{model}-{row.label}-{tag}"))
     return params
 
 
