@@ -1,0 +1,764 @@
+"""Write images (e.g. the :mod:`dce.phantom` cohort) as DICOM MR series in vendor styles.
+
+:func:`write_series` writes a dynamic (or single) volume series, :func:`write_vfa`
+a variable-flip-angle series (one series with all flip angles, or one per flip angle),
+and :func:`write_cohort_dicom` a whole phantom cohort with ROI label maps (NIfTI) and
+the cohort and truth tables (TSV).
+
+Geometry
+--------
+Arrays are ``(i, j, k[, t])`` with the :mod:`dce.io.dicom` convention: ``i`` = DICOM
+column, ``j`` = DICOM row, ``k`` = slice, and a voxel-to-RAS+ affine. NIfTI RAS is
+converted to DICOM LPS (x and y negated). ImageOrientationPatient holds the unit vectors
+of ``i`` (along a row) and ``j`` (down a column), PixelSpacing is
+``[row spacing (j), column spacing (i)]`` and ImagePositionPatient of slice ``k`` is the
+LPS position of voxel ``(0, 0, k)``. The affine's ``k`` axis must be perpendicular to
+the image plane (no shear); for the reader to reproduce the affine exactly, ``k`` must
+point along ``row x column`` (as :func:`dce.phantom.affine_for` does).
+
+Pixel values are stored as unsigned 16-bit integers with a single RescaleSlope (and
+RescaleIntercept, 0 unless the data are negative) per series.
+
+Vendor timing styles (``t`` = phase time in s)
+---------------------------------------------
+``"ge"``
+    AcquisitionTime and ContentTime constant (series start); TriggerTime = ``t`` in ms.
+``"siemens"``
+    AcquisitionTime and ContentTime = start + ``t``; AcquisitionNumber per phase;
+    no TriggerTime.
+``"philips"``
+    AcquisitionTime = start + ``t``; TemporalPositionIdentifier (1-based),
+    NumberOfTemporalPositions and TriggerTime (ms) per dynamic series.
+``"enhanced"``
+    One Enhanced MR Image Storage multi-frame file: per-frame FrameContentSequence
+    (TemporalPositionIndex, FrameAcquisitionDateTime, InStackPositionNumber,
+    DimensionIndexValues), PlanePositionSequence, PlaneOrientationSequence and
+    PixelValueTransformationSequence.
+
+File names are hashes of the SOP Instance UID (no extension); InstanceNumber can be
+shuffled so that it is not the time order. UIDs are derived deterministically from
+``uid_seed`` with :func:`pydicom.uid.generate_uid`.
+
+De-identification of the output
+-------------------------------
+Patient identifiers appear only where they are passed: PatientName, PatientID (and the
+optional PatientBirthDate, PatientSex and ``extra_tags``). They are not used in file
+names or UIDs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.valuerep import format_number_as_ds
+
+from dce import __version__
+from dce.io.nifti import write_nifti
+from dce.phantom import TISSUE_CODES, Cohort, SessionPhantom
+
+__all__ = [
+    "UID_PREFIX",
+    "VENDORS",
+    "geometry_from_affine",
+    "write_cohort_dicom",
+    "write_series",
+    "write_vfa",
+]
+
+#: Vendor timing styles accepted by :func:`write_series`.
+VENDORS: tuple[str, ...] = ("ge", "siemens", "philips", "enhanced")
+
+#: UID root of the generated UIDs (pydicom's documented example root).
+UID_PREFIX = "1.2.826.0.1.3680043.8.498."
+
+_MR_SOP = "1.2.840.10008.5.1.4.1.1.4"
+_ENH_MR_SOP = "1.2.840.10008.5.1.4.1.1.4.1"
+_GAMMA_MHZ_PER_T = 42.577478
+
+_STYLE = {
+    "ge": {"Manufacturer": "GE MEDICAL SYSTEMS", "ManufacturerModelName": "SIGNA Premier",
+           "SoftwareVersions": "phantom"},
+    "siemens": {"Manufacturer": "SIEMENS", "ManufacturerModelName": "Skyra",
+                "SoftwareVersions": "syngo MR phantom"},
+    "philips": {"Manufacturer": "Philips Medical Systems", "ManufacturerModelName": "Ingenia",
+                "SoftwareVersions": "phantom"},
+    "enhanced": {"Manufacturer": "SIEMENS", "ManufacturerModelName": "MAGNETOM Vida",
+                 "SoftwareVersions": "syngo MR XA phantom"},
+}
+
+#: Default series descriptions per vendor (matching :data:`dce.io.dicom.DEFAULT_DCE_PATTERN`
+#: and :data:`dce.io.dicom.DEFAULT_VFA_PATTERN`).
+DCE_DESCRIPTIONS = {"ge": "Sag DCE LAVA", "siemens": "t1_vibe_sag_dyn",
+                    "philips": "DCE_THRIVE_SAG", "enhanced": "t1_vibe_sag_dyn"}
+VFA_DESCRIPTIONS = {"ge": "Sag VFA T1", "siemens": "t1_vibe_sag_vfa",
+                    "philips": "VFA_T1_THRIVE", "enhanced": "t1_vibe_sag_vfa"}
+
+
+def _ds(x: float) -> str:
+    return format_number_as_ds(float(x))
+
+
+def _check_vendor(vendor: str) -> str:
+    v = str(vendor).lower()
+    if v not in VENDORS:
+        raise ValueError(f"vendor: unknown style {vendor!r}; use one of {', '.join(VENDORS)}")
+    return v
+
+
+def geometry_from_affine(affine: ArrayLike) -> dict[str, Any]:
+    """DICOM plane geometry from a voxel-to-RAS affine.
+
+    Parameters
+    ----------
+    affine : array_like, shape (4, 4)
+        Voxel ``(i, j, k)`` to RAS+ mm.
+
+    Returns
+    -------
+    dict
+        ``orientation`` (6 direction cosines, LPS), ``pixel_spacing`` ``[row, column]``
+        (mm), ``slice_step_mm`` (signed, along row x column), ``slice_thickness_mm``,
+        ``normal`` (LPS) and ``lps`` (the voxel-to-LPS affine).
+
+    Raises
+    ------
+    ValueError
+        Non-finite affine, zero-length or non-orthogonal in-plane axes, or a slice axis
+        that is not perpendicular to the image plane.
+    """
+    aff = np.asarray(affine, dtype=np.float64)
+    if aff.shape != (4, 4) or not np.all(np.isfinite(aff)):
+        raise ValueError(f"affine: need a finite 4x4 matrix, got shape {aff.shape}")
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ aff
+    ci, cj, ck = lps[:3, 0], lps[:3, 1], lps[:3, 2]
+    di, dj, dk = (float(np.linalg.norm(c)) for c in (ci, cj, ck))
+    if min(di, dj, dk) <= 0:
+        raise ValueError("affine: zero voxel size")
+    row, col = ci / di, cj / dj
+    if abs(float(row @ col)) > 1e-6:
+        raise ValueError("affine: in-plane axes are not orthogonal")
+    normal = np.cross(row, col)
+    step = float(ck @ normal)
+    if np.linalg.norm(ck - step * normal) > 1e-6 * dk:
+        raise ValueError("affine: the slice axis is not perpendicular to the image plane "
+                         "(sheared/oblique stack); classic DICOM cannot represent it")
+    return {"orientation": [*row.tolist(), *col.tolist()], "pixel_spacing": [dj, di],
+            "slice_step_mm": step, "slice_thickness_mm": abs(step), "normal": normal,
+            "lps": lps}
+
+
+def _scaling(data: NDArray[Any]) -> tuple[float, float]:
+    lo = float(np.min(data))
+    hi = float(np.max(data))
+    intercept = min(0.0, lo)
+    span = hi - intercept
+    slope = span / 65000.0 if span > 0 else 1.0
+    return slope, intercept
+
+
+def _uid(seed: str, *parts: object) -> str:
+    return str(generate_uid(prefix=UID_PREFIX, entropy_srcs=[seed, *map(str, parts)]))
+
+
+def _tm(dt: datetime) -> str:
+    return dt.strftime("%H%M%S.%f")
+
+
+def _dt(dt: datetime) -> str:
+    return dt.strftime("%Y%m%d%H%M%S.%f")
+
+
+def _atomic_save(ds: Dataset, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        ds.save_as(tmp, enforce_file_format=True)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _file_meta(sop_class: str, sop_instance: str) -> FileMetaDataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(sop_class)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance)
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = f"DCE_{__version__}"[:16]
+    return meta
+
+
+def _base_dataset(*, vendor: str, sop_class: str, sop_instance: str, study_uid: str,
+                  series_uid: str, frame_uid: str, start: datetime, study_start: datetime,
+                  series_description: str, series_number: int, patient_name: str,
+                  patient_id: str, patient_birth_date: str, patient_sex: str,
+                  field_strength_t: float, tr_s: float, te_s: float,
+                  extra_tags: Mapping[str, Any] | None) -> Dataset:
+    ds = Dataset()
+    ds.file_meta = _file_meta(sop_class, sop_instance)
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop_instance
+    ds.StudyDate = study_start.strftime("%Y%m%d")
+    ds.StudyTime = _tm(study_start)
+    ds.SeriesDate = start.strftime("%Y%m%d")
+    ds.SeriesTime = _tm(start)
+    ds.AccessionNumber = ""
+    ds.Modality = "MR"
+    for kw, val in _STYLE[vendor].items():
+        setattr(ds, kw, val)
+    ds.ReferringPhysicianName = ""
+    ds.SeriesDescription = series_description
+    ds.ProtocolName = series_description
+    ds.PatientName = patient_name
+    ds.PatientID = patient_id
+    ds.PatientBirthDate = patient_birth_date
+    ds.PatientSex = patient_sex
+    ds.BodyPartExamined = "SPINE"
+    ds.PatientPosition = "HFS"
+    ds.MagneticFieldStrength = _ds(field_strength_t)
+    ds.ImagingFrequency = _ds(round(_GAMMA_MHZ_PER_T * field_strength_t, 6))
+    ds.MRAcquisitionType = "3D"
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.StudyID = "1"
+    ds.SeriesNumber = int(series_number)
+    ds.FrameOfReferenceUID = frame_uid
+    ds.PositionReferenceIndicator = ""
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    if sop_class == _MR_SOP:
+        ds.ScanningSequence = "GR"
+        ds.SequenceVariant = "SP"
+        ds.ScanOptions = ""
+        ds.RepetitionTime = _ds(tr_s * 1000.0)
+        ds.EchoTime = _ds(te_s * 1000.0)
+        ds.EchoTrainLength = 1
+    for kw, val in (extra_tags or {}).items():
+        setattr(ds, kw, val)
+    return ds
+
+
+def _check_inputs(data: ArrayLike, times_s: ArrayLike,
+                  flip_angles_deg: ArrayLike) -> tuple[NDArray[Any], NDArray[np.float64],
+                                                       NDArray[np.float64]]:
+    arr = np.asarray(data)
+    if arr.ndim == 3:
+        arr = arr[..., np.newaxis]
+    if arr.ndim != 4 or min(arr.shape) < 1:
+        raise ValueError(f"data: expected a 3-D or 4-D array (i, j, k[, t]), got shape "
+                         f"{arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("data: NaN or infinite values cannot be stored in DICOM")
+    t = np.atleast_1d(np.asarray(times_s, dtype=np.float64))
+    if t.shape != (arr.shape[3],):
+        raise ValueError(f"t_s: {t.size} times for {arr.shape[3]} volumes")
+    if t.size > 1 and np.any(np.diff(t) <= 0):
+        raise ValueError("t_s: times must be strictly increasing")
+    fa = np.broadcast_to(np.asarray(flip_angles_deg, dtype=np.float64), t.shape)
+    return arr, t, np.array(fa)
+
+
+def _write_volumes(out_dir: str | os.PathLike[str], data: ArrayLike, times_s: ArrayLike,
+                   affine: ArrayLike, *, flip_angles_deg: ArrayLike, dynamic: bool,
+                   vendor: str, tr_s: float, te_s: float, field_strength_t: float,
+                   series_description: str, series_number: int, patient_name: str,
+                   patient_id: str, patient_birth_date: str, patient_sex: str,
+                   study_datetime: datetime, series_offset_s: float, uid_seed: str,
+                   study_uid: str | None, frame_of_reference_uid: str | None,
+                   shuffle_instance_numbers: bool,
+                   extra_tags: Mapping[str, Any] | None) -> list[Path]:
+    vendor = _check_vendor(vendor)
+    arr, t, fa = _check_inputs(data, times_s, flip_angles_deg)
+    geo = geometry_from_affine(affine)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ni, nj, nk, nt = arr.shape
+    slope, intercept = _scaling(arr)
+    stored = np.rint((arr - intercept) / slope).clip(0, 65535).astype(np.uint16)
+    seed = f"{uid_seed}|{series_number}|{series_description}"
+    study_uid = study_uid or _uid(str(uid_seed), "study")
+    frame_uid = frame_of_reference_uid or _uid(str(uid_seed), "frame")
+    series_uid = _uid(seed, "series")
+    start = study_datetime + timedelta(seconds=float(series_offset_s))
+    lps = geo["lps"]
+    positions = [lps @ np.array([0.0, 0.0, float(k), 1.0]) for k in range(nk)]
+    slice_loc = [float(p[:3] @ geo["normal"]) for p in positions]
+    common: dict[str, Any] = {"vendor": vendor, "study_uid": study_uid, "series_uid": series_uid,
+              "frame_uid": frame_uid, "start": start, "study_start": study_datetime,
+              "series_description": series_description, "series_number": series_number,
+              "patient_name": patient_name, "patient_id": patient_id,
+              "patient_birth_date": patient_birth_date, "patient_sex": patient_sex,
+              "field_strength_t": field_strength_t, "tr_s": tr_s, "te_s": te_s,
+              "extra_tags": extra_tags}
+
+    if vendor == "enhanced":
+        return [_write_enhanced(out, stored, t, fa, geo, positions, slope, intercept,
+                                dynamic=dynamic, seed=seed, common=common)]
+
+    n_files = nk * nt
+    numbers = np.arange(1, n_files + 1)
+    if shuffle_instance_numbers:
+        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8],
+                                                   "little"))
+        numbers = rng.permutation(numbers)
+    paths = []
+    for p in range(nt):
+        when = start + timedelta(seconds=float(t[p]))
+        for k in range(nk):
+            n = p * nk + k
+            sop = _uid(seed, "instance", p, k)
+            ds = _base_dataset(sop_class=_MR_SOP, sop_instance=sop, **common)
+            ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"] if vendor == "philips" else \
+                ["ORIGINAL", "PRIMARY", "OTHER"]
+            ds.AcquisitionDate = when.strftime("%Y%m%d")
+            ds.ContentDate = when.strftime("%Y%m%d")
+            if vendor == "ge":
+                ds.AcquisitionTime = _tm(start)
+                ds.ContentTime = _tm(start)
+                ds.TriggerTime = _ds(round(t[p] * 1000.0, 3))
+            elif vendor == "siemens":
+                ds.AcquisitionTime = _tm(when)
+                ds.ContentTime = _tm(when)
+                ds.AcquisitionNumber = p + 1
+            else:  # philips
+                ds.AcquisitionTime = _tm(when)
+                ds.ContentTime = _tm(start)
+                if dynamic:
+                    ds.TemporalPositionIdentifier = p + 1
+                    ds.NumberOfTemporalPositions = nt
+                    ds.TriggerTime = _ds(round(t[p] * 1000.0, 3))
+            ds.FlipAngle = _ds(fa[p])
+            ds.InstanceNumber = int(numbers[n])
+            ds.ImagePositionPatient = [_ds(round(v, 4)) for v in positions[k][:3]]
+            ds.ImageOrientationPatient = [_ds(round(v, 8)) for v in geo["orientation"]]
+            ds.SliceLocation = _ds(round(slice_loc[k], 4))
+            ds.SliceThickness = _ds(round(geo["slice_thickness_mm"], 6))
+            ds.SpacingBetweenSlices = _ds(round(geo["slice_thickness_mm"], 6))
+            ds.PixelSpacing = [_ds(round(v, 6)) for v in geo["pixel_spacing"]]
+            ds.Rows = nj
+            ds.Columns = ni
+            ds.RescaleSlope = _ds(slope)
+            ds.RescaleIntercept = _ds(intercept)
+            ds.RescaleType = "US"
+            ds.PixelData = np.ascontiguousarray(stored[:, :, k, p].T).tobytes()
+            name = hashlib.sha256(sop.encode()).hexdigest()[:20].upper()
+            path = out / name
+            _atomic_save(ds, path)
+            paths.append(path)
+    return paths
+
+
+def _write_enhanced(out: Path, stored: NDArray[np.uint16], t: NDArray[np.float64],
+                    fa: NDArray[np.float64], geo: dict[str, Any],
+                    positions: Sequence[NDArray[np.float64]], slope: float, intercept: float,
+                    *, dynamic: bool, seed: str, common: dict[str, Any]) -> Path:
+    ni, nj, nk, nt = stored.shape
+    sop = _uid(seed, "instance")
+    ds = _base_dataset(sop_class=_ENH_MR_SOP, sop_instance=sop, **common)
+    start: datetime = common["start"]
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "T1", "NONE"]
+    ds.PixelPresentation = "MONOCHROME"
+    ds.VolumetricProperties = "VOLUME"
+    ds.VolumeBasedCalculationTechnique = "NONE"
+    ds.ComplexImageComponent = "MAGNITUDE"
+    ds.AcquisitionContrast = "T1"
+    ds.ContentQualification = "RESEARCH"
+    ds.ResonantNucleus = "1H"
+    ds.EchoPulseSequence = "GRADIENT"
+    ds.ContentDate = start.strftime("%Y%m%d")
+    ds.ContentTime = _tm(start)
+    ds.AcquisitionDateTime = _dt(start)
+    ds.AcquisitionDuration = float(t[-1] - t[0]) + (float(np.median(np.diff(t)))
+                                                    if t.size > 1 else 0.0)
+    ds.InstanceNumber = 1
+    ds.NumberOfFrames = nk * nt
+    ds.Rows = nj
+    ds.Columns = ni
+    ds.BurnedInAnnotation = "NO"
+    ds.LossyImageCompression = "00"
+
+    dim_org = _uid(seed, "dimension")
+    org = Dataset()
+    org.DimensionOrganizationUID = dim_org
+    ds.DimensionOrganizationSequence = DicomSequence([org])
+    dims = []
+    # (index, functional group): TemporalPositionIndex or FlipAngle, then InStackPositionNumber
+    first = (((0x0020, 0x9128), (0x0020, 0x9111)) if dynamic
+             else ((0x0018, 0x1314), (0x0018, 0x9112)))
+    for pointer, group in (first, ((0x0020, 0x9057), (0x0020, 0x9111))):
+        d = Dataset()
+        d.DimensionOrganizationUID = dim_org
+        d.DimensionIndexPointer = pointer
+        d.FunctionalGroupPointer = group
+        dims.append(d)
+    ds.DimensionIndexSequence = DicomSequence(dims)
+
+    shared = Dataset()
+    pm = Dataset()
+    pm.PixelSpacing = [_ds(round(v, 6)) for v in geo["pixel_spacing"]]
+    pm.SliceThickness = _ds(round(geo["slice_thickness_mm"], 6))
+    pm.SpacingBetweenSlices = _ds(round(geo["slice_thickness_mm"], 6))
+    shared.PixelMeasuresSequence = DicomSequence([pm])
+    echo = Dataset()
+    echo.EffectiveEchoTime = float(common["te_s"]) * 1000.0
+    shared.MREchoSequence = DicomSequence([echo])
+    if np.all(fa == fa[0]):
+        shared.MRTimingAndRelatedParametersSequence = DicomSequence(
+            [_timing_item(common["tr_s"], float(fa[0]))])
+    ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
+
+    frames = []
+    step = float(np.median(np.diff(t))) if t.size > 1 else 0.0
+    for p in range(nt):
+        when = start + timedelta(seconds=float(t[p]))
+        for k in range(nk):
+            item = Dataset()
+            fc = Dataset()
+            fc.FrameAcquisitionDateTime = _dt(when)
+            fc.FrameReferenceDateTime = _dt(when)
+            fc.FrameAcquisitionDuration = step * 1000.0
+            if dynamic:
+                fc.TemporalPositionIndex = p + 1
+            fc.StackID = "1"
+            fc.InStackPositionNumber = k + 1
+            fc.DimensionIndexValues = [p + 1, k + 1]
+            item.FrameContentSequence = DicomSequence([fc])
+            pp = Dataset()
+            pp.ImagePositionPatient = [_ds(round(v, 4)) for v in positions[k][:3]]
+            item.PlanePositionSequence = DicomSequence([pp])
+            po = Dataset()
+            po.ImageOrientationPatient = [_ds(round(v, 8)) for v in geo["orientation"]]
+            item.PlaneOrientationSequence = DicomSequence([po])
+            pv = Dataset()
+            pv.RescaleIntercept = _ds(intercept)
+            pv.RescaleSlope = _ds(slope)
+            pv.RescaleType = "US"
+            item.PixelValueTransformationSequence = DicomSequence([pv])
+            if not np.all(fa == fa[0]):
+                item.MRTimingAndRelatedParametersSequence = DicomSequence(
+                    [_timing_item(common["tr_s"], float(fa[p]))])
+            frames.append(item)
+    ds.PerFrameFunctionalGroupsSequence = DicomSequence(frames)
+    # frame order: phase-major, slice-minor; each frame is (rows, columns) = (j, i)
+    ds.PixelData = np.ascontiguousarray(np.transpose(stored, (3, 2, 1, 0))).tobytes()
+    path = out / hashlib.sha256(sop.encode()).hexdigest()[:20].upper()
+    _atomic_save(ds, path)
+    return path
+
+
+def _timing_item(tr_s: float, fa_deg: float) -> Dataset:
+    item = Dataset()
+    item.RepetitionTime = float(tr_s) * 1000.0
+    item.FlipAngle = float(fa_deg)
+    item.EchoTrainLength = 1
+    item.RFEchoTrainLength = 1
+    item.GradientEchoTrainLength = 1
+    return item
+
+
+_DEFAULT_STUDY = datetime(2000, 1, 1, 8, 0, 0)
+
+
+def write_series(out_dir: str | os.PathLike[str], data_4d: ArrayLike, t_s: ArrayLike,
+                 affine: ArrayLike, *, vendor: str = "ge", flip_angle_deg: float,
+                 tr_s: float, te_s: float, field_strength_t: float = 3.0,
+                 series_description: str = "DCE", series_number: int = 1,
+                 patient_name: str, patient_id: str, patient_birth_date: str = "",
+                 patient_sex: str = "O", study_datetime: datetime = _DEFAULT_STUDY,
+                 series_offset_s: float = 0.0, uid_seed: str | int = 0,
+                 study_uid: str | None = None, frame_of_reference_uid: str | None = None,
+                 shuffle_instance_numbers: bool = True,
+                 extra_tags: Mapping[str, Any] | None = None) -> list[Path]:
+    """Write a dynamic (4-D) or single-volume (3-D) image as one DICOM MR series.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Destination folder (created); files are named by a hash of their SOP Instance UID.
+    data_4d : array_like, shape (n_i, n_j, n_k, n_t) or (n_i, n_j, n_k)
+        Image values (finite; stored as uint16 with RescaleSlope/Intercept).
+    t_s : array_like, shape (n_t,)
+        Phase times (s) relative to the series start, strictly increasing.
+    affine : array_like, shape (4, 4)
+        Voxel to RAS+ mm (see module notes).
+    vendor : {"ge", "siemens", "philips", "enhanced"}
+        Timing style (module notes). ``"enhanced"`` writes one multi-frame file.
+    flip_angle_deg : float
+        Flip angle (deg).
+    tr_s, te_s : float
+        Repetition and echo time (s); written in ms.
+    field_strength_t : float
+        MagneticFieldStrength (T).
+    series_description : str
+    series_number : int
+    patient_name, patient_id : str
+        Written to PatientName and PatientID only.
+    patient_birth_date, patient_sex : str
+        PatientBirthDate (``YYYYMMDD`` or empty) and PatientSex.
+    study_datetime : datetime
+        Study start (StudyDate/StudyTime).
+    series_offset_s : float
+        Series start relative to the study start (s).
+    uid_seed : str or int
+        Seed of the deterministic UIDs (same seed and arguments -> identical files). The
+        study and frame-of-reference UIDs depend only on it, so series written with the
+        same seed share a study.
+    study_uid, frame_of_reference_uid : str, optional
+        Explicit UIDs overriding the derived ones.
+    shuffle_instance_numbers : bool
+        Assign InstanceNumber as a (deterministic) random permutation instead of time order.
+    extra_tags : mapping, optional
+        Additional top-level attributes by keyword (e.g. InstitutionName), written as given.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    return _write_volumes(
+        out_dir, data_4d, t_s, affine, flip_angles_deg=flip_angle_deg, dynamic=True,
+        vendor=vendor, tr_s=tr_s, te_s=te_s, field_strength_t=field_strength_t,
+        series_description=series_description, series_number=series_number,
+        patient_name=patient_name, patient_id=patient_id,
+        patient_birth_date=patient_birth_date, patient_sex=patient_sex,
+        study_datetime=study_datetime, series_offset_s=series_offset_s,
+        uid_seed=str(uid_seed), study_uid=study_uid,
+        frame_of_reference_uid=frame_of_reference_uid,
+        shuffle_instance_numbers=shuffle_instance_numbers, extra_tags=extra_tags)
+
+
+def write_vfa(out_dir: str | os.PathLike[str], data: ArrayLike, flip_angles_deg: ArrayLike,
+              affine: ArrayLike, *, separate_series: bool = True, vendor: str = "ge",
+              tr_s: float, te_s: float, field_strength_t: float = 3.0,
+              series_description: str = "VFA T1", series_number: int = 10,
+              patient_name: str, patient_id: str, patient_birth_date: str = "",
+              patient_sex: str = "O", study_datetime: datetime = _DEFAULT_STUDY,
+              series_offset_s: float = 0.0, volume_duration_s: float = 20.0,
+              uid_seed: str | int = 0, study_uid: str | None = None,
+              frame_of_reference_uid: str | None = None,
+              shuffle_instance_numbers: bool = True,
+              extra_tags: Mapping[str, Any] | None = None) -> list[Path]:
+    """Write variable-flip-angle volumes as DICOM.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Destination folder.
+    data : array_like, shape (n_i, n_j, n_k, n_fa)
+        One volume per flip angle.
+    flip_angles_deg : array_like, shape (n_fa,)
+        Flip angles (deg).
+    affine : array_like, shape (4, 4)
+        Voxel to RAS+ mm.
+    separate_series : bool
+        True: one series per flip angle (numbers ``series_number + n``, description
+        ``"<series_description> FA<angle>"``); False: one series with all flip angles.
+    vendor : {"ge", "siemens", "philips", "enhanced"}
+        Style (no temporal-position tags are written for VFA data).
+    volume_duration_s : float
+        Acquisition time of one volume (s); volumes follow each other.
+    tr_s, te_s, field_strength_t, series_description, series_number, patient_name,
+    patient_id, patient_birth_date, patient_sex, study_datetime, series_offset_s,
+    uid_seed, study_uid, frame_of_reference_uid, shuffle_instance_numbers, extra_tags
+        As in :func:`write_series`.
+
+    Returns
+    -------
+    list of Path
+    """
+    arr = np.asarray(data)
+    fa = np.atleast_1d(np.asarray(flip_angles_deg, dtype=np.float64))
+    if arr.ndim != 4 or arr.shape[3] != fa.size:
+        raise ValueError(f"data: expected shape (i, j, k, {fa.size}) for {fa.size} flip "
+                         f"angles, got {arr.shape}")
+    kw: dict[str, Any] = {
+        "dynamic": False, "vendor": vendor, "tr_s": tr_s, "te_s": te_s,
+        "field_strength_t": field_strength_t, "patient_name": patient_name,
+        "patient_id": patient_id, "patient_birth_date": patient_birth_date,
+        "patient_sex": patient_sex, "study_datetime": study_datetime,
+        "uid_seed": str(uid_seed), "study_uid": study_uid,
+        "frame_of_reference_uid": frame_of_reference_uid,
+        "shuffle_instance_numbers": shuffle_instance_numbers, "extra_tags": extra_tags}
+    if not separate_series:
+        return _write_volumes(out_dir, arr, np.arange(fa.size) * volume_duration_s, affine,
+                              flip_angles_deg=fa, series_description=series_description,
+                              series_number=series_number, series_offset_s=series_offset_s,
+                              **kw)
+    paths: list[Path] = []
+    for n, angle in enumerate(fa):
+        paths += _write_volumes(out_dir, arr[..., n], [0.0], affine, flip_angles_deg=angle,
+                                series_description=f"{series_description} FA{angle:g}",
+                                series_number=series_number + n,
+                                series_offset_s=series_offset_s + n * volume_duration_s, **kw)
+    return paths
+
+
+def _write_tsv(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        df.to_csv(tmp, sep="\t", index=False, na_rep="", float_format="%.6g")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _write_session(root: Path, ph: SessionPhantom, *, vendor: str, study: datetime,
+                   uid_seed: str, patient_name: str, patient_id: str,
+                   vfa_separate: bool, shuffle: bool) -> None:
+    acq = ph.acquisition
+    dcm = root / "dicom"
+    tmp = root / f".dicom.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    ident: dict[str, Any] = {"patient_name": patient_name, "patient_id": patient_id}
+    try:
+        offset = 0.0
+        if ph.vfa_signal is not None:
+            write_vfa(tmp, ph.vfa_signal, ph.vfa_flip_angles_deg, ph.affine,
+                      separate_series=vfa_separate, vendor=vendor, tr_s=acq.tr_s,
+                      te_s=acq.te_s, field_strength_t=acq.field_strength_t,
+                      series_description=VFA_DESCRIPTIONS[vendor], series_number=3,
+                      study_datetime=study, series_offset_s=60.0, uid_seed=uid_seed,
+                      shuffle_instance_numbers=shuffle, **ident)
+            offset = 60.0 + 20.0 * len(ph.vfa_flip_angles_deg) + 60.0
+        write_series(tmp, ph.signal, ph.t_s, ph.affine, vendor=vendor,
+                     flip_angle_deg=acq.flip_angle_deg, tr_s=acq.tr_s, te_s=acq.te_s,
+                     field_strength_t=acq.field_strength_t,
+                     series_description=DCE_DESCRIPTIONS[vendor], series_number=20,
+                     study_datetime=study, series_offset_s=offset, uid_seed=uid_seed,
+                     shuffle_instance_numbers=shuffle, **ident)
+        if dcm.exists():
+            shutil.rmtree(dcm)
+        os.replace(tmp, dcm)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
+                       vendors: Sequence[str] = ("ge", "siemens", "philips"), *,
+                       patient_name_format: str = "PHANTOM^{subject}",
+                       patient_id_format: str = "PHANTOM{subject}",
+                       vfa_separate_series: bool | None = None,
+                       shuffle_instance_numbers: bool = True,
+                       write_truth_maps: bool = True) -> pd.DataFrame:
+    """Write a phantom cohort: DICOM per session, ROI label maps, cohort and truth tables.
+
+    Layout under ``out_dir``::
+
+        sessions.tsv            subject, session, days_from_rt, vendor, dicom_dir,
+                                lesion_roi, marrow_roi (paths relative to out_dir)
+        lesions.tsv             subject, lesion, level, recurrence, recurrence_day
+        truth/lesion_truth.tsv  per lesion and session: true parameters (cohort.truth)
+        truth/sessions_truth.tsv per session: AIF scale, arrival, hematocrit, noise sigma
+        <subject>/<session>/dicom/              DCE and VFA series (hashed file names)
+        <subject>/<session>/roi/<subject>_<session>_lesions.nii.gz   labels 1..k
+        <subject>/<session>/roi/<subject>_<session>_marrow.nii.gz    normal-marrow ROI
+        <subject>/<session>/roi/<subject>_<session>_tissue.nii.gz    tissue codes
+        <subject>/<session>/truth/<subject>_<session>_<param>.nii.gz  truth maps
+        <subject>/<session>/truth/<subject>_<session>_aif.tsv  t_s, cb_mM, cp_mM
+        <subject>/<session>/truth/<subject>_<session>_aif_fine.tsv  fine-grid AIF
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Output root (created).
+    cohort : dce.phantom.Cohort
+    vendors : sequence of str
+        Styles cycled over patients (patient ``n`` gets ``vendors[n % len(vendors)]``).
+    patient_name_format, patient_id_format : str
+        Formats of the synthetic PatientName and PatientID (``{subject}`` is replaced).
+    vfa_separate_series : bool or None
+        One VFA series per flip angle (True) or one series with all flip angles (False);
+        None: per flip angle for GE and Siemens, one series for Philips and enhanced.
+    shuffle_instance_numbers : bool
+        Shuffle InstanceNumber (see :func:`write_series`).
+    write_truth_maps : bool
+        Also write the truth parameter maps (NIfTI).
+
+    Returns
+    -------
+    DataFrame
+        The sessions table written to ``sessions.tsv``.
+
+    Notes
+    -----
+    Each session's DICOM folder is assembled under a temporary name and renamed into
+    place (an existing one is replaced). Sessions are rendered one at a time.
+    """
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    styles = [_check_vendor(v) for v in vendors]
+    if not styles:
+        raise ValueError("vendors: need at least one style")
+    subjects = list(dict.fromkeys(cohort.sessions["subject"]))
+    rows, aif_rows = [], []
+    for ph in cohort:
+        subj, ses = ph.subject, ph.session
+        vendor = styles[subjects.index(subj) % len(styles)]
+        sdir = root / subj / ses
+        sdir.mkdir(parents=True, exist_ok=True)
+        rt_day = datetime(2001, 1, 1, 8, 0, 0) + timedelta(days=30 * subjects.index(subj))
+        study = rt_day + timedelta(days=float(ph.spec.days_from_rt))
+        separate = vfa_separate_series if vfa_separate_series is not None else \
+            vendor in ("ge", "siemens")
+        _write_session(sdir, ph, vendor=vendor, study=study,
+                       uid_seed=f"dce-phantom|{cohort.seed}|{subj}|{ses}",
+                       patient_name=patient_name_format.format(subject=subj),
+                       patient_id=patient_id_format.format(subject=subj),
+                       vfa_separate=separate, shuffle=shuffle_instance_numbers)
+        stem = f"{subj}_{ses}"
+        les_path = sdir / "roi" / f"{stem}_lesions.nii.gz"
+        mar_path = sdir / "roi" / f"{stem}_marrow.nii.gz"
+        labels = {str(le.label): le.level for le in ph.spec.lesions}
+        write_nifti(les_path, ph.lesion_labels, ph.affine, {"Labels": labels})
+        write_nifti(mar_path, ph.marrow_roi, ph.affine, {"Labels": {"1": "normal marrow"}})
+        write_nifti(sdir / "roi" / f"{stem}_tissue.nii.gz", ph.tissue_labels, ph.affine,
+                    {"Labels": {str(v): k for k, v in TISSUE_CODES.items()},
+                     "Levels": list(ph.levels)})
+        if write_truth_maps:
+            for name, arr in ph.truth.items():
+                write_nifti(sdir / "truth" / f"{stem}_{name}.nii.gz", arr.astype(np.float32),
+                            ph.affine)
+        a = ph.aif
+        _write_tsv(pd.DataFrame({"t_s": a.t_s, "cb_mM": a.cb_mM, "cp_mM": a.cp_mM}),
+                   sdir / "truth" / f"{stem}_aif.tsv")
+        _write_tsv(pd.DataFrame({"t_s": a.t_fine_s, "cb_mM": a.cb_fine_mM,
+                                 "cp_mM": a.cp_fine_mM}),
+                   sdir / "truth" / f"{stem}_aif_fine.tsv")
+        rows.append({"subject": subj, "session": ses, "days_from_rt": ph.spec.days_from_rt,
+                     "vendor": vendor,
+                     "dicom_dir": (sdir / "dicom").relative_to(root).as_posix(),
+                     "lesion_roi": les_path.relative_to(root).as_posix(),
+                     "marrow_roi": mar_path.relative_to(root).as_posix()})
+        aif_rows.append({"subject": subj, "session": ses, "aif_scale": a.scale,
+                         "bolus_arrival_s": a.arrival_s, "hematocrit": a.hematocrit,
+                         "noise_sigma": ph.noise_sigma,
+                         "flip_angle_deg": ph.acquisition.flip_angle_deg,
+                         "tr_s": ph.acquisition.tr_s,
+                         "r1_per_mM_per_s": ph.acquisition.r1_per_mM_per_s,
+                         "field_strength_t": ph.acquisition.field_strength_t})
+    sessions = pd.DataFrame(rows)
+    _write_tsv(sessions, root / "sessions.tsv")
+    _write_tsv(cohort.lesions, root / "lesions.tsv")
+    (root / "truth").mkdir(exist_ok=True)
+    _write_tsv(cohort.truth, root / "truth" / "lesion_truth.tsv")
+    _write_tsv(pd.DataFrame(aif_rows), root / "truth" / "sessions_truth.tsv")
+    return sessions

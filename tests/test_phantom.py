@@ -1,0 +1,393 @@
+"""Tests of dce.phantom (synthetic spine DCE cohort) and dce.io.dicom_write (vendor DICOM)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+
+from dce import phantom as ph
+from dce.io import dicom_write as dw
+from dce.models import extended_tofts
+from dce.signal import concentration_to_signal
+
+# small, fast geometry: 44 x 48 x 6 voxels of 4 x 3.6 x 5 mm, 24 phases
+SMALL = ph.Acquisition(matrix=(44, 48, 6), voxel_mm=(4.0, 3.6, 5.0), n_phases=24)
+LESION = ph.LesionSpec(1, "L1", offset_mm=(2.0, 1.0, -3.0), semi_axes_mm=(10.0, 8.0, 14.0),
+                       ktrans_per_min=0.15, ve=0.3, vp=0.07, heterogeneity=0.3, delay_s=3.0)
+
+
+@pytest.fixture(scope="module")
+def noise_free() -> ph.SessionPhantom:
+    acq = replace(SMALL, snr=None)
+    return ph.make_session(seed=1, acquisition=acq, lesions=[LESION],
+                           aif=ph.AIFSpec(scale=1.1, arrival_s=17.3))
+
+
+@pytest.fixture(scope="module")
+def small_session() -> ph.SessionPhantom:
+    return ph.make_session(seed=5, acquisition=SMALL, lesions=[LESION])
+
+
+# --------------------------------------------------------------------------- phantom
+
+
+def test_determinism_same_seed_identical_different_seed_differs() -> None:
+    a = ph.make_session(seed=7, acquisition=SMALL)
+    b = ph.make_session(seed=7, acquisition=SMALL)
+    c = ph.make_session(seed=8, acquisition=SMALL)
+    assert np.array_equal(a.signal, b.signal)
+    assert a.vfa_signal is not None and b.vfa_signal is not None and c.vfa_signal is not None
+    assert np.array_equal(a.vfa_signal, b.vfa_signal)
+    assert not np.array_equal(a.signal, c.signal)
+    assert not np.array_equal(a.vfa_signal, c.vfa_signal)
+    assert a.signal.dtype == np.float32 and a.signal.shape == (44, 48, 6, 24)
+
+
+def test_cohort_deterministic_and_order_independent() -> None:
+    c1 = ph.make_cohort(3, seed=11, acquisition=SMALL)
+    c2 = ph.make_cohort(3, seed=11, acquisition=SMALL)
+    pd.testing.assert_frame_equal(c1.sessions, c2.sessions)
+    pd.testing.assert_frame_equal(c1.lesions, c2.lesions)
+    pd.testing.assert_frame_equal(c1.truth, c2.truth)
+    keys = list(c1.specs)
+    first = c1.session(*keys[-1])  # rendered first here ...
+    for key in keys[:-1]:
+        c2.session(*key)
+    again = c2.session(*keys[-1])  # ... and last there
+    assert np.array_equal(first.signal, again.signal)
+    assert not np.array_equal(c1.session(*keys[0]).signal[..., 0],
+                              c1.session(*keys[1]).signal[..., 0])
+    c3 = ph.make_cohort(3, seed=12, acquisition=SMALL)
+    assert not c3.truth["vp"].equals(c1.truth["vp"])
+
+
+def test_lesion_truth_reproduces_signal_through_forward_model(
+        noise_free: ph.SessionPhantom) -> None:
+    s = noise_free
+    acq = s.acquisition
+    assert s.noise_sigma == 0.0
+    idx = np.argwhere(s.lesion_labels == 1)
+    assert len(idx) > 10
+    for i, j, k in idx[[0, len(idx) // 2, -1]]:
+        tr = {name: float(arr[i, j, k]) for name, arr in s.truth.items()}
+        conc = extended_tofts(s.t_s, s.aif.cp_fine_mM, ktrans_per_min=tr["ktrans_per_min"],
+                              ve=tr["ve"], vp=tr["vp"], t_aif_s=s.aif.t_fine_s,
+                              delay_s=tr["delay_s"])
+        sig = concentration_to_signal(conc, t10_s=tr["t10_s"], m0=tr["m0"], tr_s=acq.tr_s,
+                                      flip_angle_deg=acq.flip_angle_deg,
+                                      r1_per_mM_per_s=acq.r1_per_mM_per_s)
+        np.testing.assert_allclose(s.signal[i, j, k], sig, rtol=2e-6)
+        # the truth is not the fitter's sampling: the coarse AIF gives a different curve
+        coarse = extended_tofts(s.t_s, s.aif.cp_mM, ktrans_per_min=tr["ktrans_per_min"],
+                                ve=tr["ve"], vp=tr["vp"], delay_s=tr["delay_s"])
+        assert np.max(np.abs(coarse - conc)) > 1e-3
+        assert tr["delay_s"] == 3.0 and tr["t10_s"] == 1.2
+    # lesion parameters vary smoothly around the nominal values
+    vp = s.truth["vp"][s.lesion_labels == 1]
+    assert vp.std() > 0 and abs(vp.mean() / LESION.vp - 1) < 0.1
+
+
+def test_aorta_holds_blood_concentration_and_is_anterior(noise_free: ph.SessionPhantom
+                                                         ) -> None:
+    s = noise_free
+    acq = s.acquisition
+    aorta = s.tissue_labels == ph.TISSUE_CODES["aorta"]
+    body = np.isin(s.tissue_labels, [ph.TISSUE_CODES["marrow"], ph.TISSUE_CODES["lesion"]])
+    assert aorta.any() and body.any()
+    # blood concentration in the aorta: Ktrans 0, vp = 1 - Hct
+    i, j, k = np.argwhere(aorta)[0]
+    sig = concentration_to_signal(s.aif.cb_mM, t10_s=s.truth["t10_s"][i, j, k],
+                                  m0=s.truth["m0"][i, j, k], tr_s=acq.tr_s,
+                                  flip_angle_deg=acq.flip_angle_deg,
+                                  r1_per_mM_per_s=acq.r1_per_mM_per_s)
+    np.testing.assert_allclose(s.signal[i, j, k], sig, rtol=2e-6)
+    np.testing.assert_allclose(s.aif.cp_mM * (1 - s.aif.hematocrit), s.aif.cb_mM)
+    assert s.aif.cb_mM[s.t_s < s.aif.arrival_s].max() == 0.0
+    # a cranio-caudal tube through several slices, anterior (RAS +y) of the bodies
+    assert np.unique(np.argwhere(aorta)[:, 2]).size >= 2
+    assert np.all(aorta.any(axis=(0, 2)))
+
+    def ras(mask: np.ndarray) -> np.ndarray:
+        ijk = np.argwhere(mask)
+        return (s.affine @ np.c_[ijk, np.ones(len(ijk))].T)[:3].T
+
+    for jj in range(0, s.signal.shape[1], 4):
+        a, b = aorta[:, jj, :], body[:, jj, :]
+        if not (a.any() and b.any()):
+            continue
+        sel_a = np.zeros_like(aorta)
+        sel_a[:, jj, :] = a
+        sel_b = np.zeros_like(body)
+        sel_b[:, jj, :] = b
+        assert ras(sel_a)[:, 1].min() > ras(sel_b)[:, 1].max()
+    # aorta on the patient's left (RAS -x) of the midline
+    assert ras(aorta)[:, 0].mean() < 0
+
+
+def test_labels_and_background(small_session: ph.SessionPhantom) -> None:
+    s = small_session
+    assert set(np.unique(s.lesion_labels)) == {0, 1}
+    assert np.all(s.tissue_labels[s.lesion_labels == 1] == ph.TISSUE_CODES["lesion"])
+    assert s.marrow_roi.sum() > 0
+    assert np.all(s.tissue_labels[s.marrow_roi == 1] == ph.TISSUE_CODES["marrow"])
+    lesion_vert = np.unique(s.vertebra_labels[s.lesion_labels == 1])
+    marrow_vert = np.unique(s.vertebra_labels[s.marrow_roi == 1])
+    assert s.levels[int(lesion_vert[0]) - 1] == "L1" and lesion_vert.size == 1
+    assert marrow_vert.size == 1 and marrow_vert[0] != lesion_vert[0]
+    air = s.tissue_labels == 0
+    assert air.any()
+    assert np.all(s.truth["m0"][air] == 0) and np.all(np.isnan(s.truth["t10_s"][air]))
+    # Rician background: Rayleigh mean sigma * sqrt(pi / 2)
+    np.testing.assert_allclose(s.signal[air].mean(), s.noise_sigma * np.sqrt(np.pi / 2),
+                               rtol=0.05)
+    assert np.linalg.det(s.affine[:3, :3]) > 0
+
+
+def test_cohort_tables_and_vp_response() -> None:
+    c = ph.make_cohort(10, seed=0, acquisition=SMALL)
+    ids = c.sessions["subject"].tolist() + c.lesions["subject"].tolist()
+    assert all(re.fullmatch(r"[A-Za-z0-9]+", x) for x in ids + c.sessions["session"].tolist())
+    assert c.sessions["subject"].nunique() == 10
+    per_patient = c.sessions.groupby("subject").size()
+    assert per_patient.between(2, 3).all()
+    assert set(c.lesions.groupby("subject").size()) <= {1, 2}
+    assert set(c.lesions["level"]) <= set(ph.SPINE_LEVELS)
+    assert c.lesions["recurrence"].mean() == pytest.approx(0.3, abs=0.1)
+    rec = c.lesions["recurrence"] == 1
+    assert c.lesions.loc[rec, "recurrence_day"].between(150, 300).all()
+    assert c.lesions.loc[~rec, "recurrence_day"].isna().all()
+    pre = c.sessions[c.sessions["session"] == "pre"]
+    assert (pre["days_from_rt"] < 0).all()
+    assert (c.sessions.loc[c.sessions["session"] != "pre", "days_from_rt"] > 30).all()
+
+    t = c.truth
+    base = t[t["session"] == "pre"].set_index(["subject", "lesion"])
+    assert base["vp"].between(0.035, 0.09).all()
+    post = t[t["session"] != "pre"].copy()
+    keys = pd.MultiIndex.from_arrays([post["subject"], post["lesion"]])
+    ref = base["vp"].reindex(keys).to_numpy()
+    post["vp_change"] = post["vp"].to_numpy() / ref - 1
+    controlled = post[post["recurrence"] == 0]["vp_change"]
+    recurrent = post[post["recurrence"] == 1]["vp_change"]
+    assert len(controlled) and len(recurrent)
+    assert controlled.mean() == pytest.approx(-0.65, abs=0.15)
+    assert (recurrent >= -0.10).all()
+    assert (post["n_voxels"] > 0).all()
+
+
+def test_bad_inputs_raise() -> None:
+    with pytest.raises(ValueError, match="alphanumeric"):
+        ph.make_session(subject="P-01", acquisition=SMALL)
+    with pytest.raises(ValueError, match="not in the slab"):
+        ph.make_session(acquisition=SMALL, lesions=[ph.LesionSpec(1, "C3")])
+    with pytest.raises(ValueError, match="unknown vertebral level"):
+        ph.make_session(acquisition=SMALL, centre_level="X9")
+    with pytest.raises(ValueError, match="tr_s"):
+        ph.make_session(acquisition=replace(SMALL, tr_s=4.5))
+
+
+# --------------------------------------------------------------------------- DICOM
+
+
+def _write(tmp: Path, s: ph.SessionPhantom, vendor: str, **kw: Any) -> list[Path]:
+    acq = s.acquisition
+    args: dict[str, Any] = {"patient_name": "CANARY^NAME", "patient_id": "CANARYID42",
+                            "uid_seed": "test"}
+    args.update(kw)
+    return dw.write_series(tmp, s.signal, s.t_s, s.affine, vendor=vendor,
+                           flip_angle_deg=acq.flip_angle_deg, tr_s=acq.tr_s, te_s=acq.te_s,
+                           field_strength_t=acq.field_strength_t,
+                           series_description=dw.DCE_DESCRIPTIONS[vendor], series_number=5,
+                           **args)
+
+
+def _walk(ds: Dataset) -> Iterator[tuple[str, Any]]:
+    for elem in ds:
+        if elem.VR == "SQ":
+            for item in elem.value:
+                yield from _walk(item)
+        else:
+            yield elem.keyword, elem.value
+
+
+@pytest.mark.parametrize("vendor", ["ge", "siemens", "philips"])
+def test_classic_vendor_timing_tags(tmp_path: Path, small_session: ph.SessionPhantom,
+                                    vendor: str) -> None:
+    s = small_session
+    nk, nt = s.signal.shape[2], s.signal.shape[3]
+    paths = _write(tmp_path, s, vendor)
+    assert len(paths) == nk * nt
+    assert all(re.fullmatch(r"[0-9A-F]{20}", p.name) for p in paths)
+    dss = [pydicom.dcmread(p, stop_before_pixels=True) for p in paths]
+    acq_times = {str(d.AcquisitionTime) for d in dss}
+    if vendor == "ge":
+        assert len(acq_times) == 1
+        trig = sorted({float(d.TriggerTime) for d in dss})
+        np.testing.assert_allclose(trig, s.t_s * 1000.0)
+        assert all("TemporalPositionIdentifier" not in d for d in dss)
+        time_key = [float(d.TriggerTime) for d in dss]
+    elif vendor == "siemens":
+        assert len(acq_times) == nt
+        assert len({str(d.ContentTime) for d in dss}) == nt
+        assert all("TriggerTime" not in d for d in dss)
+        time_key = [float(str(d.AcquisitionTime)) for d in dss]
+    else:
+        assert len(acq_times) == nt
+        assert {int(d.TemporalPositionIdentifier) for d in dss} == set(range(1, nt + 1))
+        assert {int(d.NumberOfTemporalPositions) for d in dss} == {nt}
+        for d in dss:
+            p = int(d.TemporalPositionIdentifier) - 1
+            assert float(d.TriggerTime) == pytest.approx(s.t_s[p] * 1000.0)
+        time_key = [float(d.TriggerTime) for d in dss]
+    # InstanceNumber: a permutation of 1..N that is not the time order
+    inst = np.array([int(d.InstanceNumber) for d in dss])
+    assert sorted(inst) == list(range(1, nk * nt + 1))
+    order = np.lexsort((np.array([float(d.SliceLocation) for d in dss]), np.array(time_key)))
+    assert not np.all(np.diff(inst[order]) > 0)
+    # geometry and scaling tags
+    d0 = dss[0]
+    assert [float(v) for v in d0.PixelSpacing] == [3.6, 4.0]
+    assert float(d0.SliceThickness) == 5.0
+    np.testing.assert_allclose([float(v) for v in d0.ImageOrientationPatient],
+                               [0, 1, 0, 0, 0, -1], atol=1e-8)
+    assert float(d0.RescaleSlope) > 0 and d0.Rows == 48 and d0.Columns == 44
+    assert {float(d.FlipAngle) for d in dss} == {20.0}
+    assert len({d.SeriesInstanceUID for d in dss}) == 1
+
+
+def test_unshuffled_instance_numbers_follow_time(tmp_path: Path,
+                                                 small_session: ph.SessionPhantom) -> None:
+    paths = _write(tmp_path, small_session, "ge", shuffle_instance_numbers=False)
+    dss = [pydicom.dcmread(p, stop_before_pixels=True) for p in paths]
+    inst = [int(d.InstanceNumber) for d in sorted(dss, key=lambda d: float(d.TriggerTime))]
+    assert inst[: small_session.signal.shape[2]] == sorted(inst[: small_session.signal.shape[2]])
+    assert max(inst[: small_session.signal.shape[2]]) == small_session.signal.shape[2]
+
+
+def test_enhanced_multiframe(tmp_path: Path, small_session: ph.SessionPhantom) -> None:
+    s = small_session
+    nk, nt = s.signal.shape[2], s.signal.shape[3]
+    paths = _write(tmp_path, s, "enhanced")
+    assert len(paths) == 1
+    ds = pydicom.dcmread(paths[0])
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4.1"
+    assert int(ds.NumberOfFrames) == nk * nt
+    frames = ds.PerFrameFunctionalGroupsSequence
+    assert len(frames) == nk * nt
+    tpi = [int(f.FrameContentSequence[0].TemporalPositionIndex) for f in frames]
+    assert sorted(set(tpi)) == list(range(1, nt + 1))
+    fad = {str(f.FrameContentSequence[0].FrameAcquisitionDateTime) for f in frames}
+    assert len(fad) == nt
+    for f in frames[:3]:
+        assert "PlanePositionSequence" in f and "PlaneOrientationSequence" in f
+        assert float(f.PixelValueTransformationSequence[0].RescaleSlope) > 0
+    assert ds.pixel_array.shape == (nk * nt, 48, 44)
+
+
+def test_identifiers_only_in_patient_tags(tmp_path: Path,
+                                          small_session: ph.SessionPhantom) -> None:
+    s = small_session
+    canaries = {"PatientName": "CANARY^NAME", "PatientID": "CANARYID42"}
+    for vendor in dw.VENDORS:
+        out = tmp_path / vendor
+        _write(out, s, vendor)
+        assert s.vfa_signal is not None
+        dw.write_vfa(out, s.vfa_signal, s.vfa_flip_angles_deg, s.affine, vendor=vendor,
+                     tr_s=0.0045, te_s=0.0015, patient_name=canaries["PatientName"],
+                     patient_id=canaries["PatientID"], uid_seed="test")
+        for path in out.iterdir():
+            assert "CANARY" not in path.name
+            raw = path.read_bytes()
+            for value in canaries.values():
+                assert raw.count(value.encode()) == 1
+            ds = pydicom.dcmread(path)
+            hits = {kw for kw, val in _walk(ds) if "CANARY" in str(val)}
+            assert hits == set(canaries)
+            assert all(str(ds[kw].value) == v for kw, v in canaries.items())
+
+
+def test_deterministic_files(tmp_path: Path, small_session: ph.SessionPhantom) -> None:
+    a = _write(tmp_path / "a", small_session, "philips")
+    b = _write(tmp_path / "b", small_session, "philips")
+    assert [p.name for p in a] == [p.name for p in b]
+    assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b, strict=True))
+
+
+def test_bad_affine_rejected(tmp_path: Path, small_session: ph.SessionPhantom) -> None:
+    aff = small_session.affine.copy()
+    aff[1, 2] = 2.0  # shear the slice axis
+    with pytest.raises(ValueError, match="perpendicular"):
+        dw.write_series(tmp_path, small_session.signal, small_session.t_s, aff,
+                        flip_angle_deg=20, tr_s=0.0045, te_s=0.0015, patient_name="A",
+                        patient_id="B")
+    with pytest.raises(ValueError, match="vendor"):
+        dw.write_series(tmp_path, small_session.signal, small_session.t_s,
+                        small_session.affine, vendor="toshiba", flip_angle_deg=20,
+                        tr_s=0.0045, te_s=0.0015, patient_name="A", patient_id="B")
+
+
+@pytest.mark.parametrize("vendor", dw.VENDORS)
+@pytest.mark.parametrize("separate", [True, False])
+def test_reader_round_trip(tmp_path: Path, small_session: ph.SessionPhantom, vendor: str,
+                           separate: bool) -> None:
+    dicom = pytest.importorskip("dce.io.dicom")
+    s = small_session
+    assert s.vfa_signal is not None
+    _write(tmp_path, s, vendor)
+    dw.write_vfa(tmp_path, s.vfa_signal, s.vfa_flip_angles_deg, s.affine, vendor=vendor,
+                 separate_series=separate, tr_s=0.0045, te_s=0.0015, patient_name="A^B",
+                 patient_id="C", uid_seed="test", series_description=dw.VFA_DESCRIPTIONS[vendor])
+    series = dicom.discover_series(tmp_path)
+    dce = dicom.load_dce(series)
+    np.testing.assert_allclose(dce.t_s, s.t_s, atol=1e-5)
+    np.testing.assert_allclose(dce.affine, s.affine, atol=1e-4)
+    np.testing.assert_allclose(dce.data, s.signal, atol=float(s.signal.max()) / 65000 * 0.51)
+    assert dce.meta["FlipAngle_deg"] == 20.0 and dce.meta["RepetitionTime_s"] == 0.0045
+    vfa = dicom.load_vfa(series)
+    np.testing.assert_allclose(vfa.flip_angles_deg, s.vfa_flip_angles_deg)
+    np.testing.assert_allclose(vfa.affine, s.affine, atol=1e-4)
+    np.testing.assert_allclose(vfa.data, s.vfa_signal,
+                               atol=float(s.vfa_signal.max()) / 65000 * 0.51)
+
+
+def test_write_cohort(tmp_path: Path) -> None:
+    acq = replace(SMALL, n_phases=12)
+    cohort = ph.make_cohort(4, seed=3, acquisition=acq)
+    sessions = dw.write_cohort_dicom(tmp_path, cohort,
+                                     vendors=("ge", "siemens", "philips", "enhanced"))
+    assert len(sessions) == len(cohort.sessions)
+    assert list(sessions["vendor"].drop_duplicates()) == ["ge", "siemens", "philips",
+                                                         "enhanced"]
+    table = pd.read_csv(tmp_path / "sessions.tsv", sep="\t")
+    assert list(table.columns[:3]) == ["subject", "session", "days_from_rt"]
+    lesions = pd.read_csv(tmp_path / "lesions.tsv", sep="\t")
+    assert lesions["subject"].tolist() == cohort.lesions["subject"].tolist()
+    assert (tmp_path / "truth" / "lesion_truth.tsv").exists()
+    row = table.iloc[-1]
+    ph_s = cohort.session(row["subject"], row["session"])
+    img = nib.load(tmp_path / row["lesion_roi"])
+    assert isinstance(img, nib.Nifti1Image)
+    assert np.array_equal(np.asarray(img.dataobj), ph_s.lesion_labels)
+    np.testing.assert_allclose(img.affine, ph_s.affine)
+    marrow = nib.load(tmp_path / row["marrow_roi"])
+    assert isinstance(marrow, nib.Nifti1Image) and np.asarray(marrow.dataobj).sum() > 0
+    aif = pd.read_csv(tmp_path / row["subject"] / row["session"] / "truth"
+                      / f"{row['subject']}_{row['session']}_aif.tsv", sep="\t")
+    np.testing.assert_allclose(aif["cb_mM"], ph_s.aif.cb_mM, rtol=1e-5, atol=1e-6)
+    dicom = pytest.importorskip("dce.io.dicom")
+    for _, r in table.iterrows():
+        dce = dicom.load_dce(tmp_path / r["dicom_dir"])
+        np.testing.assert_allclose(dce.t_s, acq.t_s, atol=1e-5)
+        assert dicom.load_vfa(tmp_path / r["dicom_dir"]).data.shape[3] == 5
+        names = [p.name for p in (tmp_path / r["dicom_dir"]).iterdir()]
+        assert not any(r["subject"] in n for n in names)
