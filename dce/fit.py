@@ -147,6 +147,19 @@ class _Basis:
     u0: float
     du: float
     a1: NDArray[np.float64] = field(repr=False)  # integral of cp at tissue times, mM*min
+    proj: NDArray[np.float64] = field(repr=False)  # (nt, r+4): [u | a1 | cp | T'a1 | T'cp]
+
+
+def _trapezoid_matrix(t_min: NDArray[np.float64]) -> NDArray[np.float64]:
+    """T with (T @ y)[i] = trapezoid integral of y from t[0] to t[i]."""
+    nt = t_min.size
+    m = np.zeros((nt, nt))
+    dt = np.diff(t_min)
+    for i in range(1, nt):
+        m[i] = m[i - 1]
+        m[i, i - 1] += 0.5 * dt[i - 1]
+        m[i, i] += 0.5 * dt[i - 1]
+    return m
 
 
 def _build_basis(t: NDArray[np.float64], cp: NDArray[np.float64], t_aif: NDArray[np.float64],
@@ -167,10 +180,13 @@ def _build_basis(t: NDArray[np.float64], cp: NDArray[np.float64], t_aif: NDArray
     w_tab = e_tab @ u
     spl = np.ascontiguousarray(CubicSpline(u_tab, w_tab, axis=0).c)
     w_cp = grid.cp_mM @ u
+    tm = _trapezoid_matrix(t / 60.0)
+    proj = np.ascontiguousarray(np.column_stack([u, a1, grid.cp_mM, tm.T @ a1,
+                                                 tm.T @ grid.cp_mM]))
     g_tab = np.ascontiguousarray(np.stack([np.sum(w_tab**2, axis=1), w_tab @ w_cp], axis=1))
     return _Basis(grid=grid, u=u, w_tab=np.ascontiguousarray(w_tab), spl=spl, g_tab=g_tab,
                   w_cp=w_cp, w_int=a1 @ u, u0=float(u_tab[0]),
-                  du=float(u_tab[1] - u_tab[0]), a1=a1)
+                  du=float(u_tab[1] - u_tab[0]), a1=a1, proj=proj)
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -238,6 +254,32 @@ def _spline_w(u: float, spl: NDArray[Any], u0: float, du: float, out: NDArray[An
         out[k] = ((spl[0, i, k] * s + spl[1, i, k]) * s + spl[2, i, k]) * s + spl[3, i, k]
 
 
+# output columns of the kernels
+_OUT = ("ktrans_per_min", "kep_per_min", "ve", "vp", "r2", "rmse_mM", "status")
+_SSE = 7
+
+
+@numba.njit(cache=True, inline="always")
+def _finish(out: NDArray[Any], v: int, kt: float, kep: float, vp: float, sse: float,
+            sst: float, st: float, nt: int, model: int) -> None:
+    """Write one voxel's result row: _OUT columns, then the SSE."""
+    if st == 1.0:
+        for k in range(8):
+            out[v, k] = np.nan
+        out[v, 6] = 1.0
+        return
+    if st == 3.0 or model == 2:
+        kep = np.nan
+    out[v, 0] = kt
+    out[v, 1] = kep
+    out[v, 2] = kt / kep if (np.isfinite(kep) and kep > 0) else np.nan
+    out[v, 3] = vp
+    out[v, 4] = 1.0 - sse / sst if sst > 0 else np.nan
+    out[v, 5] = np.sqrt(sse / nt)
+    out[v, 6] = st
+    out[v, 7] = sse
+
+
 @numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
 def _profile_tab(j: int, w_tab: NDArray[Any], g_tab: NDArray[Any], ct: NDArray[Any],
                  gcc: float, rcp: float, kep: float, model: int, kt_max: float, ve_max: float,
@@ -265,12 +307,55 @@ def _profile_tab_active(j: int, w_tab: NDArray[Any], g_tab: NDArray[Any], ct: ND
     return f, (a <= 0.0) + 2 * (a >= a_hi) + 4 * (b <= 0.0) + 8 * (b >= vp_max)
 
 
+_BLK = 256   # voxels per block of the kernels
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _accumulate(c: NDArray[Any], v0: int, nb: int, t_min: NDArray[Any], vmat: NDArray[Any],
+                xcol: NDArray[Any], acc: NDArray[Any], stats: NDArray[Any],
+                integrals: bool) -> None:
+    """One pass over a block of curves c[v0:v0+nb], time-outer and voxel-inner (SIMD).
+
+    acc[k, j] = sum_t vmat[t, k] c[v0+j, t]; stats rows: 0 sum of I^2, 1 -sum I*C (I the
+    running trapezoid integral of the curve, only when ``integrals``), 2 sum C^2, 3 sum C,
+    4 the number of NaN or infinite samples.
+    """
+    nt = c.shape[1]
+    nk = vmat.shape[1]
+    acc[:, :nb] = 0.0
+    stats[:, :nb] = 0.0
+    integ = stats[5]
+    prev = stats[6]
+    for t in range(nt):
+        for j in range(nb):
+            xcol[j] = c[v0 + j, t]
+        for k in range(nk):
+            a = vmat[t, k]
+            for j in range(nb):
+                acc[k, j] += a * xcol[j]
+        for j in range(nb):
+            x = xcol[j]
+            stats[4, j] += 0.0 if np.isfinite(x) else 1.0
+            stats[2, j] += x * x
+            stats[3, j] += x
+        if integrals:
+            h = 0.5 * (t_min[t] - t_min[t - 1]) if t > 0 else 0.0
+            for j in range(nb):
+                x = xcol[j]
+                ig = integ[j] + h * (x + prev[j])
+                integ[j] = ig
+                prev[j] = x
+                stats[0, j] += ig * ig
+                stats[1, j] -= ig * x
+
+
 @numba.njit(cache=True, parallel=True, fastmath=_FASTMATH)
-def _nlls_kernel(c: NDArray[Any], u: NDArray[Any], w_tab: NDArray[Any], g_tab: NDArray[Any],
+def _nlls_kernel(c: NDArray[Any], u: NDArray[Any], w_tab: NDArray[Any],
+                 g_tab: NDArray[Any],
                  spl: NDArray[Any], w_cp: NDArray[Any], w_int: NDArray[Any], u0: float,
-                 du: float, stride: int, kep_start: NDArray[Any], model: int, kt_max: float,
+                 du: float, stride: int, model: int, kt_max: float,
                  ve_max: float, vp_max: float, out: NDArray[Any]) -> None:
-    """out[:, :] = ktrans, kep, vp, sse, sst, status per voxel.
+    """Write each voxel's row of ``out`` (columns _OUT + SSE); out[:, 1] holds the start kep.
 
     Coarse table grid (every ``stride`` rows) and the LLSQ start value -> golden-section
     search over the table rows around the best point -> parabolic interpolation between the
@@ -282,169 +367,158 @@ def _nlls_kernel(c: NDArray[Any], u: NDArray[Any], w_tab: NDArray[Any], g_tab: N
     u_hi = u0 + (n_tab - 1) * du
     kep_tab = np.exp(u0 + du * np.arange(n_tab))
     gcc = _dot(w_cp, w_cp)
-    for v in numba.prange(nv):
+    n_blk = (nv + _BLK - 1) // _BLK
+    for blk in numba.prange(n_blk):  # per-block scratch: no per-voxel allocation
         ct = np.zeros(r)
         w = np.empty(r)
-        cc = 0.0
-        sc = 0.0
-        finite = True
-        for t in range(nt):
-            x = np.float64(c[v, t])
-            if not np.isfinite(x):
-                finite = False
-                break
-            cc += x * x
-            sc += x
+        xcol = np.empty(_BLK)
+        acc = np.empty((r, _BLK))
+        stats = np.empty((7, _BLK))
+        v0 = blk * _BLK
+        nb = min(nv, v0 + _BLK) - v0
+        _accumulate(c, v0, nb, u[:, 0:1], u, xcol, acc, stats, False)
+        for v in range(v0, v0 + nb):
+            j = v - v0
             for k in range(r):
-                ct[k] += x * u[t, k]
-        if not finite:
-            for k in range(5):
-                out[v, k] = np.nan
-            out[v, 5] = 1.0
-            continue
-        sst = cc - sc * sc / nt
-        rcp = _dot(w_cp, ct)
-        if model == 2:   # Patlak: linear, no kep
-            f, a, b = _box2(_dot(w_int, ct), rcp, _dot(w_int, w_int), _dot(w_int, w_cp), gcc,
-                            kt_max, vp_max)
-            out[v, 0] = a
-            out[v, 1] = np.nan
-            out[v, 2] = b
-            out[v, 3] = max(cc + f, 0.0)
-            out[v, 4] = sst
-            st = 0.0
-            if a >= kt_max or b >= vp_max:
-                st = 2.0
-            elif a <= 0.0:
-                st = 3.0
-            out[v, 5] = st
-            continue
-        # 1. coarse grid over ln(kep), plus the LLSQ start value
-        best_f = 1e300
-        jb = 0
-        for j in range(0, n_tab, stride):
-            f = _profile_tab(j, w_tab, g_tab, ct, gcc, rcp, kep_tab[j], model, kt_max, ve_max,
-                             vp_max)
-            if f < best_f:
-                best_f = f
-                jb = j
-        ks = kep_start[v]
-        if np.isfinite(ks) and ks > 0:
-            js = int(np.floor((np.log(ks) - u0) / du + 0.5))
-            if 0 <= js < n_tab:
-                f = _profile_tab(js, w_tab, g_tab, ct, gcc, rcp, kep_tab[js], model, kt_max,
-                                 ve_max, vp_max)
+                ct[k] = acc[k, j]
+            cc = stats[2, j]
+            sc = stats[3, j]
+            finite = stats[4, j] == 0.0
+            if not finite:
+                _finish(out, v, np.nan, np.nan, np.nan, np.nan, np.nan, 1.0, nt, model)
+                continue
+            sst = cc - sc * sc / nt
+            ks = out[v, 1]
+            rcp = _dot(w_cp, ct)
+            if model == 2:   # Patlak: linear, no kep
+                f, a, b = _box2(_dot(w_int, ct), rcp, _dot(w_int, w_int), _dot(w_int, w_cp), gcc,
+                                kt_max, vp_max)
+                st = 0.0
+                if a >= kt_max or b >= vp_max:
+                    st = 2.0
+                elif a <= 0.0:
+                    st = 3.0
+                _finish(out, v, a, np.nan, b, max(cc + f, 0.0), sst, st, nt, model)
+                continue
+            # 1. coarse grid over ln(kep), plus the LLSQ start value
+            best_f = 1e300
+            jb = 0
+            for j in range(0, n_tab, stride):
+                f = _profile_tab(j, w_tab, g_tab, ct, gcc, rcp, kep_tab[j], model, kt_max, ve_max,
+                                 vp_max)
                 if f < best_f:
                     best_f = f
-                    jb = js
-        # 2. golden-section search over table rows in [jb - stride, jb + stride]
-        lo = max(jb - stride, 0)
-        hi = min(jb + stride, n_tab - 1)
-        x1 = hi - int(0.618 * (hi - lo))
-        x2 = lo + int(0.618 * (hi - lo))
-        f1 = _profile_tab(x1, w_tab, g_tab, ct, gcc, rcp, kep_tab[x1], model, kt_max, ve_max,
-                          vp_max)
-        f2 = _profile_tab(x2, w_tab, g_tab, ct, gcc, rcp, kep_tab[x2], model, kt_max, ve_max,
-                          vp_max)
-        while hi - lo > 3:
-            if f1 <= f2:
-                hi = x2
-                x2 = x1
-                f2 = f1
-                x1 = hi - int(0.618 * (hi - lo))
-                if x1 >= x2:
-                    x1 = x2 - 1
-                f1 = _profile_tab(x1, w_tab, g_tab, ct, gcc, rcp, kep_tab[x1], model, kt_max,
-                                  ve_max, vp_max)
-            else:
-                lo = x1
-                x1 = x2
-                f1 = f2
-                x2 = lo + int(0.618 * (hi - lo))
-                if x2 <= x1:
-                    x2 = x1 + 1
-                f2 = _profile_tab(x2, w_tab, g_tab, ct, gcc, rcp, kep_tab[x2], model, kt_max,
-                                  ve_max, vp_max)
-        jm = lo
-        fm = 1e300
-        for j in range(lo, hi + 1):
-            f = _profile_tab(j, w_tab, g_tab, ct, gcc, rcp, kep_tab[j], model, kt_max, ve_max,
-                             vp_max)
-            if f < fm:
-                fm = f
-                jm = j
-        if best_f < fm:
-            jm = jb
-            fm = best_f
-        # 3. parabola through the neighbouring rows
-        um = u0 + jm * du
-        kink = False
-        if 0 < jm < n_tab - 1:
-            fl, al = _profile_tab_active(jm - 1, w_tab, g_tab, ct, gcc, rcp, kep_tab[jm - 1],
-                                         model, kt_max, ve_max, vp_max)
-            fr, ar = _profile_tab_active(jm + 1, w_tab, g_tab, ct, gcc, rcp, kep_tab[jm + 1],
-                                         model, kt_max, ve_max, vp_max)
-            _, am = _profile_tab_active(jm, w_tab, g_tab, ct, gcc, rcp, kep_tab[jm], model,
-                                        kt_max, ve_max, vp_max)
-            kink = al != am or ar != am
-            den = fl - 2.0 * fm + fr
-            if den > 0:
-                um = um + 0.5 * du * (fl - fr) / den
-        kep = np.exp(um)
-        _spline_w(um, spl, u0, du, w)
-        f, a, b = _profile(w, ct, w_cp, gcc, rcp, kep, model, kt_max, ve_max, vp_max)
-        if f > fm or kink:
-            # a bound becomes active next to the minimum (the profile has a kink there) or
-            # the parabola failed: golden-section search on the spline between the rows
-            ga = u0 + max(jm - 1, 0) * du
-            gb = u0 + min(jm + 1, n_tab - 1) * du
-            y1 = gb - 0.6180339887498949 * (gb - ga)
-            y2 = ga + 0.6180339887498949 * (gb - ga)
-            _spline_w(y1, spl, u0, du, w)
-            h1, _, _ = _profile(w, ct, w_cp, gcc, rcp, np.exp(y1), model, kt_max, ve_max,
-                                vp_max)
-            _spline_w(y2, spl, u0, du, w)
-            h2, _, _ = _profile(w, ct, w_cp, gcc, rcp, np.exp(y2), model, kt_max, ve_max,
-                                vp_max)
-            for _ in range(24):
-                if h1 <= h2:
-                    gb = y2
-                    y2 = y1
-                    h2 = h1
-                    y1 = gb - 0.6180339887498949 * (gb - ga)
-                    _spline_w(y1, spl, u0, du, w)
-                    h1, _, _ = _profile(w, ct, w_cp, gcc, rcp, np.exp(y1), model, kt_max,
-                                        ve_max, vp_max)
+                    jb = j
+            if np.isfinite(ks) and ks > 0:
+                js = int(np.floor((np.log(ks) - u0) / du + 0.5))
+                if 0 <= js < n_tab:
+                    f = _profile_tab(js, w_tab, g_tab, ct, gcc, rcp, kep_tab[js], model, kt_max,
+                                     ve_max, vp_max)
+                    if f < best_f:
+                        best_f = f
+                        jb = js
+            # 2. golden-section search over table rows in [jb - stride, jb + stride]
+            lo = max(jb - stride, 0)
+            hi = min(jb + stride, n_tab - 1)
+            x1 = hi - int(0.618 * (hi - lo))
+            x2 = lo + int(0.618 * (hi - lo))
+            f1 = _profile_tab(x1, w_tab, g_tab, ct, gcc, rcp, kep_tab[x1], model, kt_max, ve_max,
+                              vp_max)
+            f2 = _profile_tab(x2, w_tab, g_tab, ct, gcc, rcp, kep_tab[x2], model, kt_max, ve_max,
+                              vp_max)
+            while hi - lo > 3:
+                if f1 <= f2:
+                    hi = x2
+                    x2 = x1
+                    f2 = f1
+                    x1 = hi - int(0.618 * (hi - lo))
+                    if x1 >= x2:
+                        x1 = x2 - 1
+                    f1 = _profile_tab(x1, w_tab, g_tab, ct, gcc, rcp, kep_tab[x1], model, kt_max,
+                                      ve_max, vp_max)
                 else:
-                    ga = y1
-                    y1 = y2
-                    h1 = h2
-                    y2 = ga + 0.6180339887498949 * (gb - ga)
-                    _spline_w(y2, spl, u0, du, w)
-                    h2, _, _ = _profile(w, ct, w_cp, gcc, rcp, np.exp(y2), model, kt_max,
-                                        ve_max, vp_max)
-            um = y1 if h1 <= h2 else y2
+                    lo = x1
+                    x1 = x2
+                    f1 = f2
+                    x2 = lo + int(0.618 * (hi - lo))
+                    if x2 <= x1:
+                        x2 = x1 + 1
+                    f2 = _profile_tab(x2, w_tab, g_tab, ct, gcc, rcp, kep_tab[x2], model, kt_max,
+                                      ve_max, vp_max)
+            jm = lo
+            fm = 1e300
+            for j in range(lo, hi + 1):
+                f = _profile_tab(j, w_tab, g_tab, ct, gcc, rcp, kep_tab[j], model, kt_max, ve_max,
+                                 vp_max)
+                if f < fm:
+                    fm = f
+                    jm = j
+            if best_f < fm:
+                jm = jb
+                fm = best_f
+            # 3. parabola through the neighbouring rows
+            um = u0 + jm * du
+            kink = False
+            if 0 < jm < n_tab - 1:
+                fl, al = _profile_tab_active(jm - 1, w_tab, g_tab, ct, gcc, rcp, kep_tab[jm - 1],
+                                             model, kt_max, ve_max, vp_max)
+                fr, ar = _profile_tab_active(jm + 1, w_tab, g_tab, ct, gcc, rcp, kep_tab[jm + 1],
+                                             model, kt_max, ve_max, vp_max)
+                _, am = _profile_tab_active(jm, w_tab, g_tab, ct, gcc, rcp, kep_tab[jm], model,
+                                            kt_max, ve_max, vp_max)
+                kink = al != am or ar != am
+                den = fl - 2.0 * fm + fr
+                if den > 0:
+                    um = um + 0.5 * du * (fl - fr) / den
             kep = np.exp(um)
             _spline_w(um, spl, u0, du, w)
             f, a, b = _profile(w, ct, w_cp, gcc, rcp, kep, model, kt_max, ve_max, vp_max)
-            if f > fm:  # keep the table row
-                um = u0 + jm * du
-                kep = kep_tab[jm]
-                f, a, b = _profile(w_tab[jm], ct, w_cp, gcc, rcp, kep, model, kt_max, ve_max,
-                                   vp_max)
-        out[v, 0] = a
-        out[v, 1] = kep
-        out[v, 2] = b
-        out[v, 3] = max(cc + f, 0.0)
-        out[v, 4] = sst
-        st = 0.0
-        if a <= 0.0:
-            st = 3.0
-        elif (um <= u0 + 0.5 * du or um >= u_hi - 0.5 * du or a >= kt_max * (1 - 1e-9)
-              or a >= ve_max * kep * (1 - 1e-9) or b >= vp_max * (1 - 1e-9)):
-            st = 2.0
-        out[v, 5] = st
-
+            if f > fm or kink:
+                # a bound becomes active next to the minimum (the profile has a kink there) or
+                # the parabola failed: golden-section search on the spline between the rows
+                ga = u0 + max(jm - 1, 0) * du
+                gb = u0 + min(jm + 1, n_tab - 1) * du
+                y1 = gb - 0.6180339887498949 * (gb - ga)
+                y2 = ga + 0.6180339887498949 * (gb - ga)
+                _spline_w(y1, spl, u0, du, w)
+                h1, _, _ = _profile(w, ct, w_cp, gcc, rcp, np.exp(y1), model, kt_max, ve_max,
+                                    vp_max)
+                _spline_w(y2, spl, u0, du, w)
+                h2, _, _ = _profile(w, ct, w_cp, gcc, rcp, np.exp(y2), model, kt_max, ve_max,
+                                    vp_max)
+                for _ in range(24):
+                    if h1 <= h2:
+                        gb = y2
+                        y2 = y1
+                        h2 = h1
+                        y1 = gb - 0.6180339887498949 * (gb - ga)
+                        _spline_w(y1, spl, u0, du, w)
+                        h1, _, _ = _profile(w, ct, w_cp, gcc, rcp, np.exp(y1), model, kt_max,
+                                            ve_max, vp_max)
+                    else:
+                        ga = y1
+                        y1 = y2
+                        h1 = h2
+                        y2 = ga + 0.6180339887498949 * (gb - ga)
+                        _spline_w(y2, spl, u0, du, w)
+                        h2, _, _ = _profile(w, ct, w_cp, gcc, rcp, np.exp(y2), model, kt_max,
+                                            ve_max, vp_max)
+                um = y1 if h1 <= h2 else y2
+                kep = np.exp(um)
+                _spline_w(um, spl, u0, du, w)
+                f, a, b = _profile(w, ct, w_cp, gcc, rcp, kep, model, kt_max, ve_max, vp_max)
+                if f > fm:  # keep the table row
+                    um = u0 + jm * du
+                    kep = kep_tab[jm]
+                    f, a, b = _profile(w_tab[jm], ct, w_cp, gcc, rcp, kep, model, kt_max, ve_max,
+                                       vp_max)
+            st = 0.0
+            if a <= 0.0:
+                st = 3.0
+            elif (um <= u0 + 0.5 * du or um >= u_hi - 0.5 * du or a >= kt_max * (1 - 1e-9)
+                  or a >= ve_max * kep * (1 - 1e-9) or b >= vp_max * (1 - 1e-9)):
+                st = 2.0
+            _finish(out, v, a, kep, b, max(cc + f, 0.0), sst, st, nt, model)
 
 @numba.njit(cache=True, inline="always")
 def _dot(a: NDArray[Any], b: NDArray[Any]) -> float:
@@ -455,10 +529,25 @@ def _dot(a: NDArray[Any], b: NDArray[Any]) -> float:
 
 
 @numba.njit(cache=True, parallel=True, fastmath=_FASTMATH)
-def _llsq_kernel(c: NDArray[Any], t_min: NDArray[Any], a1: NDArray[Any], cp: NDArray[Any],
-                 model: int, out: NDArray[Any]) -> None:
-    """Murase linear least squares. out[:, :] = ktrans, kep, vp, status per voxel."""
+def _llsq_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: NDArray[Any],
+                 cp: NDArray[Any], model: int, out: NDArray[Any], mode: int, u: NDArray[Any],
+                 spl: NDArray[Any], w_cp: NDArray[Any], w_int: NDArray[Any], u0: float,
+                 du: float) -> None:
+    """Murase linear least squares.
+
+    ``mode`` 0: write only ``out[:, 1]`` (the kep start value of the nonlinear fit);
+    1: each voxel's full row of ``out`` (columns _OUT + SSE) without goodness of fit (NaN);
+    2: full rows with the residual of the LLSQ parameters on the exact model.
+
+    ``vmat`` holds the vectors a1, cp, T'a1 and T'cp (T: trapezoid running-integral matrix),
+    preceded by the basis ``u`` in mode 2: the linear terms of the normal equations (and the
+    basis projection for the residual) are inner products with them; the terms quadratic in
+    the running integral of the curve are accumulated directly.
+    """
     nv, nt = c.shape
+    r = u.shape[1]
+    n_spl = spl.shape[1]
+    u_hi = u0 + n_spl * du
     # input-only Gram entries
     g11 = 0.0
     g13 = 0.0
@@ -467,74 +556,86 @@ def _llsq_kernel(c: NDArray[Any], t_min: NDArray[Any], a1: NDArray[Any], cp: NDA
         g11 += a1[t] * a1[t]
         g13 += a1[t] * cp[t]
         g33 += cp[t] * cp[t]
-    for v in numba.prange(nv):
-        g12 = 0.0
-        g22 = 0.0
-        g23 = 0.0
-        y1 = 0.0
-        y2 = 0.0
-        y3 = 0.0
-        integ = 0.0
-        prev = np.float64(c[v, 0])
-        finite = np.isfinite(prev)
-        for t in range(nt):
-            x = np.float64(c[v, t])
-            if not np.isfinite(x):
-                finite = False
-                break
-            if t > 0:
-                integ += 0.5 * (x + prev) * (t_min[t] - t_min[t - 1])
-            prev = x
-            a2 = -integ
-            g12 += a1[t] * a2
-            g22 += a2 * a2
-            g23 += a2 * cp[t]
-            y1 += a1[t] * x
-            y2 += a2 * x
-            y3 += cp[t] * x
-        if not finite:
-            out[v, 0] = np.nan
-            out[v, 1] = np.nan
-            out[v, 2] = np.nan
-            out[v, 3] = 1.0
-            continue
-        kt = np.nan
-        kep = np.nan
-        vp = np.nan
-        if model == 0:
-            det = g11 * g22 - g12 * g12
-            if abs(det) > 1e-12 * g11 * g22:
-                kt = (y1 * g22 - y2 * g12) / det
-                kep = (y2 * g11 - y1 * g12) / det
-                vp = 0.0
-        elif model == 2:
-            det = g11 * g33 - g13 * g13
-            if abs(det) > 1e-12 * g11 * g33:
-                kt = (y1 * g33 - y3 * g13) / det
-                vp = (y3 * g11 - y1 * g13) / det
-        else:
-            # 3x3 symmetric solve by Cramer's rule
-            c11 = g22 * g33 - g23 * g23
-            c12 = g13 * g23 - g12 * g33
-            c13 = g12 * g23 - g13 * g22
-            det = g11 * c11 + g12 * c12 + g13 * c13
-            if abs(det) > 1e-14 * g11 * g22 * g33:
-                c22 = g11 * g33 - g13 * g13
-                c23 = g12 * g13 - g11 * g23
-                c33 = g11 * g22 - g12 * g12
-                p1 = (c11 * y1 + c12 * y2 + c13 * y3) / det
-                p2 = (c12 * y1 + c22 * y2 + c23 * y3) / det
-                p3 = (c13 * y1 + c23 * y2 + c33 * y3) / det
-                kep = p2
-                vp = p3
-                kt = p1 - p2 * p3
-        out[v, 0] = kt
-        out[v, 1] = kep
-        out[v, 2] = vp
-        st = 0.0
-        if not np.isfinite(kt) or kt < 0 or (model != 2 and not kep > 0) or vp < 0:
-            st = 4.0
-        out[v, 3] = st
+    n_blk = (nv + _BLK - 1) // _BLK
+    rp = vmat.shape[1] - 4     # leading basis columns (r with the residual, else 0)
+    for blk in numba.prange(n_blk):  # per-block scratch: no per-voxel allocation
+        ct = np.zeros(r)
+        w = np.empty(r)
+        xcol = np.empty(_BLK)
+        acc = np.empty((vmat.shape[1], _BLK))
+        stats = np.empty((7, _BLK))
+        v0 = blk * _BLK
+        nb = min(nv, v0 + _BLK) - v0
+        _accumulate(c, v0, nb, t_min, vmat, xcol, acc, stats, True)
+        for v in range(v0, v0 + nb):
+            j = v - v0
+            finite = stats[4, j] == 0.0
+            g22 = stats[0, j]
+            y2 = stats[1, j]
+            cc = stats[2, j]
+            sc = stats[3, j]
+            y1 = acc[rp, j]
+            y3 = acc[rp + 1, j]
+            g12 = -acc[rp + 2, j]
+            g23 = -acc[rp + 3, j]
+            for k in range(rp):
+                ct[k] = acc[k, j]
+            if not finite:
+                _finish(out, v, np.nan, np.nan, np.nan, np.nan, np.nan, 1.0, nt, model)
+                continue
+            kt = np.nan
+            kep = np.nan
+            vp = np.nan
+            if model == 0:
+                det = g11 * g22 - g12 * g12
+                if abs(det) > 1e-12 * g11 * g22:
+                    kt = (y1 * g22 - y2 * g12) / det
+                    kep = (y2 * g11 - y1 * g12) / det
+                    vp = 0.0
+            elif model == 2:
+                det = g11 * g33 - g13 * g13
+                if abs(det) > 1e-12 * g11 * g33:
+                    kt = (y1 * g33 - y3 * g13) / det
+                    vp = (y3 * g11 - y1 * g13) / det
+            else:
+                # 3x3 symmetric solve by Cramer's rule
+                c11 = g22 * g33 - g23 * g23
+                c12 = g13 * g23 - g12 * g33
+                c13 = g12 * g23 - g13 * g22
+                det = g11 * c11 + g12 * c12 + g13 * c13
+                if abs(det) > 1e-14 * g11 * g22 * g33:
+                    c22 = g11 * g33 - g13 * g13
+                    c23 = g12 * g13 - g11 * g23
+                    c33 = g11 * g22 - g12 * g12
+                    p1 = (c11 * y1 + c12 * y2 + c13 * y3) / det
+                    p2 = (c12 * y1 + c22 * y2 + c23 * y3) / det
+                    p3 = (c13 * y1 + c23 * y2 + c33 * y3) / det
+                    kep = p2
+                    vp = p3
+                    kt = p1 - p2 * p3
+            if mode == 0:
+                out[v, 1] = kep
+                continue
+            st = 0.0
+            if not np.isfinite(kt) or kt < 0 or (model != 2 and not kep > 0) or vp < 0:
+                st = 4.0
+            sse = np.nan
+            if st == 0.0 and mode == 2:
+                if model == 2:
+                    w[:] = w_int
+                else:
+                    uk = np.log(kep)
+                    if u0 <= uk <= u_hi:
+                        _spline_w(uk, spl, u0, du, w)
+                    else:
+                        w[:] = np.nan
+                # ||C - kt E - vp cp||^2 from inner products in the basis
+                sse = cc
+                for k in range(r):
+                    m = kt * w[k] + vp * w_cp[k]
+                    sse += m * m - 2.0 * m * ct[k]
+                sse = max(sse, 0.0)
+            _finish(out, v, kt, kep, vp, sse, cc - sc * sc / nt, st, nt, model)
 
 
 # ----------------------------------------------------------------------------- model API
@@ -562,12 +663,16 @@ class TracerKineticModel:
         Candidate delays (s); default 0 to 20 s in steps of 0.5 s.
     bounds : FitBounds
         Search ranges.
+    goodness_of_fit : bool
+        For ``method="llsq"``: compute R^2 and RMSE of the LLSQ parameters on the exact
+        model (a projection of every curve on the convolution basis, about 3x the cost of the
+        linear solve). When False they are NaN. (``nlls`` always reports them.)
     """
 
     def __init__(self, t_s: ArrayLike, cp_mM: ArrayLike, *, model: str = "extended_tofts",
                  t_aif_s: ArrayLike | None = None, method: str = "nlls", delay_s: float = 0.0,
                  fit_delay: bool = False, delay_grid_s: ArrayLike | None = None,
-                 bounds: FitBounds | None = None) -> None:
+                 bounds: FitBounds | None = None, goodness_of_fit: bool = True) -> None:
         if model not in MODELS:
             raise ValueError(f"model: unknown model {model!r}; choose one of {MODELS}")
         if method not in ("nlls", "llsq"):
@@ -595,6 +700,7 @@ class TracerKineticModel:
         if bounds is not None and not isinstance(bounds, FitBounds):
             raise ValueError(f"bounds: expected a FitBounds, got {type(bounds).__name__}")
         self.bounds = bounds or FitBounds()
+        self.goodness_of_fit = bool(goodness_of_fit)
         self._n_tab = 1601
         self._stride = 80
         self._bases: dict[float, _Basis] = {}
@@ -669,67 +775,29 @@ class TracerKineticModel:
     def _fit_flat(self, c: NDArray[Any]) -> dict[str, NDArray[Any]]:
         model = _MODEL_CODE[self.model]
         nv = c.shape[0]
-        b0 = self._basis(self.delays_s[0])
         t_min = self.t_s / 60.0
-        ll = np.empty((nv, 4))
-        _llsq_kernel(c, t_min, b0.a1, b0.grid.cp_mM, model, ll)
-        if self.method == "llsq":
-            return self._finish_llsq(c, ll, b0, model)
+        bd = self.bounds
+        mode = (2 if self.goodness_of_fit else 1) if self.method == "llsq" else 0
         best: NDArray[np.float64] | None = None
         best_delay = np.full(nv, self.delays_s[0])
-        bd = self.bounds
         for d in self.delays_s:
             b = self._basis(float(d))
-            if b is not b0 and self.fit_delay:
-                _llsq_kernel(c, t_min, b.a1, b.grid.cp_mM, model, ll)
-            out = np.empty((nv, 6))
-            _nlls_kernel(c, b.u, b.w_tab, b.g_tab, b.spl, b.w_cp, b.w_int, b.u0, b.du,
-                         self._stride, np.ascontiguousarray(ll[:, 1]), model,
-                         bd.ktrans_max_per_min, bd.ve_max, bd.vp_max, out)
+            out = np.empty((nv, 8))
+            vmat = b.proj if mode == 2 else np.ascontiguousarray(b.proj[:, -4:])
+            _llsq_kernel(c, vmat, t_min, b.a1, b.grid.cp_mM, model, out, mode, b.u,
+                         b.spl, b.w_cp, b.w_int, b.u0, b.du)
+            if mode == 0:
+                _nlls_kernel(c, b.u, b.w_tab, b.g_tab, b.spl, b.w_cp, b.w_int, b.u0,
+                             b.du, self._stride, model, bd.ktrans_max_per_min, bd.ve_max,
+                             bd.vp_max, out)
             if best is None:
                 best = out
             else:
-                better = out[:, 3] < best[:, 3]
+                better = out[:, _SSE] < best[:, _SSE]
                 best[better] = out[better]
                 best_delay[better] = d
         assert best is not None
-        return self._package(best[:, 0], best[:, 1], best[:, 2], best[:, 3], best[:, 4],
-                             best[:, 5], best_delay, model)
-
-    def _finish_llsq(self, c: NDArray[Any], ll: NDArray[np.float64], b: _Basis,
-                     model: int) -> dict[str, NDArray[Any]]:
-        kt, kep, vp, st = ll[:, 0], ll[:, 1], ll[:, 2], ll[:, 3]
-        # residuals of the LLSQ parameters on the exact model, via the basis
-        pred = np.zeros_like(c, dtype=np.float64)
-        ok = st == 0
-        if np.any(ok):
-            if model == 2:
-                pred[ok] = kt[ok, None] * b.a1 + vp[ok, None] * b.grid.cp_mM
-            else:
-                u = np.log(np.clip(kep[ok], *self.bounds.kep_per_min))
-                idx = np.clip(((u - b.u0) / b.du).astype(np.intp), 0, b.spl.shape[1] - 1)
-                s = (u - (b.u0 + idx * b.du))[:, None]
-                sp = b.spl
-                w = ((sp[0, idx] * s + sp[1, idx]) * s + sp[2, idx]) * s + sp[3, idx]
-                pred[ok] = kt[ok, None] * (w @ b.u.T) + vp[ok, None] * b.grid.cp_mM
-        resid = np.where(ok[:, None], c - pred, np.nan)
-        sse = np.sum(resid**2, axis=1)
-        sst = np.sum((c - c.mean(axis=1, keepdims=True)) ** 2, axis=1)
-        return self._package(kt, kep, vp, sse, sst, st, np.full(c.shape[0], self.delays_s[0]),
-                             model)
-
-    def _package(self, kt: NDArray[Any], kep: NDArray[Any], vp: NDArray[Any],
-                 sse: NDArray[Any], sst: NDArray[Any], st: NDArray[Any],
-                 delay: NDArray[Any], model: int) -> dict[str, NDArray[Any]]:
-        status = st.astype(np.int8)
-        kep = np.where(status == 3, np.nan, kep)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ve = np.where(np.isfinite(kep) & (kep > 0), kt / kep, np.nan)
-            r2 = np.where(sst > 0, 1.0 - sse / sst, np.nan)
-        if model == 2:
-            ve = np.full_like(kt, np.nan)
-            kep = np.full_like(kt, np.nan)
-        nt = self.t_s.size
-        return {"ktrans_per_min": kt, "kep_per_min": kep, "ve": ve, "vp": vp,
-                "delay_s": np.where(status == 1, np.nan, delay), "r2": r2,
-                "rmse_mM": np.sqrt(sse / nt), "status": status}
+        res = {k: best[:, i] for i, k in enumerate(_OUT)}
+        res["status"] = best[:, 6].astype(np.int8)
+        res["delay_s"] = np.where(res["status"] == 1, np.nan, best_delay)
+        return res
