@@ -30,6 +30,8 @@ __all__ = [
     "baseline_indices",
     "concentration_to_signal",
     "r1_from_signal",
+    "rician_corrected_mean",
+    "rician_sigma",
     "signal_to_concentration",
     "spgr_m0",
     "spgr_signal",
@@ -201,12 +203,13 @@ class ConcentrationResult:
 
 def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
                             flip_angle_deg: float, r1_per_mM_per_s: float,
-                            baseline: Baseline) -> ConcentrationResult:
+                            baseline: Baseline | None = None,
+                            m0: ArrayLike | None = None) -> ConcentrationResult:
     """Convert an SPGR signal time course to contrast agent concentration.
 
     M0 is estimated per voxel from the mean baseline signal and the pre-contrast T1
-    (``t10_s``); each sample is then inverted for R1 and
-    ``C = (R1 - 1/T10) / r1``.
+    (``t10_s``), or given (``m0``, e.g. from a VFA T1 fit); each sample is then inverted for
+    R1 and ``C = (R1 - 1/T10) / r1``.
 
     Parameters
     ----------
@@ -221,8 +224,12 @@ def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
         Flip angle (degrees).
     r1_per_mM_per_s : float
         Longitudinal relaxivity (/mM/s), e.g. 4.5 for gadoterate at 1.5 T.
-    baseline : int or sequence of int
-        Number of leading pre-contrast phases, or explicit phase indices.
+    baseline : int or sequence of int, optional
+        Number of leading pre-contrast phases, or explicit phase indices; required unless
+        ``m0`` is given.
+    m0 : array_like, optional
+        Known equilibrium magnetisation (signal units): a scalar or a map broadcastable to
+        ``signal.shape[:-1]``; non-finite or non-positive voxels get status 1.
 
     Returns
     -------
@@ -232,7 +239,9 @@ def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
     if s.ndim < 1 or s.shape[-1] < 2:
         raise ValueError("signal: need time on the last axis with >= 2 phases, "
                          f"got shape {s.shape}")
-    idx = baseline_indices(baseline, s.shape[-1])
+    if baseline is None and m0 is None:
+        raise ValueError("baseline: give the pre-contrast phases (a count or indices) or a "
+                         "known m0")
     fa = float(check_flip_angle(_scalar(flip_angle_deg, "flip_angle_deg")))
     tr = check_tr(tr_s)
     relax = _relaxivity(r1_per_mM_per_s)
@@ -247,16 +256,70 @@ def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
     t10_ok = np.isfinite(t10) & (t10 > 0)
     t10_safe = np.where(t10_ok, t10, 1.0)
 
-    s0 = s[..., idx].mean(axis=-1)
-    s0_ok = np.isfinite(s0) & (s0 > 0)
-    m0 = np.where(s0_ok & t10_ok, spgr_m0(np.where(s0_ok, s0, 1.0), t10_safe, fa, tr), np.nan)
-    r1, bad = r1_from_signal(s, m0[..., None], fa, tr)
+    if m0 is None:
+        assert baseline is not None
+        idx = baseline_indices(baseline, s.shape[-1])
+        s0 = s[..., idx].mean(axis=-1)
+        s0_ok = np.isfinite(s0) & (s0 > 0)
+        m0_est = spgr_m0(np.where(s0_ok, s0, 1.0), t10_safe, fa, tr)
+        m0_map = np.where(s0_ok & t10_ok, m0_est, np.nan)
+    else:
+        given = as_float_array(m0, "m0", allow_nan=True)
+        try:
+            given = np.broadcast_to(given, s.shape[:-1])
+        except ValueError:
+            raise ValueError(f"m0: shape {given.shape} does not match the image shape "
+                             f"{s.shape[:-1]}") from None
+        s0_ok = np.isfinite(given) & (given > 0)
+        m0_map = np.where(s0_ok & t10_ok, given, np.nan)
+    r1, bad = r1_from_signal(s, m0_map[..., None], fa, tr)
     conc = (r1 - 1.0 / t10_safe[..., None]) / relax
     status = np.zeros(s.shape[:-1], dtype=np.int8)
     status[bad.any(axis=-1)] = 2
     status[~s0_ok] = 1
     status[~t10_ok] = 3
-    return ConcentrationResult(conc_mM=conc, r1_per_s=r1, m0=m0, out_of_range=bad, status=status)
+    return ConcentrationResult(conc_mM=conc, r1_per_s=r1, m0=m0_map, out_of_range=bad,
+                               status=status)
+
+
+def rician_corrected_mean(magnitude: ArrayLike, *, sigma: float, axis: int = 0
+                          ) -> NDArray[np.float64]:
+    r"""Noise-floor corrected mean of magnitude samples (e.g. the voxels of an ROI).
+
+    Magnitude images carry Rician noise, whose mean is biased upwards at low SNR
+    (:math:`E[M] \approx \sqrt{A^2+\sigma^2}`), which biases concentrations. The second
+    moment is unbiased: :math:`E[M^2] = A^2 + 2\sigma^2`, so
+
+    .. math:: \hat A = \sqrt{\max(\overline{M^2} - 2\sigma^2, 0)}
+
+    Parameters
+    ----------
+    magnitude : array_like
+        Magnitude samples; averaged over ``axis``.
+    sigma : float
+        Noise standard deviation of each of the real and imaginary channels (signal units),
+        e.g. from :func:`rician_sigma` or a background region (``sigma = mean / 1.2533``).
+    axis : int
+        Axis of the samples.
+    """
+    m = as_float_array(magnitude, "magnitude")
+    sd = float(as_float_array(sigma, "sigma"))
+    if sd < 0:
+        raise ValueError(f"sigma: must be >= 0, got {sd:g}")
+    return np.asarray(np.sqrt(np.maximum(np.mean(m * m, axis=axis) - 2.0 * sd * sd, 0.0)))
+
+
+def rician_sigma(magnitude: ArrayLike) -> float:
+    r"""Noise sd of Rician samples of one constant underlying signal, by the method of moments.
+
+    From :math:`m_2 = A^2 + 2\sigma^2` and :math:`m_4 = A^4 + 8\sigma^2A^2 + 8\sigma^4`:
+    :math:`\sigma^2 = (m_2 - \sqrt{2m_2^2 - m_4})/2`. Use many samples (e.g. the baseline
+    phases of a homogeneous region).
+    """
+    m = as_float_array(magnitude, "magnitude").ravel()
+    m2 = float(np.mean(m**2))
+    m4 = float(np.mean(m**4))
+    return float(np.sqrt(max(m2 - np.sqrt(max(2 * m2 * m2 - m4, 0.0)), 0.0) / 2.0))
 
 
 def concentration_to_signal(conc_mM: ArrayLike, *, t10_s: ArrayLike, m0: ArrayLike, tr_s: float,

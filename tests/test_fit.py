@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -150,7 +152,7 @@ def test_integer_input_and_predict_shapes() -> None:
     ({"bounds": "x"}, "bounds: expected a FitBounds"),
 ])
 def test_model_bad_arguments(kwargs: dict, match: str) -> None:
-    args = {"t_s": _grid("even"), "cp_mM": _aif(_grid("even"))}
+    args: dict[str, Any] = {"t_s": _grid("even"), "cp_mM": _aif(_grid("even"))}
     args.update(kwargs)
     t_s = args.pop("t_s")
     cp = args.pop("cp_mM")

@@ -39,7 +39,8 @@ def _fit_all(model: str, delayed: bool) -> dict[str, dict[str, float]]:
     shift = CASES[model][1]
     groups: dict[bytes, list[Any]] = {}
     for row in df.itertuples():
-        groups.setdefault(_arr(row.ca).tobytes() + _arr(row.ta).tobytes(), []).append(row)
+        key = _arr(str(row.ca)).tobytes() + _arr(str(row.ta)).tobytes()
+        groups.setdefault(key, []).append(row)
     out: dict[str, dict[str, float]] = {}
     for rows in groups.values():
         r0 = rows[0]
