@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -40,7 +41,8 @@ def _patch_fit(vendor: str) -> tuple[np.ndarray, np.ndarray, float]:
     # noise sd from the baseline phases of each tissue patch (method of moments)
     sigma = float(np.median([rician_sigma(sig[c * 10:(c + 1) * 10, 10 + r * 10:20 + r * 10,
                                                :N_BASELINE]) for r in range(6) for c in range(5)]))
-    kw = {"tr_s": 0.005, "flip_angle_deg": 30.0, "r1_per_mM_per_s": 4.5, "m0": M0[vendor]}
+    kw: dict[str, Any] = {"tr_s": 0.005, "flip_angle_deg": 30.0, "r1_per_mM_per_s": 4.5,
+                          "m0": M0[vendor]}
     blood = rician_corrected_mean(sig[:, 70:80, :].reshape(-1, n_t), sigma=sigma)
     cb = signal_to_concentration(blood, t10_s=1.44, **kw)
     assert cb.status == 0
