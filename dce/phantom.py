@@ -46,7 +46,7 @@ Default tissue properties (:func:`default_tissues`, rounded, 3 T)
 ========== ====== ===== ========== ===== ====== ==============================================
 tissue     T10 s  M0    Ktrans/min ve    vp     notes
 ========== ====== ===== ========== ===== ====== ==============================================
-marrow     0.65   0.90  0.02       0.10  0.010  adult vertebral marrow, mostly fatty; a little
+marrow     0.65   0.90  0.006      0.08  0.003  adult vertebral marrow, mostly fatty; a little
                                                more red marrow, so a longer T1, than knee
                                                marrow (586 ms at 3 T [Gold2004]_); low,
                                                flat enhancement (type A TIC, seed review)
@@ -202,7 +202,7 @@ def default_tissues(field_strength_t: float = 3.0) -> dict[str, TissueProperties
           {"marrow": 0.55, "disc": 1.0, "csf": 4.0, "aorta": 1.44, "muscle": 1.01,
            "fat": 0.34, "soft": 0.9, "lesion": 1.0})
     return {
-        "marrow": TissueProperties(t1["marrow"], 0.90, 0.02, 0.10, 0.010),
+        "marrow": TissueProperties(t1["marrow"], 0.90, 0.006, 0.08, 0.003),
         "disc": TissueProperties(t1["disc"], 0.80, 0.005, 0.20, 0.0),
         "csf": TissueProperties(t1["csf"], 1.00, 0.0, 0.2, 0.0),
         "aorta": TissueProperties(t1["aorta"], 0.95, 0.0, 0.2, 0.0),
