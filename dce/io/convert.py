@@ -1,0 +1,261 @@
+"""Convert one visit folder of DICOM files to NIfTI images with JSON sidecars.
+
+:func:`convert_visit` is the single conversion step shared by the ``dce convert``
+command and the workflow: it finds the DCE series and the variable-flip-angle (VFA)
+series under a folder, stacks them (:mod:`dce.io.dicom`, which validates the grid and
+the timing) and writes, in the output folder::
+
+    sub-<subject>_ses-<session>_dce.nii.gz   4-D signal (i, j, k, t), float32
+    sub-<subject>_ses-<session>_dce.json     phase times (s), FA, TR, TE, field, ...
+    sub-<subject>_ses-<session>_vfa.nii.gz   4-D signal (i, j, k, flip angle), float32
+    sub-<subject>_ses-<session>_vfa.json     FlipAngles_deg, TR, TE, ...
+
+Both series are read and validated before anything is written, and the files are
+written atomically (:func:`dce.io.nifti.write_nifti`); if a later file cannot be
+written, the files already written by this call are removed.  So an invalid visit
+leaves no output, and a failed write no partial set of files.
+
+De-identification: the sidecars are built from an allow-list of acquisition
+parameters (:mod:`dce.io.dicom`); the summary lines passed to ``report`` hold series
+descriptions, numbers, matrix sizes, times relative to the first phase and the output
+paths, never a patient, institution, date, clock time or UID.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from dce.io.dicom import (
+    DEFAULT_DCE_PATTERN,
+    DEFAULT_EXCLUDE_PATTERN,
+    DEFAULT_VFA_EXCLUDE_PATTERN,
+    DEFAULT_VFA_PATTERN,
+    DicomError,
+    DynamicSeries,
+    SeriesInfo,
+    VFASeries,
+    discover_series,
+    load_dce_series,
+    load_vfa_series,
+    select_series,
+)
+from dce.io.nifti import sidecar_path, write_nifti
+
+__all__ = ["ID_PATTERN", "convert_visit", "output_paths"]
+
+#: Subject and session IDs: letters and digits only (BIDS-like ``sub-<id>``).
+ID_PATTERN = re.compile(r"[A-Za-z0-9]+")
+
+Reporter = Callable[[str], None]
+
+
+def _check_id(name: str, value: str) -> str:
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+        raise ValueError(f"{name}: IDs must be letters and digits only ([A-Za-z0-9]+), "
+                         f"got {value!r}")
+    return value
+
+
+def output_paths(out_dir: str | os.PathLike[str], subject: str,
+                 session: str) -> dict[str, Path]:
+    """The files :func:`convert_visit` writes.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Output folder (usually ``results/sub-<subject>/ses-<session>``).
+    subject, session : str
+        IDs, ``[A-Za-z0-9]+``.
+
+    Returns
+    -------
+    dict
+        ``{"dce": ..., "dce_json": ..., "vfa": ..., "vfa_json": ...}``.
+    """
+    stem = f"sub-{_check_id('subject', subject)}_ses-{_check_id('session', session)}"
+    out = Path(out_dir)
+    dce, vfa = out / f"{stem}_dce.nii.gz", out / f"{stem}_vfa.nii.gz"
+    return {"dce": dce, "dce_json": sidecar_path(dce), "vfa": vfa, "vfa_json": sidecar_path(vfa)}
+
+
+def _listing(series: Sequence[SeriesInfo]) -> str:
+    if not series:
+        return "no DICOM image series found"
+    return f"{len(series)} series found: " + "; ".join(s.label for s in series)
+
+
+def _where(info: SeriesInfo, root: Path) -> str:
+    """Series label plus its folder relative to ``root`` (tells apart equal labels)."""
+    try:
+        folder = Path(os.path.commonpath(info.files)).relative_to(root)
+    except ValueError:
+        return info.label
+    if len(info.files) == 1:
+        folder = folder.parent
+    return info.label if folder == Path(".") else f"{info.label} in {folder.as_posix()}/"
+
+
+def _pattern_text(pattern: str, exclude: str | None) -> str:
+    return f"SeriesDescription pattern {pattern!r}" + (
+        f" (excluding {exclude!r})" if exclude else "")
+
+
+def _fmt_s(v: float) -> str:
+    return f"{v:.3f}".rstrip("0").rstrip(".") if v != int(v) else f"{v:.0f}"
+
+
+def _dce_lines(info: SeriesInfo, d: DynamicSeries) -> list[str]:
+    m = d.meta
+    nx, ny, nz, nt = d.data.shape
+    vox = " x ".join(_fmt_s(v) for v in m["VoxelSize_mm"])
+    lines = [f"DCE: {info.label}",
+             f"  {nx} x {ny} x {nz} voxels of {vox} mm, {nt} phases; FA "
+             f"{_fmt_s(m['FlipAngle_deg'])} deg, TR {_fmt_s(m['RepetitionTime_s'] * 1000)} ms"]
+    if nt > 1:
+        spacing = f"spacing {_fmt_s(m['PhaseSpacing_s'])} s"
+        if m["PhaseSpacingUneven"]:
+            lo, hi = m["PhaseSpacingRange_s"]
+            spacing = (f"UNEVEN spacing {_fmt_s(lo)} .. {_fmt_s(hi)} s (median "
+                       f"{_fmt_s(m['PhaseSpacing_s'])} s; recorded in the sidecar)")
+        lines.append(f"  phase times 0 .. {_fmt_s(float(d.t_s[-1]))} s, {spacing}")
+    lines.append(f"  timing from {m['TimingSource']}; phase order from "
+                 f"{m['PhaseOrderSource']}")
+    lines += [f"  note: {n}" for n in m.get("Notes", [])]
+    return lines
+
+
+def _vfa_lines(infos: Sequence[SeriesInfo], v: VFASeries, d: DynamicSeries) -> list[str]:
+    nx, ny, nz, nf = v.data.shape
+    fas = ", ".join(_fmt_s(float(a)) for a in v.flip_angles_deg)
+    lines = [f"VFA: {len(infos)} series: " + "; ".join(s.label for s in infos),
+             f"  {nx} x {ny} x {nz} voxels, {nf} flip angles ({fas} deg), TR "
+             f"{_fmt_s(v.tr_s * 1000)} ms"]
+    if v.data.shape[:3] != d.data.shape[:3] or not np.allclose(v.affine, d.affine, atol=1e-3):
+        diff = (float(np.max(np.abs(v.affine - d.affine)))
+                if v.data.shape[:3] == d.data.shape[:3] else float("nan"))
+        what = (f"shape {v.data.shape[:3]} vs {d.data.shape[:3]}"
+                if np.isnan(diff) else f"affines differ by up to {diff:.3g} mm")
+        lines.append(f"  note: the VFA grid differs from the DCE grid ({what}); T1 maps "
+                     "need resampling to the DCE grid")
+    lines += [f"  note: {n}" for n in v.meta.get("Notes", [])]
+    return lines
+
+
+def convert_visit(dicom_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
+                  subject: str, session: str, dce_pattern: str | None = None,
+                  vfa_pattern: str | None = None, require_vfa: bool = False,
+                  report: Reporter | None = None) -> dict[str, Path]:
+    """Convert the DCE (and VFA) series of one visit to NIfTI + JSON sidecars.
+
+    Parameters
+    ----------
+    dicom_dir : path-like
+        Folder searched recursively for DICOM files (any names, other files skipped).
+    out_dir : path-like
+        Output folder (created).  Files are named ``sub-<subject>_ses-<session>_<what>``.
+    subject, session : str
+        IDs, letters and digits only.  They are used in the file names only.
+    dce_pattern : str, optional
+        SeriesDescription regular expression (case-insensitive search) of the DCE series;
+        default :data:`dce.io.dicom.DEFAULT_DCE_PATTERN`.  Derived series (subtractions,
+        MIPs, reformats, motion corrected) are always excluded.  Exactly one series
+        must match.
+    vfa_pattern : str, optional
+        SeriesDescription regular expression of the VFA series (one series with several
+        flip angles or one series per flip angle); default
+        :data:`dce.io.dicom.DEFAULT_VFA_PATTERN`.  Anything that looks dynamic and the
+        chosen DCE series are excluded.
+    require_vfa : bool
+        If True, a visit without a matching VFA series is an error; otherwise only the
+        DCE files are written.  A VFA series that matches but is invalid is always an
+        error.
+    report : callable, optional
+        Called with each line of a short, de-identified summary (series found, series
+        chosen, shape, phase times and spacing, timing source, files written).
+
+    Returns
+    -------
+    dict of Path
+        ``"dce"`` and ``"dce_json"``, plus ``"vfa"`` and ``"vfa_json"`` when VFA data
+        were converted.
+
+    Raises
+    ------
+    DicomError
+        No or several DCE series match, the DCE series has a single phase, no VFA series
+        and ``require_vfa``, or a series is
+        invalid (missing phase or slice, duplicated position, non-increasing phase times,
+        mixed flip angle or TR, ...; see :func:`dce.io.dicom.load_dce_series`).  The
+        message names the folder, series or file and the problem.
+    ValueError
+        Invalid subject/session ID or pattern.
+    OSError
+        The output cannot be written.
+    """
+    say: Reporter = report or (lambda _line: None)
+    paths = output_paths(out_dir, subject, session)
+    for what, rx in (("DCE", dce_pattern), ("VFA", vfa_pattern)):
+        try:
+            re.compile(rx or "")
+        except re.error as exc:
+            raise ValueError(f"{what} series pattern {rx!r}: invalid regular expression "
+                             f"({exc})") from None
+    dicom_dir = Path(dicom_dir)
+    series = discover_series(dicom_dir)
+    say(f"{len(series)} series found:" if series else _listing(series))
+    for s in series:
+        say(f"  - {s.label}")
+
+    pattern = dce_pattern or DEFAULT_DCE_PATTERN
+    hits = select_series(series, pattern, exclude=DEFAULT_EXCLUDE_PATTERN)
+    if not hits:
+        raise DicomError(f"{dicom_dir}: no DCE series: no series matches "
+                         f"{_pattern_text(pattern, DEFAULT_EXCLUDE_PATTERN)}; "
+                         f"{_listing(series)}")
+    if len(hits) > 1:
+        raise DicomError(f"{dicom_dir}: {len(hits)} series match the DCE "
+                         f"{_pattern_text(pattern, DEFAULT_EXCLUDE_PATTERN)}: "
+                         + "; ".join(_where(s, dicom_dir) for s in hits)
+                         + "; pass a more specific DCE pattern")
+    dce_info = hits[0]
+
+    vpattern = vfa_pattern or DEFAULT_VFA_PATTERN
+    vfa_infos = [s for s in select_series(series, vpattern, exclude=DEFAULT_VFA_EXCLUDE_PATTERN)
+                 if s.uid != dce_info.uid]
+    if not vfa_infos and require_vfa:
+        raise DicomError(f"{dicom_dir}: no VFA series: none matches "
+                         f"{_pattern_text(vpattern, DEFAULT_VFA_EXCLUDE_PATTERN)} (VFA data "
+                         f"required); {_listing(series)}")
+
+    dce = load_dce_series(dce_info)
+    if dce.data.shape[3] < 2:
+        raise DicomError(f"DCE series {dce_info.label}: only one phase (a single volume "
+                         "per slice position); not a dynamic series, pass another DCE "
+                         "pattern")
+    for line in _dce_lines(dce_info, dce):
+        say(line)
+    vfa = load_vfa_series(vfa_infos) if vfa_infos else None
+    for line in (_vfa_lines(vfa_infos, vfa, dce) if vfa is not None
+                 else ["VFA: none found (no T1 map from this visit)"]):
+        say(line)
+
+    written: list[Path] = []
+    try:
+        write_nifti(paths["dce"], dce.data, dce.affine, dce.meta)
+        written += [paths["dce_json"], paths["dce"]]
+        if vfa is not None:
+            write_nifti(paths["vfa"], vfa.data, vfa.affine, vfa.meta)
+            written += [paths["vfa_json"], paths["vfa"]]
+    except BaseException:
+        for p in written:
+            p.unlink(missing_ok=True)
+        raise
+    out = {k: v for k, v in paths.items() if k.startswith("dce") or vfa is not None}
+    say("wrote " + ", ".join(str(out[k]) for k in ("dce", "vfa") if k in out)
+        + " (+ .json sidecars)")
+    return out
