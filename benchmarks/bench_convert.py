@@ -17,8 +17,6 @@ Prints ``key=value`` lines:
 * ``peak_rss_mb``: peak resident set size of the converting process (includes the
   interpreter and imported libraries, reported alone as ``baseline_rss_mb``);
 * ``dce_array_mb``: size of the float32 4-D DCE array; ``nifti_mb``: output size;
-* ``uid_workaround``: 1 if the writer's SOP Instance UID collision for 11 or more
-  slices had to be worked around (see :func:`_work_around_uid_collisions`).
 
 Run: ``python benchmarks/bench_convert.py`` (``--matrix 64 64 12 --phases 20`` for a
 quick check).
@@ -54,27 +52,6 @@ def _rss_mb() -> float:
     return peak / 1024.0 / (1024.0 if sys.platform == "darwin" else 1.0)
 
 
-def _work_around_uid_collisions(module: Any) -> bool:
-    """Separate the UID entropy sources if ``dce.io.dicom_write._uid`` concatenates them.
-
-    ``generate_uid(entropy_srcs=[seed, "instance", "1", "10"])`` equals the one for
-    ``(..., "11", "0")``: with 11 or more slices two DCE files (phase 1 slice 10 and
-    phase 11 slice 0) get the same SOP Instance UID and file name, and one overwrites the
-    other (the reader then reports an incomplete grid).  Benchmark-only workaround; the
-    writer's UIDs are unchanged when it does not have the problem.
-    """
-    if module._uid("s", "instance", 1, 10) != module._uid("s", "instance", 11, 0):
-        return False
-    from pydicom.uid import generate_uid
-
-    def _uid(seed: str, *parts: object) -> str:
-        return str(generate_uid(prefix=module.UID_PREFIX,
-                                entropy_srcs=["|".join([seed, *map(str, parts)])]))
-
-    module._uid = _uid
-    return True
-
-
 def _convert_child(dicom_dir: str, out_dir: str, queue: Any) -> None:
     from dce.io.convert import convert_visit
 
@@ -93,11 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
 
-    from dce.io import dicom_write
     from dce.io.dicom_write import write_series, write_vfa
     from dce.phantom import Acquisition, make_session
-
-    uid_patched = _work_around_uid_collisions(dicom_write)
 
     acq = Acquisition(matrix=tuple(args.matrix), voxel_mm=(1.8, 1.8, 5.0),
                       n_phases=args.phases)
@@ -131,7 +105,6 @@ def main(argv: list[str] | None = None) -> None:
                 raise SystemExit(f"conversion process failed with exit code {proc.exitcode}")
             runs.append(queue.get(timeout=60))
 
-    print(f"uid_workaround={int(uid_patched)}")
     print(f"shape={'x'.join(map(str, s.signal.shape))}")
     print(f"render_phantom_seconds={render:.3f}")
     print(f"write_dicom_seconds={write_s:.3f}")

@@ -391,3 +391,11 @@ def test_write_cohort(tmp_path: Path) -> None:
         assert dicom.load_vfa(tmp_path / r["dicom_dir"]).data.shape[3] == 5
         names = [p.name for p in (tmp_path / r["dicom_dir"]).iterdir()]
         assert not any(r["subject"] in n for n in names)
+
+
+def test_instance_uids_unique_for_many_slices() -> None:
+    """UIDs of (phase 1, slice 10) and (phase 11, slice 0) must differ (regression)."""
+    from dce.io.dicom_write import _uid
+
+    uids = {_uid("seed", "instance", p, z) for p in range(30) for z in range(30)}
+    assert len(uids) == 900

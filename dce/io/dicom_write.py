@@ -170,7 +170,9 @@ def _scaling(data: NDArray[Any]) -> tuple[float, float]:
 
 
 def _uid(seed: str, *parts: object) -> str:
-    return str(generate_uid(prefix=UID_PREFIX, entropy_srcs=[seed, *map(str, parts)]))
+    # one joined source: pydicom concatenates entropy sources without a separator, so
+    # (phase 1, slice 10) and (phase 11, slice 0) would otherwise give the same UID
+    return str(generate_uid(prefix=UID_PREFIX, entropy_srcs=["|".join([seed, *map(str, parts)])]))
 
 
 def _tm(dt: datetime) -> str:
@@ -182,6 +184,7 @@ def _dt(dt: datetime) -> str:
 
 
 def _atomic_save(ds: Dataset, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         ds.save_as(tmp, enforce_file_format=True)
@@ -612,6 +615,7 @@ def write_vfa(out_dir: str | os.PathLike[str], data: ArrayLike, flip_angles_deg:
 
 
 def _write_tsv(df: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         df.to_csv(tmp, sep="\t", index=False, na_rep="", float_format="%.6g")
