@@ -1,0 +1,29 @@
+# Arterial input function: automatic aorta AIF with QC, population fallback, delay.
+
+
+rule aif:
+    input:
+        conc=ses("conc", "nii.gz"),
+        dce=ses("dce", "nii.gz"),
+        lesion_roi=session_path("lesion_roi"),
+        marrow_roi=optional_session_path("marrow_roi"),
+        aorta=optional_session_path(config["aif"]["mask_column"]),
+    output:
+        tsv=ses("aif", "tsv"),
+        qc=ses("aif", "json"),
+        png=ses("aif", "png"),
+        voxels=ses("aifvoxels", "nii.gz"),
+    log:
+        ses_log("aif"),
+    benchmark:
+        ses_bench("aif")
+    params:
+        aif=config["aif"],
+        n_baseline=config["acquisition"]["n_baseline"],
+        hematocrit=config["acquisition"]["hematocrit"],
+    resources:
+        mem_mb=1500,
+    conda:
+        "../envs/dce.yaml"
+    script:
+        "../scripts/aif.py"

@@ -1,0 +1,48 @@
+# The synthetic demo cohort (dce.phantom), written as DICOM with ROIs, sheets and truth
+# into the folder of config["sessions"]. A checkpoint: the session list is known only
+# once the sheet exists.
+
+if DEMO:
+    _demo_dir = os.path.dirname(config["sessions"]) or "."
+    if os.path.basename(config["sessions"]) != "sessions.tsv" or config["lesions"] != (
+        os.path.join(_demo_dir, "lesions.tsv") if _demo_dir != "." else "lesions.tsv"
+    ):
+        raise WorkflowError(
+            "demo.enabled: the demo cohort is written as <folder>/sessions.tsv and "
+            "<folder>/lesions.tsv; set config sessions/lesions accordingly"
+        )
+
+    checkpoint demo_cohort:
+        output:
+            sessions=config["sessions"],
+            lesions=config["lesions"],
+            truth_lesions=os.path.join(_demo_dir, "truth", "lesion_truth.tsv"),
+            truth_sessions=os.path.join(_demo_dir, "truth", "sessions_truth.tsv"),
+        log:
+            f"{RESULTS}/logs/demo_cohort.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/demo_cohort.tsv"
+        params:
+            demo=config["demo"],
+        resources:
+            mem_mb=1500,
+        conda:
+            "../envs/dce.yaml"
+        script:
+            "../scripts/demo_cohort.py"
+
+
+rule numba_warmup:
+    output:
+        f"{RESULTS}/benchmarks/numba_warmup.json",
+    log:
+        f"{RESULTS}/logs/numba_warmup.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/numba_warmup.tsv"
+    priority: 100
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/dce.yaml"
+    script:
+        "../scripts/numba_warmup.py"

@@ -1,0 +1,52 @@
+# Lesion and normal-marrow statistics, mean TICs, figures; benchmark summary.
+
+ROI_MAPS = [m for m in FIT_MAPS + SEMIQUANT_MAPS if m != "tictype"]
+
+
+rule roi:
+    input:
+        **map_outputs(ROI_MAPS),
+        dce=ses("dce", "nii.gz"),
+        lesion_roi=session_path("lesion_roi"),
+        marrow_roi=optional_session_path("marrow_roi"),
+    output:
+        roi=ses("roi", "tsv"),
+        tic=ses("tic", "tsv"),
+        tic_png=ses("tic", "png"),
+        maps_png=ses("maps", "png"),
+    log:
+        ses_log("roi"),
+    benchmark:
+        ses_bench("roi")
+    params:
+        lesions=expected_lesions,
+        days_from_rt=lambda wc: float(session_row(wc)["days_from_rt"]),
+        map_names=ROI_MAPS,
+        n_baseline=config["acquisition"]["n_baseline"],
+        iauc=config["semiquant"]["iauc_windows_s"],
+        tic=config["tic"],
+        rslope_from=config["roi"]["rslope_from"],
+        figure_maps=config["roi"]["figure_maps"],
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/dce.yaml"
+    script:
+        "../scripts/roi.py"
+
+
+rule benchmark_summary:
+    input:
+        all_benchmarks,
+    output:
+        f"{RESULTS}/benchmarks/summary.tsv",
+    log:
+        f"{RESULTS}/logs/benchmark_summary.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/benchmark_summary.tsv"
+    resources:
+        mem_mb=500,
+    conda:
+        "../envs/dce.yaml"
+    script:
+        "../scripts/benchmark_summary.py"
