@@ -116,6 +116,18 @@ def test_bad_config_is_rejected(tmp_path: Path, bad: dict[str, Any], words: list
     assert not (tmp_path / "demo_test").exists()
 
 
+def test_lint_clean(tmp_path: Path) -> None:
+    """``snakemake --lint`` has nothing to say (the CI runs this test)."""
+    out = io.StringIO()
+    with _cwd(tmp_path), contextlib.redirect_stdout(out), snakemake_api.SnakemakeApi(
+            st.OutputSettings(quiet={st.Quietness.PROGRESS})) as api:
+        wf = api.workflow(resource_settings=st.ResourceSettings(cores=1),
+                          config_settings=st.ConfigSettings(configfiles=[TEST_CONFIG]),
+                          snakefile=SNAKEFILE, workdir=tmp_path)
+        linted = wf.lint()
+    assert not linted, out.getvalue()
+
+
 def test_dry_run_plans_the_demo_cohort(tmp_path: Path) -> None:
     snakemake(tmp_path, mode="dryrun")
     assert not (tmp_path / "demo_test").exists()   # a dry run writes nothing
@@ -226,7 +238,8 @@ def _without_vfa(src: Path, dst: Path) -> None:
 
 def test_broken_inputs_fail_with_the_file_name(run: Path) -> None:
     """ROI outside the FOV, empty ROI, lesion missing from the ROI: errors naming the file,
-    no partial outputs; a session without VFA data gets the fixed T10 and completes."""
+    no partial outputs; a session without VFA data gets the fixed T10 and completes; ROIs
+    stored in another voxel order give the same statistics."""
     from dce.io import read_nifti, write_nifti
 
     demo = run / "demo_test"
@@ -236,7 +249,8 @@ def test_broken_inputs_fail_with_the_file_name(run: Path) -> None:
     first = sessions[sessions["subject"] == subjects[0]]
     a, b = first.iloc[0], first.iloc[1]
     c = sessions[sessions["subject"] == subjects[1]].iloc[0]
-    d = sessions[sessions["subject"] == subjects[2]].iloc[0]
+    third = sessions[sessions["subject"] == subjects[2]]
+    d, e = third.iloc[0], third.iloc[1]
     bad = demo / "bad"
     bad.mkdir()
     # a: lesion ROI moved 500 mm away; b: empty lesion ROI
@@ -247,6 +261,14 @@ def test_broken_inputs_fail_with_the_file_name(run: Path) -> None:
     write_nifti(bad / "empty.nii.gz", np.zeros_like(img.data), img.affine)
     sessions.loc[a.name, "lesion_roi"] = "bad/outside.nii.gz"
     sessions.loc[b.name, "lesion_roi"] = "bad/empty.nii.gz"
+    # e: lesion and marrow ROIs stored in another voxel order (k, i, j; first axis flipped)
+    for col in ("lesion_roi", "marrow_roi"):
+        roi = read_nifti(demo / e[col])
+        n = roi.data.shape[2]
+        perm = np.array([[0, 1, 0, 0], [0, 0, 1, 0], [-1, 0, 0, n - 1], [0, 0, 0, 1]], float)
+        write_nifti(bad / f"reoriented_{col}.nii.gz",
+                    np.flip(np.transpose(roi.data, (2, 0, 1)), axis=0), roi.affine @ perm)
+        sessions.loc[e.name, col] = f"bad/reoriented_{col}.nii.gz"
     # d: no VFA series
     _without_vfa(demo / d.dicom_dir, bad / "novfa")
     sessions.loc[d.name, "dicom_dir"] = "bad/novfa"
@@ -255,7 +277,7 @@ def test_broken_inputs_fail_with_the_file_name(run: Path) -> None:
     extra = pd.DataFrame([{"subject": c.subject, "lesion": 9, "level": "L5"}])
     pd.concat([lesions, extra]).to_csv(demo / "lesions_bad.tsv", sep="\t", index=False)
 
-    keys = [(r.subject, r.session) for r in (a, b, c, d)]
+    keys = [(r.subject, r.session) for r in (a, b, c, d, e)]
     targets = [f"results_bad/sub-{s}/ses-{t}/sub-{s}_ses-{t}_roi.tsv" for s, t in keys]
     cfg = {"demo": {"enabled": False}, "sessions": "demo_test/sessions_bad.tsv",
            "lesions": "demo_test/lesions_bad.tsv", "results": "results_bad"}
@@ -285,3 +307,11 @@ def test_broken_inputs_fail_with_the_file_name(run: Path) -> None:
     t1 = json.loads((run / "results_bad" / f"sub-{d.subject}" / f"ses-{d.session}"
                      / f"sub-{d.subject}_ses-{d.session}_T1map.json").read_text())
     assert t1["Source"] == "fixed" and t1["FixedT10_s"] == pytest.approx(1.2)
+    # the reoriented ROIs give exactly the statistics of the original ones
+    stem = f"sub-{e.subject}_ses-{e.session}_roi.tsv"
+    new = pd.read_csv(run / "results_bad" / f"sub-{e.subject}" / f"ses-{e.session}" / stem,
+                      sep="\t")
+    ref = pd.read_csv(run / "results_test" / f"sub-{e.subject}" / f"ses-{e.session}" / stem,
+                      sep="\t")
+    pd.testing.assert_frame_equal(new[["roi", "label", "n_voxels", "ktrans_per_min_mean"]],
+                                  ref[["roi", "label", "n_voxels", "ktrans_per_min_mean"]])
