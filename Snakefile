@@ -21,5 +21,6 @@ include: "workflow/rules/roi.smk"
 
 rule all:
     input:
+        WARMUP,  # listed here too, so it compiles while the demo cohort is written
         all_outputs,
     default_target: True

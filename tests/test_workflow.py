@@ -26,6 +26,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
 TEST_CONFIG = REPO / "config" / "test" / "config.yaml"
+_CFG = yaml.safe_load(TEST_CONFIG.read_text())
+DEMO = Path(_CFG["sessions"]).parent      # relative to the work directory
+RESULTS = Path(_CFG["results"])
 
 snakemake_api = pytest.importorskip("snakemake.api")
 from snakemake.settings import types as st  # noqa: E402
@@ -83,7 +86,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _sessions(work: Path) -> pd.DataFrame:
-    return pd.read_csv(work / "demo_test" / "sessions.tsv", sep="\t", dtype={"subject": str,
+    return pd.read_csv(work / DEMO / "sessions.tsv", sep="\t", dtype={"subject": str,
                                                                            "session": str})
 
 
@@ -113,7 +116,7 @@ def test_bad_config_is_rejected(tmp_path: Path, bad: dict[str, Any], words: list
     if exc_info.value.__cause__ is not None:
         text += str(exc_info.value.__cause__)
     assert all(w in text for w in words), text
-    assert not (tmp_path / "demo_test").exists()
+    assert not (tmp_path / DEMO).exists()
 
 
 def test_lint_clean(tmp_path: Path) -> None:
@@ -130,7 +133,7 @@ def test_lint_clean(tmp_path: Path) -> None:
 
 def test_dry_run_plans_the_demo_cohort(tmp_path: Path) -> None:
     snakemake(tmp_path, mode="dryrun")
-    assert not (tmp_path / "demo_test").exists()   # a dry run writes nothing
+    assert not (tmp_path / DEMO).exists()   # a dry run writes nothing
 
 
 # --------------------------------------------------------------------------- real run
@@ -140,7 +143,7 @@ def test_every_session_output_exists(run: Path) -> None:
     sessions = _sessions(run)
     assert len(sessions) >= 5
     for r in sessions.itertuples():
-        d = run / "results_test" / f"sub-{r.subject}" / f"ses-{r.session}"
+        d = run / RESULTS / f"sub-{r.subject}" / f"ses-{r.session}"
         stem = f"sub-{r.subject}_ses-{r.session}"
         for what in ("dce.nii.gz", "dce.json", "vfa.nii.gz", "T1map.nii.gz", "conc.nii.gz",
                      "aif.tsv", "aif.json", "aif.png", "aifvoxels.nii.gz", "ktrans.nii.gz",
@@ -165,14 +168,14 @@ def test_every_session_output_exists(run: Path) -> None:
             assert key in qc
         t1 = json.loads((d / f"{stem}_T1map.json").read_text())
         assert t1["Source"] == "VFA"
-    bench = pd.read_csv(run / "results_test" / "benchmarks" / "summary.tsv", sep="\t")
+    bench = pd.read_csv(run / RESULTS / "benchmarks" / "summary.tsv", sep="\t")
     assert len(bench) == len(sessions)
     assert np.all(bench["wall_s"] > 0) and np.all(bench["max_rss_mb"] > 0)
 
 
 def test_no_identifiers_in_outputs(run: Path) -> None:
     """The demo DICOM carries PatientName PHANTOM^<subject>; no output may contain it."""
-    for p in (run / "results_test").rglob("*.json"):
+    for p in (run / RESULTS).rglob("*.json"):
         text = p.read_text()
         assert "PHANTOM" not in text and "Patient" not in text, p
 
@@ -180,7 +183,7 @@ def test_no_identifiers_in_outputs(run: Path) -> None:
 def test_accuracy_against_ground_truth(run: Path) -> None:
     """Lesion-mean Ktrans and vp within 10 % (median over lesions and sessions); automatic
     AIF peak within 10 % and arrival within one phase of the truth in every session."""
-    demo, res = run / "demo_test", run / "results_test"
+    demo, res = run / DEMO, run / RESULTS
     truth = pd.read_csv(demo / "truth" / "lesion_truth.tsv", sep="\t", dtype={"subject": str,
                                                                             "session": str})
     st_truth = pd.read_csv(demo / "truth" / "sessions_truth.tsv", sep="\t",
@@ -242,7 +245,7 @@ def test_broken_inputs_fail_with_the_file_name(run: Path) -> None:
     stored in another voxel order give the same statistics."""
     from dce.io import read_nifti, write_nifti
 
-    demo = run / "demo_test"
+    demo = run / DEMO
     sessions = _sessions(run)
     lesions = pd.read_csv(demo / "lesions.tsv", sep="\t", dtype={"subject": str})
     subjects = list(dict.fromkeys(sessions["subject"]))
@@ -279,8 +282,8 @@ def test_broken_inputs_fail_with_the_file_name(run: Path) -> None:
 
     keys = [(r.subject, r.session) for r in (a, b, c, d, e)]
     targets = [f"results_bad/sub-{s}/ses-{t}/sub-{s}_ses-{t}_roi.tsv" for s, t in keys]
-    cfg = {"demo": {"enabled": False}, "sessions": "demo_test/sessions_bad.tsv",
-           "lesions": "demo_test/lesions_bad.tsv", "results": "results_bad"}
+    cfg = {"demo": {"enabled": False}, "sessions": f"{DEMO.as_posix()}/sessions_bad.tsv",
+           "lesions": f"{DEMO.as_posix()}/lesions_bad.tsv", "results": "results_bad"}
     with pytest.raises(Exception):  # noqa: B017 - snakemake reports failed jobs generically
         snakemake(run, config=cfg, targets=targets, keep_going=True)
 
@@ -311,7 +314,7 @@ def test_broken_inputs_fail_with_the_file_name(run: Path) -> None:
     stem = f"sub-{e.subject}_ses-{e.session}_roi.tsv"
     new = pd.read_csv(run / "results_bad" / f"sub-{e.subject}" / f"ses-{e.session}" / stem,
                       sep="\t")
-    ref = pd.read_csv(run / "results_test" / f"sub-{e.subject}" / f"ses-{e.session}" / stem,
+    ref = pd.read_csv(run / RESULTS / f"sub-{e.subject}" / f"ses-{e.session}" / stem,
                       sep="\t")
     pd.testing.assert_frame_equal(new[["roi", "label", "n_voxels", "ktrans_per_min_mean"]],
                                   ref[["roi", "label", "n_voxels", "ktrans_per_min_mean"]])

@@ -20,6 +20,7 @@ LESIONS_SCHEMA = workflow.source_path("../schemas/lesions.schema.yaml")
 SES = f"{RESULTS}/sub-{{subject}}/ses-{{session}}/sub-{{subject}}_ses-{{session}}"
 LOG = f"{RESULTS}/logs/sub-{{subject}}/ses-{{session}}/{{rule}}.log"
 BENCH = f"{RESULTS}/benchmarks/sub-{{subject}}/ses-{{session}}/{{rule}}.tsv"
+WARMUP = f"{RESULTS}/benchmarks/numba_warmup.json"
 
 # parameter maps written by the rules fit and semiquant ("what" in the file names)
 FIT_MAPS = ["ktrans", "kep", "ve", "vp", "r2", "rmse", "delay", "fitstatus"]
@@ -94,7 +95,11 @@ def _validate_sheet(df, schema, path):
     try:
         validate(df, schema=schema)
     except WorkflowError as exc:
-        raise _sheet_error(path, f"does not match {schema}: {exc}") from None
+        raise _sheet_error(
+            path,
+            f"does not match workflow/schemas/{os.path.basename(schema)} (rows are "
+            f"counted from 0 after the header): {exc}",
+        ) from None
 
 
 @functools.lru_cache(maxsize=4)

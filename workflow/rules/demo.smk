@@ -34,7 +34,7 @@ if DEMO:
 
 rule numba_warmup:
     output:
-        f"{RESULTS}/benchmarks/numba_warmup.json",
+        WARMUP,
     log:
         f"{RESULTS}/logs/numba_warmup.log",
     benchmark:

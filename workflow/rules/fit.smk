@@ -5,7 +5,7 @@ rule fit:
     input:
         conc=ses("conc", "nii.gz"),
         aif=ses("aif", "tsv"),
-        warmup=ancient(f"{RESULTS}/benchmarks/numba_warmup.json"),
+        warmup=ancient(WARMUP),
     output:
         **map_outputs(FIT_MAPS),
     log:
