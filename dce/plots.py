@@ -249,6 +249,9 @@ def aif_qc_figure(t_s: ArrayLike, cb_mM: ArrayLike, *, background: ArrayLike,
         f"candidates, noise/peak "
         f"{_fmt(qc.get('noise_ratio'), '.3f')}, washout {_fmt(qc.get('washout'), '.2f')}",
     ]
+    if qc.get("mode") == "population":
+        lines.append(f"population AIF ({qc.get('source')}) by configuration, aligned to the "
+                     "detected bolus arrival; QC above refers to the measured aortic curve")
     if qc.get("fallback_used"):
         lines.append(f"population fallback used: {qc.get('fallback_reason')}")
     if qc.get("delay_phases"):

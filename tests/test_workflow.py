@@ -119,6 +119,28 @@ def test_bad_config_is_rejected(tmp_path: Path, bad: dict[str, Any], words: list
     assert not (tmp_path / DEMO).exists()
 
 
+def test_figures_orientation_and_failed_qc(tmp_path: Path) -> None:
+    """dce.plots shows superior up, anterior left, whatever the voxel order."""
+    from dce.phantom import Acquisition, affine_for
+    from dce.plots import aif_qc_figure, sagittal_section, to_ras
+
+    aff = affine_for(Acquisition(matrix=(6, 5, 4)))   # i posterior, j inferior, k right
+    vol = np.zeros((6, 5, 4))
+    vol[0, 0, 0] = 1.0                                  # most anterior, superior, left voxel
+    ras, zooms = to_ras(vol, aff)
+    assert np.allclose(zooms, [5.0, 1.8, 1.8])          # x (k), y (i), z (j)
+    assert ras.shape == (4, 6, 5) and ras[0, -1, -1] == 1.0
+    assert sagittal_section(ras, 0)[0, 0] == 1.0      # top left of the display
+    t = np.arange(20) * 5.0
+    qc = {"passed": False, "reason": "peak 0.2 mM < min_peak_mM 1", "source": "parker",
+          "fallback_used": True, "fallback_reason": "QC failed", "peak_blood_mM": None,
+          "arrival_s": float("nan"), "n_voxels": 0}
+    fig = aif_qc_figure(t, np.exp(-t / 50), background=vol, voxel_mask=np.zeros(vol.shape, bool),
+                        affine=aff, qc=qc, measured_cb_mM=np.full(t.size, np.nan))
+    fig.savefig(tmp_path / "qc.png")
+    assert (tmp_path / "qc.png").stat().st_size > 1000
+
+
 def test_lint_clean(tmp_path: Path) -> None:
     """``snakemake --lint`` has nothing to say (the CI runs this test)."""
     out = io.StringIO()
