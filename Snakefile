@@ -17,10 +17,12 @@ include: "workflow/rules/convert.smk"
 include: "workflow/rules/aif.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/roi.smk"
+include: "workflow/rules/cohort.smk"
 
 
 rule all:
     input:
         WARMUP,  # listed here too, so it compiles while the demo cohort is written
         all_outputs,
+        cohort_outputs,
     default_target: True

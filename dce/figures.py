@@ -1,0 +1,401 @@
+"""Figures of the cohort analysis (matplotlib; no file I/O).
+
+* :func:`roc_figure` -- empirical ROC curves of several predictors with pointwise
+  bootstrap confidence bands and the AUC (95% CI) in the legend;
+* :func:`waterfall_figure` -- one bar per lesion (e.g. percent change of Vp), sorted,
+  coloured by outcome, with optional cut-off lines;
+* :func:`prepost_figure` -- paired baseline / follow-up values per lesion, one line per
+  lesion coloured by outcome, group medians bold;
+* :func:`tic_types_figure` -- mean (+- SD) enhancement curve per TIC type;
+* :func:`lesion_maps_figure` -- baseline vs follow-up parameter maps of one lesion over
+  the anatomy, cropped around it (the style of the review's Fig 4/5).
+
+Every function returns a :class:`matplotlib.figure.Figure` built without pyplot (no
+global state; saving renders with the Agg backend) and takes plain arrays. Figures never
+carry patient, subject or session identifiers: lesions are anonymous bars/lines or are
+named by label and vertebral level only, sessions by name (``pre``, ``fu1``) or day.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "OUTCOME_COLOURS",
+    "LesionMapCell",
+    "LesionMapRow",
+    "PairedPanel",
+    "RocSeries",
+    "TICTypeCurve",
+    "lesion_maps_figure",
+    "prepost_figure",
+    "roc_figure",
+    "tic_types_figure",
+    "waterfall_figure",
+]
+
+#: Outcome colours: positive (e.g. recurrence), negative (control), unknown.
+OUTCOME_COLOURS = {1: "#d62728", 0: "#1f77b4", None: "#9e9e9e"}
+_SERIES_COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02",
+                   "#a6761d", "#666666")
+_TIC_COLOURS = {"A": "#9e9e9e", "B": "#1f77b4", "C": "#2ca02c", "D": "#ff7f0e",
+                "E": "#d62728", "marrow": "#555555"}
+
+
+def _f64(x: ArrayLike) -> NDArray[np.float64]:
+    return np.asarray(x, dtype=np.float64).reshape(-1)
+
+
+def _outcome_key(v: Any) -> int | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    if np.isnan(f):
+        return None
+    return 1 if f == 1 else 0
+
+
+def _outcome_handles(names: Mapping[int | None, str], present: set[int | None]) -> list[Any]:
+    return [Patch(color=OUTCOME_COLOURS[k], label=names.get(k, str(k)))
+            for k in (1, 0, None) if k in present]
+
+
+def _default_names(endpoint: str) -> dict[int | None, str]:
+    return {1: f"{endpoint} = 1", 0: f"{endpoint} = 0", None: f"{endpoint} unknown"}
+
+
+# --------------------------------------------------------------------------- ROC
+
+
+@dataclass(frozen=True)
+class RocSeries:
+    """One predictor's ROC curve.
+
+    ``fpr``/``tpr``: the empirical curve (e.g. :func:`dce.stats.roc_curve`);
+    ``band_fpr``, ``band_lo``, ``band_hi``: a pointwise confidence band of the TPR
+    (optional); ``auc``, ``auc_lo``, ``auc_hi``: shown in the legend.
+    """
+
+    label: str
+    fpr: ArrayLike
+    tpr: ArrayLike
+    auc: float
+    auc_lo: float | None = None
+    auc_hi: float | None = None
+    band_fpr: ArrayLike | None = None
+    band_lo: ArrayLike | None = None
+    band_hi: ArrayLike | None = None
+    youden: tuple[float, float] | None = None     # (fpr, tpr) of the Youden cut-off
+
+
+def roc_figure(series: Sequence[RocSeries], *, title: str = "",
+               ci_label: str = "95% CI") -> Figure:
+    """ROC curves with confidence bands (module notes). One panel; up to 8 series."""
+    if not series:
+        raise ValueError("roc_figure: no ROC series")
+    fig = Figure(figsize=(5.6, 5.2), layout="constrained")
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], ls=":", color="#888888", lw=1)
+    for k, s in enumerate(series):
+        c = _SERIES_COLOURS[k % len(_SERIES_COLOURS)]
+        if s.band_fpr is not None and s.band_lo is not None and s.band_hi is not None:
+            ax.fill_between(_f64(s.band_fpr), _f64(s.band_lo), _f64(s.band_hi), color=c,
+                            alpha=0.15, step="post", lw=0)
+        lab = f"{s.label}: AUC {s.auc:.2f}"
+        if s.auc_lo is not None and s.auc_hi is not None and np.isfinite(s.auc_lo) \
+                and np.isfinite(s.auc_hi):
+            lab += f" ({s.auc_lo:.2f}–{s.auc_hi:.2f})"
+        # earlier series drawn wider, so that identical curves stay visible
+        lw = 1.5 + 2.0 * (len(series) - 1 - k) / max(len(series) - 1, 1)
+        ax.plot(_f64(s.fpr), _f64(s.tpr), color=c, lw=lw, label=lab, alpha=0.9)
+        if s.youden is not None:
+            ax.plot([s.youden[0]], [s.youden[1]], marker="o", ms=6, mfc="white", mec=c,
+                    mew=1.5)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_aspect("equal")
+    ax.set_xlabel("1 − specificity (false-positive rate)")
+    ax.set_ylabel("sensitivity (true-positive rate)")
+    ax.grid(alpha=0.3)
+    leg = ax.legend(loc="lower right", fontsize=7.5, title=f"AUC ({ci_label})",
+                    title_fontsize=7.5)
+    leg.get_frame().set_alpha(0.85)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------- waterfall
+
+
+def waterfall_figure(values: ArrayLike, outcome: ArrayLike, *, ylabel: str,
+                     title: str = "", endpoint: str = "outcome",
+                     outcome_names: Mapping[int | None, str] | None = None,
+                     cutoffs: Mapping[str, float] | None = None,
+                     bar_labels: Sequence[str] | None = None) -> Figure:
+    """Waterfall plot: one bar per lesion, sorted from the largest value down, coloured
+    by outcome (1 red, 0 blue, unknown grey). Lesions without a value are left out
+    (their number is noted). ``cutoffs``: name -> value drawn as dashed lines.
+    ``bar_labels``: optional tick labels (e.g. vertebral levels; never identifiers)."""
+    v = _f64(values)
+    y = np.asarray(outcome, dtype=object).reshape(-1)
+    if y.size != v.size:
+        raise ValueError(f"waterfall_figure: {v.size} values but {y.size} outcomes")
+    keep = np.isfinite(v)
+    order = np.argsort(-v[keep], kind="mergesort")
+    vals = v[keep][order]
+    outs = [_outcome_key(o) for o in y[keep][order]]
+    names = {**_default_names(endpoint), **(outcome_names or {})}
+    fig = Figure(figsize=(max(5.0, 0.32 * vals.size + 2.0), 4.2), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(vals.size)
+    ax.bar(x, vals, color=[OUTCOME_COLOURS[o] for o in outs], width=0.8,
+           edgecolor="white", lw=0.5)
+    ax.axhline(0.0, color="black", lw=0.8)
+    for k, (name, c) in enumerate((cutoffs or {}).items()):
+        ax.axhline(float(c), color="#444444", ls=("--", "-.", ":")[k % 3], lw=1,
+                   label=name)
+    if bar_labels is not None:
+        labs = np.asarray(list(bar_labels), dtype=object)
+        if labs.size != v.size:
+            raise ValueError("waterfall_figure: bar_labels must match values")
+        ax.set_xticks(x, [str(s) for s in labs[keep][order]], rotation=90, fontsize=7)
+    else:
+        ax.set_xticks([])
+    ax.set_xlabel(f"lesions, sorted (n = {vals.size})")
+    ax.set_ylabel(ylabel)
+    handles = _outcome_handles(names, set(outs))
+    line_handles, _ = ax.get_legend_handles_labels()
+    ax.legend(handles=handles + line_handles, fontsize=8, loc="upper right")
+    ax.grid(axis="y", alpha=0.3)
+    n_missing = int((~keep).sum())
+    if title or n_missing:
+        ax.set_title(title + (f"  ({n_missing} lesion(s) without a value)" if n_missing
+                              else ""), fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------- pre/post
+
+
+@dataclass(frozen=True)
+class PairedPanel:
+    """Paired values of one parameter: ``pre[i]``, ``post[i]`` for lesion ``i``."""
+
+    title: str
+    pre: ArrayLike
+    post: ArrayLike
+    outcome: ArrayLike
+    unit: str = ""
+    pre_label: str = "baseline"
+    post_label: str = "follow-up"
+    p_values: Mapping[str, str] = field(default_factory=dict)  # group -> "p = 0.01"
+
+
+def prepost_figure(panels: Sequence[PairedPanel], *, endpoint: str = "outcome",
+                   outcome_names: Mapping[int | None, str] | None = None,
+                   title: str = "") -> Figure:
+    """Paired baseline / follow-up lines per lesion (module notes), one panel per
+    parameter, at most 4 per row. Thick lines: the median of each outcome group.
+    ``p_values`` of a panel are written under its title."""
+    if not panels:
+        raise ValueError("prepost_figure: no panel")
+    n = len(panels)
+    ncol = min(n, 4)
+    nrow = int(np.ceil(n / ncol))
+    fig = Figure(figsize=(3.2 * ncol, 3.6 * nrow + 0.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False)).reshape(-1)
+    names = {**_default_names(endpoint), **(outcome_names or {})}
+    present: set[int | None] = set()
+    for ax, p in zip(axes, panels, strict=False):
+        a, b = _f64(p.pre), _f64(p.post)
+        y = [_outcome_key(o) for o in np.asarray(p.outcome, dtype=object).reshape(-1)]
+        if not a.size == b.size == len(y):
+            raise ValueError(f"prepost_figure: panel {p.title!r}: pre, post and outcome "
+                             f"lengths differ")
+        for k in range(a.size):
+            if np.isfinite(a[k]) and np.isfinite(b[k]):
+                ax.plot([0, 1], [a[k], b[k]], color=OUTCOME_COLOURS[y[k]], alpha=0.45,
+                        lw=1, marker="o", ms=3)
+                present.add(y[k])
+        for key in (1, 0):
+            sel = np.array([o == key for o in y]) & np.isfinite(a) & np.isfinite(b)
+            if sel.any():
+                ax.plot([0, 1], [np.median(a[sel]), np.median(b[sel])],
+                        color=OUTCOME_COLOURS[key], lw=3.2, solid_capstyle="round")
+        ax.set_xticks([0, 1], [p.pre_label, p.post_label])
+        ax.set_xlim(-0.25, 1.25)
+        ax.set_ylabel(p.unit or p.title, fontsize=8)
+        head = p.title
+        if p.p_values:
+            head += "\n" + "; ".join(f"{g}: {v}" for g, v in p.p_values.items())
+        ax.set_title(head, fontsize=8.5)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    fig.legend(handles=[*_outcome_handles(names, present),
+                        Line2D([], [], color="black", lw=3, label="group median")],
+               loc="outside lower center", ncol=4, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------- TIC types
+
+
+@dataclass(frozen=True)
+class TICTypeCurve:
+    """Mean enhancement curve (%, vs time in s) of one TIC type over ``n`` curves."""
+
+    tic_type: str
+    t_s: ArrayLike
+    mean: ArrayLike
+    sd: ArrayLike | None
+    n: int
+
+
+def tic_types_figure(curves: Sequence[TICTypeCurve], *, title: str = "",
+                     rule_text: str = "") -> Figure:
+    """Mean (+- SD band) relative enhancement per TIC type, one axis; normal marrow (type
+    ``"marrow"``) dashed grey. ``rule_text``: the TIC rule, written under the axis."""
+    if not curves:
+        raise ValueError("tic_types_figure: no curve")
+    fig = Figure(figsize=(6.4, 5.0 if rule_text else 4.4), layout="constrained")
+    if rule_text:
+        ax, note = fig.subplots(2, 1, height_ratios=[5, 1])
+        note.axis("off")
+        note.text(0.0, 1.0, textwrap.fill(rule_text, 120), fontsize=6.5, color="#444444",
+                  va="top", ha="left", transform=note.transAxes)
+    else:
+        ax = fig.subplots()
+    for k, c in enumerate(curves):
+        colour = _TIC_COLOURS.get(c.tic_type, _SERIES_COLOURS[k % len(_SERIES_COLOURS)])
+        t, m = _f64(c.t_s), _f64(c.mean)
+        marrow = c.tic_type == "marrow"
+        name = "normal marrow" if marrow else f"type {c.tic_type}"
+        ax.plot(t, m, color=colour, lw=2, ls="--" if marrow else "-",
+                label=f"{name} (n = {c.n})")
+        if c.sd is not None and c.n > 1:
+            sd = _f64(c.sd)
+            ax.fill_between(t, m - sd, m + sd, color=colour, alpha=0.12, lw=0)
+    ax.axhline(0.0, color="black", lw=0.6)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("relative enhancement (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, title="mean ± SD", title_fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------- lesion maps
+
+
+@dataclass(frozen=True)
+class LesionMapCell:
+    """One session of one parameter: 2-D display arrays (rows superior to inferior,
+    columns anterior to posterior; see :func:`dce.plots.sagittal_section`)."""
+
+    anatomy: ArrayLike
+    values: ArrayLike              # parameter map (NaN where not shown)
+    mask: ArrayLike                # lesion outline
+    title: str                     # e.g. "pre (day -5)"
+    aspect: float = 1.0
+    summary: str = ""              # e.g. "median 0.061"
+
+
+@dataclass(frozen=True)
+class LesionMapRow:
+    """A parameter across sessions (shared colour scale)."""
+
+    parameter: str
+    unit: str
+    cells: Sequence[LesionMapCell]
+    vmin: float | None = None
+    vmax: float | None = None
+    cmap: str = "inferno"
+
+
+def _range(rows_cells: Sequence[LesionMapCell]) -> tuple[float, float]:
+    vals = []
+    for c in rows_cells:
+        v = np.asarray(c.values, dtype=np.float64)
+        m = np.asarray(c.mask, dtype=bool)
+        sel = v[m & np.isfinite(v)] if m.shape == v.shape else v[np.isfinite(v)]
+        vals.append(sel)
+    allv = np.concatenate(vals) if vals else np.empty(0)
+    if allv.size == 0:
+        return 0.0, 1.0
+    lo, hi = (float(x) for x in np.percentile(allv, [2.0, 98.0]))
+    if lo >= 0 or np.min(allv) >= 0:
+        lo = 0.0
+    if not hi > lo:
+        hi = lo + 1.0
+    return lo, hi
+
+
+def lesion_maps_figure(rows: Sequence[LesionMapRow], *, title: str = "",
+                       outcome: str = "") -> Figure:
+    """Baseline vs follow-up maps of one lesion: one row per parameter, one column per
+    session, the parameter drawn over the anatomy with the lesion outlined; one colour
+    scale per row (2nd-98th percentile of the lesion voxels over the sessions unless
+    given). ``title`` e.g. "lesion 1 (T12)"; ``outcome`` a short note (e.g.
+    "recurrence = 1"); neither may carry identifiers."""
+    if not rows or not rows[0].cells:
+        raise ValueError("lesion_maps_figure: no map")
+    ncol = max(len(r.cells) for r in rows)
+    nrow = len(rows)
+    fig = Figure(figsize=(2.6 * ncol + 1.0, 2.8 * nrow + 0.5), layout="constrained")
+    axes = fig.subplots(nrow, ncol, squeeze=False)
+    for i, r in enumerate(rows):
+        lo, hi = _range(r.cells)
+        vmin = r.vmin if r.vmin is not None else lo
+        vmax = r.vmax if r.vmax is not None else hi
+        im = None
+        for j in range(ncol):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j >= len(r.cells):
+                ax.set_visible(False)
+                continue
+            c = r.cells[j]
+            anat = np.asarray(c.anatomy, dtype=np.float64)
+            fin = anat[np.isfinite(anat)]
+            a_lo, a_hi = (np.percentile(fin, [1.0, 99.5]) if fin.size else (0.0, 1.0))
+            ax.imshow(anat, cmap="gray", vmin=a_lo, vmax=max(a_hi, a_lo + 1e-9),
+                      aspect=c.aspect, interpolation="nearest")
+            vals = np.asarray(c.values, dtype=np.float64)
+            im = ax.imshow(np.ma.masked_invalid(vals), cmap=r.cmap, vmin=vmin, vmax=vmax,
+                           alpha=0.85, aspect=c.aspect, interpolation="nearest")
+            m = np.asarray(c.mask, dtype=float)
+            if np.any(m > 0):
+                ax.contour(m, levels=[0.5], colors="#00e5ff", linewidths=1.2)
+            head = c.title if i == 0 else ""
+            ax.set_title(head, fontsize=9)
+            if c.summary:
+                ax.text(0.02, 0.02, c.summary, transform=ax.transAxes, fontsize=7,
+                        color="white", va="bottom",
+                        bbox={"facecolor": "black", "alpha": 0.5, "lw": 0, "pad": 1.5})
+            if j == 0:
+                ax.set_ylabel(r.parameter + (f" ({r.unit})" if r.unit else ""), fontsize=9)
+        if im is not None:
+            cb = fig.colorbar(im, ax=axes[i, :].tolist(), fraction=0.04, pad=0.01)
+            cb.ax.tick_params(labelsize=7)
+            if r.unit:
+                cb.set_label(r.unit, fontsize=8)
+    head = title + (f" — {outcome}" if outcome else "")
+    if head:
+        fig.suptitle(head, fontsize=10)
+    return fig

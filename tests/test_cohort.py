@@ -1,0 +1,539 @@
+"""Cohort analysis: tables, ROC, predictions, pre/post statistics, figures, report.
+
+Two levels:
+
+* unit tests on a synthetic cohort table built from the phantom's ground truth
+  (dce.phantom.make_cohort; ROI statistics = true lesion means with a little noise), which
+  exercise workflow/scripts/cohort_lib.py, dce.figures and dce.tables without images;
+* one real workflow run on the demo design (10 patients, seed 0) at the test resolution
+  (config/test/config.yaml), checked against the phantom's truth (issue 5 acceptance), a
+  rerun with an extra endpoint added by configuration only, and the HTML report
+  (``snakemake --report``) rendered and screenshot in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from dce import figures, stats, tables
+from dce.phantom import make_cohort
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+TEST_CONFIG = REPO / "config" / "test" / "config.yaml"
+sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+
+import cohort_lib as cl  # noqa: E402
+
+DEFAULTS = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["cohort"]
+
+
+# --------------------------------------------------------------------------- synthetic
+
+
+def synthetic_inputs(n_patients: int = 10, seed: int = 0, noise: float = 0.02
+                     ) -> tuple[list[pd.DataFrame], pd.DataFrame, pd.DataFrame]:
+    """Per-session ROI tables (as the roi rule writes them), the lesion sheet and the
+    phantom's truth: the lesion statistics are the true lesion means times (1 + noise)."""
+    coh = make_cohort(n_patients, seed=seed)
+    truth = coh.truth.copy()
+    rng = np.random.default_rng(seed)
+    tables_: list[pd.DataFrame] = []
+    for (subj, ses), g in truth.groupby(["subject", "session"], sort=False):
+        rows = []
+        for rec in g.to_dict("records"):
+            r: Any = SimpleNamespace(**{str(k): v for k, v in rec.items()})
+            row: dict[str, Any] = {"subject": subj, "session": ses,
+                                   "days_from_rt": r.days_from_rt, "label": r.lesion,
+                                   "n_voxels": r.n_voxels, "level": r.level,
+                                   "n_fit_failed": 0, "fit_failed_fraction": 0.0}
+            vals = {"vp": r.vp, "ktrans_per_min": r.ktrans_per_min, "ve": r.ve,
+                    "kep_per_min": r.kep_per_min,
+                    "peak_enhancement_pct": 1500 * r.vp + 800 * r.ktrans_per_min,
+                    "iauc_60s": 9e4 * r.ktrans_per_min}
+            for name, v in vals.items():
+                m = v * (1 + noise * rng.standard_normal())
+                for stat, f in (("mean", 1.0), ("median", 0.98), ("sd", 0.3), ("p5", 0.5),
+                                ("p25", 0.8), ("p75", 1.2), ("p95", 1.5), ("max", 1.9)):
+                    row[f"{name}_{stat}"] = m * f
+                row[f"{name}_n_finite"] = r.n_voxels
+            row["roi"] = "lesion"
+            row["tic_type"] = "D" if r.vp > 0.04 else "C"
+            row["rslope_max"] = 10 * r.ktrans_per_min
+            rows.append(row)
+        marrow = {k: v for k, v in rows[0].items()}
+        marrow.update(roi="marrow", label=pd.NA, tic_type="A", vp_mean=0.01)
+        rows.append(marrow)
+        tables_.append(pd.DataFrame(rows))
+    lesions = coh.lesions.copy()
+    lesions["recurrence_day"] = lesions["recurrence_day"].astype("float64")
+    lesions["recurrence"] = lesions["recurrence"].astype("float64")
+    return tables_, lesions, truth
+
+
+def true_dvp(truth: pd.DataFrame, session: pd.DataFrame) -> pd.DataFrame:
+    """Percent change of the true lesion-mean vp from ``pre`` at the given sessions
+    (``session``: subject, lesion, session)."""
+    base = truth[truth["session"] == "pre"][["subject", "lesion", "vp"]]
+    m = truth.merge(base, on=["subject", "lesion"], suffixes=("", "_pre"))
+    m["dvp_true"] = 100.0 * (m["vp"] / m["vp_pre"] - 1.0)
+    return session.merge(m[["subject", "lesion", "session", "dvp_true", "recurrence"]],
+                         on=["subject", "lesion", "session"])
+
+
+@pytest.fixture(scope="module")
+def analysed() -> dict[str, Any]:
+    rois, lesions, truth = synthetic_inputs()
+    cfg = cl.parse_config(DEFAULTS)
+    cohort, marrow = cl.cohort_tables(rois, lesions)
+    changes = cl.changes(cohort, cfg, lesions)
+    frame = cl.predictor_frame(cohort, changes, lesions, cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # Firth on separable data
+        preds = cl.predictions(frame, cohort, changes, cfg)
+    roc, curves, delong = cl.roc_analysis(frame, cfg, extra=preds.scores)
+    paired, between = cl.prepost(changes, cfg, cfg.prepost_parameters)
+    return {"rois": rois, "lesions": lesions, "truth": truth, "cfg": cfg, "cohort": cohort,
+            "marrow": marrow, "changes": changes, "frame": frame, "preds": preds,
+            "roc": roc, "curves": curves, "delong": delong, "paired": paired,
+            "between": between}
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def test_cohort_table_has_every_lesion_session(analysed: dict[str, Any]) -> None:
+    cohort, truth = analysed["cohort"], analysed["truth"]
+    assert len(cohort) == len(truth)
+    assert list(cohort.columns[:5]) == ["subject", "lesion", "level", "session",
+                                        "days_from_rt"]
+    for col in ("recurrence", "recurrence_day", "vp_mean", "vp_p95", "ktrans_per_min_max",
+                "tic_type", "rslope_max", "n_voxels", "fit_failed_fraction"):
+        assert col in cohort.columns, col
+    assert set(analysed["marrow"]["subject"]) == set(truth["subject"])
+
+
+def test_change_table_matches_truth(analysed: dict[str, Any]) -> None:
+    ch = analysed["changes"]
+    assert set(ch["session"]) <= {"fu1", "fu2"}
+    for col in ("vp_mean_change", "vp_mean_pct_change", "ktrans_per_min_p95_pct_change",
+                "peak_enhancement_pct_max_pct_change", "tic_transition", "recurrence"):
+        assert col in ch.columns, col
+    t = true_dvp(analysed["truth"], ch[["subject", "lesion", "session", "vp_mean_pct_change"]])
+    # 2% multiplicative noise on each value: a few percentage points at most
+    assert np.max(np.abs(t["vp_mean_pct_change"] - t["dvp_true"])) < 10
+
+
+def test_roc_auc_matches_truth_and_intervals_are_ordered(analysed: dict[str, Any]) -> None:
+    roc, frame = analysed["roc"], analysed["frame"]
+    r = roc[(roc["endpoint"] == "recurrence") & (roc["predictor"] == "dVp")].iloc[0]
+    t = true_dvp(analysed["truth"], frame[["subject", "lesion", "dVp__session"]].rename(
+        columns={"dVp__session": "session"}))
+    auc_true = stats.auc_mann_whitney(t["dvp_true"], t["recurrence"])
+    assert abs(r["auc"] - auc_true) <= 0.05
+    ok = roc["auc"].notna()
+    assert ok.sum() >= len(analysed["cfg"].predictors)
+    for lo, hi in (("delong_lo", "delong_hi"), ("boot_lo", "boot_hi")):
+        assert np.all(roc.loc[ok, lo] <= roc.loc[ok, "auc"] + 1e-12)
+        assert np.all(roc.loc[ok, "auc"] <= roc.loc[ok, hi] + 1e-12)
+    for m in ("sensitivity", "specificity", "ppv", "npv"):
+        assert np.all((roc.loc[ok, f"{m}_lo"] <= roc.loc[ok, m] + 1e-12)
+                      & (roc.loc[ok, m] <= roc.loc[ok, f"{m}_hi"] + 1e-12))
+    assert "dVp + dKtrans (LOPO logistic)" in set(roc["predictor"])
+    dl = analysed["delong"]
+    assert {("dVp", "dKtrans"), ("dVp", "dPE")} <= set(zip(dl["predictor_a"],
+                                                          dl["predictor_b"], strict=True))
+
+
+def test_controlled_median_dvp_matches_truth(analysed: dict[str, Any]) -> None:
+    frame = analysed["frame"]
+    t = true_dvp(analysed["truth"], frame[["subject", "lesion", "dVp__session", "dVp"]]
+                 .rename(columns={"dVp__session": "session"}))
+    ctrl = t[t["recurrence"] == 0]
+    assert abs(ctrl["dVp"].median() - ctrl["dvp_true"].median()) <= 10
+
+
+def test_roc_band_brackets_a_clean_curve() -> None:
+    rng = np.random.default_rng(1)
+    y = np.r_[np.ones(20), np.zeros(30)]
+    x = rng.normal(size=50) + 1.0 * y
+    band = cl.roc_band(x, y, "higher", n_boot=400, seed=0)
+    assert np.all(band["tpr_lo"] <= band["tpr_hi"])
+    assert band["tpr_hi"].iloc[-1] == 1.0 and band["tpr_lo"].iloc[0] >= 0.0
+    roc = stats.roc_curve(x, y)
+    mid = band[(band["fpr"] > 0.2) & (band["fpr"] < 0.8)]
+    step = np.array([roc.tpr[roc.fpr <= f + 1e-12].max() for f in mid["fpr"]])
+    assert np.all((mid["tpr_lo"] <= step + 1e-12) & (step <= mid["tpr_hi"] + 1e-12))
+
+
+def test_predictions_per_lesion_and_patient(analysed: dict[str, Any]) -> None:
+    p = analysed["preds"]
+    les = pd.concat(p.lesions, ignore_index=True)
+    pats = pd.concat(p.patients, ignore_index=True)
+    summ = pd.DataFrame(p.summary)
+    n_les, n_pat = len(analysed["frame"]), analysed["frame"]["subject"].nunique()
+    methods = set(summ["method"])
+    assert methods == {"rule", "cv_cutoff", "logistic"}
+    for (_m, _model), g in les.groupby(["method", "model"]):
+        assert len(g) == n_les
+    for (_m, _model), g in pats.groupby(["method", "model"]):
+        assert len(g) == n_pat
+        assert g["subject"].is_unique
+    logit = les[les["method"] == "logistic"]
+    assert logit["probability"].between(0, 1).all()
+    # patient positive iff any lesion is (aggregate: any)
+    rule = les[les["method"] == "rule"]
+    anyp = rule.groupby("subject")["predicted"].any()
+    pr = pats[pats["method"] == "rule"].set_index("subject")["predicted"]
+    assert (anyp.astype(bool) == pr.astype(bool).reindex(anyp.index)).all()
+    lead = pd.concat(p.lead, ignore_index=True)
+    assert (lead["event_day"].notna()).all()
+    called = lead.dropna(subset=["lead_time_days"])
+    assert len(called) and (called["lead_time_days"] > 0).all()
+    ls = cl.lead_summary(lead)
+    assert set(ls["method"]) == {"rule", "cv_cutoff"}
+
+
+def test_prepost_statistics(analysed: dict[str, Any]) -> None:
+    paired, between = analysed["paired"], analysed["between"]
+    assert set(paired["group"]) == {"all", "recurrence=1", "recurrence=0"}
+    assert set(paired["parameter"]) == set(analysed["cfg"].prepost_parameters)
+    assert paired["p"].dropna().between(0, 1).all()
+    vp = paired[(paired["session"] == "fu1") & (paired["parameter"] == "vp_mean")
+                & (paired["group"] == "recurrence=0")].iloc[0]
+    assert vp["median_pct_change"] < -40 and vp["p"] < 0.01
+    b = between[(between["session"] == "fu1") & (between["parameter"] == "vp_mean")
+                & (between["measure"] == "pct_change")].iloc[0]
+    assert b["auc"] == 1.0 and b["p"] < 0.05
+
+
+def test_new_endpoint_by_configuration_only(analysed: dict[str, Any]) -> None:
+    lesions = analysed["lesions"].copy()
+    lesions["fracture"] = [float(i % 3 == 0) for i in range(len(lesions))]
+    cfg_dict = {**DEFAULTS, "endpoints": [*DEFAULTS["endpoints"], {"name": "fracture"}]}
+    cfg = cl.parse_config(cfg_dict)
+    cohort, _ = cl.cohort_tables(analysed["rois"], lesions)
+    changes = cl.changes(cohort, cfg, lesions)
+    frame = cl.predictor_frame(cohort, changes, lesions, cfg)
+    roc, _, _ = cl.roc_analysis(frame, cfg)
+    fr = roc[roc["endpoint"] == "fracture"]
+    assert len(fr) == len(cfg.predictors) and fr["auc"].notna().all()
+    assert "fracture_pct_change" not in changes.columns    # an endpoint, not a parameter
+    assert "fracture" in changes.columns
+
+
+def test_single_class_endpoint_is_reported_not_fatal(analysed: dict[str, Any]) -> None:
+    lesions = analysed["lesions"].copy()
+    lesions["never"] = 0.0
+    cfg = cl.parse_config({**DEFAULTS, "endpoints": [{"name": "never"}]})
+    cohort, _ = cl.cohort_tables(analysed["rois"], lesions)
+    changes = cl.changes(cohort, cfg, lesions)
+    frame = cl.predictor_frame(cohort, changes, lesions, cfg)
+    roc, _, _ = cl.roc_analysis(frame, cfg)
+    assert roc["auc"].isna().all() and roc["note"].str.contains("single class").all()
+    preds = cl.predictions(frame, cohort, changes, cfg)
+    notes = pd.DataFrame(preds.summary)
+    assert notes[notes["method"] != "rule"]["note"].str.contains("not computed").all()
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"rules": [{"name": "r", "predictor": "nope", "direction": "higher",
+                 "threshold": 1}]}, ["rules", "nope"]),
+    ({"delong": [["dVp", "zzz"]]}, ["delong", "zzz"]),
+    ({"predictors": [{"name": "a", "parameter": "vp_mean"},
+                     {"name": "a", "parameter": "ve_mean"}], "rules": [], "logistic": [],
+      "delong": [], "figures": {}}, ["duplicate", "a"]),
+])
+def test_config_cross_references_are_checked(change: dict[str, Any], words: list[str]
+                                              ) -> None:
+    with pytest.raises(ValueError) as exc:
+        cl.parse_config({**DEFAULTS, **change})
+    assert all(w in str(exc.value) for w in words), str(exc.value)
+
+
+def test_unknown_parameter_names_the_column(analysed: dict[str, Any]) -> None:
+    cfg = cl.parse_config({**DEFAULTS, "predictors": [
+        {"name": "x", "parameter": "vpp_mean", "kind": "pct_change", "session": "first"}],
+        "rules": [], "logistic": [], "delong": [], "figures": {}})
+    with pytest.raises(ValueError, match="vpp_mean_pct_change"):
+        cl.predictor_frame(analysed["cohort"], analysed["changes"], analysed["lesions"], cfg)
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def test_display_tables_render_in_every_format(analysed: dict[str, Any]) -> None:
+    summary = cl.cohort_summary(analysed["cohort"], analysed["frame"], analysed["changes"],
+                                analysed["cfg"], analysed["cfg"].prepost_parameters)
+    shown = [summary, cl.display_roc(analysed["roc"]), cl.display_delong(analysed["delong"]),
+             cl.display_prepost(analysed["paired"], analysed["between"]),
+             cl.display_predictions(pd.DataFrame(analysed["preds"].summary)
+                                    .reindex(columns=cl.SUMMARY_COLS)),
+             cl.display_lead(cl.lead_summary(pd.concat(analysed["preds"].lead)))]
+    for df in shown:
+        assert len(df)
+        md = tables.to_markdown(df, caption="c")
+        assert md.count("\n") == len(df) + 4
+        tex = tables.to_latex(df, caption="c_1 & 50%", label="tab:x")
+        assert r"\begin{tabular}" in tex and r"c\_1 \& 50\%" in tex
+        assert tex.count(r"\\") == len(df) + 1
+        html = tables.to_html(df, caption="c")
+        assert html.count("<tr>") == len(df) + 1
+    roc = cl.display_roc(analysed["roc"])
+    assert roc["AUC (DeLong 95% CI)"].str.match(r"^\d\.\d\d \(\d\.\d\d–\d\.\d\d\)$").all()
+    assert "P01" not in tables.to_markdown(summary)
+
+
+def test_tables_cells_and_escaping() -> None:
+    assert tables.fmt_ci(0.912, 0.781, 1.0) == "0.91 (0.78–1.00)"
+    assert tables.fmt_ci(np.nan, 0, 1) == "–"
+    assert tables.fmt_p(0.0004) == "<0.001" and tables.fmt_p(0.0123) == "0.012"
+    assert tables.fmt_p(0.5) == "0.50"
+    assert tables.fmt_pct(3, 4, 0.75, 0.3, 0.95) == "3/4, 75% (30–95%)"
+    assert tables.fmt_median_iqr(1.5, 1.0, 2.25) == "1.5 [1, 2.25]"
+    assert tables.fmt_num(pd.NA) == "–" and tables.fmt_num(1, fixed=2) == "1.00"
+    df = pd.DataFrame({"a|b": ["x|y", None], "n": [1.5, np.nan]})
+    md = tables.to_markdown(df)
+    assert "a\\|b" in md and "x\\|y" in md and "| – |" in md
+    assert tables.to_tsv(df).splitlines() == ["a|b\tn", "x|y\t1.5", "n/a\tn/a"]
+    assert tables.latex_escape("50% of #1_a ≥ 2") == r"50\% of \#1\_a $\geq$ 2"
+    assert "&lt;b&gt;" in tables.to_html(pd.DataFrame({"x": ["<b>"]}))
+    with pytest.raises(TypeError):
+        tables.to_markdown([1, 2])  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _texts(fig: Any) -> str:
+    from matplotlib.text import Text
+
+    return " ".join(t.get_text() for t in fig.findobj(Text))
+
+
+def test_figures_render_without_identifiers(analysed: dict[str, Any], tmp_path: Path) -> None:
+    roc, curves, frame = analysed["roc"], analysed["curves"], analysed["frame"]
+    series = []
+    for r in roc[roc["auc"].notna()].itertuples():
+        c = curves[(curves["predictor"] == r.predictor)]
+        cur, band = c[c["kind"] == "curve"], c[c["kind"] == "band"]
+        series.append(figures.RocSeries(label=str(r.label), fpr=cur["fpr"], tpr=cur["tpr"],
+                                        auc=float(r.auc), auc_lo=float(r.delong_lo),
+                                        auc_hi=float(r.delong_hi), band_fpr=band["fpr"],
+                                        band_lo=band["tpr_lo"], band_hi=band["tpr_hi"]))
+    pv = cl.paired_values(analysed["cohort"], analysed["changes"], frame, "vp_mean", "last",
+                          "recurrence")
+    tic = pd.concat([pd.DataFrame({"subject": r.subject, "session": r.session,
+                                   "roi": "lesion", "label": r.lesion,
+                                   "t_s": np.arange(0, 100, 5.0),
+                                   "enhancement_pct": np.clip(np.arange(20) - 3, 0, None)
+                                   * 10 * r.vp_mean / 0.05})
+                     for r in analysed["cohort"].itertuples()], ignore_index=True)
+    mean = cl.tic_type_curves(tic, analysed["cohort"])
+    assert set(mean["tic_type"]) <= set("ABCDE")
+    anat = np.random.default_rng(0).normal(100, 10, (30, 30))
+    mask = np.zeros((30, 30), bool)
+    mask[10:20, 12:18] = True
+    figs = {
+        "roc": figures.roc_figure(series, title="ROC"),
+        "waterfall": figures.waterfall_figure(frame["dVp"], frame["recurrence"],
+                                              ylabel="dVp (%)", endpoint="recurrence",
+                                              cutoffs={"rule": -20.0}),
+        "prepost": figures.prepost_figure([figures.PairedPanel(
+            title="vp", pre=pv["pre"], post=pv["post"], outcome=pv["outcome"],
+            p_values={"recurrence=1": "p=0.1"})], endpoint="recurrence"),
+        "tic": figures.tic_types_figure([figures.TICTypeCurve(
+            str(t), g["t_s"], g["mean"], g["sd"], int(g["n"].iloc[0]))
+            for t, g in mean.groupby("tic_type")], rule_text="rule"),
+        "maps": figures.lesion_maps_figure([figures.LesionMapRow(
+            parameter="vp", unit="", cells=[figures.LesionMapCell(
+                anatomy=anat, values=np.where(mask, 0.05, np.nan), mask=mask,
+                title=f"{s} (day {d})", summary="median 0.05")
+                for s, d in (("pre", -5), ("fu1", 60))])], title="lesion 1 (T12)",
+            outcome="recurrence = 1"),
+    }
+    ids = set(frame["subject"])
+    for name, fig in figs.items():
+        text = _texts(fig)
+        assert not any(i in text for i in ids), (name, text)
+        paths = [tmp_path / f"{name}.png", tmp_path / f"{name}.pdf"]
+        cl.save_figure_formats(fig, paths)
+        assert all(p.stat().st_size > 5000 for p in paths), name
+    with pytest.raises(ValueError):
+        figures.roc_figure([])
+
+
+# --------------------------------------------------------------------------- workflow
+
+snakemake_api = pytest.importorskip("snakemake.api")
+from snakemake.settings import types as st  # noqa: E402
+
+
+@contextlib.contextmanager
+def _cwd(path: Path) -> Iterator[None]:
+    old = Path.cwd()
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def run_workflow(workdir: Path, configfiles: list[Path], cores: int = 2) -> None:
+    out = io.StringIO()
+    with _cwd(workdir), contextlib.redirect_stdout(out), snakemake_api.SnakemakeApi(
+            st.OutputSettings(quiet={st.Quietness.PROGRESS, st.Quietness.RULES})) as api:
+        wf = api.workflow(resource_settings=st.ResourceSettings(cores=cores),
+                          config_settings=st.ConfigSettings(configfiles=configfiles),
+                          snakefile=SNAKEFILE, workdir=workdir)
+        wf.dag(st.DAGSettings()).execute_workflow(executor="local")
+
+
+def _results(work: Path) -> Path:
+    cfg = yaml.safe_load(TEST_CONFIG.read_text())
+    return work / cfg["results"]
+
+
+def _demo_dir(work: Path) -> Path:
+    cfg = yaml.safe_load(TEST_CONFIG.read_text())
+    return work / Path(cfg["sessions"]).parent
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo design (10 patients, seed 0) at the test resolution, run end to end."""
+    work = tmp_path_factory.mktemp("cohort")
+    override = work / "demo10.yaml"
+    override.write_text(yaml.safe_dump({"demo": {"n_patients": 10, "seed": 0},
+                                        "cohort": {"bootstrap": {"n": 500, "seed": 0}}}))
+    run_workflow(work, [TEST_CONFIG, override])
+    return work
+
+
+def test_workflow_cohort_outputs(demo_run: Path) -> None:
+    c = _results(demo_run) / "cohort"
+    for f in ("cohort.tsv", "changes.tsv", "predictors.tsv", "roc.tsv", "roc_curves.tsv",
+              "delong.tsv", "predictions_lesions.tsv", "predictions_patients.tsv",
+              "predictions_summary.tsv", "lead_time.tsv", "prepost_paired.tsv",
+              "prepost_groups.tsv", "tables/summary.tsv"):
+        assert (c / f).is_file(), f
+    for name in ("summary", "prepost", "roc", "delong", "predictions", "lead_time"):
+        for ext in ("md", "tex", "html"):
+            assert (c / "tables" / f"{name}.{ext}").stat().st_size > 100, (name, ext)
+    for fig in ("roc_recurrence", "waterfall_recurrence", "prepost_recurrence", "tic_types"):
+        for ext in ("png", "pdf"):
+            assert (c / "figures" / f"{fig}.{ext}").stat().st_size > 5000, fig
+    lesions = pd.read_csv(_demo_dir(demo_run) / "lesions.tsv", sep="\t")
+    for r in lesions.itertuples():
+        assert (c / "maps" / f"sub-{r.subject}_lesion-{r.lesion}_maps.png").is_file()
+    cohort = cl.read_tsv(c / "cohort.tsv")
+    sessions = pd.read_csv(_demo_dir(demo_run) / "sessions.tsv", sep="\t")
+    n_expected = sum(int((lesions["subject"] == s).sum()) for s in sessions["subject"])
+    assert len(cohort) == n_expected
+
+
+def test_workflow_dvp_agrees_with_truth(demo_run: Path) -> None:
+    """Issue 5 acceptance: AUC of the measured dVp within 0.05 of the AUC of the true dVp;
+    controlled lesions' median dVp within 10 percentage points of the truth."""
+    c = _results(demo_run) / "cohort"
+    roc = cl.read_tsv(c / "roc.tsv")
+    frame = cl.read_tsv(c / "predictors.tsv")
+    truth = pd.read_csv(_demo_dir(demo_run) / "truth" / "lesion_truth.tsv", sep="\t",
+                        dtype={"subject": str})
+    t = true_dvp(truth, frame[["subject", "lesion", "dVp__session", "dVp"]].rename(
+        columns={"dVp__session": "session"}))
+    assert len(t) == len(frame)
+    auc_true = stats.auc_mann_whitney(t["dvp_true"], t["recurrence"])
+    auc = roc.loc[(roc["endpoint"] == "recurrence") & (roc["predictor"] == "dVp"), "auc"]
+    assert abs(float(auc.iloc[0]) - auc_true) <= 0.05
+    ctrl = t[t["recurrence"] == 0]
+    assert abs(ctrl["dVp"].median() - ctrl["dvp_true"].median()) <= 10.0
+
+
+def test_workflow_endpoint_added_by_configuration(demo_run: Path) -> None:
+    """A binary column in lesions.tsv plus one config entry gives its ROC table."""
+    sheet = _demo_dir(demo_run) / "lesions.tsv"
+    lesions = pd.read_csv(sheet, sep="\t", dtype=str, keep_default_na=False)
+    lesions["fracture"] = ["1" if i % 3 == 0 else "0" for i in range(len(lesions))]
+    lesions.to_csv(sheet, sep="\t", index=False)
+    override = demo_run / "fracture.yaml"
+    endpoints = [*DEFAULTS["endpoints"], {"name": "fracture"}]
+    override.write_text(yaml.safe_dump({"demo": {"n_patients": 10, "seed": 0},
+                                        "cohort": {"bootstrap": {"n": 500, "seed": 0},
+                                                   "endpoints": endpoints}}))
+    run_workflow(demo_run, [TEST_CONFIG, override])
+    c = _results(demo_run) / "cohort"
+    roc = cl.read_tsv(c / "roc.tsv")
+    fr = roc[roc["endpoint"] == "fracture"]
+    assert set(fr["predictor"]) >= {p["name"] for p in DEFAULTS["predictors"]}
+    assert fr["auc"].notna().all()
+    assert "fracture" in (c / "tables" / "roc.md").read_text()
+    assert (c / "figures" / "roc_fracture.png").stat().st_size > 5000
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+#: Opens the first PNG result of the report (a ROC figure) once the app has loaded.
+_SHOW_FIGURE = """
+<script>
+window.addEventListener('load', function () {
+  setTimeout(function () {
+    var keys = Object.keys(results).filter(function (k) { return /roc_.*\\.png$/.test(k); });
+    app.setView({content: 'img', contentPath: results[keys[0]].data_uri,
+                 resultPath: keys[0], navbarMode: 'resultinfo'});
+  }, 300);
+});
+</script>
+"""
+
+
+def _screenshot(html: Path, png: Path) -> None:
+    assert CHROMIUM is not None
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--no-first-run", "--hide-scrollbars", "--virtual-time-budget=8000",
+                    f"--screenshot={png}", "--window-size=1400,1000", html.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed "
+                    "(apt-get install -y chromium)")
+def test_report_renders_in_chromium(demo_run: Path, tmp_path: Path) -> None:
+    report = demo_run / "report.html"
+    override = demo_run / "demo10.yaml"
+    subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d",
+                    str(demo_run), "--configfile", str(TEST_CONFIG), str(override),
+                    "--report", str(report)], check=True, capture_output=True, timeout=600)
+    text = report.read_text(encoding="utf-8")
+    for name in ("roc_recurrence.png", "waterfall_recurrence.png", "prepost_recurrence.png",
+                 "tic_types.png", "roc.html", "predictions.html", "_maps.png"):
+        assert name in text, name
+    assert "http://" not in text.split("<script id=\"results\">")[1][:2000]
+    shown = tmp_path / "report_figure.html"
+    shown.write_text(text.replace("</body>", _SHOW_FIGURE + "</body>"), encoding="utf-8")
+    png = tmp_path / "report.png"
+    _screenshot(shown, png)
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(png)[..., :3]
+    assert img.shape[:2] == (1000, 1400)
+    # the ROC figure is on screen: its first series colour (#1b9e77) is drawn
+    target = np.array([0x1B, 0x9E, 0x77]) / 255.0
+    close = np.all(np.abs(img - target) < 0.06, axis=-1)
+    assert close.sum() > 200, close.sum()
+    # and the page is not blank
+    assert (img.mean(axis=-1) < 0.9).mean() > 0.02

@@ -1,0 +1,205 @@
+# Cohort analysis over every session: cohort and change tables, predictions (fixed rules,
+# LOPO cut-offs, LOPO logistic models), ROC per endpoint x predictor, pre/post statistics,
+# figures and tables, and the Snakemake report (`snakemake --report report.html`).
+# Endpoints, predictors and rules come from config["cohort"] (config/README.md).
+
+
+include: "cohort_common.smk"
+
+
+report: "../report/workflow.rst"
+
+
+wildcard_constraints:
+    lesion="[0-9]+",
+
+
+rule cohort_table:
+    input:
+        roi=all_roi_tables,
+        lesions=config["lesions"],
+    output:
+        cohort=report(
+            f"{COHORT}/cohort.tsv",
+            caption="../report/cohort_table.rst",
+            category="6. Data",
+        ),
+        marrow=f"{COHORT}/marrow.tsv",
+        changes=report(
+            f"{COHORT}/changes.tsv",
+            caption="../report/changes.rst",
+            category="6. Data",
+        ),
+        predictors=f"{COHORT}/predictors.tsv",
+    log:
+        cohort_log("cohort_table"),
+    benchmark:
+        cohort_bench("cohort_table")
+    params:
+        cohort=COHORT_CFG,
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/dce.yaml"
+    script:
+        "../scripts/cohort_table.py"
+
+
+rule cohort_predictions:
+    input:
+        predictors=f"{COHORT}/predictors.tsv",
+        cohort=f"{COHORT}/cohort.tsv",
+        changes=f"{COHORT}/changes.tsv",
+    output:
+        lesions=report(
+            f"{COHORT}/predictions_lesions.tsv",
+            caption="../report/predictions_data.rst",
+            category="6. Data",
+        ),
+        patients=report(
+            f"{COHORT}/predictions_patients.tsv",
+            caption="../report/predictions_data.rst",
+            category="6. Data",
+        ),
+        folds=f"{COHORT}/predictions_folds.tsv",
+        summary=f"{COHORT}/predictions_summary.tsv",
+        lead=f"{COHORT}/lead_time.tsv",
+        lead_summary=f"{COHORT}/lead_time_summary.tsv",
+    log:
+        cohort_log("cohort_predictions"),
+    benchmark:
+        cohort_bench("cohort_predictions")
+    params:
+        cohort=COHORT_CFG,
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/dce.yaml"
+    script:
+        "../scripts/cohort_predictions.py"
+
+
+rule cohort_roc:
+    input:
+        predictors=f"{COHORT}/predictors.tsv",
+        pred_lesions=f"{COHORT}/predictions_lesions.tsv",
+    output:
+        roc=f"{COHORT}/roc.tsv",
+        curves=f"{COHORT}/roc_curves.tsv",
+        delong=f"{COHORT}/delong.tsv",
+    log:
+        cohort_log("cohort_roc"),
+    benchmark:
+        cohort_bench("cohort_roc")
+    params:
+        cohort=COHORT_CFG,
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/dce.yaml"
+    script:
+        "../scripts/cohort_roc.py"
+
+
+rule cohort_prepost:
+    input:
+        changes=f"{COHORT}/changes.tsv",
+    output:
+        paired=f"{COHORT}/prepost_paired.tsv",
+        between=f"{COHORT}/prepost_groups.tsv",
+    log:
+        cohort_log("cohort_prepost"),
+    benchmark:
+        cohort_bench("cohort_prepost")
+    params:
+        cohort=COHORT_CFG,
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/dce.yaml"
+    script:
+        "../scripts/cohort_prepost.py"
+
+
+rule cohort_report_tables:
+    input:
+        cohort=f"{COHORT}/cohort.tsv",
+        predictors=f"{COHORT}/predictors.tsv",
+        changes=f"{COHORT}/changes.tsv",
+        paired=f"{COHORT}/prepost_paired.tsv",
+        between=f"{COHORT}/prepost_groups.tsv",
+        roc=f"{COHORT}/roc.tsv",
+        delong=f"{COHORT}/delong.tsv",
+        pred_summary=f"{COHORT}/predictions_summary.tsv",
+        lead_summary=f"{COHORT}/lead_time_summary.tsv",
+    output:
+        summary_tsv=f"{COHORT}/tables/summary.tsv",
+        **_table_outputs(),
+    log:
+        cohort_log("cohort_report_tables"),
+    benchmark:
+        cohort_bench("cohort_report_tables")
+    params:
+        cohort=COHORT_CFG,
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/dce.yaml"
+    script:
+        "../scripts/cohort_report_tables.py"
+
+
+rule cohort_figures:
+    input:
+        predictors=f"{COHORT}/predictors.tsv",
+        cohort=f"{COHORT}/cohort.tsv",
+        changes=f"{COHORT}/changes.tsv",
+        roc=f"{COHORT}/roc.tsv",
+        curves=f"{COHORT}/roc_curves.tsv",
+        tic=all_tic_tables,
+    output:
+        **_figure_outputs(),
+    log:
+        cohort_log("cohort_figures"),
+    benchmark:
+        cohort_bench("cohort_figures")
+    params:
+        cohort=COHORT_CFG,
+        tic=config["tic"],
+    resources:
+        mem_mb=1500,
+    conda:
+        "../envs/dce.yaml"
+    script:
+        "../scripts/cohort_figures.py"
+
+
+rule cohort_maps:
+    input:
+        unpack(_lesion_maps_inputs),
+    output:
+        png=report(
+            f"{COHORT}/maps/sub-{{subject}}_lesion-{{lesion}}_maps.png",
+            caption="../report/lesion_maps.rst",
+            category="7. Lesion maps",
+            labels={"lesion": "{subject} / {lesion}"},
+        ),
+        pdf=f"{COHORT}/maps/sub-{{subject}}_lesion-{{lesion}}_maps.pdf",
+    log:
+        f"{RESULTS}/logs/cohort/cohort_maps/sub-{{subject}}_lesion-{{lesion}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/cohort/cohort_maps/sub-{{subject}}_lesion-{{lesion}}.tsv"
+    params:
+        sessions=lambda wc: _subject_sessions(wc.subject)[0],
+        days=lambda wc: _subject_sessions(wc.subject)[1],
+        maps=COHORT_CFG["figures"]["maps"],
+        margin_mm=COHORT_CFG["figures"]["margin_mm"],
+        n_baseline=config["acquisition"]["n_baseline"],
+        level=lambda wc: str(_lesion_row(wc).get("level", "")),
+        outcome=_lesion_outcome,
+    resources:
+        mem_mb=1500,
+    conda:
+        "../envs/dce.yaml"
+    script:
+        "../scripts/cohort_maps.py"

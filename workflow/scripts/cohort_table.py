@@ -1,0 +1,20 @@
+"""Rule cohort_table: cohort table (lesion x session), normal marrow, change table and
+the per-lesion predictor table (workflow/scripts/cohort_lib.py)."""
+
+import cohort_lib as cl
+from _common import job, write_tsv
+
+sm = snakemake  # type: ignore[name-defined]  # noqa: F821
+
+with job(sm) as log:
+    cfg = cl.parse_config(sm.params.cohort)
+    lesions = cl.read_lesion_sheet(sm.input.lesions)
+    cohort, marrow = cl.cohort_tables([cl.read_tsv(p) for p in sm.input.roi], lesions)
+    changes = cl.changes(cohort, cfg, lesions)
+    frame = cl.predictor_frame(cohort, changes, lesions, cfg)
+    write_tsv(cohort, sm.output.cohort)
+    write_tsv(marrow, sm.output.marrow)
+    write_tsv(changes, sm.output.changes)
+    write_tsv(frame, sm.output.predictors)
+    log.info("cohort: %d lesion(s) of %d patient(s), %d lesion sessions, %d follow-up(s)",
+             len(frame), frame["subject"].nunique(), len(cohort), len(changes))
