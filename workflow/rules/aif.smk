@@ -11,7 +11,13 @@ rule aif:
     output:
         tsv=ses("aif", "tsv"),
         qc=ses("aif", "json"),
-        png=ses("aif", "png"),
+        png=report(
+            ses("aif", "png"),
+            caption="../report/session_aif.rst",
+            category="8. Sessions",
+            subcategory="AIF QC",
+            labels={"session": "{subject} / {session}", "figure": "AIF"},
+        ),
         voxels=ses("aifvoxels", "nii.gz"),
     log:
         ses_log("aif"),

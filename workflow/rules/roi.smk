@@ -12,8 +12,20 @@ rule roi:
     output:
         roi=ses("roi", "tsv"),
         tic=ses("tic", "tsv"),
-        tic_png=ses("tic", "png"),
-        maps_png=ses("maps", "png"),
+        tic_png=report(
+            ses("tic", "png"),
+            caption="../report/session_tic.rst",
+            category="8. Sessions",
+            subcategory="Time-intensity curves",
+            labels={"session": "{subject} / {session}", "figure": "TIC"},
+        ),
+        maps_png=report(
+            ses("maps", "png"),
+            caption="../report/session_maps.rst",
+            category="8. Sessions",
+            subcategory="Parameter maps",
+            labels={"session": "{subject} / {session}", "figure": "maps"},
+        ),
     log:
         ses_log("roi"),
     benchmark:
