@@ -12,8 +12,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# the whole pipeline on the synthetic demo cohort (demo/ -> results/), then the HTML report
 demo: $(STAMP)
-	$(BIN)/python workflow/scripts/demo_fit.py --out results/demo
+	$(BIN)/snakemake
+	$(BIN)/snakemake --report results/report.html
 
 test: $(STAMP)
 	$(BIN)/ruff check .
