@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -462,6 +463,8 @@ def test_workflow_dvp_agrees_with_truth(demo_run: Path) -> None:
     assert abs(float(auc.iloc[0]) - auc_true) <= 0.05
     ctrl = t[t["recurrence"] == 0]
     assert abs(ctrl["dVp"].median() - ctrl["dvp_true"].median()) <= 10.0
+    err = (t["dVp"] - t["dvp_true"]).abs()
+    assert err.median() <= 3.0 and err.max() <= 10.0, err.describe()
 
 
 def test_workflow_endpoint_added_by_configuration(demo_run: Path) -> None:
@@ -501,18 +504,35 @@ window.addEventListener('load', function () {
 """
 
 
-def _screenshot(html: Path, png: Path) -> None:
+def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium with its own profile folder (a shared default profile makes a
+    second instance hand over to a running one and hang)."""
     assert CHROMIUM is not None
-    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--no-first-run", "--hide-scrollbars", "--virtual-time-budget=8000",
-                    f"--screenshot={png}", "--window-size=1400,1000", html.as_uri()],
-                   check=True, capture_output=True, timeout=120)
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--disable-background-networking", "--disable-component-update",
+                           "--no-first-run", "--hide-scrollbars", "--virtual-time-budget=8000",
+                           f"--user-data-dir={profile}", *args], check=True,
+                          capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+
+
+def _series_pixels(png: Path) -> int:
+    """Pixels of the ROC series colours in the content area (right of the menu)."""
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(png)[..., :3][:, 700:]
+    total = 0
+    for hx in ("1b9e77", "d95f02", "7570b3", "e7298a", "66a61e"):
+        rgb = np.array([int(hx[i:i + 2], 16) for i in (0, 2, 4)]) / 255.0
+        total += int(np.all(np.abs(img - rgb) < 0.1, axis=-1).sum())
+    return total
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed "
                     "(apt-get install -y chromium)")
 def test_report_renders_in_chromium(demo_run: Path, tmp_path: Path) -> None:
+    """``snakemake --report`` writes one self-contained HTML file; headless Chromium
+    renders its landing page and, opened on the ROC result, the figure."""
     report = demo_run / "report.html"
     override = demo_run / "demo10.yaml"
     subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d",
@@ -520,20 +540,24 @@ def test_report_renders_in_chromium(demo_run: Path, tmp_path: Path) -> None:
                     "--report", str(report)], check=True, capture_output=True, timeout=600)
     text = report.read_text(encoding="utf-8")
     for name in ("roc_recurrence.png", "waterfall_recurrence.png", "prepost_recurrence.png",
-                 "tic_types.png", "roc.html", "predictions.html", "_maps.png"):
+                 "tic_types.png", "roc.html", "predictions.html", "_maps.png",
+                 "Empirical ROC curves"):
         assert name in text, name
-    assert "http://" not in text.split("<script id=\"results\">")[1][:2000]
+    landing = tmp_path / "landing.png"
+    profile = tmp_path / "chromium-profile"
+    _chromium(profile, f"--screenshot={landing}", "--window-size=1400,1000", report.as_uri())
+    head, tail = text.rsplit("</body>", 1)      # the vendored scripts contain "</body>"
     shown = tmp_path / "report_figure.html"
-    shown.write_text(text.replace("</body>", _SHOW_FIGURE + "</body>"), encoding="utf-8")
+    shown.write_text(head + _SHOW_FIGURE + "</body>" + tail, encoding="utf-8")
+    dom = _chromium(profile, "--dump-dom", shown.as_uri()).stdout
+    assert re.search(r'<img src="data:image/png;[^"]{0,40};filename=roc_\w+\.png', dom)
     png = tmp_path / "report.png"
-    _screenshot(shown, png)
+    _chromium(profile, f"--screenshot={png}", "--window-size=1400,1000", shown.as_uri())
     import matplotlib.image as mpimg
 
     img = mpimg.imread(png)[..., :3]
     assert img.shape[:2] == (1000, 1400)
-    # the ROC figure is on screen: its first series colour (#1b9e77) is drawn
-    target = np.array([0x1B, 0x9E, 0x77]) / 255.0
-    close = np.all(np.abs(img - target) < 0.06, axis=-1)
-    assert close.sum() > 200, close.sum()
-    # and the page is not blank
-    assert (img.mean(axis=-1) < 0.9).mean() > 0.02
+    assert (img.mean(axis=-1) < 0.9).mean() > 0.05            # not a blank page
+    # the ROC figure is on screen: its curves' colours, absent from the landing page
+    assert _series_pixels(png) > 1000 > 5 * _series_pixels(landing), (
+        _series_pixels(png), _series_pixels(landing))
