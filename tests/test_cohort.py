@@ -4,7 +4,7 @@ Two levels:
 
 * unit tests on a synthetic cohort table built from the phantom's ground truth
   (dce.phantom.make_cohort; ROI statistics = true lesion means with a little noise), which
-  exercise workflow/scripts/cohort_lib.py, dce.figures and dce.tables without images;
+  exercise dce.cohort, dce.io.tables, dce.figures and dce.tables without images;
 * one real workflow run on the demo design (10 patients, seed 0) at the test resolution
   (config/test/config.yaml), checked against the phantom's truth (issue 5 acceptance), a
   rerun with an extra endpoint added by configuration only, and the HTML report
@@ -31,16 +31,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from dce import cohort as cl
 from dce import figures, stats, tables
 from dce.phantom import make_cohort
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
 TEST_CONFIG = REPO / "config" / "test" / "config.yaml"
-sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-
-import cohort_lib as cl  # noqa: E402
-
 DEFAULTS = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["cohort"]
 
 

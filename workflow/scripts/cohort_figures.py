@@ -1,11 +1,11 @@
 """Rule cohort_figures: ROC curves with bootstrap bands, waterfall, paired pre/post lines
 per endpoint, and the mean TIC per type (dce.figures), as PNG and PDF."""
 
-import cohort_lib as cl
 import numpy as np
 import pandas as pd
 from _common import job
 
+from dce import cohort as cl
 from dce import figures, stats
 from dce.semiquant import TICRule
 from dce.tables import fmt_p

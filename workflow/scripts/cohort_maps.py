@@ -3,10 +3,10 @@ anatomy (dce.figures.lesion_maps_figure), PNG and PDF."""
 
 import warnings
 
-import cohort_lib as cl
 import numpy as np
 from _common import job, map_info
 
+from dce import cohort as cl
 from dce.figures import LesionMapCell, LesionMapRow, lesion_maps_figure
 from dce.io import read_nifti
 from dce.roi import match_roi

@@ -1,9 +1,10 @@
 """Rule cohort_predictions: fixed cut-off rules, LOPO Youden cut-offs and LOPO logistic
 models per endpoint (lesion and patient level), lead times."""
 
-import cohort_lib as cl
 import pandas as pd
 from _common import job, write_tsv
+
+from dce import cohort as cl
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 

@@ -1,8 +1,9 @@
 """Rule cohort_prepost: paired pre/post statistics by outcome group (Wilcoxon) and
 between groups (Mann-Whitney)."""
 
-import cohort_lib as cl
 from _common import job, write_tsv
+
+from dce import cohort as cl
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 

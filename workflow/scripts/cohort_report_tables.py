@@ -1,9 +1,9 @@
 """Rule cohort_report_tables: the cohort summary, pre/post, ROC and prediction tables
 as TSV (summary), Markdown, LaTeX and HTML (dce.tables)."""
 
-import cohort_lib as cl
 from _common import job, write_tsv
 
+from dce import cohort as cl
 from dce import tables
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821

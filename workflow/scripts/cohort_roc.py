@@ -1,8 +1,9 @@
 """Rule cohort_roc: ROC of every endpoint x predictor (and the LOPO logistic models'
 out-of-fold probabilities), DeLong comparisons."""
 
-import cohort_lib as cl
 from _common import job, write_tsv
+
+from dce import cohort as cl
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 

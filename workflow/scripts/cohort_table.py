@@ -1,8 +1,9 @@
 """Rule cohort_table: cohort table (lesion x session), normal marrow, change table and
-the per-lesion predictor table (workflow/scripts/cohort_lib.py)."""
+the per-lesion predictor table (dce/cohort.py)."""
 
-import cohort_lib as cl
 from _common import job, write_tsv
+
+from dce import cohort as cl
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 

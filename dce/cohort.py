@@ -1,11 +1,12 @@
-"""Cohort analysis of the workflow (shared by the ``cohort_*`` rule scripts; not a rule
-script itself).
+"""Cohort analysis of the workflow (used by the ``cohort_*`` rule scripts).
 
 Everything here works on pandas tables and is driven by the ``cohort`` section of the
 configuration (config/README.md): the statistics themselves are those of
 :mod:`dce.stats` and :mod:`dce.response`; this module builds the cohort tables, turns
 the configured endpoints, predictors and rules into calls of those functions and
-collects the results in tidy tables. No file I/O except :func:`write_text`.
+collects the results in tidy tables. No file I/O here: the readers and writers
+(:func:`read_tsv`, :func:`read_lesion_sheet`, :func:`write_text`,
+:func:`save_figure_formats`) live in :mod:`dce.io.tables` and are re-exported.
 
 Terms
 -----
@@ -32,18 +33,19 @@ endpoint
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import _common  # noqa: F401  (puts the source tree on sys.path where dce is not installed)
 import numpy as np
 import pandas as pd
 
 from dce import response, stats
+from dce.io.tables import read_lesion_sheet as read_lesion_sheet
+from dce.io.tables import read_tsv as read_tsv
+from dce.io.tables import save_figure_formats as save_figure_formats
+from dce.io.tables import write_text as write_text
 from dce.tables import fmt_ci, fmt_median_iqr, fmt_num, fmt_p, fmt_pct
 
 #: Columns of the per-session ROI tables that are identifiers or bookkeeping, not
@@ -181,45 +183,6 @@ def parse_config(cfg: Mapping[str, Any]) -> CohortConfig:
     if wf and wf not in names:
         raise ValueError(f"cohort.figures.waterfall: unknown predictor {wf!r}")
     return out
-
-
-# --------------------------------------------------------------------------- I/O helpers
-
-
-def read_tsv(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """A TSV written by the workflow (``n/a`` = missing); identifiers as strings."""
-    return pd.read_csv(path, sep="\t", dtype={"subject": str, "session": str, "level": str},
-                       na_values=["n/a", "NA", ""], keep_default_na=False)
-
-
-def read_lesion_sheet(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """lesions.tsv with ``subject`` as string, ``lesion`` as int and every other column
-    numeric where it parses as numbers (empty = missing)."""
-    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    df.columns = [c.strip() for c in df.columns]
-    df = df.apply(lambda c: c.str.strip())
-    df["lesion"] = pd.to_numeric(df["lesion"]).astype("int64")
-    for c in df.columns:
-        if c in ("subject", "lesion", "level"):
-            continue
-        vals = df[c].replace({"": None, "n/a": None, "NA": None})
-        num = pd.to_numeric(vals, errors="coerce")
-        if (num.notna() | vals.isna()).all():
-            df[c] = num.astype("float64")
-    return df
-
-
-def write_text(text: str, path: str | os.PathLike[str]) -> None:
-    """Write text atomically (temporary name in the same folder, then rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # --------------------------------------------------------------------------- tables
@@ -1082,26 +1045,6 @@ def crop_sections(sections: Sequence[dict[str, Any]], margin_mm: float = 10.0
         out.append({**s, "anatomy": cut(s["anatomy"]), "mask": cut(s["mask"], 0.0) > 0,
                     "maps": {k: cut(v) for k, v in s["maps"].items()}})
     return out
-
-
-def save_figure_formats(fig: Any, paths: Sequence[str | os.PathLike[str]],
-                        dpi: int = 130) -> None:
-    """Save a figure in every format of ``paths`` (by suffix) atomically, then close."""
-    try:
-        for path in paths:
-            p = Path(path)
-            p.parent.mkdir(parents=True, exist_ok=True)
-            tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp{p.suffix}")
-            try:
-                fig.savefig(tmp, dpi=dpi)
-                os.replace(tmp, p)
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
-    finally:
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
 
 
 def message_figure(text: str) -> Any:
