@@ -1,8 +1,10 @@
-"""File input and output: DICOM series discovery and stacking, NIfTI + JSON sidecars.
+"""File input and output: DICOM series discovery and stacking, NIfTI + JSON sidecars,
+cohort tables and figures.
 
-The only place in :mod:`dce` that touches DICOM or NIfTI files.  See
-:mod:`dce.io.dicom` for the axis and timing conventions and :mod:`dce.io.nifti` for
-the atomic writer.
+The only place in :mod:`dce` that touches files.  See :mod:`dce.io.dicom` for the axis and
+timing conventions, :mod:`dce.io.nifti` for the atomic writer, :mod:`dce.io.convert` for
+one visit -> NIfTI, :mod:`dce.io.dicom_write` for the synthetic DICOM writer and
+:mod:`dce.io.tables` for TSV sheets, text tables and figure files.
 """
 
 from dce.io.dicom import (
