@@ -1145,13 +1145,20 @@ def extract_aif(conc_mM: ArrayLike, t_s: ArrayLike, *, n_baseline: int, hematocr
     -------
     AIFResult
     """
-    crit = criteria or AIFCriteria()
-    if n_voxels is not None:
-        crit = replace(crit, n_voxels=n_voxels)
-    model = AortaAIF(crit, thresholds, fallback=fallback, subtract_baseline=subtract_baseline)
+    model = _configured_model(criteria, n_voxels, thresholds, fallback, subtract_baseline)
     prior = _combined_prior(prior_mask, spine_mask, anterior_axis, anterior_direction)
     return model.fit(conc_mM, t_s, n_baseline=n_baseline, hematocrit=hematocrit, mask=mask,
                      prior_mask=prior)
+
+
+def _configured_model(criteria: AIFCriteria | None, n_voxels: int | None,
+                      thresholds: AIFQCThresholds | None, fallback: str | None,
+                      subtract_baseline: bool) -> AortaAIF:
+    """The :class:`AortaAIF` of the function-style API's keyword arguments."""
+    crit = criteria or AIFCriteria()
+    if n_voxels is not None:
+        crit = replace(crit, n_voxels=n_voxels)
+    return AortaAIF(crit, thresholds, fallback=fallback, subtract_baseline=subtract_baseline)
 
 
 def extract_aif_from_signal(signal: ArrayLike, t_s: ArrayLike, *, t10_s: ArrayLike,
@@ -1182,10 +1189,7 @@ def extract_aif_from_signal(signal: ArrayLike, t_s: ArrayLike, *, t10_s: ArrayLi
     -------
     AIFResult
     """
-    crit = criteria or AIFCriteria()
-    if n_voxels is not None:
-        crit = replace(crit, n_voxels=n_voxels)
-    model = AortaAIF(crit, thresholds, fallback=fallback, subtract_baseline=subtract_baseline)
+    model = _configured_model(criteria, n_voxels, thresholds, fallback, subtract_baseline)
     prior = _combined_prior(prior_mask, spine_mask, anterior_axis, anterior_direction)
     return model.fit_signal(signal, t_s, t10_s=t10_s, tr_s=tr_s, flip_angle_deg=flip_angle_deg,
                             r1_per_mM_per_s=r1_per_mM_per_s, n_baseline=n_baseline,

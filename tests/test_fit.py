@@ -111,7 +111,7 @@ def test_fitted_delay_recovers_shift() -> None:
     t = _grid("even")
     cp = _aif(t)
     truth = models.extended_tofts(t, cp, ktrans_per_min=[0.2, 0.4], ve=[0.3, 0.4],
-                                  vp=[0.05, 0.02], delay_s=[0.0, 0.0][0] + 6.5)
+                                  vp=[0.05, 0.02], delay_s=6.5)
     fit = TracerKineticModel(t, cp, fit_delay=True,
                              delay_grid_s=np.arange(0, 12.01, 0.5)).fit(truth)
     np.testing.assert_allclose(fit.delay_s, 6.5)

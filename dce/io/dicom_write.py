@@ -66,6 +66,7 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian,
 from pydicom.valuerep import format_number_as_ds
 
 from dce import __version__
+from dce.io._atomic import atomic_path
 from dce.io.nifti import write_nifti
 from dce.phantom import TISSUE_CODES, Cohort, SessionPhantom
 
@@ -184,14 +185,8 @@ def _dt(dt: datetime) -> str:
 
 
 def _atomic_save(ds: Dataset, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         ds.save_as(tmp, enforce_file_format=True)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _file_meta(sop_class: str, sop_instance: str) -> FileMetaDataset:
@@ -615,14 +610,8 @@ def write_vfa(out_dir: str | os.PathLike[str], data: ArrayLike, flip_angles_deg:
 
 
 def _write_tsv(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         df.to_csv(tmp, sep="\t", index=False, na_rep="", float_format="%.6g")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _write_session(root: Path, ph: SessionPhantom, *, vendor: str, study: datetime,

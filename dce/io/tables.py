@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
+
+from dce.io._atomic import atomic_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -44,15 +45,8 @@ def read_lesion_sheet(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 def write_text(text: str, path: str | os.PathLike[str]) -> None:
     """Write text atomically (temporary name in the same folder, then rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def save_figure_formats(fig: Figure, paths: Sequence[str | os.PathLike[str]],
@@ -60,15 +54,8 @@ def save_figure_formats(fig: Figure, paths: Sequence[str | os.PathLike[str]],
     """Save a figure in every format of ``paths`` (by suffix) atomically, then close."""
     try:
         for path in paths:
-            p = Path(path)
-            p.parent.mkdir(parents=True, exist_ok=True)
-            tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp{p.suffix}")
-            try:
+            with atomic_path(path) as tmp:
                 fig.savefig(tmp, dpi=dpi)
-                os.replace(tmp, p)
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
     finally:
         import matplotlib.pyplot as plt
 

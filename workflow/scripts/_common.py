@@ -25,6 +25,8 @@ try:  # the conda environment does not install the package: use the source tree
 except ImportError:  # pragma: no cover - depends on the deployment
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from dce.io._atomic import atomic_path
+
 #: Map name in the file names -> (column name with units, display label, display unit).
 MAPS: dict[str, tuple[str, str, str]] = {
     "ktrans": ("ktrans_per_min", "Ktrans", "/min"),
@@ -126,40 +128,19 @@ def job(sm: Any) -> Iterator[logging.Logger]:
 
 def write_tsv(df: Any, path: str | os.PathLike[str]) -> None:
     """Write a table atomically (temporary name in the same folder, then rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         df.to_csv(tmp, sep="\t", index=False, na_rep="n/a", float_format="%.6g")
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_json(obj: Any, path: str | os.PathLike[str]) -> None:
     """Write JSON atomically."""
     import json
 
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def save_figure(fig: Any, path: str | os.PathLike[str]) -> None:
     """Save a matplotlib figure atomically."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp{p.suffix}")
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
