@@ -17,6 +17,7 @@ include: "workflow/rules/convert.smk"
 include: "workflow/rules/aif.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/roi.smk"
+include: "workflow/rules/provenance.smk"
 include: "workflow/rules/cohort.smk"
 
 

@@ -3,8 +3,8 @@
 One real run of the whole workflow (config/test/config.yaml: 3 patients, 64 x 64 x 8
 voxels, 40 phases; about half a minute once the numba kernels are compiled) is shared by
 the tests: outputs, accuracy against the phantom's ground truth, reruns after a change of
-the AIF settings, and a second run with broken inputs. A rejected configuration and a dry
-run need no real run.
+the AIF settings, de-identification. A rejected configuration and a dry run need no real
+run. Broken inputs, interruption and determinism: tests/test_reliability.py.
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ import contextlib
 import importlib.util
 import io
 import json
-import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,72 +20,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-SNAKEFILE = REPO / "Snakefile"
-TEST_CONFIG = REPO / "config" / "test" / "config.yaml"
-_CFG = yaml.safe_load(TEST_CONFIG.read_text())
-DEMO = Path(_CFG["sessions"]).parent      # relative to the work directory
-RESULTS = Path(_CFG["results"])
-
-snakemake_api = pytest.importorskip("snakemake.api")
-from snakemake.settings import types as st  # noqa: E402
+from snakemake import api as snakemake_api
+from snakemake.settings import types as st
+from wfutil import (
+    DEMO,
+    REPO,
+    RESULTS,
+    SNAKEFILE,
+    TEST_CONFIG,
+    cwd,
+    plan,
+    sessions_sheet,
+    snakemake,
+    text_blobs,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # PuLP via snakemake
-
-
-@contextlib.contextmanager
-def _cwd(path: Path) -> Iterator[None]:
-    old = Path.cwd()
-    try:
-        yield
-    finally:
-        os.chdir(old)
-
-
-def snakemake(workdir: Path, *, config: dict[str, Any] | None = None,
-              configfiles: list[Path] | None = None, targets: list[str] | None = None,
-              mode: str = "run", keep_going: bool = False, cores: int = 2) -> str:
-    """Run the workflow in ``workdir``: ``mode`` = run, dryrun or summary.
-
-    Returns what snakemake printed on stdout (the summary table for ``summary``).
-    """
-    out = io.StringIO()
-    with _cwd(workdir), contextlib.redirect_stdout(out), snakemake_api.SnakemakeApi(
-            st.OutputSettings(quiet={st.Quietness.PROGRESS, st.Quietness.RULES})) as api:
-        wf = api.workflow(
-            resource_settings=st.ResourceSettings(cores=cores),
-            config_settings=st.ConfigSettings(
-                configfiles=list(configfiles or [TEST_CONFIG]), config=config or {}),
-            snakefile=SNAKEFILE, workdir=workdir)
-        dag = wf.dag(st.DAGSettings(targets=set(targets or [])))
-        if mode == "summary":
-            dag.summary()
-        else:
-            dag.execute_workflow(
-                executor="dryrun" if mode == "dryrun" else "local",
-                execution_settings=st.ExecutionSettings(keep_going=keep_going))
-    return out.getvalue()
-
-
-def plan(summary: str) -> pd.DataFrame:
-    """The ``--summary`` table: output_file, rule, plan, ..."""
-    lines = [ln for ln in summary.splitlines() if ln.count("\t") >= 3]
-    header = lines[0].split("\t")
-    return pd.DataFrame([ln.split("\t") for ln in lines[1:]], columns=header)
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The test cohort generated and processed by the workflow (one real run)."""
-    work = tmp_path_factory.mktemp("wf")
-    snakemake(work)
-    return work
-
-
-def _sessions(work: Path) -> pd.DataFrame:
-    return pd.read_csv(work / DEMO / "sessions.tsv", sep="\t", dtype={"subject": str,
-                                                                           "session": str})
 
 
 # --------------------------------------------------------------------------- no real run
@@ -145,7 +92,7 @@ def test_figures_orientation_and_failed_qc(tmp_path: Path) -> None:
 def test_lint_clean(tmp_path: Path) -> None:
     """``snakemake --lint`` has nothing to say (the CI runs this test)."""
     out = io.StringIO()
-    with _cwd(tmp_path), contextlib.redirect_stdout(out), snakemake_api.SnakemakeApi(
+    with cwd(tmp_path), contextlib.redirect_stdout(out), snakemake_api.SnakemakeApi(
             st.OutputSettings(quiet={st.Quietness.PROGRESS})) as api:
         wf = api.workflow(resource_settings=st.ResourceSettings(cores=1),
                           config_settings=st.ConfigSettings(configfiles=[TEST_CONFIG]),
@@ -163,7 +110,7 @@ def test_dry_run_plans_the_demo_cohort(tmp_path: Path) -> None:
 
 
 def test_every_session_output_exists(run: Path) -> None:
-    sessions = _sessions(run)
+    sessions = sessions_sheet(run)
     assert len(sessions) >= 5
     for r in sessions.itertuples():
         d = run / RESULTS / f"sub-{r.subject}" / f"ses-{r.session}"
@@ -172,7 +119,7 @@ def test_every_session_output_exists(run: Path) -> None:
                      "aif.tsv", "aif.json", "aif.png", "aifvoxels.nii.gz", "ktrans.nii.gz",
                      "kep.nii.gz", "ve.nii.gz", "vp.nii.gz", "r2.nii.gz", "fitstatus.nii.gz",
                      "peakenh.nii.gz", "tictype.nii.gz", "iauc60.nii.gz", "roi.tsv", "tic.tsv",
-                     "tic.png", "maps.png"):
+                     "tic.png", "maps.png", "provenance.json"):
             assert (d / f"{stem}_{what}").is_file(), f"{stem}_{what}"
         roi = pd.read_csv(d / f"{stem}_roi.tsv", sep="\t")
         assert set(roi["roi"]) == {"lesion", "marrow"}
@@ -197,10 +144,24 @@ def test_every_session_output_exists(run: Path) -> None:
 
 
 def test_no_identifiers_in_outputs(run: Path) -> None:
-    """The demo DICOM carries PatientName PHANTOM^<subject>; no output may contain it."""
-    for p in (run / RESULTS).rglob("*.json"):
-        text = p.read_text()
-        assert "PHANTOM" not in text and "Patient" not in text, p
+    """Canary identifiers (name, ID, birth date, study date and time, institution,
+    physicians, accession number, UIDs ...) planted in every input DICOM file appear in
+    no output, log, file name or the HTML report (gzip content decompressed)."""
+    needles = (run / "canaries.txt").read_text(encoding="utf-8").split("\n")
+    needles = [n for n in needles if n]
+    assert len(needles) > 15 and "CANARYPID123" in needles
+    sessions = sessions_sheet(run)
+    first = next((run / DEMO / sessions["dicom_dir"].iloc[0]).iterdir())
+    assert b"CANARYPID123" in first.read_bytes()          # really in the input
+    blobs = text_blobs(run / RESULTS)
+    blobs.update({f"{k} (snakemake log)": v for k, v in text_blobs(run / ".snakemake" / "log")
+                  .items()})
+    blobs["report.html"] = (run / "report.html").read_bytes()
+    assert len(blobs) > 400
+    for where, blob in blobs.items():
+        low = blob.lower()
+        for needle in needles:
+            assert needle.lower().encode() not in low, (needle, where)
 
 
 def test_accuracy_against_ground_truth(run: Path) -> None:
@@ -233,104 +194,10 @@ def test_aif_settings_rerun_only_aif_dependent_jobs(run: Path) -> None:
     pending = set(table.loc[table["plan"] != "no update", "rule"])
     # the AIF and everything downstream of it (cohort rules, if any, included) ...
     assert {"aif", "fit", "roi", "benchmark_summary"} <= pending, pending
+    assert {"provenance", "run_provenance"} <= pending      # the configuration hash changed
     # ... but nothing upstream of it or beside it
     upstream = {"demo_cohort", "numba_warmup", "convert", "t1map", "concentration",
                 "semiquant"}
     assert not pending & upstream, pending & upstream
     untouched = set(table.loc[table["plan"] == "no update", "rule"])
     assert {"convert", "t1map", "concentration", "semiquant"} <= untouched
-
-
-# --------------------------------------------------------------------------- broken inputs
-
-
-def _without_vfa(src: Path, dst: Path) -> None:
-    import pydicom
-
-    shutil.copytree(src, dst)
-    for f in dst.rglob("*"):
-        if f.is_file():
-            desc = str(pydicom.dcmread(f, stop_before_pixels=True).get("SeriesDescription", ""))
-            if "vfa" in desc.lower():
-                f.unlink()
-
-
-def test_broken_inputs_fail_with_the_file_name(run: Path) -> None:
-    """ROI outside the FOV, empty ROI, lesion missing from the ROI: errors naming the file,
-    no partial outputs; a session without VFA data gets the fixed T10 and completes; ROIs
-    stored in another voxel order give the same statistics."""
-    from dce.io import read_nifti, write_nifti
-
-    demo = run / DEMO
-    sessions = _sessions(run)
-    lesions = pd.read_csv(demo / "lesions.tsv", sep="\t", dtype={"subject": str})
-    subjects = list(dict.fromkeys(sessions["subject"]))
-    first = sessions[sessions["subject"] == subjects[0]]
-    a, b = first.iloc[0], first.iloc[1]
-    c = sessions[sessions["subject"] == subjects[1]].iloc[0]
-    third = sessions[sessions["subject"] == subjects[2]]
-    d, e = third.iloc[0], third.iloc[1]
-    bad = demo / "bad"
-    bad.mkdir()
-    # a: lesion ROI moved 500 mm away; b: empty lesion ROI
-    img = read_nifti(demo / a.lesion_roi)
-    shifted = img.affine.copy()
-    shifted[:3, 3] += 500.0
-    write_nifti(bad / "outside.nii.gz", img.data, shifted)
-    write_nifti(bad / "empty.nii.gz", np.zeros_like(img.data), img.affine)
-    sessions.loc[a.name, "lesion_roi"] = "bad/outside.nii.gz"
-    sessions.loc[b.name, "lesion_roi"] = "bad/empty.nii.gz"
-    # e: lesion and marrow ROIs stored in another voxel order (k, i, j; first axis flipped)
-    for col in ("lesion_roi", "marrow_roi"):
-        roi = read_nifti(demo / e[col])
-        n = roi.data.shape[2]
-        perm = np.array([[0, 1, 0, 0], [0, 0, 1, 0], [-1, 0, 0, n - 1], [0, 0, 0, 1]], float)
-        write_nifti(bad / f"reoriented_{col}.nii.gz",
-                    np.flip(np.transpose(roi.data, (2, 0, 1)), axis=0), roi.affine @ perm)
-        sessions.loc[e.name, col] = f"bad/reoriented_{col}.nii.gz"
-    # d: no VFA series
-    _without_vfa(demo / d.dicom_dir, bad / "novfa")
-    sessions.loc[d.name, "dicom_dir"] = "bad/novfa"
-    sessions.to_csv(demo / "sessions_bad.tsv", sep="\t", index=False)
-    # c: a lesion listed in lesions.tsv but absent from the ROI
-    extra = pd.DataFrame([{"subject": c.subject, "lesion": 9, "level": "L5"}])
-    pd.concat([lesions, extra]).to_csv(demo / "lesions_bad.tsv", sep="\t", index=False)
-
-    keys = [(r.subject, r.session) for r in (a, b, c, d, e)]
-    targets = [f"results_bad/sub-{s}/ses-{t}/sub-{s}_ses-{t}_roi.tsv" for s, t in keys]
-    cfg = {"demo": {"enabled": False}, "sessions": f"{DEMO.as_posix()}/sessions_bad.tsv",
-           "lesions": f"{DEMO.as_posix()}/lesions_bad.tsv", "results": "results_bad"}
-    with pytest.raises(Exception):  # noqa: B017 - snakemake reports failed jobs generically
-        snakemake(run, config=cfg, targets=targets, keep_going=True)
-
-    def logs(s: str, t: str) -> str:
-        return "".join(p.read_text() for p in
-                       (run / "results_bad" / "logs" / f"sub-{s}" / f"ses-{t}").glob("*.log"))
-
-    def roi_done(s: str, t: str) -> bool:
-        return (run / "results_bad" / f"sub-{s}" / f"ses-{t}"
-                / f"sub-{s}_ses-{t}_roi.tsv").exists()
-
-    assert "outside.nii.gz" in logs(a.subject, a.session)
-    assert "outside the image field of view" in logs(a.subject, a.session)
-    assert "empty.nii.gz" in logs(b.subject, b.session)
-    assert "no labelled" in logs(b.subject, b.session)
-    assert "lesion label(s) 9" in logs(c.subject, c.session)
-    assert Path(c.lesion_roi).name in logs(c.subject, c.session)
-    for s, t in keys[:3]:
-        assert not roi_done(s, t)        # failed jobs leave no partial output
-    for s, t in keys[:2]:                # the AIF prior reads the broken ROI first
-        assert not (run / "results_bad" / f"sub-{s}" / f"ses-{t}"
-                    / f"sub-{s}_ses-{t}_aif.tsv").exists()
-    assert roi_done(d.subject, d.session)
-    t1 = json.loads((run / "results_bad" / f"sub-{d.subject}" / f"ses-{d.session}"
-                     / f"sub-{d.subject}_ses-{d.session}_T1map.json").read_text())
-    assert t1["Source"] == "fixed" and t1["FixedT10_s"] == pytest.approx(1.2)
-    # the reoriented ROIs give exactly the statistics of the original ones
-    stem = f"sub-{e.subject}_ses-{e.session}_roi.tsv"
-    new = pd.read_csv(run / "results_bad" / f"sub-{e.subject}" / f"ses-{e.session}" / stem,
-                      sep="\t")
-    ref = pd.read_csv(run / RESULTS / f"sub-{e.subject}" / f"ses-{e.session}" / stem,
-                      sep="\t")
-    pd.testing.assert_frame_equal(new[["roi", "label", "n_voxels", "ktrans_per_min_mean"]],
-                                  ref[["roi", "label", "n_voxels", "ktrans_per_min_mean"]])

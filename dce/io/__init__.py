@@ -4,7 +4,8 @@ cohort tables and figures.
 The only place in :mod:`dce` that touches files.  See :mod:`dce.io.dicom` for the axis and
 timing conventions, :mod:`dce.io.nifti` for the atomic writer, :mod:`dce.io.convert` for
 one visit -> NIfTI, :mod:`dce.io.dicom_write` for the synthetic DICOM writer and
-:mod:`dce.io.tables` for TSV sheets, text tables and figure files.
+:mod:`dce.io.tables` for TSV sheets, text tables and figure files, and
+:mod:`dce.io.provenance` for the provenance records (versions, config and input hashes).
 """
 
 from dce.io.dicom import (

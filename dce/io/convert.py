@@ -221,7 +221,9 @@ def convert_visit(dicom_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
         raise DicomError(f"{dicom_dir}: {len(hits)} series match the DCE "
                          f"{_pattern_text(pattern, DEFAULT_EXCLUDE_PATTERN)}: "
                          + "; ".join(_where(s, dicom_dir) for s in hits)
-                         + "; pass a more specific DCE pattern")
+                         + "; pass a more specific DCE pattern (workflow: config "
+                         "convert.dce_pattern; dce convert: --dce-pattern) or move the "
+                         "unwanted series out of the folder")
     dce_info = hits[0]
 
     vpattern = vfa_pattern or DEFAULT_VFA_PATTERN

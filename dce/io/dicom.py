@@ -49,7 +49,9 @@ A phase starts at the earliest time of its slices; times are returned in seconds
 relative to the first phase.  Clock times (TM) without dates are unwrapped across
 midnight.  Other timing tags that also vary between phases are compared with the chosen
 one; a disagreement of more than 0.5 s is reported in ``meta["Notes"]``.  Uneven phase
-spacing is allowed and flagged in the metadata.
+spacing is allowed and flagged in the metadata; a gap of about a whole multiple (>= 2) of
+the median spacing is reported in ``meta["Notes"]`` as phase(s) possibly missing from the
+export (with clock timing a lost phase leaves no other trace).
 
 Errors
 ------
@@ -720,7 +722,7 @@ def load_dce_series(info: SeriesInfo) -> DynamicSeries:
         "PhaseOrderSource": order,
     })
     meta.update(_spacing_meta(t_s))
-    meta["Notes"] = notes
+    meta["Notes"] = notes + _phase_gap_notes(t_s)
     return DynamicSeries(data=data, t_s=t_s, affine=geom.affine, meta=meta)
 
 
@@ -1203,6 +1205,23 @@ def _common_meta(first: Dataset, geom: _Geometry) -> dict[str, Any]:
         "ConversionSoftware": "dce.io.dicom",
         "ConversionSoftwareVersion": __version__,
     }
+
+
+def _phase_gap_notes(t_s: NDArray[np.float64]) -> list[str]:
+    """Notes for gaps of about a whole multiple (>= 2) of the median phase spacing: with
+    timing from clock tags a phase lost from the export leaves no other trace."""
+    if t_s.size < 4:
+        return []
+    dt = np.diff(t_s)
+    med = float(np.median(dt))
+    if med <= 0:
+        return []
+    ratio = dt / med
+    gaps = np.nonzero((ratio > 1.5) & (np.abs(ratio - np.round(ratio)) < 0.1))[0]
+    return [f"phase gap: {dt[i]:.4g} s between phases {i} and {i + 1} (t = {t_s[i]:.4g} .. "
+            f"{t_s[i + 1]:.4g} s) is {round(ratio[i])} x the median spacing {med:.4g} s: "
+            f"{round(ratio[i]) - 1} phase(s) may be missing from the export (the fit uses "
+            "the real times)" for i in gaps]
 
 
 def _spacing_meta(t_s: NDArray[np.float64]) -> dict[str, Any]:

@@ -205,6 +205,7 @@ def session_outputs(subject, session):
         ses("tic", "tsv"),
         ses("tic", "png"),
         ses("maps", "png"),
+        ses("provenance", "json"),
     ]
     paths += list(map_outputs(FIT_MAPS).values())
     paths += list(map_outputs(SEMIQUANT_MAPS).values())
@@ -221,6 +222,7 @@ def all_outputs(wildcards):
     for subject, session in all_session_keys():
         out += session_outputs(subject, session)
     out.append(f"{RESULTS}/benchmarks/summary.tsv")
+    out.append(f"{RESULTS}/provenance.json")
     return out
 
 

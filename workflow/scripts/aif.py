@@ -92,9 +92,16 @@ with job(sm) as log:
         res = replace(res, cb_mM=cb, cp_mM=cb / (1.0 - hct))
         qc.update(source=cfg["population"], population_arrival_s=arrival,
                   population_arrival_source=src, population_delay_s=delay_s)
+    elif not res.qc.passed and cfg["on_qc_failure"] == "error":
+        raise ValueError(f"{sm.input.conc}: the automatic AIF failed QC ({res.qc.reason}) "
+                         "and aif.on_qc_failure is error: check the aorta in the field of "
+                         "view (or the aorta mask), or allow aif.on_qc_failure: fallback")
     elif not res.qc.passed and fallback is None:
         log.warning("AIF QC failed (%s) and aif.fallback is none: using the measured curve",
                     res.qc.reason)
+    elif not res.qc.passed:
+        log.warning("AIF QC failed (%s): using the population AIF %s (aif.fallback)",
+                    res.qc.reason, fallback)
     if cfg["delay"] == "phases" and int(cfg["delay_phases"]) > 0:
         res = res.delayed(int(cfg["delay_phases"]))
         qc["delay_phases"] = res.qc.delay_phases

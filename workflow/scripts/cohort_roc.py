@@ -16,5 +16,6 @@ with job(sm) as log:
     write_tsv(curves, sm.output.curves)
     write_tsv(delong, sm.output.delong)
     for r in roc.itertuples():
-        log.info("ROC %s ~ %s: AUC %s %s", r.endpoint, r.predictor, r.auc,
-                 r.note if isinstance(r.note, str) else "")
+        note = r.note if isinstance(r.note, str) else ""
+        (log.warning if note else log.info)("ROC %s ~ %s: AUC %s %s", r.endpoint,
+                                            r.predictor, r.auc, note)

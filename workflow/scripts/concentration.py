@@ -1,7 +1,8 @@
 """Rule concentration: DCE signal + T10 (+ M0) -> contrast agent concentration (mM).
 
 Voxels whose conversion failed (dce.signal.STATUS_CONC) are NaN at every phase; the
-status map says why.
+status map says why. A session in which fewer than 1 % of the voxels convert (a blank
+baseline, a broken export) is refused with the counts.
 """
 
 import numpy as np
@@ -11,6 +12,10 @@ from dce.io import read_nifti, write_nifti
 from dce.signal import STATUS_CONC, signal_to_concentration
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
+
+#: Below this fraction of voxels with a valid concentration the session is refused (a
+#: blank baseline or broken export, not anatomy: background air is well below 99 %).
+MIN_VALID_FRACTION = 0.01
 
 with job(sm) as log:
     p = sm.params
@@ -45,6 +50,16 @@ with job(sm) as log:
               for k, n in zip(*np.unique(res.status, return_counts=True), strict=True)}
     log.info("concentration: FA %g deg, TR %.4g s, r1 %g /mM/s, M0 from %s; voxels: %s",
              fa, tr, p.r1, m0_source, counts)
+    no_base = int(np.count_nonzero(res.status == 1))
+    if ok.mean() < MIN_VALID_FRACTION:
+        raise ValueError(
+            f"{sm.input.dce}: only {int(ok.sum())} of {ok.size} voxels give a concentration "
+            f"({no_base} have a zero or non-finite baseline signal in the first "
+            f"{int(p.n_baseline)} phases (acquisition.n_baseline); status counts {counts}): "
+            "check the export (blank or missing first phases?) and acquisition.n_baseline")
+    if no_base > ok.size // 2:
+        log.warning("%d of %d voxels have a zero or non-finite baseline signal (NaN "
+                    "concentration there)", no_base, ok.size)
     write_nifti(sm.output.status, res.status.astype(np.int8), dce.affine,
                 {"Description": "voxel status of the signal-to-concentration conversion",
                  "Codes": {str(k): v for k, v in STATUS_CONC.items()}})

@@ -23,7 +23,8 @@ with job(sm) as log:
 
     def report(line: str) -> None:
         lines.append(line)
-        log.info("%s", line)
+        warn = line.lstrip().startswith("note:") and ("gap" in line or "disagree" in line)
+        (log.warning if warn else log.info)("%s", line)
 
     written = convert_visit(sm.input.dicom, out_dir, subject=subject, session=session,
                             dce_pattern=sm.params.dce_pattern,

@@ -1,0 +1,51 @@
+# Provenance of every output set: sub-<s>_ses-<t>_provenance.json in each session folder
+# and <results>/provenance.json for the whole run (package versions, configuration hash,
+# input file hashes; dce.io.provenance). The configuration hash is a parameter, so a
+# configuration change rewrites the records.
+
+from dce.io.provenance import config_sha256
+
+CONFIG_SHA256 = config_sha256(config)
+
+
+rule provenance:
+    input:
+        roi=ses("roi", "tsv"),
+        dicom=session_path("dicom_dir"),
+        lesion_roi=session_path("lesion_roi"),
+        marrow_roi=optional_session_path("marrow_roi"),
+        aorta_roi=optional_session_path(config["aif"]["mask_column"]),
+    output:
+        ses("provenance", "json"),
+    log:
+        ses_log("provenance"),
+    params:
+        config_sha256=CONFIG_SHA256,
+    resources:
+        mem_mb=500,
+    conda:
+        "../envs/dce.yaml"
+    script:
+        "../scripts/provenance.py"
+
+
+rule run_provenance:
+    input:
+        sessions=config["sessions"],
+        lesions=config["lesions"],
+        records=lambda wc: [
+            ses("provenance", "json").format(subject=s, session=t)
+            for s, t in all_session_keys()
+        ],
+    output:
+        f"{RESULTS}/provenance.json",
+    log:
+        f"{RESULTS}/logs/provenance.log",
+    params:
+        config_sha256=CONFIG_SHA256,
+    resources:
+        mem_mb=500,
+    conda:
+        "../envs/dce.yaml"
+    script:
+        "../scripts/provenance.py"

@@ -1,0 +1,31 @@
+"""Rules provenance and run_provenance: the provenance record of an output set
+(dce.io.provenance): package versions, configuration hash, input file hashes."""
+
+import json
+
+from _common import job, write_json
+
+from dce.io.provenance import provenance_record
+
+sm = snakemake  # type: ignore[name-defined]  # noqa: F821
+
+with job(sm) as log:
+    if sm.rule == "provenance":
+        inputs = {"dicom": sm.input.dicom, "lesion_roi": sm.input.lesion_roi}
+        for role in ("marrow_roi", "aorta_roi"):          # optional: [] or [path]
+            inputs[role] = sm.input[role][0] if sm.input[role] else None
+        extra = {"subject": sm.wildcards.subject, "session": sm.wildcards.session}
+    else:
+        inputs = {"sessions_sheet": sm.input.sessions, "lesions_sheet": sm.input.lesions}
+        sessions = []
+        for path in sm.input.records:
+            with open(path, encoding="utf-8") as fh:
+                rec = json.load(fh)
+            sessions.append({k: rec[k] for k in ("subject", "session", "inputs")})
+        extra = {"sessions": sessions}
+    record = provenance_record(config=sm.config, inputs=inputs, extra=extra)
+    if record["config_sha256"] != sm.params.config_sha256:
+        raise RuntimeError("configuration hash differs between the Snakefile and the job")
+    log.info("config sha256 %s; inputs: %s", record["config_sha256"],
+             {k: (v["n_files"] if v else 0) for k, v in record["inputs"].items()})
+    write_json(record, sm.output[0])
