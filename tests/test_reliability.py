@@ -301,6 +301,7 @@ def test_lesion_without_baseline_stops_the_cohort_step(run: Path) -> None:
     log = (run / "results_nobase" / "logs" / "cohort" / "cohort_table.log").read_text()
     assert "rule cohort_table: failed" in log
     assert "no baseline session 'pre' for lesion(s)" in log and subject in log
+    assert "sessions_nobase.tsv (or set cohort.baseline_session: null" in log
     assert not (run / "results_nobase" / "cohort" / "cohort.tsv").exists()
 
 

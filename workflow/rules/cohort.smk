@@ -37,6 +37,7 @@ rule cohort_table:
         cohort_bench("cohort_table")
     params:
         cohort=COHORT_CFG,
+        sessions_sheet=config["sessions"],
     resources:
         mem_mb=1000,
     conda:

@@ -11,7 +11,14 @@ with job(sm) as log:
     cfg = cl.parse_config(sm.params.cohort)
     lesions = cl.read_lesion_sheet(sm.input.lesions)
     cohort, marrow = cl.cohort_tables([cl.read_tsv(p) for p in sm.input.roi], lesions)
-    changes = cl.changes(cohort, cfg, lesions)
+    try:
+        changes = cl.changes(cohort, cfg, lesions)
+    except ValueError as exc:
+        if "no baseline session" not in str(exc):
+            raise
+        raise ValueError(f"{exc}: add the baseline session of each lesion to "
+                         f"{sm.params.sessions_sheet} (or set cohort.baseline_session: null "
+                         "to use each lesion's earliest session)") from None
     frame = cl.predictor_frame(cohort, changes, lesions, cfg)
     write_tsv(cohort, sm.output.cohort)
     write_tsv(marrow, sm.output.marrow)
