@@ -9,7 +9,6 @@ exit code 2, one ``error: ...`` line naming the series, no traceback, no output 
 
 from __future__ import annotations
 
-import gzip
 import json
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
+from wfutil import text_blobs
 
 from dce import __version__
 from dce import phantom as ph
@@ -255,16 +255,6 @@ CANARY_PATIENT: dict[str, Any] = {
 CANARY_STUDY = datetime(1987, 6, 5, 7, 13, 17)  # StudyDate 19870605, StudyTime 071317
 
 
-def _blobs(folder: Path) -> dict[str, bytes]:
-    out = {}
-    for p in sorted(folder.rglob("*")):
-        if p.is_file():
-            raw = p.read_bytes()
-            out[str(p)] = gzip.decompress(raw) if p.name.endswith(".gz") else raw
-            out[f"name of {p}"] = str(p.relative_to(folder)).encode()
-    return out
-
-
 @pytest.mark.parametrize("vendor", dw.VENDORS)
 def test_no_identifier_in_any_output(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                      session: ph.SessionPhantom, vendor: str) -> None:
@@ -287,7 +277,7 @@ def test_no_identifier_in_any_output(tmp_path: Path, capsys: pytest.CaptureFixtu
     code, out, err = run(capsys, "convert", dicom, out_dir, "--subject", "S1", "--session",
                          "base")
     assert code == 0, err
-    blobs = _blobs(out_dir)
+    blobs = text_blobs(out_dir)
     assert len(blobs) == 8  # four files and their names
     blobs["stdout"], blobs["stderr"] = out.encode(), err.encode()
     for where, blob in blobs.items():

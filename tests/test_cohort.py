@@ -13,15 +13,11 @@ Two levels:
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
 import re
 import shutil
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -30,14 +26,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from wfutil import REPO, SNAKEFILE, TEST_CONFIG, snakemake
 
 from dce import cohort as cl
 from dce import figures, stats, tables
 from dce.phantom import make_cohort
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEFILE = REPO / "Snakefile"
-TEST_CONFIG = REPO / "config" / "test" / "config.yaml"
 DEFAULTS = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["cohort"]
 
 
@@ -378,29 +372,6 @@ def test_figures_render_without_identifiers(analysed: dict[str, Any], tmp_path: 
 
 # --------------------------------------------------------------------------- workflow
 
-snakemake_api = pytest.importorskip("snakemake.api")
-from snakemake.settings import types as st  # noqa: E402
-
-
-@contextlib.contextmanager
-def _cwd(path: Path) -> Iterator[None]:
-    old = Path.cwd()
-    try:
-        yield
-    finally:
-        os.chdir(old)
-
-
-def run_workflow(workdir: Path, configfiles: list[Path], cores: int = 2) -> None:
-    out = io.StringIO()
-    with _cwd(workdir), contextlib.redirect_stdout(out), snakemake_api.SnakemakeApi(
-            st.OutputSettings(quiet={st.Quietness.PROGRESS, st.Quietness.RULES})) as api:
-        wf = api.workflow(resource_settings=st.ResourceSettings(cores=cores),
-                          config_settings=st.ConfigSettings(configfiles=configfiles),
-                          snakefile=SNAKEFILE, workdir=workdir)
-        wf.dag(st.DAGSettings()).execute_workflow(executor="local")
-
-
 def _results(work: Path) -> Path:
     cfg = yaml.safe_load(TEST_CONFIG.read_text())
     return work / cfg["results"]
@@ -418,7 +389,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     override = work / "demo10.yaml"
     override.write_text(yaml.safe_dump({"demo": {"n_patients": 10, "seed": 0},
                                         "cohort": {"bootstrap": {"n": 500, "seed": 0}}}))
-    run_workflow(work, [TEST_CONFIG, override])
+    snakemake(work, configfiles=[TEST_CONFIG, override])
     return work
 
 
@@ -475,7 +446,7 @@ def test_workflow_endpoint_added_by_configuration(demo_run: Path) -> None:
     override.write_text(yaml.safe_dump({"demo": {"n_patients": 10, "seed": 0},
                                         "cohort": {"bootstrap": {"n": 500, "seed": 0},
                                                    "endpoints": endpoints}}))
-    run_workflow(demo_run, [TEST_CONFIG, override])
+    snakemake(demo_run, configfiles=[TEST_CONFIG, override])
     c = _results(demo_run) / "cohort"
     roc = cl.read_tsv(c / "roc.tsv")
     fr = roc[roc["endpoint"] == "fracture"]
