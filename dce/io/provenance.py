@@ -1,6 +1,6 @@
 """Provenance records: package versions, a configuration hash and input file hashes.
 
-Every output set of the workflow (each session folder, the cohort folder) carries a
+Every output set of the workflow (each session folder, and the run as a whole) carries a
 ``provenance.json`` built by :func:`provenance_record`, so a table found on a shared drive
 can be traced to the software, the configuration and the exact input bytes that made it.
 
