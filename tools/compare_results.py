@@ -6,8 +6,9 @@ Usage: python tools/compare_results.py RESULTS_A RESULTS_B
 - every ``.tsv`` must be byte-identical;
 - every NIfTI (``.nii``, ``.nii.gz``) must hold identical voxel data (shape, dtype after
   scaling, values with NaN == NaN) and the same affine;
-- every other file (figures, JSON sidecars, tables) must exist in both folders;
-  its content is not compared (figures and sidecars carry dates and timings).
+- every other file (figures, JSON sidecars and records, text tables) must exist in both
+  folders; its content is not compared here (tests/test_reliability.py compares JSON and
+  text tables byte for byte between two local runs).
 
 Skipped: ``benchmarks/`` and ``logs/`` at any depth (timings, host and process details)
 and ``report*.html`` at the top (only made by ``snakemake --report``).
