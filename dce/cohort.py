@@ -835,12 +835,7 @@ def display_roc(roc: pd.DataFrame) -> pd.DataFrame:
             "bootstrap 95% CI": "–" if _nan(r.boot_lo) else
             f"{fmt_num(r.boot_lo, fixed=2)}–{fmt_num(r.boot_hi, fixed=2)}",
             "Youden cut-off": fmt_num(r.youden_threshold),
-            "sensitivity": _prop(r.tp, r.tp + r.fn, r.sensitivity, r.sensitivity_lo,
-                                 r.sensitivity_hi),
-            "specificity": _prop(r.tn, r.tn + r.fp, r.specificity, r.specificity_lo,
-                                 r.specificity_hi),
-            "PPV": _prop(r.tp, r.tp + r.fp, r.ppv, r.ppv_lo, r.ppv_hi),
-            "NPV": _prop(r.tn, r.tn + r.fn, r.npv, r.npv_lo, r.npv_hi),
+            **_accuracy_cells(r),
         })
     return pd.DataFrame(rows)
 
@@ -864,6 +859,19 @@ def _prop(k: Any, n: Any, est: Any, lo: Any, hi: Any) -> str:
     if _nan(k) or _nan(n):
         return "–"
     return fmt_pct(int(k), int(n), est, lo, hi)
+
+
+def _accuracy_cells(r: Any) -> dict[str, str]:
+    """Sensitivity, specificity, PPV and NPV cells (k/n, % and CI) of a record with
+    ``tp, fp, tn, fn`` and the estimates with ``_lo``/``_hi`` bounds."""
+    return {
+        "sensitivity": _prop(r.tp, r.tp + r.fn, r.sensitivity, r.sensitivity_lo,
+                             r.sensitivity_hi),
+        "specificity": _prop(r.tn, r.tn + r.fp, r.specificity, r.specificity_lo,
+                             r.specificity_hi),
+        "PPV": _prop(r.tp, r.tp + r.fp, r.ppv, r.ppv_lo, r.ppv_hi),
+        "NPV": _prop(r.tn, r.tn + r.fn, r.npv, r.npv_lo, r.npv_hi),
+    }
 
 
 def display_delong(delong: pd.DataFrame) -> pd.DataFrame:
@@ -906,12 +914,7 @@ def display_predictions(summary: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "endpoint": r.endpoint, "method": r.method, "model": r.model, "level": r.level,
             "n": fmt_num(r.n),
-            "sensitivity": _prop(r.tp, r.tp + r.fn, r.sensitivity, r.sensitivity_lo,
-                                 r.sensitivity_hi),
-            "specificity": _prop(r.tn, r.tn + r.fp, r.specificity, r.specificity_lo,
-                                 r.specificity_hi),
-            "PPV": _prop(r.tp, r.tp + r.fp, r.ppv, r.ppv_lo, r.ppv_hi),
-            "NPV": _prop(r.tn, r.tn + r.fn, r.npv, r.npv_lo, r.npv_hi),
+            **_accuracy_cells(r),
             "AUC": fmt_num(getattr(r, "auc", np.nan), fixed=2),
             "note": r.note if isinstance(r.note, str) else ""})
     return pd.DataFrame(rows)
