@@ -1,125 +1,116 @@
-"""Automatic arterial input function (AIF) extraction from the aorta, with QC and fallback.
+"""Automatic arterial input function (AIF) from the aorta, in the signal domain, with
+physiological QC and a population fallback.
 
 The seed review (Saha et al., AJNR 2025) describes the individual AIF as the mean curve
-of aortic voxels "with a rapid increase in signal enhancement and sharp peak followed by
-minimal temporal noises ... a large change in signal intensity ... and an early peak";
-in a sagittal spine slab the aorta lies anterior to the vertebral bodies. This module
-turns that description into an explicit, vectorised and configurable rule.
+of aortic voxels with a rapid, large, early rise, a sharp peak and little temporal
+noise; in a sagittal spine slab the aorta lies anterior to the vertebral bodies. This
+module turns that description into an explicit, vectorised rule that is robust to the
+low blood SNR, receive-coil bias, partial volume and SPGR saturation of real scans.
+
+Why the signal domain
+---------------------
+Arterial blood at peak enhancement sits on the steep part of the SPGR curve: at 3 T,
+20 deg, TR 4.5 ms a 5 mM blood peak gives 15x the pre-contrast signal against a
+saturation limit of 23x, so a 2 % error in a voxel's baseline signal M0 changes its
+peak concentration by about 7 %, and at a baseline blood SNR of 5-15 single voxels
+reach or pass the limit. Converting every voxel to concentration and then *choosing*
+voxels by their concentration peak picks exactly the voxels whose noisy baseline
+inflated the peak (an independent cohort measured 3-6x the true peak that way). Here
+voxels are characterised and chosen on signal-domain features whose noise is small and
+symmetric (the enhancement ``S(t) - S0`` of blood is 5-20x ``S0``, its noise ~``S0 /
+SNR``); the chosen voxels' *signals* are averaged (SPGR signal is linear in M0, so
+voxels with different coil gains average correctly), and only the mean curve, with a
+baseline averaged over all chosen voxels and baseline phases, is converted with the
+blood T10 (Garpebring et al. and the QIBA/OSIPI recommendations average in the signal
+domain for the same reason).
 
 Algorithm (:class:`AortaAIF`)
 -----------------------------
-All features are computed for every voxel at once (blocks of voxels, no per-voxel
-Python loop) from the baseline-subtracted concentration ``e(t) = C(t) - mean(C[:nb])``,
-``nb`` = ``n_baseline`` leading pre-contrast phases:
+Per voxel (all voxels at once, in blocks), from the signal ``S(t)``: baseline
+``S0 = mean(S[:nb])`` over the ``nb`` leading phases; noise ``max(SD(S[:nb]),
+1.4826 median|diff S| / sqrt 2)`` (the robust whole-curve term guards against a small
+baseline SD by chance); enhancement ``e = S - S0``; its post-baseline ``peak`` and peak
+time; ``cnr = peak / noise``; arrival (first crossing of ``max(arrival_k_sd * noise,
+arrival_fraction * peak)``, interpolated); ``washout = 1 - late / peak`` (``late`` the
+mean of the last ``late_fraction`` of the phases); relative enhancement
+``re = peak / S0``.
 
-``peak``
-    Peak enhancement (mM): ``max e`` over the post-baseline phases; ``t_peak`` its time.
-``sd``
-    Baseline noise: temporal SD (ddof 1) of the ``nb`` baseline phases (mM).
-``noise``
-    ``max(sd, sd_diff)`` with ``sd_diff = 1.4826 median|diff e| / sqrt 2``, a robust
-    whole-curve noise estimate (the few large bolus steps do not move the median); it
-    guards against a baseline SD that is small by chance with few baseline phases.
-``cnr``
-    ``peak / noise``.
-``arrival``
-    Bolus arrival (s): first time ``e`` exceeds ``max(k * noise, f * peak)``
-    (defaults ``k = 3``, ``f = 0.10``), linearly interpolated between the two bracketing
-    phases. The volume's median arrival is the median over *enhancing* voxels
-    (finite, ``cnr >= min_cnr``, peak after the baseline).
-``ttp``
-    Time to peak relative to the volume's median arrival, ``t_peak - median arrival`` (s).
-``width``
-    Full width at half maximum (s): total sampling interval (trapezoid weights) of the
-    phases with ``e >= peak / 2``; small = sharp.
-``washout``
-    ``1 - late / peak`` with ``late`` the mean enhancement over the last
-    ``late_fraction`` (default 1/4) of the phases; 0 when the peak lies in that window.
+1. *Candidates* (hard criteria, :class:`AIFCriteria`): finite, ``S0 > 0``,
+   ``cnr >= min_cnr``, peak after the baseline and not on the last phase, peak at most
+   ``max_ttp_s`` after the volume's median arrival (median over enhancing voxels),
+   ``washout >= min_washout``; inside ``mask`` and (softly) ``prior_mask``.
+2. *Blood amplitude*: ``peak >= peak_fraction * P`` with ``P`` the mean of the
+   ``n_reference`` largest candidate peaks (the brightest lumen voxels; in the signal
+   domain a high quantile is not a noise tail). Removes tissue, whose enhancement is a
+   fraction of blood's.
+3. *Partial volume*: ``re >= re_fraction * R`` with ``R`` the median ``re`` of the
+   survivors whose peak is at least 0.75 ``P`` (the lumen core). A voxel shared with
+   tissue or fat has a brighter baseline and a smaller relative enhancement. ``re`` is
+   free of coil gain, and the threshold lies far below the lumen values, so the lumen
+   voxels are not chosen by their baseline noise.
+4. *Shape consensus* (cluster analysis in the spirit of Mouridsen et al. 2006 and
+   Peruzzo et al. 2011): curves normalised to their peak, the survivors' median
+   normalised curve, and the RMS distance (post-baseline phases) of every survivor from
+   it; voxels farther than ``shape_tolerance`` are removed (late-arriving or
+   slowly-enhancing tissue), and at most ``max_voxels`` closest ones are kept (ties to
+   the lower flat index).
 
-Hard criteria (:class:`AIFCriteria`; a voxel must pass all): finite curve; inside
-``mask`` (and the anatomical prior, see below); peak after the baseline and not on the
-last phase; ``cnr >= min_cnr``; ``ttp <= max_ttp_s``; ``washout >= min_washout``; and
-a two-step peak criterion. First ``peak >= coarse_peak_fraction`` (0.25) times the
-``n_voxels``-th largest peak of the voxels passing the other criteria, which removes
-tissue (peaks an order of magnitude below blood); then ``peak >= min_peak_fraction``
-(0.5) times the *median* peak of those survivors, which removes partial-volume rim
-voxels. The median, not the largest peaks, sets the second threshold because arterial
-peak concentrations have a heavy upper tail (the SPGR conversion is steep near its
-maximum, so small M0 or signal errors give large upward concentration errors): a
-threshold taken from that tail would keep only the voxels with the largest upward
-errors.
-
-Score: the weighted mean (weights :attr:`AIFCriteria.weights`, default equal) of five
-*saturating desirabilities* in [0, 1], each relative to the median ``~`` over the
-candidates and the ``saturation`` s (default 0.7): ``min(1, peak / (s peak~))``,
-``min(1, washout / (s washout~))``, ``min(1, width~ / (s width))``,
-``min(1, sd~ / (s sd))`` and, for earliness, ``1 / (1 + late / dt)`` with ``late`` how
-far ``ttp`` exceeds ``ttp~`` by more than one median phase interval ``dt``. Ties (every
-good lumen voxel saturates) go to the voxel whose curve is closest (RMS over the
-post-baseline phases, relative to the peak) to the candidates' median curve, then to the
-lower flat index. The ``n_voxels`` best voxels (default 16) form the AIF: the mean of
-their concentration curves is the *blood* AIF ``cb``, minus its baseline mean; the
+*Every* remaining voxel is used (no ranking by amplitude, so no selection bias beyond
+the thresholds' margins). The blood AIF is the concentration of their mean signal:
+``M0`` from the mean baseline with the blood T10, ``R1(t)`` by inverting the SPGR
+equation (:func:`dce.signal.signal_to_concentration`), ``cb = (R1 - 1/T10) / r1``; the
 plasma AIF is ``cp = cb / (1 - hematocrit)``.
 
-Why saturating scores, not ranks: among voxels that share one true curve, every
-amplitude-like feature (peak, washout = 1 - late/peak, even sharpness) is driven by that
-voxel's noise, mostly by its M0 error, which inflates the peak far more than the late
-phase. Ranking on them picks the voxels with the largest upward errors: in the phantom
-tests a rank score over the five features over-estimated the peak by 20-100 %.
-Saturation keeps the features' power to reject partial-volume and tissue voxels but does
-not reward noise above the typical lumen value, and the consensus tie-break prefers
-voxels with small errors of either sign (the candidates' median curve is robust to the
-heavy upper tail). In the phantom tests this took the peak error of the top-16 mean
-from up to +40 % (ties broken by the lowest baseline SD, which with M0 estimated from
-the baseline favours voxels with over-estimated M0) to within 3 %. A caveat for real
-data: when partial-volume voxels outnumber lumen voxels among the candidates, the
-consensus is theirs; draw an aorta ``mask`` or raise ``min_peak_fraction`` then.
+Blood T10
+---------
+VFA T1 in flowing blood is unreliable (inflow, B1), so by default the conversion uses a
+literature value (:data:`BLOOD_T10_S`, :func:`blood_t10_literature`): in vivo blood T1
+1.48 s at 1.5 T and 1.65 s at 3 T (Zhang X et al., Magn Reson Med 2013;70:1082-1086;
+3 T agrees with Lu H et al., Magn Reson Med 2004;52:679-682, 1.66 s at Hct 0.42).
+A number, or a T10 map (its mean over the chosen voxels, e.g. the VFA map), may be
+given instead; :attr:`AIFQC.blood_t10_s` and ``blood_t10_source`` record what was used.
+
+QC (:class:`AIFQCThresholds`)
+-----------------------------
+The measured curve passes when (defaults in brackets): at least ``min_voxels`` [5]
+voxels were used; the mean signal stays below the SPGR limit (finite concentration);
+peak blood concentration within ``peak_blood_range_mM`` [1.0, 15.0] mM -- for a
+standard 0.1 mmol/kg gadolinium dose the Parker population curve peaks at about 6 mM
+in blood (Parker et al., MRM 2006;56:993-1000) and measured aortic peaks at 2-6 s
+sampling lie at about 3-10 mM; scale the range with the dose; baseline SD at most
+``max_noise_ratio`` [0.05] of the peak; the mean signal's baseline drift (difference
+between the means of the two halves of the baseline) at most ``max_baseline_drift``
+[0.10] of the baseline signal (or within 4 times its noise); arrival after the
+baseline phases; time from arrival to peak at most
+``max_ttp_s`` [30 s]; first-pass full width at half maximum at most ``max_fwhm_s``
+[30 s]; area under the blood curve over the 60 s after arrival within
+``area_60s_range_mM_s`` [15, 600] mM s; washout at least ``min_washout`` [0.3].
+
+A failed QC returns the population fallback (``fallback``) aligned to the detected bolus
+arrival, with ``qc.fallback_used`` and the reasons; the measured curve stays in
+:attr:`AIFResult.measured_cb_mM`.
 
 Anatomical prior
 ----------------
 ``prior_mask`` (bool) restricts the candidates softly: the search runs inside it first;
-if no voxel inside it passes the hard criteria, or the AIF found inside it fails QC while
-the search over the whole ``mask`` (or volume) passes, the prior is ignored and
-``qc.prior_note`` says why (when both fail, the result inside the prior is returned).
-:func:`anterior_region` builds such a prior from a vertebral-body (spine) mask: the
-voxels anterior to the spine along the anterior-posterior axis (for :mod:`dce.phantom`
-and :mod:`dce.io.dicom` sagittal series that is axis 0, anterior = decreasing index,
-``direction=-1``). ``mask`` is a *hard* restriction (a user-drawn aorta ROI): no voxel
-outside it is ever used.
-
-QC (:class:`AIFQCThresholds`, :class:`AIFQC`)
----------------------------------------------
-The mean blood curve passes QC when (defaults in brackets) at least ``min_voxels`` [5]
-voxels passed the hard criteria and were used; its peak is at least ``min_peak_mM``
-[1.0 mM blood]; its baseline SD is at most ``max_noise_ratio`` [0.05] of its peak; its
-arrival (same definition as above, with the curve's baseline SD as noise) lies after
-the baseline phases: the first phase above that threshold, and the first phase above
-``arrival_fraction`` of the peak alone, have indices ``>= n_baseline``; its time from
-arrival to peak is at most ``max_ttp_s`` [30 s]; and its washout is at least
-``min_washout`` [0.3].
-
-Population fallback
--------------------
-With ``fallback="parker"`` or ``"georgiou"``, a failed QC returns the population blood
-curve (:func:`dce.aif.population_aif`, amplitude unchanged) shifted so that its arrival,
-by the definition above (10 % of the peak), coincides with the data's bolus arrival:
-the measured aortic curve's arrival if it is usable, else the volume's median tissue
-arrival, else the end of the baseline. ``qc.fallback_used``, ``qc.fallback_reason`` and
-``qc.fallback_arrival_source`` record what happened; the measured (failed) aortic curve
-stays available in :attr:`AIFResult.measured_cb_mM`.
+if nothing inside passes, or the AIF inside fails QC while the unrestricted search
+passes, the prior is ignored and ``qc.prior_note`` says why. :func:`anterior_region`
+builds such a prior from a vertebral-body mask. ``mask`` (an aorta ROI) is a hard
+restriction.
 
 Delay
 -----
-:func:`delay_by_phases` shifts an AIF later by whole phases (Camelo et al. 2023, quoted
-by the seed review: "manually delaying the aortic AIF by multiple phases can increase the
-accuracy of Vp"); :meth:`AIFResult.delayed` applies it to a result and records it.
+Tissue arrives later than the aortic input (0-5 s in the spine). The fit estimates that
+delay (:class:`dce.fit.TracerKineticModel` with ``fit_delay``); :func:`delay_by_phases`
+(and :meth:`AIFResult.delayed`) shifts the AIF by whole phases (Camelo et al. 2023,
+quoted by the seed review) when a fixed shift is wanted instead.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -133,18 +124,53 @@ from dce.signal import signal_to_concentration
 
 __all__ = [
     "AIFQC",
+    "BLOOD_T10_S",
     "AIFCriteria",
     "AIFQCThresholds",
     "AIFResult",
     "AortaAIF",
     "anterior_region",
+    "blood_t10_literature",
     "delay_by_phases",
     "extract_aif",
-    "extract_aif_from_signal",
+    "population_aligned",
 ]
 
 _FloatArray = NDArray[np.float64]
 _BLOCK = 32768  # voxels per feature block (bounds temporary memory)
+
+#: In vivo blood T1 (s) by field strength (T): Zhang X, Petersen ET, Ghariq E, et al.
+#: In vivo blood T1 measurements at 1.5 T, 3 T, and 7 T. Magn Reson Med
+#: 2013;70:1082-1086 (1480 ms and 1649 ms).
+BLOOD_T10_S: dict[float, float] = {1.5: 1.48, 3.0: 1.65}
+
+
+def blood_t10_literature(field_strength_t: float) -> float:
+    """Literature pre-contrast blood T1 (s) at 1.5 T or 3 T (:data:`BLOOD_T10_S`).
+
+    Parameters
+    ----------
+    field_strength_t : float
+        Main field (T). 1.0-2.0 T gives the 1.5 T value, 2.5-3.5 T the 3 T value.
+
+    Returns
+    -------
+    float
+        T1 of blood (s).
+
+    Raises
+    ------
+    ValueError
+        For a non-finite field or one outside those ranges (give the blood T10 yourself).
+    """
+    b0 = float(field_strength_t)
+    if math.isfinite(b0):
+        if 1.0 <= b0 <= 2.0:
+            return BLOOD_T10_S[1.5]
+        if 2.5 <= b0 <= 3.5:
+            return BLOOD_T10_S[3.0]
+    raise ValueError(f"field strength {field_strength_t!r} T: no literature blood T1 (known "
+                     "for 1.5 T and 3 T); set the blood T10 (aif.blood_t10_s) explicitly")
 
 
 # --------------------------------------------------------------------------- configuration
@@ -152,101 +178,106 @@ _BLOCK = 32768  # voxels per feature block (bounds temporary memory)
 
 @dataclass(frozen=True)
 class AIFCriteria:
-    """Voxel selection rule (see the module notes for the feature definitions).
+    """Voxel selection rule (module notes, steps 1-4).
 
     Attributes
     ----------
-    n_voxels : int
-        Number of best-scoring voxels averaged into the AIF (default 16).
     min_cnr : float
-        Minimum peak enhancement / noise (default 5; noise as in the module notes).
+        Minimum peak signal enhancement / noise (default 10).
     max_ttp_s : float
         Maximum time from the volume's median arrival to the voxel's peak (s, default 30).
     min_washout : float
-        Minimum ``1 - late / peak`` (default 0.3).
-    coarse_peak_fraction : float
-        First peak criterion: minimum peak relative to the ``n_voxels``-th largest peak
-        of the otherwise passing voxels (default 0.25; removes tissue).
-    min_peak_fraction : float
-        Second peak criterion: minimum peak relative to the median peak of the voxels
-        passing the first (default 0.5; removes partial-volume voxels).
+        Minimum signal-domain washout ``1 - late / peak`` (default 0.2; SPGR saturation
+        makes it smaller than the concentration washout).
+    n_reference : int
+        Number of largest candidate peaks averaged into the blood reference ``P``
+        (default 10).
+    peak_fraction : float
+        Minimum peak enhancement relative to ``P`` (default 0.4; receive-coil gain varies
+        across the aorta).
+    re_fraction : float
+        Minimum relative enhancement relative to the lumen core's median (default 0.6).
+    shape_tolerance : float
+        Maximum RMS distance of a voxel's peak-normalised curve from the survivors'
+        median normalised curve (default 0.15).
+    max_voxels : int
+        At most this many voxels are averaged (default 200; the closest to the consensus).
     arrival_k_sd : float
-        Arrival threshold in noise SDs (default 3; for the mean AIF curve: its baseline
-        SD).
+        Arrival threshold in noise SDs (default 3).
     arrival_fraction : float
         Arrival threshold as a fraction of the peak enhancement (default 0.10); the
         larger of the two thresholds applies.
     late_fraction : float
-        Fraction of the phases (at the end) whose mean is the late level for the washout
-        (default 0.25; at least one phase).
-    weights : tuple of 5 floats
-        Score weights of the (peak, early, sharp, washout, low_noise) desirabilities
-        (default equal).
-    saturation : float
-        Desirabilities reach 1 at this fraction of the candidates' median (peak,
-        washout) or its inverse (width, baseline SD) (default 0.7; 1 = saturate at the
-        median).
+        Fraction of the phases (at the end) whose mean is the late level (default 0.25).
     """
 
-    n_voxels: int = 16
-    min_cnr: float = 5.0
+    min_cnr: float = 10.0
     max_ttp_s: float = 30.0
-    min_washout: float = 0.3
-    coarse_peak_fraction: float = 0.25
-    min_peak_fraction: float = 0.5
+    min_washout: float = 0.2
+    n_reference: int = 10
+    peak_fraction: float = 0.4
+    re_fraction: float = 0.6
+    shape_tolerance: float = 0.15
+    max_voxels: int = 200
     arrival_k_sd: float = 3.0
     arrival_fraction: float = 0.10
     late_fraction: float = 0.25
-    weights: tuple[float, float, float, float, float] = (1.0, 1.0, 1.0, 1.0, 1.0)
-    saturation: float = 0.7
 
     def validate(self) -> None:
         """Raise ValueError for out-of-range settings."""
-        if isinstance(self.n_voxels, bool) or not isinstance(self.n_voxels, (int, np.integer)) \
-                or self.n_voxels < 1:
-            raise ValueError(f"n_voxels: need a positive integer, got {self.n_voxels!r}")
-        for name in ("min_cnr", "max_ttp_s", "arrival_k_sd"):
+        for name in ("n_reference", "max_voxels"):
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
+                raise ValueError(f"{name}: need a positive integer, got {val!r}")
+        for name in ("min_cnr", "max_ttp_s", "arrival_k_sd", "shape_tolerance"):
             val = getattr(self, name)
             if not (math.isfinite(val) and val >= 0):
                 raise ValueError(f"{name}: need a finite value >= 0, got {val!r}")
-        if not 0 < self.saturation <= 1:
-            raise ValueError(f"saturation: need a fraction in (0, 1], got {self.saturation!r}")
-        for name in ("min_washout", "coarse_peak_fraction", "min_peak_fraction",
-                     "arrival_fraction"):
+        for name in ("min_washout", "peak_fraction", "re_fraction", "arrival_fraction"):
             val = getattr(self, name)
             if not 0 <= val < 1:
                 raise ValueError(f"{name}: need a fraction in [0, 1), got {val!r}")
         if not 0 < self.late_fraction <= 0.5:
             raise ValueError(f"late_fraction: need a fraction in (0, 0.5], got "
                              f"{self.late_fraction!r}")
-        w = np.asarray(self.weights, dtype=np.float64)
-        if w.shape != (5,) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-            raise ValueError("weights: need 5 finite non-negative weights (peak, early, sharp, "
-                             f"washout, low_noise) with a positive sum, got {self.weights!r}")
 
 
 @dataclass(frozen=True)
 class AIFQCThresholds:
-    """Pass/fail thresholds for the extracted (mean, blood) AIF curve.
+    """Physiological pass/fail ranges of the measured (mean, blood) AIF (module notes).
 
     Attributes
     ----------
     min_voxels : int
-        Minimum number of voxels used (default 5).
-    min_peak_mM : float
-        Minimum peak blood concentration above baseline (mM, default 1.0).
+        Minimum number of voxels averaged (default 5).
+    peak_blood_range_mM : tuple of float
+        Plausible peak blood concentration above baseline (mM, default (1.0, 15.0) for a
+        standard 0.1 mmol/kg dose).
     max_noise_ratio : float
-        Maximum baseline SD of the AIF divided by its peak (default 0.05).
+        Maximum baseline SD / peak (default 0.05).
+    max_baseline_drift : float
+        Maximum |mean of the second half of the baseline - mean of the first half| of the
+        mean aortic *signal*, relative to its baseline (default 0.10; only a drift also
+        larger than 4 times its noise fails: an M0 off by 10 % changes a 5 mM blood peak
+        by about 30 %).
     max_ttp_s : float
-        Maximum time from the AIF's arrival to its peak (s, default 30).
+        Maximum time from arrival to peak (s, default 30).
+    max_fwhm_s : float
+        Maximum first-pass full width at half maximum (s, default 30).
+    area_60s_range_mM_s : tuple of float
+        Plausible area under the blood curve over the 60 s after arrival (mM s, default
+        (15, 600)).
     min_washout : float
-        Minimum washout ``1 - late / peak`` of the AIF (default 0.3).
+        Minimum washout ``1 - late / peak`` of the concentration curve (default 0.3).
     """
 
     min_voxels: int = 5
-    min_peak_mM: float = 1.0
+    peak_blood_range_mM: tuple[float, float] = (1.0, 15.0)
     max_noise_ratio: float = 0.05
+    max_baseline_drift: float = 0.10
     max_ttp_s: float = 30.0
+    max_fwhm_s: float = 30.0
+    area_60s_range_mM_s: tuple[float, float] = (15.0, 600.0)
     min_washout: float = 0.3
 
     def validate(self) -> None:
@@ -255,10 +286,14 @@ class AIFQCThresholds:
                                                                 (int, np.integer)) \
                 or self.min_voxels < 1:
             raise ValueError(f"min_voxels: need a positive integer, got {self.min_voxels!r}")
-        for name in ("min_peak_mM", "max_noise_ratio", "max_ttp_s"):
+        for name in ("max_noise_ratio", "max_baseline_drift", "max_ttp_s", "max_fwhm_s"):
             val = getattr(self, name)
             if not (math.isfinite(val) and val >= 0):
                 raise ValueError(f"{name}: need a finite value >= 0, got {val!r}")
+        for name in ("peak_blood_range_mM", "area_60s_range_mM_s"):
+            val = getattr(self, name)
+            if len(val) != 2 or not (0 <= val[0] < val[1]) or not math.isfinite(val[1]):
+                raise ValueError(f"{name}: need (low, high) with 0 <= low < high, got {val!r}")
         if not 0 <= self.min_washout < 1:
             raise ValueError(f"min_washout: need a fraction in [0, 1), got {self.min_washout!r}")
 
@@ -284,6 +319,7 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
+
 @dataclass(frozen=True)
 class AIFQC:
     """Quality-control record of one AIF (serialise with :meth:`to_dict` / :meth:`to_json`).
@@ -294,17 +330,15 @@ class AIFQC:
     Attributes
     ----------
     passed : bool
-        True when the measured aortic AIF passed every QC threshold.
+        True when the measured aortic AIF passed every QC check.
     reason : str
         ``"ok"`` or the failed checks, separated by ``"; "``.
     source : str
         Origin of the returned AIF: ``"aorta"``, ``"parker"`` or ``"georgiou"``.
     fallback_used : bool
     fallback_reason : str or None
-        Why the fallback was used (the QC reason).
     fallback_arrival_source : str or None
-        Which arrival the population curve was aligned to: ``"measured"`` (the failed
-        measured curve, when its arrival is usable),
+        Arrival the population curve was aligned to: ``"measured"``,
         ``"tissue_median"`` or ``"end_of_baseline"``.
     fallback_delay_s : float or None
         ``delay_s`` passed to the population AIF.
@@ -313,40 +347,51 @@ class AIFQC:
     peak_time_s : float
         Time of the peak (s, acquisition clock).
     arrival_s : float
-        Bolus arrival of the measured AIF: first time it exceeds
-        ``baseline + max(arrival_k_sd * SD, arrival_fraction * peak)``, linearly
-        interpolated between phases (s).
+        Bolus arrival of the measured AIF (s; threshold as in the module notes with the
+        curve's baseline SD as noise).
     arrival_index : int
         Index of the first phase above that threshold (-1 if none).
     time_to_peak_s : float
-        ``peak_time_s - arrival_s``.
+    fwhm_s : float
+        First-pass full width at half maximum (s; sampled curve, linear interpolation).
+    area_60s_mM_s : float
+        Area under the blood curve from arrival to arrival + 60 s (mM s).
     washout : float
-        ``1 - late / peak`` of the measured AIF.
+        ``1 - late / peak`` of the measured concentration curve.
     baseline_sd_mM : float
         Temporal SD of the AIF over the baseline phases (mM, blood).
     noise_ratio : float
         ``baseline_sd_mM / peak_blood_mM``.
-    voxel_baseline_sd_median_mM : float
-        Median baseline SD of the selected voxels (mM).
+    baseline_drift : float
+        |mean of the second half of the baseline - mean of the first half| of the mean
+        aortic signal, relative to its baseline.
+    blood_t10_s : float
+        Pre-contrast blood T1 used for the conversion (s).
+    blood_t10_source : str
+        Where it came from (e.g. ``"literature 3 T (Zhang 2013)"``, ``"given"``,
+        ``"map mean over the AIF voxels"``).
+    voxel_baseline_snr_median : float
+        Median baseline signal of the voxels used / their pooled baseline SD (the blood
+        SNR of the scan).
+    peak_enhancement_ratio : float
+        Peak of the mean signal / its baseline (``S_peak / S0``).
+    saturation_ratio : float
+        The SPGR limit of that ratio for the blood T10 (``sin a / f(T10)``); a peak
+        ratio near it means the conversion is ill-conditioned.
     n_voxels : int
         Number of voxels averaged.
-    n_candidates : int
-        Voxels that passed every hard criterion.
+    n_candidates, n_after_peak, n_after_re, n_after_shape : int
+        Voxels left after each selection step (module notes 1-4).
     n_enhancing : int
         Voxels counted for the volume's median arrival.
     volume_median_arrival_s : float
-        Median arrival of the enhancing voxels (s).
     voxel_indices : list of list of int
-        Spatial indices of the voxels used (one row per voxel, image order).
+        Spatial indices of the voxels used (image order).
     prior_used : bool
-        True when an anatomical prior restricted the candidates.
     prior_note : str
-        Empty, or why the prior was ignored.
     averaging : str
-        ``"concentration"`` (mean of voxel concentrations) or ``"signal"`` (concentration
-        of the mean voxel signal, :meth:`AortaAIF.fit_signal`).
+        ``"signal"`` (concentration of the mean voxel signal).
     notes : str
-        Other remarks (e.g. signal averaging replaced by concentration averaging).
     n_baseline : int
     hematocrit : float
     delay_phases : int
@@ -368,12 +413,22 @@ class AIFQC:
     arrival_s: float
     arrival_index: int
     time_to_peak_s: float
+    fwhm_s: float
+    area_60s_mM_s: float
     washout: float
     baseline_sd_mM: float
     noise_ratio: float
-    voxel_baseline_sd_median_mM: float
+    baseline_drift: float
+    blood_t10_s: float
+    blood_t10_source: str
+    voxel_baseline_snr_median: float
+    peak_enhancement_ratio: float
+    saturation_ratio: float
     n_voxels: int
     n_candidates: int
+    n_after_peak: int
+    n_after_re: int
+    n_after_shape: int
     n_enhancing: int
     volume_median_arrival_s: float
     voxel_indices: list[list[int]]
@@ -412,9 +467,7 @@ class AIFResult:
     measured_cb_mM : ndarray, shape (n,)
         The measured aortic blood curve (NaN when no voxel was selected).
     voxel_indices : ndarray of int, shape (n_voxels, n_spatial_dims)
-        Spatial indices of the voxels averaged (for drawing; image order).
-    voxel_scores : ndarray, shape (n_voxels,)
-        Their scores (0..1, higher = more AIF-like).
+        Spatial indices of the voxels averaged (image order).
     qc : AIFQC
     """
 
@@ -423,7 +476,6 @@ class AIFResult:
     cp_mM: _FloatArray
     measured_cb_mM: _FloatArray
     voxel_indices: NDArray[np.intp]
-    voxel_scores: _FloatArray
     qc: AIFQC
 
     @property
@@ -566,6 +618,7 @@ def anterior_region(spine_mask: ArrayLike, axis: int = 0, direction: int = -1, *
     return np.moveaxis(region, -1, axis)
 
 
+
 def _crossing_time(t: _FloatArray, e: _FloatArray, thr: _FloatArray
                    ) -> tuple[_FloatArray, NDArray[np.intp]]:
     """First time each row of ``e`` exceeds ``thr`` (interpolated), and the phase index.
@@ -583,56 +636,6 @@ def _crossing_time(t: _FloatArray, e: _FloatArray, thr: _FloatArray
     tc = np.where(i1 > 0, t[i0] + np.nan_to_num(frac) * (t[i1] - t[i0]), t[0])
     tc = np.where(anyab, tc, np.nan)
     return tc, np.where(anyab, i1, -1).astype(np.intp)
-
-
-@dataclass(frozen=True)
-class _Features:
-    finite: NDArray[np.bool_]
-    peak: _FloatArray
-    i_peak: NDArray[np.intp]
-    sd: _FloatArray
-    noise: _FloatArray
-    arrival: _FloatArray
-    width: _FloatArray
-    washout: _FloatArray
-
-
-def _features(c: _FloatArray, t: _FloatArray, nb: int, crit: AIFCriteria) -> _Features:
-    """Per-voxel features of a block ``c`` (n_vox, n_times); vectorised."""
-    n_t = t.size
-    finite = np.all(np.isfinite(c), axis=1)
-    c = np.where(finite[:, None], c, 0.0)
-    base = c[:, :nb]
-    e = c - base.mean(axis=1, keepdims=True)
-    sd = base.std(axis=1, ddof=1)
-    # robust whole-curve noise: MAD of the phase-to-phase differences (the few large
-    # steps of the bolus do not move the median); guards against a baseline SD that is
-    # small by chance when there are only a few baseline phases
-    sd_diff = 1.4826 / np.sqrt(2.0) * np.median(np.abs(np.diff(e, axis=1)), axis=1)
-    noise = np.maximum(sd, sd_diff)
-    post = e[:, nb:]
-    i_peak = (np.argmax(post, axis=1) + nb).astype(np.intp)
-    peak = post.max(axis=1)
-    thr = np.maximum(crit.arrival_k_sd * noise, crit.arrival_fraction * peak)
-    arrival, _ = _crossing_time(t, e, thr)
-    # trapezoid weights: each sample stands for half of each neighbouring interval
-    dt = np.diff(t)
-    w = np.zeros(n_t)
-    w[:-1] += dt / 2
-    w[1:] += dt / 2
-    width = ((e >= (peak / 2)[:, None]) * w).sum(axis=1)
-    n_late = max(1, round(crit.late_fraction * n_t))
-    late = e[:, n_t - n_late:].mean(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        washout = np.where(peak > 0, 1.0 - late / peak, 0.0)
-    washout = np.where(i_peak >= n_t - n_late, 0.0, washout)
-    return _Features(finite=finite, peak=peak, i_peak=i_peak, sd=sd, noise=noise,
-                     arrival=arrival, width=width, washout=washout)
-
-
-def _concat(parts: Sequence[_Features]) -> _Features:
-    return _Features(**{k: np.concatenate([getattr(p, k) for p in parts])
-                        for k in _Features.__dataclass_fields__})
 
 
 def _check_mask(mask: ArrayLike | None, shape: tuple[int, ...], name: str
@@ -660,83 +663,145 @@ def _check_n_baseline(n_baseline: int, n_t: int) -> int:
     return nb
 
 
-def _as_conc(conc_mM: ArrayLike, n_t: int) -> NDArray[Any]:
-    c = np.asarray(conc_mM)
-    if not np.issubdtype(c.dtype, np.floating):
-        c = as_float_array(c, "conc_mM", allow_nan=True)
-    if c.size == 0:
-        raise ValueError("conc_mM: empty array")
-    if c.ndim < 1 or c.shape[-1] != n_t:
-        raise ValueError(f"conc_mM: last axis has length {c.shape[-1] if c.ndim else 0} but "
-                         f"t_s has {n_t} points (mismatched lengths)")
-    return c
+@dataclass(frozen=True)
+class _Features:
+    finite: NDArray[np.bool_]
+    s0: _FloatArray
+    noise: _FloatArray
+    peak: _FloatArray
+    i_peak: NDArray[np.intp]
+    arrival: _FloatArray
+    washout: _FloatArray
+    re: _FloatArray
 
 
-def _population_offset_s(name: str, crit: AIFCriteria) -> float:
-    """Time from a population curve's origin to its arrival by this module's definition."""
+def _features(s: _FloatArray, t: _FloatArray, nb: int, crit: AIFCriteria) -> _Features:
+    """Signal-domain features of a block ``s`` (n_vox, n_times); vectorised."""
+    n_t = t.size
+    finite = np.all(np.isfinite(s), axis=1)
+    s = np.where(finite[:, None], s, 0.0)
+    base = s[:, :nb]
+    s0 = base.mean(axis=1)
+    e = s - s0[:, None]
+    sd = base.std(axis=1, ddof=1)
+    sd_diff = 1.4826 / np.sqrt(2.0) * np.median(np.abs(np.diff(e, axis=1)), axis=1)
+    noise = np.maximum(sd, sd_diff)
+    post = e[:, nb:]
+    i_peak = (np.argmax(post, axis=1) + nb).astype(np.intp)
+    peak = post.max(axis=1)
+    thr = np.maximum(crit.arrival_k_sd * noise, crit.arrival_fraction * peak)
+    arrival, _ = _crossing_time(t, e, thr)
+    n_late = max(1, round(crit.late_fraction * n_t))
+    late = e[:, n_t - n_late:].mean(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        washout = np.where(peak > 0, 1.0 - late / peak, 0.0)
+        re = np.where(s0 > 0, peak / s0, 0.0)
+    washout = np.where(i_peak >= n_t - n_late, 0.0, washout)
+    return _Features(finite=finite, s0=s0, noise=noise, peak=peak, i_peak=i_peak,
+                     arrival=arrival, washout=washout, re=re)
+
+
+def _concat(parts: list[_Features]) -> _Features:
+    return _Features(**{k: np.concatenate([getattr(p, k) for p in parts])
+                        for k in _Features.__dataclass_fields__})
+
+
+def _population_offset_s(name: str, fraction: float) -> float:
+    """Time from a population curve's origin to its ``fraction``-of-peak crossing (s)."""
     t_fine = np.arange(0.0, 120.0, 0.05)
     cb = population_aif(name, t_fine)
-    thr = np.array([crit.arrival_fraction * float(cb.max())])
-    tc, _ = _crossing_time(t_fine, cb[None, :], thr)
+    tc, _ = _crossing_time(t_fine, cb[None, :], np.array([fraction * float(cb.max())]))
     return float(tc[0])
 
 
-# --------------------------------------------------------------------------- extraction
+def population_aligned(name: str, t_s: ArrayLike, arrival_s: float, *,
+                       arrival_fraction: float = 0.10) -> tuple[_FloatArray, float]:
+    """A population blood AIF shifted so that its arrival falls at ``arrival_s``.
+
+    Parameters
+    ----------
+    name : {"parker", "georgiou"}
+    t_s : array_like, shape (n,)
+        Phase times (s).
+    arrival_s : float
+        Detected bolus arrival (s).
+    arrival_fraction : float
+        The arrival of the population curve is its first crossing of this fraction of
+        its peak (default 0.10, as for the measured curve).
+
+    Returns
+    -------
+    cb_mM : ndarray, shape (n,)
+        Blood concentration (mM).
+    delay_s : float
+        The delay applied to the population curve (s, >= 0).
+    """
+    t = check_times(t_s, "t_s", min_len=2)
+    delay = max(0.0, float(arrival_s) - _population_offset_s(name, arrival_fraction))
+    return population_aif(name, t, delay_s=delay), delay
 
 
 @dataclass(frozen=True)
 class _Prepared:
     feats: _Features
-    ttp: _FloatArray  # time of peak - the volume's median arrival (s)
-    ok: NDArray[np.bool_]  # passes the criteria other than the peak criterion
+    ok: NDArray[np.bool_]  # passes the hard criteria (step 1)
     n_enhancing: int
     median_arrival_s: float
+
+
+@dataclass(frozen=True)
+class _Selection:
+    idx: NDArray[np.intp]  # flat indices of the chosen voxels
+    voxel_indices: NDArray[np.intp]
+    counts: tuple[int, int, int, int]  # candidates, after peak, after re, after shape
+    n_enhancing: int
+    median_arrival_s: float
+    prior_used: bool
 
 
 def _with_note(res: AIFResult, note: str) -> AIFResult:
     return replace(res, qc=replace(res.qc, prior_note=note))
 
 
-@dataclass(frozen=True)
-class _Selection:
-    idx: NDArray[np.intp]  # flat indices of the chosen voxels, best first
-    scores: _FloatArray
-    voxel_indices: NDArray[np.intp]
-    n_candidates: int
-    n_enhancing: int
-    median_arrival_s: float
-    voxel_sd_median: float
-    prior_used: bool
+def _spgr_ratio_limit(t10_s: float, tr_s: float, fa_deg: float) -> float:
+    """Largest possible ``S / S0`` of an SPGR signal with pre-contrast T1 ``t10_s``."""
+    a = math.radians(fa_deg)
+    e1 = math.exp(-tr_s / t10_s)
+    return (1.0 - math.cos(a) * e1) / (1.0 - e1)
 
 
 class AortaAIF:
-    """Automatic aortic AIF extraction (settings object; call :meth:`fit`).
+    """Automatic aortic AIF extraction in the signal domain (settings; call :meth:`fit`).
 
     Parameters
     ----------
     criteria : AIFCriteria, optional
         Voxel selection rule (defaults documented on the class).
     thresholds : AIFQCThresholds, optional
-        QC thresholds of the final curve.
+        Physiological QC ranges of the measured curve.
     fallback : {"parker", "georgiou"} or None
         Population AIF returned when QC fails (None: return the failed measured curve).
-    subtract_baseline : bool
-        Subtract the mean of the baseline phases from the AIF (default True).
 
     Examples
     --------
     >>> import numpy as np
-    >>> t = np.arange(20) * 5.0
-    >>> curve = np.interp(t, [0, 20, 30, 40, 95], [0, 0, 6, 2, 1])
-    >>> conc = np.stack([curve * 0.05] * 50 + [curve] * 8)   # 8 "aortic" voxels
-    >>> res = AortaAIF(AIFCriteria(n_voxels=8)).fit(conc, t, n_baseline=4, hematocrit=0.45)
+    >>> from dce.signal import concentration_to_signal
+    >>> t = np.arange(30) * 5.0
+    >>> cb = np.interp(t, [0, 20, 30, 40, 145], [0, 0, 6, 2, 1])      # blood, mM
+    >>> tissue = np.interp(t, [0, 20, 60, 145], [0, 0, 0.3, 0.4])
+    >>> conc = np.stack([tissue] * 60 + [cb] * 12)
+    >>> t10 = np.r_[np.full(60, 1.2), np.full(12, 1.65)]
+    >>> sig = concentration_to_signal(conc, t10_s=t10, m0=1000.0, tr_s=0.0045,
+    ...                               flip_angle_deg=20, r1_per_mM_per_s=4.5)
+    >>> res = AortaAIF().fit(sig, t, tr_s=0.0045, flip_angle_deg=20, r1_per_mM_per_s=4.5,
+    ...                      n_baseline=4, hematocrit=0.45, blood_t10_s=1.65)
     >>> res.qc.passed, res.qc.n_voxels, round(res.qc.peak_blood_mM, 2)
-    (True, 8, 6.0)
+    (True, 12, 6.0)
     """
 
     def __init__(self, criteria: AIFCriteria | None = None,
                  thresholds: AIFQCThresholds | None = None, *,
-                 fallback: str | None = None, subtract_baseline: bool = True) -> None:
+                 fallback: str | None = None) -> None:
         self.criteria = criteria or AIFCriteria()
         self.thresholds = thresholds or AIFQCThresholds()
         self.criteria.validate()
@@ -748,31 +813,40 @@ class AortaAIF:
                                  f"{', '.join(repr(n) for n in POPULATION_AIF_NAMES)} or None")
             fallback = key
         self.fallback = fallback
-        self.subtract_baseline = bool(subtract_baseline)
 
-    def fit(self, conc_mM: ArrayLike, t_s: ArrayLike, *, n_baseline: int, hematocrit: float,
+    def fit(self, signal: ArrayLike, t_s: ArrayLike, *, tr_s: float, flip_angle_deg: float,
+            r1_per_mM_per_s: float, n_baseline: int, hematocrit: float,
+            blood_t10_s: ArrayLike, blood_t10_source: str | None = None,
             mask: ArrayLike | None = None, prior_mask: ArrayLike | None = None) -> AIFResult:
-        """Extract the AIF from a concentration image.
+        """Extract the AIF from a dynamic SPGR signal image.
 
         Parameters
         ----------
-        conc_mM : array_like, shape (..., n_times)
-            Concentration (mM), time on the last axis; any spatial shape (e.g.
-            ``(n_i, n_j, n_k)`` or ``(n_voxels,)``). Voxels with NaN samples (e.g. status
-            != 0 of :func:`dce.signal.signal_to_concentration`) are never selected.
+        signal : array_like, shape (..., n_times)
+            Dynamic magnitude signal (signal units), time on the last axis; any spatial
+            shape. Voxels with non-finite samples are never selected.
         t_s : array_like, shape (n_times,)
             Phase times (s): finite, strictly increasing.
+        tr_s : float
+            Repetition time (s).
+        flip_angle_deg : float
+            Flip angle (deg).
+        r1_per_mM_per_s : float
+            Longitudinal relaxivity (/mM/s).
         n_baseline : int
             Number of leading pre-contrast phases, in ``[2, n_times - 3]``.
         hematocrit : float
             Large-vessel hematocrit in ``[0, 1)`` for ``cp = cb / (1 - hematocrit)``.
-        mask : bool array, shape ``conc_mM.shape[:-1]``, optional
+        blood_t10_s : float or array_like
+            Pre-contrast blood T1 (s): a number (e.g. :func:`blood_t10_literature`) or a
+            T10 map of the image shape (its mean over the chosen voxels is used).
+        blood_t10_source : str, optional
+            Description recorded in the QC (default ``"given"`` or ``"map mean over the
+            AIF voxels"``).
+        mask : bool array, shape ``signal.shape[:-1]``, optional
             Hard restriction (e.g. a drawn aorta ROI).
         prior_mask : bool array, optional
-            Soft anatomical prior (e.g. :func:`anterior_region`): the search is first
-            restricted to it; when no voxel inside it passes the hard criteria, or the
-            resulting AIF fails QC while the unrestricted search passes, the prior is
-            ignored and ``qc.prior_note`` says why.
+            Soft anatomical prior (module notes).
 
         Returns
         -------
@@ -781,130 +855,110 @@ class AortaAIF:
         Raises
         ------
         ValueError
-            For mismatched lengths, invalid times (NaN, not increasing), ``n_baseline``
-            out of range, invalid hematocrit, or a mask of the wrong shape or dtype or
-            with no True voxel.
+            For mismatched lengths, invalid times, ``n_baseline`` out of range, invalid
+            hematocrit, TR, flip angle, relaxivity or blood T10, or a bad mask.
         """
         t = check_times(t_s, "t_s", min_len=5)
         n_t = t.size
-        c = _as_conc(conc_mM, n_t)
-        nb = _check_n_baseline(n_baseline, n_t)
-        hct = _check_hematocrit(hematocrit)
-        flat = c.reshape(-1, n_t)
-
-        def curve(idx: NDArray[np.intp]) -> tuple[_FloatArray, str, str]:
-            if not idx.size:
-                return np.full(n_t, np.nan), "concentration", ""
-            return np.asarray(flat[idx], dtype=np.float64).mean(axis=0), "concentration", ""
-
-        return self._run(flat, t, nb, hct, c.shape[:-1], mask, prior_mask, curve)
-
-    def fit_signal(self, signal: ArrayLike, t_s: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
-                   flip_angle_deg: float, r1_per_mM_per_s: float, n_baseline: int,
-                   hematocrit: float, m0: ArrayLike | None = None,
-                   mask: ArrayLike | None = None, prior_mask: ArrayLike | None = None,
-                   average: Literal["signal", "concentration"] = "concentration"
-                   ) -> AIFResult:
-        """Extract the AIF from an SPGR signal image.
-
-        Every voxel is converted with :func:`dce.signal.signal_to_concentration` (M0 from
-        the ``n_baseline`` leading phases, or the given ``m0``) and voxels it flags
-        (status != 0) are excluded; the voxels are selected on concentration as in
-        :meth:`fit`.
-
-        With ``average="concentration"`` (default) the AIF is the mean of the selected
-        voxels' concentrations, as in :meth:`fit`. With ``average="signal"`` it is the
-        concentration of their *mean signal* (converted with their mean T10, and their
-        mean ``m0`` if given, else M0 from the mean baseline); this avoids averaging
-        across the strongly nonlinear SPGR inversion near the arterial peak, but assumes
-        the voxels share one T10 (blood; not checked). With the consensus tie-break the
-        two agree to about 0.1 % in the phantom tests.
-
-        Parameters
-        ----------
-        signal : array_like, shape (..., n_times)
-            Dynamic signal (signal units).
-        t_s, n_baseline, hematocrit, mask, prior_mask
-            See :meth:`fit`.
-        t10_s, tr_s, flip_angle_deg, r1_per_mM_per_s, m0
-            See :func:`dce.signal.signal_to_concentration` (``t10_s`` and ``m0``: a
-            scalar or a map of the image shape).
-        average : {"signal", "concentration"}
-
-        Returns
-        -------
-        AIFResult
-        """
-        if average not in ("signal", "concentration"):
-            raise ValueError(f"average: use 'signal' or 'concentration', got {average!r}")
-        t = check_times(t_s, "t_s", min_len=5)
-        n_t = t.size
-        s = as_float_array(signal, "signal", allow_nan=True)
-        if s.ndim < 1 or s.shape[-1] != n_t:
+        s = np.asarray(signal)
+        if not np.issubdtype(s.dtype, np.floating):
+            s = as_float_array(s, "signal", allow_nan=True)
+        if s.size == 0 or s.ndim < 1 or s.shape[-1] != n_t:
             raise ValueError(f"signal: last axis has length {s.shape[-1] if s.ndim else 0} "
                              f"but t_s has {n_t} points (mismatched lengths)")
         nb = _check_n_baseline(n_baseline, n_t)
         hct = _check_hematocrit(hematocrit)
-        kw = {"tr_s": tr_s, "flip_angle_deg": flip_angle_deg,
-              "r1_per_mM_per_s": r1_per_mM_per_s}
-        res = signal_to_concentration(s, t10_s=t10_s, baseline=None if m0 is not None else nb,
-                                      m0=m0, **kw)
-        conc = np.where((res.status == 0)[..., None], res.conc_mM, np.nan)
-        flat = conc.reshape(-1, n_t)
+        tr = float(as_float_array(tr_s, "tr_s"))
+        fa = float(as_float_array(flip_angle_deg, "flip_angle_deg"))
+        r1 = float(as_float_array(r1_per_mM_per_s, "r1_per_mM_per_s"))
+        if not 0 < tr < 1:
+            raise ValueError(f"tr_s: repetition time in seconds (0 < TR < 1), got {tr!r}")
+        if not 0 < fa < 180:
+            raise ValueError(f"flip_angle_deg: need 0 < flip angle < 180 deg, got {fa!r}")
+        if not r1 > 0:
+            raise ValueError(f"r1_per_mM_per_s: need a relaxivity > 0, got {r1!r}")
         spatial = s.shape[:-1]
+        t10_arr = as_float_array(blood_t10_s, "blood_t10_s", allow_nan=True)
+        if t10_arr.ndim == 0:
+            t10_scalar = float(t10_arr)
+            if not (math.isfinite(t10_scalar) and 0.2 <= t10_scalar <= 5.0):
+                hint = " (looks like ms; T10 is in s)" if t10_scalar > 100 else ""
+                raise ValueError(f"blood_t10_s: need a blood T1 in [0.2, 5] s, got "
+                                 f"{t10_scalar!r}{hint}")
+            t10_map = None
+            t10_src = blood_t10_source or "given"
+        else:
+            if t10_arr.shape != spatial:
+                raise ValueError(f"blood_t10_s: map shape {t10_arr.shape} does not match the "
+                                 f"image shape {spatial}")
+            t10_map = t10_arr.ravel()
+            t10_scalar = float("nan")
+            t10_src = blood_t10_source or "map mean over the AIF voxels"
+        flat = s.reshape(-1, n_t)
 
-        def curve(idx: NDArray[np.intp]) -> tuple[_FloatArray, str, str]:
+        def curve(idx: NDArray[np.intp]) -> _Curve:
+            """Blood concentration of the mean signal, with its signal-domain metrics."""
             if not idx.size:
-                return np.full(n_t, np.nan), average, ""
-            conc_mean = flat[idx].mean(axis=0)
-            if average == "concentration":
-                return conc_mean, average, ""
-            t10_map = np.broadcast_to(np.asarray(t10_s, dtype=np.float64), spatial).ravel()
-            mean_sig = s.reshape(-1, n_t)[idx].mean(axis=0)
-            m0_mean = None if m0 is None else float(
-                np.broadcast_to(np.asarray(m0, dtype=np.float64), spatial).ravel()[idx].mean())
-            r = signal_to_concentration(mean_sig, t10_s=float(t10_map[idx].mean()),
-                                        baseline=None if m0_mean is not None else nb,
-                                        m0=m0_mean, **kw)
-            cb = np.asarray(r.conc_mM, dtype=np.float64)
-            if not np.all(np.isfinite(cb)):  # mean signal at/above the SPGR maximum
-                return conc_mean, "concentration", ("mean signal outside the SPGR range; "
-                                                    "concentrations averaged instead")
-            return cb, "signal", ""
+                return _Curve(np.full(n_t, np.nan), float("nan"), t10_src, "", {})
+            mean_sig = np.asarray(flat[idx], dtype=np.float64).mean(axis=0)
+            sig = _signal_metrics(mean_sig, np.asarray(flat[idx][:, :nb], dtype=np.float64),
+                                  nb)
+            t10 = t10_scalar
+            if t10_map is not None:
+                vals = t10_map[idx]
+                vals = vals[np.isfinite(vals) & (vals > 0)]
+                if not vals.size:
+                    return _Curve(np.full(n_t, np.nan), float("nan"), t10_src,
+                                  "no finite T10 in the blood T10 map at the AIF voxels", sig)
+                t10 = float(vals.mean())
+            sig["saturation_ratio"] = _spgr_ratio_limit(t10, tr, fa)
+            conv = signal_to_concentration(mean_sig, t10_s=t10, tr_s=tr, flip_angle_deg=fa,
+                                           r1_per_mM_per_s=r1, baseline=nb)
+            cb = np.asarray(conv.conc_mM, dtype=np.float64)
+            note = ""
+            if not np.all(np.isfinite(cb)):
+                bad = np.flatnonzero(~np.isfinite(cb))
+                note = (f"mean aortic signal at or above the SPGR limit at phase(s) "
+                        f"{', '.join(str(int(i)) for i in bad[:5])} (peak S/S0 "
+                        f"{sig['peak_ratio']:.3g}, limit {sig['saturation_ratio']:.3g}): blood "
+                        f"T10 {t10:.3g} s, flip angle {fa:g} deg or TR {tr:g} s do not fit "
+                        "the data")
+            return _Curve(cb, t10, t10_src, note, sig)
 
         return self._run(flat, t, nb, hct, spatial, mask, prior_mask, curve)
 
+    # ----------------------------------------------------------------------- internals
+
     def _run(self, flat: NDArray[Any], t: _FloatArray, nb: int, hct: float,
              spatial: tuple[int, ...], mask: ArrayLike | None, prior_mask: ArrayLike | None,
-             curve: Callable[[NDArray[np.intp]], tuple[_FloatArray, str, str]]) -> AIFResult:
+             curve: Callable[[NDArray[np.intp]], _Curve]
+             ) -> AIFResult:
         """Features once; selection (with, then without the prior); curve; QC."""
         m = _check_mask(mask, spatial, "mask")
         prior = _check_mask(prior_mask, spatial, "prior_mask")
         pre = self._prepare(flat, t, nb)
         ok = pre.ok if m is None else pre.ok & m.ravel()
         if prior is None:
-            sel = self._choose(pre, ok, flat, t, nb, spatial, prior_used=False)
-            return self._assemble(*curve(sel.idx), t, nb, hct, sel)
-        sel_p = self._choose(pre, ok & prior.ravel(), flat, t, nb, spatial,
-                             prior_used=True)
+            sel = self._select(pre, ok, flat, nb, spatial, prior_used=False)
+            return self._assemble(curve(sel.idx), t, nb, hct, sel)
+        sel_p = self._select(pre, ok & prior.ravel(), flat, nb, spatial, prior_used=True)
         if sel_p.idx.size:
-            res_p = self._assemble(*curve(sel_p.idx), t, nb, hct, sel_p)
+            res_p = self._assemble(curve(sel_p.idx), t, nb, hct, sel_p)
             if res_p.passed:
                 return res_p
-        sel = self._choose(pre, ok, flat, t, nb, spatial, prior_used=False)
-        res = self._assemble(*curve(sel.idx), t, nb, hct, sel)
+        sel = self._select(pre, ok, flat, nb, spatial, prior_used=False)
+        res = self._assemble(curve(sel.idx), t, nb, hct, sel)
         if not sel_p.idx.size:
-            note = "no voxel inside prior_mask passed the hard criteria; prior ignored"
+            note = "no voxel inside prior_mask passed the selection; prior ignored"
         elif res.passed:
-            note = (f"AIF inside prior_mask failed QC ({res_p.qc.reason}); prior ignored")
+            note = f"AIF inside prior_mask failed QC ({res_p.qc.reason}); prior ignored"
         else:
             return _with_note(res_p, "QC failed with and without the prior; the result "
                                      "inside prior_mask is returned")
         return _with_note(res, note)
 
     def _prepare(self, flat: NDArray[Any], t: _FloatArray, nb: int) -> _Prepared:
-        """Per-voxel features, the volume's median arrival, voxels passing the criteria
-        that do not depend on the candidate set."""
+        """Per-voxel features, the volume's median arrival and the hard criteria."""
         crit = self.criteria
         n_vox, n_t = flat.shape
         feats = _concat([_features(np.asarray(flat[s:s + _BLOCK], dtype=np.float64), t, nb,
@@ -912,45 +966,65 @@ class AortaAIF:
         with np.errstate(invalid="ignore", divide="ignore"):
             cnr = np.where(feats.noise > 0, feats.peak / feats.noise,
                            np.where(feats.peak > 0, np.inf, 0.0))
-        enhancing = feats.finite & (feats.peak > 0) & (cnr >= crit.min_cnr) \
-            & np.isfinite(feats.arrival)
+        enhancing = feats.finite & (feats.s0 > 0) & (feats.peak > 0) \
+            & (cnr >= crit.min_cnr) & np.isfinite(feats.arrival)
         n_enh = int(enhancing.sum())
         med_arrival = float(np.median(feats.arrival[enhancing])) if n_enh else float("nan")
         ttp = t[feats.i_peak] - (med_arrival if n_enh else t[nb])
         ok = (enhancing & (feats.i_peak < n_t - 1) & (ttp <= crit.max_ttp_s)
               & (feats.washout >= crit.min_washout))
-        return _Prepared(feats=feats, ttp=ttp, ok=ok, n_enhancing=n_enh,
-                         median_arrival_s=med_arrival)
+        return _Prepared(feats=feats, ok=ok, n_enhancing=n_enh, median_arrival_s=med_arrival)
 
-    def _choose(self, pre: _Prepared, ok: NDArray[np.bool_], flat: NDArray[Any],
-                t: _FloatArray, nb: int, spatial: tuple[int, ...], *,
-                prior_used: bool) -> _Selection:
-        """Peak criterion, scores and the ``n_voxels`` best voxels among ``ok``."""
-        feats = pre.feats
-        idx = np.flatnonzero(self._peak_filter(ok, feats.peak))
-        scores = self._scores(idx, feats, pre.ttp, float(np.median(np.diff(t))))
-        dev = _consensus_deviation(flat, idx, nb)
-        # best score first; ties (common: every good lumen voxel saturates) go to the
-        # voxel closest to the candidates' median curve, then the lower flat index
-        order = np.lexsort((idx, dev, -np.round(scores, 12)))[:self.criteria.n_voxels]
-        chosen = idx[order]
-        vox_idx = (np.stack(np.unravel_index(chosen, spatial), axis=1).astype(np.intp)
-                   if spatial else np.zeros((chosen.size, 0), dtype=np.intp))
-        return _Selection(idx=chosen, scores=scores[order].astype(np.float64),
-                          voxel_indices=vox_idx, n_candidates=int(idx.size),
-                          n_enhancing=pre.n_enhancing, median_arrival_s=pre.median_arrival_s,
-                          voxel_sd_median=float(np.median(feats.sd[chosen])) if chosen.size
-                          else float("nan"), prior_used=prior_used)
+    def _select(self, pre: _Prepared, ok: NDArray[np.bool_], flat: NDArray[Any], nb: int,
+                spatial: tuple[int, ...], *, prior_used: bool) -> _Selection:
+        """Steps 2-4 of the module notes on the candidates ``ok``."""
+        crit, f = self.criteria, pre.feats
+        idx = np.flatnonzero(ok)
+        n_cand = int(idx.size)
+        n_peak = n_re = n_shape = 0
+        if idx.size:
+            p = f.peak[idx]
+            k = min(crit.n_reference, p.size)
+            ref = float(np.mean(np.partition(p, p.size - k)[p.size - k:]))
+            idx = idx[p >= crit.peak_fraction * ref]
+            n_peak = int(idx.size)
+            core = f.peak[idx] >= 0.75 * ref
+            r_ref = float(np.median(f.re[idx][core] if core.any() else f.re[idx]))
+            idx = idx[f.re[idx] >= crit.re_fraction * r_ref]
+            n_re = int(idx.size)
+        if idx.size:
+            c = np.asarray(flat[idx], dtype=np.float64)
+            e = (c[:, nb:] - f.s0[idx][:, None]) / f.peak[idx][:, None]
+            keep = np.ones(idx.size, dtype=bool)
+            for _ in range(2):  # consensus, then the consensus of the inliers
+                med = np.median(e[keep], axis=0)
+                dev = np.sqrt(np.mean((e - med) ** 2, axis=1))
+                inl = dev <= crit.shape_tolerance
+                if not inl.any():
+                    break
+                keep = inl
+            keep = keep & (dev <= crit.shape_tolerance)
+            idx, dev = idx[keep], dev[keep]
+            n_shape = int(idx.size)
+            idx = idx[np.lexsort((idx, dev))[:crit.max_voxels]]
+        idx = np.sort(idx).astype(np.intp)
+        vox = (np.stack(np.unravel_index(idx, spatial), axis=1).astype(np.intp)
+               if spatial else np.zeros((idx.size, 0), dtype=np.intp))
+        return _Selection(idx=idx, voxel_indices=vox,
+                          counts=(n_cand, n_peak, n_re, n_shape),
+                          n_enhancing=pre.n_enhancing,
+                          median_arrival_s=pre.median_arrival_s, prior_used=prior_used)
 
-    def _assemble(self, cb: _FloatArray, averaging: str, note: str, t: _FloatArray, nb: int,
-                  hct: float, sel: _Selection) -> AIFResult:
+    def _assemble(self, cv: _Curve, t: _FloatArray, nb: int, hct: float, sel: _Selection
+                  ) -> AIFResult:
         """Baseline subtraction, QC, fallback and the result record."""
-        crit, thr = self.criteria, self.thresholds
-        if self.subtract_baseline and np.all(np.isfinite(cb)):
+        crit = self.criteria
+        cb, note, sig = cv.cb, cv.note, cv.signal_metrics
+        if np.all(np.isfinite(cb)):
             cb = cb - cb[:nb].mean()
         n_sel = int(sel.idx.size)
         metrics = _curve_metrics(cb, t, nb, crit)
-        reasons = self._qc_reasons(metrics, n_sel, nb)
+        reasons = self._qc_reasons(metrics, sig, n_sel, nb, note)
         passed = not reasons
         reason = "ok" if passed else "; ".join(reasons)
 
@@ -966,11 +1040,11 @@ class AortaAIF:
                 arr, fb_source = sel.median_arrival_s, "tissue_median"
             else:
                 arr, fb_source = float(t[nb]), "end_of_baseline"
-            fb_delay = max(0.0, arr - _population_offset_s(self.fallback, crit))
-            out_cb = population_aif(self.fallback, t, delay_s=fb_delay)
+            out_cb, fb_delay = population_aligned(self.fallback, t, arr,
+                                                  arrival_fraction=crit.arrival_fraction)
             fb_reason = f"QC failed: {reason}"
             source = self.fallback
-
+        n_cand, n_peak, n_re, n_shape = sel.counts
         qc = AIFQC(
             passed=passed, reason=reason, source=source,
             fallback_used=source != "aorta", fallback_reason=fb_reason,
@@ -979,115 +1053,151 @@ class AortaAIF:
             peak_time_s=metrics["peak_time_s"], arrival_s=metrics["arrival_s"],
             arrival_index=int(metrics["arrival_index"]),
             time_to_peak_s=metrics["peak_time_s"] - metrics["arrival_s"],
+            fwhm_s=metrics["fwhm_s"], area_60s_mM_s=metrics["area_60s"],
             washout=metrics["washout"], baseline_sd_mM=metrics["baseline_sd"],
             noise_ratio=metrics["noise_ratio"],
-            voxel_baseline_sd_median_mM=sel.voxel_sd_median,
-            n_voxels=n_sel, n_candidates=sel.n_candidates, n_enhancing=sel.n_enhancing,
+            baseline_drift=sig.get("drift", float("nan")),
+            blood_t10_s=cv.t10_s, blood_t10_source=cv.t10_source,
+            voxel_baseline_snr_median=sig.get("snr", float("nan")),
+            peak_enhancement_ratio=sig.get("peak_ratio", float("nan")),
+            saturation_ratio=sig.get("saturation_ratio", float("nan")),
+            n_voxels=n_sel, n_candidates=n_cand, n_after_peak=n_peak, n_after_re=n_re,
+            n_after_shape=n_shape, n_enhancing=sel.n_enhancing,
             volume_median_arrival_s=sel.median_arrival_s,
             voxel_indices=sel.voxel_indices.tolist(), prior_used=sel.prior_used,
-            prior_note="", averaging=averaging, notes=note, n_baseline=nb, hematocrit=hct,
-            criteria=asdict(crit), thresholds=asdict(thr))
+            prior_note="", averaging="signal", notes=note, n_baseline=nb, hematocrit=hct,
+            criteria=asdict(crit), thresholds=asdict(self.thresholds))
         out = np.asarray(out_cb, dtype=np.float64)
         return AIFResult(t_s=t, cb_mM=out, cp_mM=out / (1.0 - hct), measured_cb_mM=cb,
-                         voxel_indices=sel.voxel_indices, voxel_scores=sel.scores, qc=qc)
+                         voxel_indices=sel.voxel_indices, qc=qc)
 
-    def _peak_filter(self, ok: NDArray[np.bool_], peak: _FloatArray) -> NDArray[np.bool_]:
-        """The two-step peak criterion (module notes) applied to the voxels ``ok``."""
-        if not ok.any():
-            return ok
-        p = peak[ok]
-        k = min(self.criteria.n_voxels, p.size)
-        top = float(np.partition(p, p.size - k)[p.size - k])
-        ok = ok & (peak >= self.criteria.coarse_peak_fraction * top)
-        ref = float(np.median(peak[ok]))
-        return ok & (peak >= self.criteria.min_peak_fraction * ref)
-
-    def _scores(self, idx: NDArray[np.intp], f: _Features, ttp: _FloatArray,
-                dt_typ: float) -> _FloatArray:
-        """Weighted mean of saturating desirabilities in [0, 1] over the candidates."""
-        if idx.size == 0:
-            return np.zeros(0)
-        s = self.criteria.saturation
-        peak, wash, width, sd, tp = (f.peak[idx], f.washout[idx], f.width[idx], f.sd[idx],
-                                     ttp[idx])
-        tiny = np.finfo(np.float64).tiny
-        with np.errstate(invalid="ignore", divide="ignore"):
-            d_peak = np.minimum(1.0, peak / max(s * float(np.median(peak)), tiny))
-            d_wash = np.minimum(1.0, wash / max(s * float(np.median(wash)), tiny))
-            d_sharp = np.minimum(1.0, float(np.median(width)) / s / np.maximum(width, tiny))
-            d_noise = np.minimum(1.0, float(np.median(sd)) / s / np.maximum(sd, tiny))
-        late_by = np.maximum(0.0, tp - float(np.median(tp)) - dt_typ)
-        d_early = 1.0 / (1.0 + late_by / dt_typ)
-        d = np.stack([d_peak, d_early, d_sharp, d_wash, d_noise])
-        d = np.where(np.isfinite(d), np.clip(d, 0.0, 1.0), 1.0)
-        w = np.asarray(self.criteria.weights, dtype=np.float64)
-        return np.asarray(w @ d / w.sum(), dtype=np.float64)
-
-    def _qc_reasons(self, mtr: dict[str, float], n_sel: int, nb: int) -> list[str]:
+    def _qc_reasons(self, mtr: dict[str, float], sig: dict[str, float], n_sel: int, nb: int,
+                    note: str) -> list[str]:
         q = self.thresholds
         if n_sel == 0:
-            return ["no voxel passed the hard criteria (no early, sharp, washing-out "
+            return ["no voxel passed the selection (no early, sharp, washing-out "
                     "enhancement found)"]
         out = []
         if n_sel < q.min_voxels:
-            out.append(f"only {n_sel} voxel(s) passed the hard criteria (< min_voxels "
-                       f"{q.min_voxels})")
-        if not mtr["peak"] >= q.min_peak_mM:
-            out.append(f"peak {mtr['peak']:.3g} mM < min_peak_mM {q.min_peak_mM:g}")
+            out.append(f"only {n_sel} voxel(s) selected (< min_voxels {q.min_voxels})")
+        if not math.isfinite(mtr["peak"]):
+            out.append(note or "the mean aortic signal could not be converted")
+            return out
+        lo, hi = q.peak_blood_range_mM
+        if not lo <= mtr["peak"] <= hi:
+            out.append(f"peak {mtr['peak']:.3g} mM outside the plausible blood range "
+                       f"[{lo:g}, {hi:g}] mM (peak_blood_range_mM)")
         if not mtr["noise_ratio"] <= q.max_noise_ratio:
             out.append(f"baseline noise {mtr['noise_ratio']:.3g} of peak > max_noise_ratio "
                        f"{q.max_noise_ratio:g}")
+        drift, drift_se = sig.get("drift", 0.0), sig.get("drift_se", 0.0)
+        if drift > q.max_baseline_drift and drift > 4.0 * drift_se:
+            out.append(f"baseline signal drift {drift:.3g} of the baseline > "
+                       f"max_baseline_drift {q.max_baseline_drift:g} (4 x its noise "
+                       f"{4.0 * drift_se:.3g})")
         ai = min(int(mtr["arrival_index"]), int(mtr["first_rise_index"]))
         if int(mtr["arrival_index"]) < 0:
             out.append("no bolus arrival detected")
         elif ai < nb:
             out.append(f"bolus arrival at phase {ai} lies within the {nb} baseline phases "
                        "(reduce n_baseline)")
-        elif not mtr["peak_time_s"] - mtr["arrival_s"] <= q.max_ttp_s:
-            out.append(f"time to peak {mtr['peak_time_s'] - mtr['arrival_s']:.3g} s > "
-                       f"max_ttp_s {q.max_ttp_s:g}")
+        else:
+            ttp = mtr["peak_time_s"] - mtr["arrival_s"]
+            if not ttp <= q.max_ttp_s:
+                out.append(f"time to peak {ttp:.3g} s > max_ttp_s {q.max_ttp_s:g}")
+            lo_a, hi_a = q.area_60s_range_mM_s
+            if math.isfinite(mtr["area_60s"]) and not lo_a <= mtr["area_60s"] <= hi_a:
+                out.append(f"area over 60 s after arrival {mtr['area_60s']:.3g} mM s outside "
+                           f"[{lo_a:g}, {hi_a:g}] (area_60s_range_mM_s)")
+        if not mtr["fwhm_s"] <= q.max_fwhm_s:
+            out.append(f"first-pass FWHM {mtr['fwhm_s']:.3g} s > max_fwhm_s {q.max_fwhm_s:g}")
         if not mtr["washout"] >= q.min_washout:
             out.append(f"washout {mtr['washout']:.3g} < min_washout {q.min_washout:g}")
         return out
 
 
-def _consensus_deviation(flat: NDArray[Any], idx: NDArray[np.intp], nb: int) -> _FloatArray:
-    """RMS distance (post-baseline phases) of each candidate's baseline-subtracted curve
-    from the candidates' median curve, relative to that curve's peak."""
-    if idx.size == 0:
-        return np.zeros(0)
-    parts = []
-    for s in range(0, idx.size, _BLOCK):
-        c = np.asarray(flat[idx[s:s + _BLOCK]], dtype=np.float64)
-        parts.append(c[:, nb:] - c[:, :nb].mean(axis=1, keepdims=True))
-    e = np.concatenate(parts)
-    e_med = np.median(e, axis=0)
-    scale = max(float(e_med.max()), np.finfo(np.float64).tiny)
-    return np.asarray(np.sqrt(np.mean((e - e_med) ** 2, axis=1)) / scale)
+@dataclass(frozen=True)
+class _Curve:
+    cb: _FloatArray  # blood concentration of the mean signal (mM)
+    t10_s: float
+    t10_source: str
+    note: str
+    signal_metrics: dict[str, float]
+
+
+def _signal_metrics(mean_sig: _FloatArray, base_rows: _FloatArray, nb: int
+                    ) -> dict[str, float]:
+    """Baseline drift (and its noise), peak ratio and blood SNR of the mean signal.
+
+    ``base_rows`` holds the chosen voxels' baseline samples (n_voxels, nb).
+    """
+    s0 = float(mean_sig[:nb].mean())
+    h = nb // 2
+    out = {"peak_ratio": float(mean_sig[nb:].max()) / s0 if s0 > 0 else float("nan")}
+    if s0 > 0:
+        out["drift"] = abs(float(mean_sig[h:nb].mean() - mean_sig[:h].mean())) / s0
+    n = base_rows.shape[0]
+    if n >= 1 and nb >= 2:
+        pooled = float(np.sqrt(np.mean(base_rows.var(axis=1, ddof=1))))
+        # SE of the difference of two half-baseline means of the n-voxel mean signal
+        out["drift_se"] = pooled / math.sqrt(n) * math.sqrt(1.0 / h + 1.0 / (nb - h)) / s0 \
+            if s0 > 0 else float("nan")
+        if pooled > 0:
+            out["snr"] = float(np.median(base_rows.mean(axis=1))) / pooled
+    return out
+
+
+def _fwhm(t: _FloatArray, e: _FloatArray, i_peak: int, peak: float) -> float:
+    """Full width at half maximum around the peak (s), linear interpolation; inf when the
+    curve does not fall below half maximum after the peak."""
+    half = peak / 2.0
+    left = np.flatnonzero(e[:i_peak] < half)
+    right = np.flatnonzero(e[i_peak:] < half)
+    if not right.size:
+        return float("inf")
+    if left.size:
+        i0 = int(left[-1])
+        t_l = t[i0] + (half - e[i0]) / (e[i0 + 1] - e[i0]) * (t[i0 + 1] - t[i0])
+    else:
+        t_l = t[0]
+    j1 = i_peak + int(right[0])
+    t_r = t[j1 - 1] + (e[j1 - 1] - half) / (e[j1 - 1] - e[j1]) * (t[j1] - t[j1 - 1])
+    return float(t_r - t_l)
 
 
 def _curve_metrics(cb: _FloatArray, t: _FloatArray, nb: int, crit: AIFCriteria
                    ) -> dict[str, float]:
-    """QC metrics of a mean blood curve (NaN when the curve is NaN)."""
+    """QC metrics of a mean blood curve (NaN when the curve is not finite)."""
     nan = float("nan")
     if not np.all(np.isfinite(cb)):
         return {"peak": nan, "peak_time_s": nan, "arrival_s": nan, "arrival_index": -1,
                 "washout": nan, "baseline_sd": nan, "noise_ratio": nan,
-                "first_rise_index": -1}
-    f = _features(cb[None, :], t, nb, crit)
+                "first_rise_index": -1, "fwhm_s": nan, "area_60s": nan}
     base = cb[:nb]
     e = cb - base.mean()
     sd = float(base.std(ddof=1))
-    peak = float(f.peak[0])
+    i_peak = int(np.argmax(e[nb:]) + nb)
+    peak = float(e[i_peak])
     thr = np.array([max(crit.arrival_k_sd * sd, crit.arrival_fraction * peak)])
     arr, ai = _crossing_time(t, e[None, :], thr)
     # a bolus inside the baseline raises the baseline SD and so the threshold above;
     # the fraction-of-peak threshold alone still sees it
     _, ai_frac = _crossing_time(t, e[None, :], np.array([crit.arrival_fraction * peak]))
-    return {"peak": peak, "peak_time_s": float(t[f.i_peak[0]]), "arrival_s": float(arr[0]),
-            "arrival_index": float(ai[0]), "washout": float(f.washout[0]), "baseline_sd": sd,
+    n_t = t.size
+    n_late = max(1, round(crit.late_fraction * n_t))
+    late = float(e[n_t - n_late:].mean())
+    washout = 0.0 if i_peak >= n_t - n_late or peak <= 0 else 1.0 - late / peak
+    a0 = float(arr[0])
+    if math.isfinite(a0):
+        tt = np.linspace(a0, a0 + 60.0, 601)
+        area = float(np.trapezoid(np.interp(tt, t, e), tt)) if a0 + 60.0 <= t[-1] else nan
+    else:
+        area = nan
+    return {"peak": peak, "peak_time_s": float(t[i_peak]), "arrival_s": a0,
+            "arrival_index": float(ai[0]), "washout": washout, "baseline_sd": sd,
             "noise_ratio": sd / peak if peak > 0 else float("inf"),
-            "first_rise_index": float(ai_frac[0])}
+            "first_rise_index": float(ai_frac[0]),
+            "fwhm_s": _fwhm(t, e, i_peak, peak) if peak > 0 else nan, "area_60s": area}
 
 
 def _combined_prior(prior_mask: ArrayLike | None, spine_mask: ArrayLike | None,
@@ -1111,87 +1221,41 @@ def _combined_prior(prior_mask: ArrayLike | None, spine_mask: ArrayLike | None,
     return ant
 
 
-def extract_aif(conc_mM: ArrayLike, t_s: ArrayLike, *, n_baseline: int, hematocrit: float,
+def extract_aif(signal: ArrayLike, t_s: ArrayLike, *, tr_s: float, flip_angle_deg: float,
+                r1_per_mM_per_s: float, n_baseline: int, hematocrit: float,
+                blood_t10_s: ArrayLike, blood_t10_source: str | None = None,
                 mask: ArrayLike | None = None, prior_mask: ArrayLike | None = None,
                 spine_mask: ArrayLike | None = None, anterior_axis: int | None = None,
-                anterior_direction: int = -1, n_voxels: int | None = None,
-                fallback: str | None = None, criteria: AIFCriteria | None = None,
-                thresholds: AIFQCThresholds | None = None,
-                subtract_baseline: bool = True) -> AIFResult:
-    """Extract the aortic AIF from a concentration image (functional form of :class:`AortaAIF`).
+                anterior_direction: int = -1, fallback: str | None = None,
+                criteria: AIFCriteria | None = None,
+                thresholds: AIFQCThresholds | None = None) -> AIFResult:
+    """Extract the aortic AIF from an SPGR signal image (functional form of :class:`AortaAIF`).
 
     Parameters
     ----------
-    conc_mM, t_s, n_baseline, hematocrit, mask, prior_mask
+    signal, t_s, tr_s, flip_angle_deg, r1_per_mM_per_s, n_baseline, hematocrit
+        See :meth:`AortaAIF.fit`.
+    blood_t10_s, blood_t10_source, mask, prior_mask
         See :meth:`AortaAIF.fit`.
     spine_mask : bool array, optional
         Vertebral bodies (and discs); with ``anterior_axis`` adds the prior
         :func:`anterior_region` (combined with ``prior_mask`` by AND).
     anterior_axis : int, optional
-        Anterior-posterior axis of the image (0 for the phantom / sagittal DICOM order);
-        requires ``spine_mask``.
+        Anterior-posterior axis of the image; requires ``spine_mask``.
     anterior_direction : {-1, +1}
         -1 when anterior is towards decreasing index along ``anterior_axis`` (default).
-    n_voxels : int, optional
-        Overrides ``criteria.n_voxels``.
     fallback : {"parker", "georgiou"} or None
         Population AIF returned when QC fails.
     criteria, thresholds : optional
         :class:`AIFCriteria`, :class:`AIFQCThresholds`.
-    subtract_baseline : bool
-        Subtract the baseline mean from the AIF (default True).
 
     Returns
     -------
     AIFResult
     """
-    model = _configured_model(criteria, n_voxels, thresholds, fallback, subtract_baseline)
+    model = AortaAIF(criteria, thresholds, fallback=fallback)
     prior = _combined_prior(prior_mask, spine_mask, anterior_axis, anterior_direction)
-    return model.fit(conc_mM, t_s, n_baseline=n_baseline, hematocrit=hematocrit, mask=mask,
-                     prior_mask=prior)
-
-
-def _configured_model(criteria: AIFCriteria | None, n_voxels: int | None,
-                      thresholds: AIFQCThresholds | None, fallback: str | None,
-                      subtract_baseline: bool) -> AortaAIF:
-    """The :class:`AortaAIF` of the function-style API's keyword arguments."""
-    crit = criteria or AIFCriteria()
-    if n_voxels is not None:
-        crit = replace(crit, n_voxels=n_voxels)
-    return AortaAIF(crit, thresholds, fallback=fallback, subtract_baseline=subtract_baseline)
-
-
-def extract_aif_from_signal(signal: ArrayLike, t_s: ArrayLike, *, t10_s: ArrayLike,
-                            tr_s: float, flip_angle_deg: float, r1_per_mM_per_s: float,
-                            n_baseline: int, hematocrit: float, m0: ArrayLike | None = None,
-                            average: Literal["signal", "concentration"] = "concentration",
-                            mask: ArrayLike | None = None, prior_mask: ArrayLike | None = None,
-                            spine_mask: ArrayLike | None = None,
-                            anterior_axis: int | None = None, anterior_direction: int = -1,
-                            n_voxels: int | None = None, fallback: str | None = None,
-                            criteria: AIFCriteria | None = None,
-                            thresholds: AIFQCThresholds | None = None,
-                            subtract_baseline: bool = True) -> AIFResult:
-    """Extract the aortic AIF from an SPGR signal image (see :meth:`AortaAIF.fit_signal`).
-
-    Parameters
-    ----------
-    signal : array_like, shape (..., n_times)
-        Dynamic signal.
-    t10_s, tr_s, flip_angle_deg, r1_per_mM_per_s, m0
-        See :func:`dce.signal.signal_to_concentration`.
-    average : {"signal", "concentration"}
-        See :meth:`AortaAIF.fit_signal` (default ``"concentration"``).
-    Other parameters
-        As :func:`extract_aif`.
-
-    Returns
-    -------
-    AIFResult
-    """
-    model = _configured_model(criteria, n_voxels, thresholds, fallback, subtract_baseline)
-    prior = _combined_prior(prior_mask, spine_mask, anterior_axis, anterior_direction)
-    return model.fit_signal(signal, t_s, t10_s=t10_s, tr_s=tr_s, flip_angle_deg=flip_angle_deg,
-                            r1_per_mM_per_s=r1_per_mM_per_s, n_baseline=n_baseline,
-                            hematocrit=hematocrit, m0=m0, mask=mask, prior_mask=prior,
-                            average=average)
+    return model.fit(signal, t_s, tr_s=tr_s, flip_angle_deg=flip_angle_deg,
+                     r1_per_mM_per_s=r1_per_mM_per_s, n_baseline=n_baseline,
+                     hematocrit=hematocrit, blood_t10_s=blood_t10_s,
+                     blood_t10_source=blood_t10_source, mask=mask, prior_mask=prior)
