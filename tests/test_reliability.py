@@ -247,7 +247,7 @@ def test_strict_settings_stop_the_session(run: Path, broken: Broken) -> None:
     assert not _done(run, "results_strict", d.subject, d.session, "T1map.nii.gz")
     log = _logs(run, "results_strict", a.subject, "aiffail")
     assert f"sub-{a.subject} ses-aiffail rule aif: failed" in log
-    assert "failed QC" in log and "aif.on_qc_failure is error" in log and "_conc.nii.gz" in log
+    assert "failed QC" in log and "aif.on_qc_failure is error" in log and "_dce.nii.gz" in log
     assert not [m for m in _outputs(run, "results_strict", a.subject, "aiffail") if "_aif" in m]
     assert _done(run, "results_strict", good.subject, good.session, "aif.tsv")
 

@@ -165,21 +165,27 @@ def test_no_identifiers_in_outputs(run: Path) -> None:
 
 
 def test_accuracy_against_ground_truth(run: Path) -> None:
-    """Lesion-mean Ktrans and vp within 10 % (median over lesions and sessions); automatic
-    AIF from the aorta, passing QC, peak within 10 % and arrival within one phase of the
-    truth in every session (the computation of benchmarks/demo_accuracy.py)."""
+    """Issue 11 acceptance on the test cohort, against the independent phantom's truth
+    (the computation of benchmarks/demo_accuracy.py): automatic AIF peak median |error|
+    <= 10 % (max <= 25 %), every session's AIF from the aorta; lesion-mean Ktrans and vp
+    median |relative error| <= 10 % (max <= 30 %); per-lesion dVp median error <= 5
+    percentage points."""
     spec = importlib.util.spec_from_file_location(
         "demo_accuracy", Path(__file__).parents[1] / "benchmarks" / "demo_accuracy.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     acc = mod.demo_accuracy(run / DEMO, run / RESULTS)
-    assert acc["aif_sessions_failed_qc"] == 0
-    assert acc["aif_peak_max_abs_rel_error"] <= 0.10
-    assert acc["aif_arrival_max_abs_error_phases"] <= 1.0
+    assert acc["aif_sessions_failed_qc"] == 0, acc
+    assert acc["aif_peak_median_abs_rel_error"] <= 0.10, acc
+    assert acc["aif_peak_max_abs_rel_error"] <= 0.25, acc
     assert acc["n_lesion_sessions"] >= 5
-    assert acc["ktrans_median_abs_rel_error"] <= 0.10
-    assert acc["vp_median_abs_rel_error"] <= 0.10
+    assert acc["ktrans_median_abs_rel_error"] <= 0.10, acc
+    assert acc["vp_median_abs_rel_error"] <= 0.10, acc
+    assert acc["ktrans_max_abs_rel_error"] <= 0.30, acc
+    assert acc["vp_max_abs_rel_error"] <= 0.30, acc
+    assert acc["n_lesions_with_followup"] >= 2
+    assert acc["dvp_median_abs_error_pp"] <= 5.0, acc
 
 
 def test_nothing_to_do_after_the_run(run: Path) -> None:
@@ -189,8 +195,8 @@ def test_nothing_to_do_after_the_run(run: Path) -> None:
 
 
 def test_aif_settings_rerun_only_aif_dependent_jobs(run: Path) -> None:
-    table = plan(snakemake(run, config={"aif": {"n_voxels": 24, "delay": "phases",
-                                                "delay_phases": 1}}, mode="summary"))
+    table = plan(snakemake(run, config={"aif": {"selection": {"max_voxels": 150},
+                                                "delay": "phases", "delay_phases": 1}}, mode="summary"))
     pending = set(table.loc[table["plan"] != "no update", "rule"])
     # the AIF and everything downstream of it (cohort rules, if any, included) ...
     assert {"aif", "fit", "roi", "benchmark_summary"} <= pending, pending

@@ -3,8 +3,8 @@
 
 rule aif:
     input:
-        conc=ses("conc", "nii.gz"),
         dce=ses("dce", "nii.gz"),
+        t1=ses("T1map", "nii.gz"),
         lesion_roi=session_path("lesion_roi"),
         marrow_roi=optional_session_path("marrow_roi"),
         aorta=optional_session_path(config["aif"]["mask_column"]),
@@ -27,6 +27,7 @@ rule aif:
         aif=config["aif"],
         n_baseline=config["acquisition"]["n_baseline"],
         hematocrit=config["acquisition"]["hematocrit"],
+        r1=config["acquisition"]["r1_per_mM_per_s"],
     resources:
         mem_mb=1500,
     conda:
