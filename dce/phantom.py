@@ -1,7 +1,17 @@
 """Deterministic synthetic spine DCE-MRI phantom and longitudinal radiotherapy cohort.
 
-Pure numerics (numpy, pandas); no file input or output (see :mod:`dce.io.dicom_write`
-for writing the phantom as DICOM and NIfTI).
+Pure numerics (numpy, pandas, scipy); no file input or output (see
+:mod:`dce.io.dicom_write` for writing the phantom as DICOM and NIfTI).
+
+Independence from the code under test
+-------------------------------------
+This module imports nothing from the ``dce`` package (a test parses its syntax tree).
+Its arterial input function, kinetic model integration, signal equation and noise are
+written here, with their own parameterisation and numerical method, so that assumptions
+shared with the fitter (population AIF, sampling of the input, signal model) cannot
+cancel out in a validation. In particular its AIF is *not* a population AIF the fitter
+knows (Parker, Georgiou, ...), lesions have their own bolus delay behind the aorta, the
+aorta is partial-volumed with its neighbours, and the receive field is not flat.
 
 Anatomy
 -------
@@ -20,26 +30,116 @@ to the left of the vertebral bodies, running cranio-caudally through several sli
 muscle (paraspinal and psoas), subcutaneous fat, anterior soft tissue (viscera) and
 background air (zero signal plus noise). Lesions are ellipsoids inside vertebral bodies
 with their own kinetic parameters; Ktrans and vp vary smoothly inside a lesion (higher in
-the core, see :class:`LesionSpec`). A smooth receive-coil profile (posterior spine coil)
-multiplies M0. Sizes are in mm (:class:`Anatomy`), so any matrix and voxel size gives
-the same anatomy.
+the core, see :class:`LesionSpec`). Sizes are in mm (:class:`Anatomy`), so any matrix and
+voxel size gives the same anatomy. Between sessions the patient moves relative to the
+slab (table shift, :attr:`SessionSpec.shift_mm`); the label maps always follow.
 
-Contrast kinetics
------------------
-The whole-blood AIF is the Parker population AIF (:func:`dce.aif.parker_aif`), scaled
-per session and arriving after a few baseline phases, evaluated on a fine grid
-(0.1 s by default) and converted to plasma with the hematocrit. Every voxel follows the
-extended Tofts model driven by that fine-grid plasma curve (piecewise linear between the
-fine samples) and is evaluated exactly at the acquisition times with
-:func:`dce.models.extended_tofts` -- the generator's truth is therefore *not* the
-fitter's sampling of the input. Aorta voxels hold the blood concentration (inflow
-effects neglected), i.e. extended Tofts with ``Ktrans = 0`` and ``vp = 1 - Hct``.
+Label maps and partial volume
+-----------------------------
+Each voxel is supersampled on an ``s x s x s`` grid of sub-voxel centres
+(:attr:`Acquisition.supersample`, default 3, i.e. 27 points; ``s`` odd so that the voxel
+centre is one of them). Every sub-voxel point is classified (tissue, lesion, position in
+the lesion) and the voxel's noiseless complex signal is the *mean of its sub-voxel
+signals*; so voxels on every tissue boundary -- the aortic wall, the lesion rim, the
+vertebral end plates, the skin -- are mixtures. The label maps
+(:attr:`SessionPhantom.tissue_labels`, ``lesion_labels``, ``vertebra_labels``,
+``marrow_roi``) hold the class of the *voxel centre*. The truth maps hold the parameters
+of the tissue at the voxel centre (for a lesion voxel: the lesion's parameters at the
+centre point), and the lesion truth table (:meth:`SessionPhantom.lesion_truth`) averages
+them over the lesion label. ``truth["pv_fraction"]`` is the fraction of the voxel's
+sub-voxels that belong to the centre's class (1 inside a tissue, < 1 at edges).
 
-Signal: SPGR steady state (fast water exchange) with each voxel's T10 and M0, relaxivity
-``r1``, flip angle and TR of :class:`Acquisition`; Rician noise (magnitude of complex
-Gaussian noise) with standard deviation ``sigma = S_marrow / snr`` where ``S_marrow``
-is the median pre-contrast signal of normal marrow. An optional variable-flip-angle
-(VFA) series shares M0, T10 and sigma.
+Arterial input function (this module's own family)
+--------------------------------------------------
+Whole-blood concentration (mM), ``u = t - arrival_s`` (zero for ``u <= 0``)::
+
+    Cb(u) = scale * [ A * g(u; a1, b1)                                   first pass
+                      + A * f_r * g(u - u_r; a_r, b_r)                   recirculation
+                      + P * G(u) * exp(-(u - u_p) / tau) ]               washout
+
+    g(x; a, b) = (x / (a b))^a * exp(a - x / b)   (x > 0; a gamma variate with peak 1
+                                                   at x = a b)
+    G(u)       = P(a1 + 1, u / b1)                 (regularised lower incomplete gamma
+                                                   function: a smooth switch that turns
+                                                   the washout on during the first pass)
+
+with ``u_p = a1 b1`` the first-pass peak time after arrival, ``b1`` set by the first-pass
+FWHM (``b1 = fwhm_s / W(a1)``, ``W`` the FWHM of ``g(.; a1, 1)``), the recirculation
+peaking ``recirc_delay_s`` after the first pass with FWHM ``recirc_width x fwhm_s``
+(shape ``a_r``; its start ``u_r`` is moved to 0 if it would precede the arrival, keeping
+its peak time), ``P`` the level of the late plateau at the first-pass peak and ``tau``
+its decay time. Plasma: ``Cp = Cb / (1 - Hct)``. The curve is evaluated analytically on
+a fine grid (:attr:`Acquisition.dt_fine_s`, 0.1 s) and at the acquisition times.
+
+Per patient (cohort, :func:`make_cohort`) and then varied per session:
+
+===================== ================== ============== ==================================
+parameter             per patient        per session    notes
+===================== ================== ============== ==================================
+A (first-pass ampl.)  U(3.0, 7.5) mM     x U(0.85,1.15) clipped to 2.8-8 mM; the curve's
+                                                        peak (A plus washout, recirculation)
+                                                        is 3-9 mM, as measured at a standard
+                                                        0.1 mmol/kg dose [Parker2006]_,
+                                                        [Georgiou2019]_ (aortic curves)
+fwhm_s                U(6, 15) s         x U(0.9, 1.1)  first-pass FWHM; clipped to 6-15 s
+a1 (first-pass shape) U(3.5, 6.0)        same           time to peak a1*b1 = 5-15 s
+recirc_delay_s        U(15, 25) s        + U(-2, 2)     after the first-pass peak
+recirc_fraction f_r   U(0.2, 0.4)        + U(-.03,.03)  relative to A
+recirc_width          U(1.2, 1.8)        same           FWHM ratio, shape a_r = U(3, 5)
+plateau P             A x U(.10, .18)    x U(0.85,1.15) late blood level, clipped to
+                                                        0.5-1.5 mM (peak:plateau 5-10)
+washout tau           U(180, 600) s      same           decay over minutes
+arrival_s             --                 (3..5) x dt    a few baseline phases, *not*
+                                         + U(0, dt)     aligned with a phase
+hematocrit            U(0.36, 0.46)      same           adult range (oncology patients
+                                                        at the low end); fitters often
+                                                        assume 0.45
+===================== ================== ============== ==================================
+
+Kinetics (own forward model)
+----------------------------
+Every enhancing voxel / sub-voxel follows the extended Tofts model::
+
+    Ct(t) = vp Cp(t - d) + Ktrans * integral_0^t Cp(s - d) exp(-kep (t - s)) ds,
+    kep = Ktrans / ve,
+
+integrated with an exact recursive exponential integrator for the piecewise-linear
+interpolant of ``Cp(. - d)`` on the fine grid (``d`` evaluated analytically, no
+resampling), and stepped exactly (partial last step) to each acquisition time. ``d`` is 0
+for normal tissues and the lesion's own delay behind the aorta (cohort: U(0, 5) s per
+lesion, constant over its sessions; arterial-to-tissue delays in bone metastases are a
+few seconds). Aorta voxels hold the blood concentration ``Cb`` (inflow neglected).
+
+Signal
+------
+Spoiled gradient echo, fast water exchange::
+
+    S = M0 sin(a) (1 - E1) / (1 - cos(a) E1),  E1 = exp(-TR R1),  R1 = 1/T10 + r1 C
+
+with each tissue's T10 and M0 (table below), relaxivity ``r1`` (4.5 /mM/s), the dynamic
+flip angle and TR of the session. The variable-flip-angle (VFA) series (default 2, 5,
+10, 15, 20 deg) uses the same M0, T10, partial volume, receive field, gain and noise
+level.
+
+Receive field, gain and noise
+-----------------------------
+* Receive bias: ``B(i, j, k) = coil(i) * exp(sum_n c_n p_n(x, y, z))``: a posterior
+  spine-coil falloff (``coil(i)`` falls linearly by :attr:`Anatomy.coil_falloff`, 30 %,
+  from posterior to anterior) times a random smooth low-order field over normalised
+  coordinates ``x, y, z`` in [-1, 1] with ``p = (x, y, z, x^2, y^2, z^2, xy, xz, yz)``
+  (:attr:`SessionSpec.bias_coeffs`; drawn U(-0.12, 0.12) linear, U(-0.08, 0.08)
+  quadratic, U(-0.05, 0.05) cross terms: about +-20-30 % over the FOV). Evaluated at the
+  voxel centre (the field is smooth).
+* Gain: a per-session global factor :attr:`SessionSpec.gain` (cohort: log-uniform in
+  [0.5, 2]) times :attr:`Acquisition.m0_scale`; signal units are arbitrary and change
+  between sessions.
+* Noise: Rician (magnitude of signal plus complex Gaussian noise) with per-channel SD
+  ``sigma = S_blood / snr``: ``S_blood`` is the noiseless pre-contrast signal of pure
+  blood, ``gain * m0_scale * M0_blood * SPGR(T10_blood) * mean(B over aorta voxels)``,
+  and ``snr`` is :attr:`Acquisition.snr` = the baseline *blood* SNR (cohort: U(5, 15) per
+  session). Blood T10 1.65 s at 3 T, 1.48 s at 1.5 T [Lu2004]_, [Zhang2013]_.
+* Protocol per patient (cohort): flip angle U(10, 25) deg (integer), TR U(3.5, 5.0) ms
+  (typical 3-D SPGR DCE protocols of the spine, Saha et al. review).
 
 Default tissue properties (:func:`default_tissues`, rounded, 3 T)
 ----------------------------------------------------------------
@@ -52,7 +152,7 @@ marrow     0.65   0.90  0.006      0.08  0.003  adult vertebral marrow, mostly f
                                                flat enhancement (type A TIC, seed review)
 disc       1.20   0.80  0.005      0.20  0      nucleus pulposus, avascular (assumed values)
 csf        4.30   1.00  0          --    0      about 4.2-4.4 s at 3 T [Lu2005]_; no uptake
-aorta      1.66   0.95  0          --    1-Hct  arterial blood at 3 T [Lu2004]_
+aorta      1.65   0.95  0          --    --     arterial blood at 3 T [Lu2004]_; holds Cb
 muscle     1.41   0.75  0.05       0.10  0.015  T1 [Gold2004]_; kinetics typical of muscle
 fat        0.37   1.00  0.01       0.05  0.005  subcutaneous fat [Gold2004]_
 soft       1.20   0.80  0.10       0.20  0.03   anterior viscera (assumed values)
@@ -60,28 +160,45 @@ lesion     1.20   0.85  (LesionSpec)            marrow-replacing metastasis (T1 
                                                kinetics come from :class:`LesionSpec`
 ========== ====== ===== ========== ===== ====== ==============================================
 
-At 1.5 T the T1 values are replaced by 0.55 (marrow), 1.0 (disc), 4.0 (CSF), 1.44
+At 1.5 T the T1 values are replaced by 0.55 (marrow), 1.0 (disc), 4.0 (CSF), 1.48
 (blood), 1.01 (muscle), 0.34 (fat), 0.9 (soft tissue), 1.0 s (lesion) -- approximate.
-M0 is relative (scaled by :attr:`Acquisition.m0_scale`). These are plausible, rounded
-values for a test phantom, not reference data.
+M0 is relative. These are plausible, rounded values for a test phantom, not reference
+data.
 
 Cohort (:func:`make_cohort`)
 ----------------------------
 Patients with 1-2 vertebral lesions, a baseline session about 7 days before
 radiotherapy and 1-2 follow-ups (about day 60 and day 120). About 30 % of lesions recur.
-Pre-treatment lesions have vp 4-8 % and Ktrans 0.08-0.20 /min (metastases: vp 4.2 %
-vs 1.6 % in non-neoplastic lesions [Guan2020]_; Ktrans 0.077 +- 0.028 /min [Lang2013]_).
-Controlled lesions lose about 65 % of vp (mean drop 65.2 % after high-dose RT
-[Lis2017]_ -- measured 1 hour after RT there, applied here to the follow-ups; the seed's
-Fig. 4 shows a 72 % drop at 2 months) and about 55 % of Ktrans; recurrent lesions keep
-or increase vp and Ktrans ([Chu2013]_, [Kumar2017]_), and recur on conventional MRI at
-day 150-300 (DCE precedes conventional MRI by about 6.6 months [Kumar2017]_).
+Pre-treatment lesions have vp U(3, 10) %, Ktrans U(0.05, 0.25) /min and ve U(0.1, 0.4)
+(metastases: vp 4.2 % vs 1.6 % in non-neoplastic lesions [Guan2020]_; Ktrans
+0.077 +- 0.028 /min [Lang2013]_, wider here), and a delay behind the aorta U(0, 5) s.
+
+Outcome design (per lesion, at the first follow-up; later follow-ups continue the trend):
+
+* controlled: vp change N(-62 %, 7 %) clipped to [-75, -50] % (mean drop 65.2 % after
+  high-dose RT [Lis2017]_; the seed's Fig. 4 shows 72 % at 2 months), Ktrans change
+  N(-55 %, 8 %);
+* recurrent, progressing: vp change U(-45, +40) % and Ktrans change U(-30, +30) % --
+  recurrent lesions mostly keep or increase vp ([Chu2013]_, [Kumar2017]_) but some
+  lose part of it;
+* recurrent, "responder-like": ``ceil(0.3 x n_recurrent)`` of the recurrent lesions
+  (at least 1 and at most ``n_recurrent - 1``, when there are at least 2) first respond
+  like controlled ones: their first-follow-up vp change is the q-quantile of the
+  controlled lesions' changes in the same cohort, q ~ U(0.6, 0.9), Ktrans change
+  N(-45 %, 10 %); they rebound later (vp +20..+60 points per follow-up).
+
+The outcome and the responder-like subset are drawn at cohort level, so the overlap is
+controlled: the expected true AUC of the first-follow-up dVp for recurrence is about
+``1 - 0.25 x n_responder_like / n_recurrent`` ~ 0.86-0.88 (measured: 0.864 for the demo
+cohort, 10 patients, seed 0; 0.82-0.93 over seeds 1-39). Recurrence on conventional MRI
+at day 150-300 (DCE precedes conventional MRI by about 6.6 months [Kumar2017]_).
 
 Randomness: everything is drawn from numpy Generators seeded by
 ``SeedSequence(seed, spawn_key=...)``: the patient design from key ``(1, patient)``, the
 outcome assignment from key ``(0,)``, and each session's noise from key
 ``(2, patient, session)``. A session's arrays therefore do not depend on the order in
-which sessions are generated.
+which sessions are generated. :func:`make_session` draws its receive field from key
+``(3,)`` of its seed unless ``bias_coeffs`` is given.
 
 References
 ----------
@@ -89,8 +206,17 @@ References
    contrast. AJR 2004;183:343-351.
 .. [Lu2004] Lu H et al. Determining the longitudinal relaxation time (T1) of blood at
    3.0 Tesla. Magn Reson Med 2004;52:679-682.
+.. [Zhang2013] Zhang X et al. In vivo blood T1 measurements at 1.5 T, 3 T, and 7 T.
+   Magn Reson Med 2013;70:1082-1086.
 .. [Lu2005] Lu H et al. Routine clinical brain MRI sequences for use at 3.0 Tesla.
    J Magn Reson Imaging 2005;22:13-22.
+.. [Parker2006] Parker GJM et al. Experimentally-derived functional form for a
+   population-averaged high-temporal-resolution arterial input function for DCE-MRI.
+   Magn Reson Med 2006;56:993-1000 (used here only for the *range* of peak, width and
+   recirculation of measured aortic curves, not for its functional form).
+.. [Georgiou2019] Georgiou L et al. A functional form for a representative individual
+   arterial input function measured from a population using high temporal resolution
+   DCE MRI. Magn Reson Med 2019;81:1955-1963 (ranges only, as above).
 .. [Guan2020] Guan Y et al. T1-weighted DCE MRI to differentiate nonneoplastic and
    malignant vertebral body lesions in the spine. Radiology 2020;297:382-389.
 .. [Lang2013] Lang N et al. Differentiation of myeloma and metastatic cancer in the spine
@@ -104,22 +230,21 @@ References
    Treat 2017;16:857-865.
 
 Literature values above are quoted from the review of Saha et al. (AJNR 2025;46:465-475);
-the T1 values are rounded and approximate.
+the T1 values are rounded and approximate. The AIF-family, noise, bias and outcome ranges
+are design choices for a realistic, independent test phantom, not reference data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-
-from dce.aif import blood_to_plasma, parker_aif
-from dce.models import extended_tofts
-from dce.signal import concentration_to_signal, spgr_signal
+from scipy.special import gammainc
 
 __all__ = [
     "SPINE_LEVELS",
@@ -134,10 +259,13 @@ __all__ = [
     "TissueProperties",
     "TrueAIF",
     "affine_for",
+    "aif_blood_mM",
     "default_tissues",
     "make_cohort",
     "make_session",
     "render_session",
+    "spgr",
+    "tofts_fine",
 ]
 
 #: Vertebral level names, cranial to caudal.
@@ -152,6 +280,7 @@ TISSUE_CODES: dict[str, int] = {
 }
 
 _FloatArray = NDArray[np.float64]
+_N_BIAS = 9
 
 
 # --------------------------------------------------------------------------- specifications
@@ -166,8 +295,8 @@ class TissueProperties:
     t10_s : float
         Pre-contrast T1 (s).
     m0 : float
-        Relative equilibrium magnetisation (proton density x receive gain), before
-        :attr:`Acquisition.m0_scale` and the coil profile.
+        Relative equilibrium magnetisation (proton density), before the receive field,
+        :attr:`SessionSpec.gain` and :attr:`Acquisition.m0_scale`.
     ktrans_per_min : float
         Volume transfer constant (/min).
     ve : float
@@ -195,11 +324,11 @@ def default_tissues(field_strength_t: float = 3.0) -> dict[str, TissueProperties
     -------
     dict
         Tissue name (keys of :data:`TISSUE_CODES` except background) to properties.
-        ``aorta.vp`` is a placeholder: the aorta gets ``vp = 1 - hematocrit``.
+        The aorta's kinetic fields are unused: aorta voxels hold the blood concentration.
     """
-    t1 = ({"marrow": 0.65, "disc": 1.2, "csf": 4.3, "aorta": 1.66, "muscle": 1.41,
+    t1 = ({"marrow": 0.65, "disc": 1.2, "csf": 4.3, "aorta": 1.65, "muscle": 1.41,
            "fat": 0.37, "soft": 1.2, "lesion": 1.2} if field_strength_t >= 2.25 else
-          {"marrow": 0.55, "disc": 1.0, "csf": 4.0, "aorta": 1.44, "muscle": 1.01,
+          {"marrow": 0.55, "disc": 1.0, "csf": 4.0, "aorta": 1.48, "muscle": 1.01,
            "fat": 0.34, "soft": 0.9, "lesion": 1.0})
     return {
         "marrow": TissueProperties(t1["marrow"], 0.90, 0.006, 0.08, 0.003),
@@ -219,7 +348,7 @@ class Acquisition:
 
     Defaults follow the typical 3 T spine protocol quoted by Saha et al. (AJNR 2025):
     TR 4-5 ms, TE 1-2 ms, 5 mm slices, flip angle 20 deg, about 5 s per phase, 10-12
-    sagittal slices.
+    sagittal slices. :func:`make_cohort` varies the flip angle and TR per patient.
 
     Attributes
     ----------
@@ -242,12 +371,15 @@ class Acquisition:
     vfa_flip_angles_deg : tuple of float or None
         Flip angles (deg) of the VFA T1-mapping series; None for no VFA series.
     snr : float or None
-        Pre-contrast normal-marrow signal divided by the noise standard deviation;
-        None for noise-free images.
+        Baseline *blood* SNR: noiseless pre-contrast signal of pure blood in the aorta
+        divided by the noise standard deviation (module notes); None for noise-free
+        images. (Before the independent-phantom rewrite this was the marrow SNR.)
     dt_fine_s : float
         Time step (s) of the fine grid on which the AIF and tissue curves are generated.
     m0_scale : float
-        Global signal scale (arbitrary units).
+        Global signal scale (arbitrary units); multiplied by :attr:`SessionSpec.gain`.
+    supersample : int
+        Sub-voxel points per axis for partial volume (odd; 1 = no partial volume).
     """
 
     matrix: tuple[int, int, int] = (96, 96, 10)
@@ -261,9 +393,10 @@ class Acquisition:
     field_strength_t: float = 3.0
     r1_per_mM_per_s: float = 4.5
     vfa_flip_angles_deg: tuple[float, ...] | None = (2.0, 5.0, 10.0, 15.0, 20.0)
-    snr: float | None = 30.0
+    snr: float | None = 10.0
     dt_fine_s: float = 0.1
     m0_scale: float = 10000.0
+    supersample: int = 3
 
     @property
     def t_s(self) -> _FloatArray:
@@ -284,12 +417,15 @@ class Acquisition:
                              "phases")
         if not 0 < self.tr_s < 1:
             raise ValueError(f"tr_s: repetition time in seconds, got {self.tr_s}")
+        if not 0 < self.flip_angle_deg < 180:
+            raise ValueError(f"flip_angle_deg: must be in (0, 180), got {self.flip_angle_deg}")
         if self.snr is not None and self.snr <= 0:
             raise ValueError(f"snr: must be > 0 or None, got {self.snr}")
         if not 0 < self.dt_fine_s <= float(np.min(np.diff(t))):
             raise ValueError(f"dt_fine_s: must be > 0 and <= the phase spacing, got "
                              f"{self.dt_fine_s}")
-
+        if self.supersample < 1 or self.supersample % 2 == 0:
+            raise ValueError(f"supersample: need an odd number >= 1, got {self.supersample}")
 
 @dataclass(frozen=True)
 class Anatomy:
@@ -382,23 +518,67 @@ class LesionSpec:
     delay_s: float = 0.0
 
 
+
 @dataclass(frozen=True)
 class AIFSpec:
-    """Arterial input of one session: a scaled, delayed Parker population AIF.
+    """Arterial input of one session: this module's gamma-variate family (module notes).
 
     Attributes
     ----------
-    scale : float
-        Multiplies the Parker whole-blood curve (dose, cardiac output).
     arrival_s : float
-        Bolus arrival time in the aorta (s after the first phase).
+        Bolus arrival time in the aorta (s after the first phase; the curve is exactly 0
+        before it).
+    amplitude_mM : float
+        First-pass amplitude ``A`` (whole blood, mM): the first-pass gamma variate's own
+        peak. The curve's peak is somewhat higher (washout term).
+    fwhm_s : float
+        Full width at half maximum of the first-pass gamma variate (s).
+    shape : float
+        First-pass gamma-variate shape ``a1`` (peak ``a1 * b1`` after arrival).
+    recirc_delay_s : float
+        Recirculation peak time after the first-pass peak (s).
+    recirc_fraction : float
+        Recirculation amplitude relative to ``amplitude_mM``.
+    recirc_width : float
+        Recirculation FWHM relative to ``fwhm_s``.
+    recirc_shape : float
+        Recirculation gamma-variate shape ``a_r``.
+    plateau_mM : float
+        Washout level ``P`` (mM) extrapolated to the first-pass peak.
+    washout_tau_s : float
+        Washout decay time (s).
     hematocrit : float
         Large-vessel hematocrit; plasma = blood / (1 - hematocrit).
+    scale : float
+        Extra multiplier of the whole curve (kept for callers that vary dose only).
     """
 
-    scale: float = 1.0
     arrival_s: float = 22.0
+    amplitude_mM: float = 5.0
+    fwhm_s: float = 9.0
+    shape: float = 3.0
+    recirc_delay_s: float = 20.0
+    recirc_fraction: float = 0.3
+    recirc_width: float = 1.8
+    recirc_shape: float = 2.5
+    plateau_mM: float = 1.0
+    washout_tau_s: float = 360.0
     hematocrit: float = 0.45
+    scale: float = 1.0
+
+    def validate(self) -> None:
+        """Raise ValueError for inconsistent parameters."""
+        if self.arrival_s < 0:
+            raise ValueError(f"aif.arrival_s: must be >= 0, got {self.arrival_s}")
+        if not 0 <= self.hematocrit < 1:
+            raise ValueError(f"aif.hematocrit: must be in [0, 1), got {self.hematocrit}")
+        for name in ("fwhm_s", "shape", "recirc_width", "recirc_shape", "washout_tau_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"aif.{name}: must be > 0, got {getattr(self, name)}")
+        for name in ("amplitude_mM", "recirc_delay_s", "recirc_fraction", "plateau_mM",
+                     "scale"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"aif.{name}: must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -416,6 +596,7 @@ class SessionSpec:
     lesions : tuple of LesionSpec
     aif : AIFSpec
     acquisition : Acquisition
+        The session's own protocol (flip angle, TR, blood SNR may differ per session).
     anatomy : Anatomy
     tissues : mapping or None
         Tissue properties; None for :func:`default_tissues` at the acquisition's field.
@@ -423,6 +604,11 @@ class SessionSpec:
         Patient position relative to the slab, ``(posterior, inferior, right)`` (mm).
     seed : tuple of int
         ``(entropy, *spawn_key)`` of the session's noise ``SeedSequence``.
+    gain : float
+        Global receive gain of the session (multiplies ``acquisition.m0_scale``).
+    bias_coeffs : tuple of float
+        Coefficients of the random low-order receive field (module notes; up to 9, missing
+        ones are 0; empty = coil falloff only).
     """
 
     subject: str
@@ -436,6 +622,8 @@ class SessionSpec:
     tissues: Mapping[str, TissueProperties] | None = None
     shift_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
     seed: tuple[int, ...] = (0,)
+    gain: float = 1.0
+    bias_coeffs: tuple[float, ...] = ()
 
     def tissue_table(self) -> dict[str, TissueProperties]:
         """The tissue properties in use."""
@@ -455,12 +643,23 @@ class TrueAIF:
     Attributes
     ----------
     t_fine_s, cb_fine_mM, cp_fine_mM : ndarray
-        Fine time grid (s) and whole-blood / plasma concentration (mM) on it; the truth
-        is the piecewise-linear interpolant of these samples.
+        Fine time grid (s) and whole-blood / plasma concentration (mM) on it (analytic
+        samples; the tissue curves use their piecewise-linear interpolant).
     t_s, cb_mM, cp_mM : ndarray
-        The same at the acquisition times.
-    hematocrit, scale, arrival_s : float
+        The analytic curve at the acquisition times.
+    hematocrit, arrival_s, scale : float
         See :class:`AIFSpec`.
+    peak_mM : float
+        Maximum of the whole-blood curve on the fine grid (mM).
+    peak_time_s : float
+        Time of that maximum (s).
+    fwhm_s : float
+        Full width at half maximum of the whole-blood curve's first peak, measured on the
+        fine grid (s); wider than :attr:`AIFSpec.fwhm_s` (the first-pass component) when
+        recirculation and washout keep the curve above half maximum (about 30 % of the
+        cohort's sessions, up to about 30 s).
+    spec : AIFSpec
+        The parameters.
     """
 
     t_fine_s: _FloatArray
@@ -472,6 +671,10 @@ class TrueAIF:
     hematocrit: float
     scale: float
     arrival_s: float
+    peak_mM: float
+    peak_time_s: float
+    fwhm_s: float
+    spec: AIFSpec
 
 
 @dataclass(frozen=True)
@@ -491,9 +694,9 @@ class SessionPhantom:
         VFA signal, one volume per flip angle.
     vfa_flip_angles_deg : tuple of float
     tissue_labels : ndarray of uint8
-        Tissue codes (:data:`TISSUE_CODES`).
+        Tissue codes (:data:`TISSUE_CODES`) at the voxel centres.
     lesion_labels : ndarray of uint8
-        0 outside lesions, the lesion label inside.
+        0 outside lesions, the lesion label where the voxel centre is inside one.
     marrow_roi : ndarray of uint8
         1 in a normal-marrow reference ROI (centre of a lesion-free vertebral body).
     vertebra_labels : ndarray of uint8
@@ -501,12 +704,17 @@ class SessionPhantom:
     levels : tuple of str
         Levels visible in the slab, cranial to caudal.
     truth : dict of ndarray
-        Ground-truth maps: ``ktrans_per_min``, ``ve`` (NaN where Ktrans = 0),
-        ``vp``, ``kep_per_min`` (NaN where Ktrans = 0), ``delay_s``, ``t10_s`` (NaN in
-        air) and ``m0`` (signal units, coil profile included).
+        Ground-truth maps of the tissue at the voxel centre: ``ktrans_per_min``, ``ve``
+        (NaN where Ktrans = 0), ``vp`` (aorta: ``1 - Hct``), ``kep_per_min`` (NaN where
+        Ktrans = 0), ``delay_s``, ``t10_s`` (NaN in air), ``m0`` (signal units: tissue
+        M0 x receive field x gain x m0_scale; the M0 a VFA fit of a pure voxel gives),
+        ``bias`` (receive field incl. coil falloff, without gain) and ``pv_fraction``
+        (fraction of the voxel occupied by the centre's class).
     aif : TrueAIF
     noise_sigma : float
         Standard deviation of each Gaussian noise channel (0 when noise-free).
+    blood_signal : float
+        Noiseless pre-contrast pure-blood signal used to set ``noise_sigma``.
     """
 
     spec: SessionSpec
@@ -523,6 +731,7 @@ class SessionPhantom:
     truth: dict[str, _FloatArray]
     aif: TrueAIF
     noise_sigma: float
+    blood_signal: float = 0.0
 
     @property
     def subject(self) -> str:
@@ -539,9 +748,200 @@ class SessionPhantom:
         """Imaging parameters."""
         return self.spec.acquisition
 
+    @property
+    def blood_snr(self) -> float | None:
+        """Requested baseline blood SNR (None when noise-free)."""
+        return self.spec.acquisition.snr
+
     def lesion_truth(self) -> pd.DataFrame:
         """Per-lesion truth: voxel count and mean parameters over the lesion label."""
         return _lesion_truth(self.spec, self.lesion_labels, self.truth)
+
+
+# --------------------------------------------------------------------------- physics
+
+
+def spgr(m0: Any, r1_per_s: Any, flip_angle_deg: Any, tr_s: float) -> _FloatArray:
+    """Steady-state spoiled gradient-echo signal (this module's own implementation).
+
+    ``S = M0 sin(a) (1 - E1) / (1 - cos(a) E1)``, ``E1 = exp(-TR R1)``.
+
+    Parameters
+    ----------
+    m0, r1_per_s, flip_angle_deg : array_like
+        Broadcast together.
+    tr_s : float
+
+    Returns
+    -------
+    ndarray
+    """
+    a = np.deg2rad(np.asarray(flip_angle_deg, dtype=np.float64))
+    e1 = np.exp(-tr_s * np.asarray(r1_per_s, dtype=np.float64))
+    return np.asarray(np.asarray(m0, dtype=np.float64) * np.sin(a) * (1.0 - e1)
+                      / (1.0 - np.cos(a) * e1))
+
+
+@lru_cache(maxsize=64)
+def _gamma_fwhm_unit(shape: float) -> float:
+    """FWHM of ``(x / a)^a exp(a - x)`` (peak 1 at ``x = a``), by bisection."""
+    a = float(shape)
+
+    def f(x: float) -> float:
+        return float(a * np.log(x / a) + a - x - np.log(0.5))
+
+    def root(lo: float, hi: float) -> float:
+        flo = f(lo)
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            fm = f(mid)
+            if (fm > 0) == (flo > 0):
+                lo, flo = mid, fm
+            else:
+                hi = mid
+        return 0.5 * (lo + hi)
+
+    return root(a, a + 50.0 * (1.0 + np.sqrt(a))) - root(1e-12 * a, a)
+
+
+def _gamma_variate(x: _FloatArray, shape: float, beta: float) -> _FloatArray:
+    """``(x / (a b))^a exp(a - x / b)`` for ``x > 0``, else 0 (peak 1 at ``x = a b``)."""
+    out = np.zeros_like(x, dtype=np.float64)
+    pos = x > 0
+    z = x[pos] / (shape * beta)
+    out[pos] = np.exp(shape * (np.log(z) + 1.0 - z))
+    return out
+
+
+def aif_blood_mM(t_s: Any, spec: AIFSpec) -> _FloatArray:
+    """Whole-blood concentration (mM) of the module's AIF family at times ``t_s``.
+
+    Parameters
+    ----------
+    t_s : array_like
+        Times (s) from the first phase.
+    spec : AIFSpec
+
+    Returns
+    -------
+    ndarray
+        ``Cb(t)`` (module notes); exactly 0 up to ``spec.arrival_s``.
+    """
+    spec.validate()
+    u = np.asarray(t_s, dtype=np.float64) - spec.arrival_s
+    a1 = spec.shape
+    b1 = spec.fwhm_s / _gamma_fwhm_unit(a1)
+    up = a1 * b1
+    first = _gamma_variate(u, a1, b1)
+    ar = spec.recirc_shape
+    br = spec.recirc_width * spec.fwhm_s / _gamma_fwhm_unit(ar)
+    t_rp = up + spec.recirc_delay_s  # recirculation peak after arrival
+    if ar * br > t_rp:  # would start before the arrival: keep its peak time, narrow it
+        br = t_rp / ar
+    recirc = _gamma_variate(u - (t_rp - ar * br), ar, br)
+    uc = np.maximum(u, 0.0)
+    washout = np.where(u > 0, gammainc(a1 + 1.0, uc / b1)
+                       * np.exp(-(uc - up) / spec.washout_tau_s), 0.0)
+    cb = spec.amplitude_mM * (first + spec.recirc_fraction * recirc) \
+        + spec.plateau_mM * washout
+    return np.asarray(spec.scale * cb)
+
+
+def _fwhm_first_pass(t: _FloatArray, c: _FloatArray) -> float:
+    """FWHM (s) of the first peak of ``c`` sampled at ``t`` (linear interpolation)."""
+    i = int(np.argmax(c))
+    half = 0.5 * float(c[i])
+    if half <= 0:
+        return 0.0
+    lo = i
+    while lo > 0 and c[lo] > half:
+        lo -= 1
+    hi = i
+    while hi < c.size - 1 and c[hi] > half:
+        hi += 1
+    t_lo = float(np.interp(half, [c[lo], c[lo + 1]], [t[lo], t[lo + 1]])) if lo < i \
+        else float(t[i])
+    t_hi = float(np.interp(half, [c[hi], c[hi - 1]], [t[hi], t[hi - 1]])) if hi > i \
+        else float(t[i])
+    return t_hi - t_lo
+
+
+def tofts_fine(t_fine_s: Any, cp_fine_mM: Any, t_out_s: Any, ktrans_per_min: Any,
+               kep_per_min: Any, vp: Any) -> _FloatArray:
+    """Extended Tofts tissue concentration by an exact recursive exponential integrator.
+
+    The input is the piecewise-linear interpolant of ``cp_fine_mM`` on the uniform grid
+    ``t_fine_s`` (already delayed by the caller); for each row, with ``k = kep`` and step
+    ``h``, ``I_{n+1} = E I_n + c_n (1 - E) / k + (c_{n+1} - c_n) (1/k - (1 - E)/(k^2 h))``,
+    ``E = exp(-k h)``, which is exact for piecewise-linear input; each output time is
+    reached by an exact partial step from the grid point before it.
+
+    Parameters
+    ----------
+    t_fine_s : array_like, shape (n_fine,)
+        Uniform grid (s), starting at ``t_fine_s[0]``.
+    cp_fine_mM : array_like, shape (n_fine,)
+        Plasma concentration on the grid.
+    t_out_s : array_like, shape (n_out,)
+        Output times (s), within the grid.
+    ktrans_per_min, kep_per_min, vp : array_like, shape (n_rows,)
+        Per-row parameters (``kep > 0`` where ``ktrans > 0``).
+
+    Returns
+    -------
+    ndarray, shape (n_rows, n_out)
+        ``vp Cp(t) + Ktrans int Cp(s) exp(-kep (t - s)) ds`` (mM).
+    """
+    tf = np.asarray(t_fine_s, dtype=np.float64)
+    cp = np.asarray(cp_fine_mM, dtype=np.float64)
+    t_out = np.asarray(t_out_s, dtype=np.float64)
+    kt = np.atleast_1d(np.asarray(ktrans_per_min, dtype=np.float64)) / 60.0
+    kep = np.atleast_1d(np.asarray(kep_per_min, dtype=np.float64)) / 60.0
+    vpa = np.atleast_1d(np.asarray(vp, dtype=np.float64))
+    kt, kep, vpa = np.broadcast_arrays(kt, kep, vpa)
+    h = float(tf[1] - tf[0])
+    if t_out.min() < tf[0] - 1e-9 or t_out.max() > tf[-1] + 1e-9:
+        raise ValueError("t_out_s: output times must lie within the fine grid")
+    cp_out = np.interp(t_out, tf, cp)
+    out = vpa[:, None] * cp_out[None, :]
+    act = kt > 0
+    if not act.any():
+        return np.asarray(out)
+    k = kep[act]
+    if np.any(k <= 0):
+        raise ValueError("kep_per_min: must be > 0 where ktrans_per_min > 0")
+
+    def coeffs(step: float) -> tuple[_FloatArray, _FloatArray, _FloatArray]:
+        om = -np.expm1(-k * step)  # 1 - E
+        e = 1.0 - om
+        a = om / k
+        b = 1.0 / k - om / (k * k * step)
+        return e, a, b
+
+    e, a, b = coeffs(h)
+    pos = (t_out - tf[0]) / h
+    n_of = np.clip(np.floor(pos + 1e-9).astype(np.int64), 0, tf.size - 1)
+    delta = t_out - (tf[0] + n_of * h)
+    delta[np.abs(delta) < 1e-9 * h] = 0.0
+    conv = np.zeros((k.size, t_out.size))
+    need: dict[int, list[int]] = {}
+    for m, n in enumerate(n_of.tolist()):
+        need.setdefault(int(n), []).append(m)
+    state = np.zeros(k.size)
+    last = max(need)
+    for n in range(last + 1):
+        if n in need:
+            for m in need[n]:
+                d = float(delta[m])
+                if d <= 0.0:
+                    conv[:, m] = state
+                else:
+                    ed, ad, bd = coeffs(d)
+                    conv[:, m] = ed * state + cp[n] * ad + (cp_out[m] - cp[n]) * bd
+        if n < last:
+            state = e * state + cp[n] * a + (cp[n + 1] - cp[n]) * b
+    out[act] += kt[act][:, None] * conv
+    return np.asarray(out)
 
 
 # --------------------------------------------------------------------------- geometry
@@ -568,31 +968,6 @@ def affine_for(acq: Acquisition) -> _FloatArray:
     centre = (np.asarray(acq.matrix, dtype=np.float64) - 1.0) / 2.0
     aff[:3, 3] = -aff[:3, :3] @ centre
     return aff
-
-
-@dataclass(frozen=True)
-class _Grid:
-    u: _FloatArray  # anatomical A-P (mm, + posterior, 0 = body centre line)
-    v: _FloatArray  # S-I (mm, + inferior, 0 = centre of the centre-level body)
-    w: _FloatArray  # L-R (mm, + right)
-    v_range: tuple[float, float]
-    coil: _FloatArray  # receive profile along i
-
-
-def _grid(spec: SessionSpec) -> _Grid:
-    acq, ana = spec.acquisition, spec.anatomy
-    ni, nj, nk = acq.matrix
-    di, dj, dk = acq.voxel_mm
-    su, sv, sw = spec.shift_mm
-    u1 = (np.arange(ni) + 0.5) * di - ana.spine_position * ni * di - su
-    v1 = (np.arange(nj) - (nj - 1) / 2.0) * dj - sv
-    w1 = (np.arange(nk) - (nk - 1) / 2.0) * dk - sw
-    u, v, w = np.meshgrid(u1, v1, w1, indexing="ij")
-    half_v = max(0.5 * nj * dj, 1e-6)
-    u = u - ana.curvature_mm * (v / half_v) ** 2
-    coil = 1.0 - ana.coil_falloff * (1.0 - (np.arange(ni) + 0.5) / ni)
-    return _Grid(u=u, v=v, w=w, v_range=(float(v1[0] - dj / 2), float(v1[-1] + dj / 2)),
-                 coil=coil)
 
 
 def _level_index(level: str) -> int:
@@ -624,28 +999,41 @@ def _visible_levels(spec: SessionSpec) -> tuple[int, int, list[str], list[str]]:
     return m_min, m_max, visible, complete
 
 
+
+def _coords(spec: SessionSpec, offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+            ) -> tuple[_FloatArray, _FloatArray, _FloatArray]:
+    """Anatomical coordinates (mm) of the points ``voxel + offset`` (offset in voxels).
+
+    ``u``: A-P (+ posterior, 0 = body centre line, lordosis applied), ``v``: S-I
+    (+ inferior, 0 = centre of the centre-level body), ``w``: L-R (+ right).
+    """
+    acq, ana = spec.acquisition, spec.anatomy
+    ni, nj, nk = acq.matrix
+    di, dj, dk = acq.voxel_mm
+    su, sv, sw = spec.shift_mm
+    oi, oj, ok = offset
+    u1 = (np.arange(ni) + 0.5 + oi) * di - ana.spine_position * ni * di - su
+    v1 = (np.arange(nj) + oj - (nj - 1) / 2.0) * dj - sv
+    w1 = (np.arange(nk) + ok - (nk - 1) / 2.0) * dk - sw
+    u, v, w = np.meshgrid(u1, v1, w1, indexing="ij")
+    half_v = max(0.5 * nj * dj, 1e-6)
+    u = u - ana.curvature_mm * (v / half_v) ** 2
+    return u, v, w
+
+
 @dataclass(frozen=True)
-class _Maps:
+class _Class:
     tissue: NDArray[np.uint8]
     lesion: NDArray[np.uint8]
-    marrow_roi: NDArray[np.uint8]
-    vertebra: NDArray[np.uint8]
-    levels: tuple[str, ...]
-    ktrans: _FloatArray
-    ve: _FloatArray  # NaN where no EES exchange
-    vp: _FloatArray
-    delay: _FloatArray
-    t10: _FloatArray  # NaN in air
-    m0: _FloatArray
+    factor: _FloatArray  # lesion heterogeneity factor (1 outside lesions)
+    body: NDArray[np.bool_]
+    m_idx: _FloatArray
 
 
-def _render_maps(spec: SessionSpec) -> _Maps:
-    """Label maps and ground-truth parameter maps (no time curves)."""
-    acq, ana = spec.acquisition, spec.anatomy
-    acq.validate()
-    tissues = spec.tissue_table()
-    g = _grid(spec)
-    u, v, w = g.u, g.v, g.w
+def _classify(spec: SessionSpec, u: _FloatArray, v: _FloatArray, w: _FloatArray,
+              *, check: bool = False) -> _Class:
+    """Tissue class, lesion label and lesion factor of every point."""
+    ana = spec.anatomy
     shape = u.shape
     half_d, half_w = ana.body_depth_mm / 2.0, ana.body_width_mm / 2.0
     p, h = ana.pitch_mm, ana.body_height_mm
@@ -675,19 +1063,11 @@ def _render_maps(spec: SessionSpec) -> _Maps:
     tissue[body] = code["marrow"]
     tissue[aorta] = code["aorta"]
 
-    # vertebra labels (bodies only), cranial to caudal
-    m_min, _m_max, visible, complete = _visible_levels(spec)
-    vert = np.zeros(shape, dtype=np.uint8)
-    vert[body] = (m_idx[body] - m_min + 1).astype(np.uint8)
-    c = _level_index(spec.centre_level)
-
-    # lesions
     lesion = np.zeros(shape, dtype=np.uint8)
     factor = np.ones(shape)
-    kt = np.zeros(shape)
-    ve = np.full(shape, np.nan)
-    vp = np.zeros(shape)
-    delay = np.zeros(shape)
+    if spec.lesions:
+        _, _, visible, _ = _visible_levels(spec)
+        c = _level_index(spec.centre_level)
     for les in spec.lesions:
         if not 1 <= les.label <= 255:
             raise ValueError(f"lesion label must be in 1..255, got {les.label}")
@@ -699,17 +1079,101 @@ def _render_maps(spec: SessionSpec) -> _Maps:
         au, av, aw = les.semi_axes_mm
         r2 = ((u - du) / au) ** 2 + ((v - m * p - dvv) / av) ** 2 + ((w - dw) / aw) ** 2
         inside = (r2 <= 1.0) & body & (m_idx == m)
-        if not inside.any():
+        if check and not inside.any():
             raise ValueError(f"lesion {les.label} at {les.level}: no voxel inside the "
                              "vertebral body at this matrix/voxel size (enlarge it)")
         lesion[inside] = les.label
         tissue[inside] = code["lesion"]
-        f = 1.0 + les.heterogeneity * ((1.0 - r2[inside]) - 0.4)
-        factor[inside] = f
-        kt[inside] = les.ktrans_per_min * f
-        vp[inside] = np.clip(les.vp * f, 0.0, 1.0)
-        ve[inside] = les.ve
-        delay[inside] = les.delay_s
+        factor[inside] = 1.0 + les.heterogeneity * ((1.0 - r2[inside]) - 0.4)
+    return _Class(tissue=tissue, lesion=lesion, factor=factor, body=body, m_idx=m_idx)
+
+
+def _bias_field(spec: SessionSpec) -> _FloatArray:
+    """Receive field (coil falloff x random low-order field) at the voxel centres."""
+    acq, ana = spec.acquisition, spec.anatomy
+    ni, nj, nk = acq.matrix
+    coil = 1.0 - ana.coil_falloff * (1.0 - (np.arange(ni) + 0.5) / ni)
+
+    def norm(n: int) -> _FloatArray:
+        return np.zeros(1) if n == 1 else np.linspace(-1.0, 1.0, n)
+
+    x, y, z = np.meshgrid(norm(ni), norm(nj), norm(nk), indexing="ij")
+    c = np.zeros(_N_BIAS)
+    coeffs = np.asarray(spec.bias_coeffs, dtype=np.float64)
+    if coeffs.size > _N_BIAS:
+        raise ValueError(f"bias_coeffs: at most {_N_BIAS} coefficients, got {coeffs.size}")
+    c[:coeffs.size] = coeffs
+    expo = (c[0] * x + c[1] * y + c[2] * z + c[3] * x * x + c[4] * y * y + c[5] * z * z
+            + c[6] * x * y + c[7] * x * z + c[8] * y * z)
+    return np.asarray(coil[:, None, None] * np.exp(expo))
+
+
+def _draw_bias(rng: np.random.Generator) -> tuple[float, ...]:
+    lin = rng.uniform(-0.12, 0.12, 3)
+    quad = rng.uniform(-0.08, 0.08, 3)
+    cross = rng.uniform(-0.05, 0.05, 3)
+    return tuple(float(x) for x in np.concatenate([lin, quad, cross]))
+
+
+@dataclass(frozen=True)
+class _Maps:
+    tissue: NDArray[np.uint8]
+    lesion: NDArray[np.uint8]
+    marrow_roi: NDArray[np.uint8]
+    vertebra: NDArray[np.uint8]
+    levels: tuple[str, ...]
+    ktrans: _FloatArray
+    ve: _FloatArray  # NaN where no EES exchange
+    vp: _FloatArray
+    delay: _FloatArray
+    t10: _FloatArray  # NaN in air
+    m0_tissue: _FloatArray  # relative tissue M0 (no field, no gain)
+
+
+def _lesion_params(spec: SessionSpec, lesion: NDArray[np.uint8], factor: _FloatArray
+                   ) -> tuple[_FloatArray, _FloatArray, _FloatArray, _FloatArray]:
+    """Ktrans, ve, vp, delay of lesion points (1-D arrays over ``lesion > 0``)."""
+    sel = lesion > 0
+    lab = lesion[sel]
+    f = factor[sel]
+    kt = np.zeros(lab.size)
+    ve = np.zeros(lab.size)
+    vp = np.zeros(lab.size)
+    delay = np.zeros(lab.size)
+    for les in spec.lesions:
+        m = lab == les.label
+        kt[m] = les.ktrans_per_min * f[m]
+        vp[m] = np.clip(les.vp * f[m], 0.0, 1.0)
+        ve[m] = les.ve
+        delay[m] = les.delay_s
+    return kt, ve, vp, delay
+
+
+def _render_maps(spec: SessionSpec) -> _Maps:
+    """Label maps and ground-truth parameter maps at the voxel centres (no curves)."""
+    acq, ana = spec.acquisition, spec.anatomy
+    acq.validate()
+    spec.aif.validate()
+    tissues = spec.tissue_table()
+    u, v, w = _coords(spec)
+    cl = _classify(spec, u, v, w, check=True)
+    tissue, lesion = cl.tissue, cl.lesion
+    shape = u.shape
+    half_d, half_w = ana.body_depth_mm / 2.0, ana.body_width_mm / 2.0
+    p, h = ana.pitch_mm, ana.body_height_mm
+    code = TISSUE_CODES
+
+    m_min, _m_max, visible, complete = _visible_levels(spec)
+    vert = np.zeros(shape, dtype=np.uint8)
+    vert[cl.body] = (cl.m_idx[cl.body] - m_min + 1).astype(np.uint8)
+    c = _level_index(spec.centre_level)
+
+    kt = np.zeros(shape)
+    ve = np.full(shape, np.nan)
+    vp = np.zeros(shape)
+    delay = np.zeros(shape)
+    sel = lesion > 0
+    kt[sel], ve[sel], vp[sel], delay[sel] = _lesion_params(spec, lesion, cl.factor)
 
     # normal-marrow ROI: centre of the lesion-free complete body nearest the lesions
     lesion_levels = {les.level for les in spec.lesions}
@@ -723,63 +1187,67 @@ def _render_maps(spec: SessionSpec) -> _Maps:
         m = _level_index(best) - c
         r2 = ((u / (0.6 * half_d)) ** 2 + ((v - m * p) / (0.35 * h)) ** 2
               + (w / (0.6 * half_w)) ** 2)
-        marrow_roi[(r2 <= 1.0) & (tissue == code["marrow"]) & (m_idx == m)] = 1
+        marrow_roi[(r2 <= 1.0) & (tissue == code["marrow"]) & (cl.m_idx == m)] = 1
         if not marrow_roi.any():
-            marrow_roi[(tissue == code["marrow"]) & (m_idx == m)] = 1
+            marrow_roi[(tissue == code["marrow"]) & (cl.m_idx == m)] = 1
 
-    # tissue-class parameters
     t10 = np.full(shape, np.nan)
     m0 = np.zeros(shape)
     for name, cd in code.items():
         if name == "background":
             continue
-        sel = tissue == cd
-        if not sel.any():
+        s = tissue == cd
+        if not s.any():
             continue
         tp = tissues[name]
-        t10[sel] = tp.t10_s
-        m0[sel] = tp.m0
+        t10[s] = tp.t10_s
+        m0[s] = tp.m0
         if name == "lesion":
             continue
         if name == "aorta":
-            vp[sel] = 1.0 - spec.aif.hematocrit
+            vp[s] = 1.0 - spec.aif.hematocrit
             continue
-        kt[sel] = tp.ktrans_per_min
-        vp[sel] = tp.vp
+        kt[s] = tp.ktrans_per_min
+        vp[s] = tp.vp
         if tp.ktrans_per_min > 0:
-            ve[sel] = tp.ve
-    m0 = m0 * acq.m0_scale * g.coil[:, None, None]
+            ve[s] = tp.ve
     return _Maps(tissue=tissue, lesion=lesion, marrow_roi=marrow_roi, vertebra=vert,
-                 levels=tuple(visible), ktrans=kt, ve=ve, vp=vp, delay=delay, t10=t10, m0=m0)
+                 levels=tuple(visible), ktrans=kt, ve=ve, vp=vp, delay=delay, t10=t10,
+                 m0_tissue=m0)
+
+
+def _fine_grid(acq: Acquisition) -> _FloatArray:
+    t = acq.t_s
+    n_fine = int(np.ceil(t[-1] / acq.dt_fine_s - 1e-9)) + 1
+    return np.arange(n_fine, dtype=np.float64) * acq.dt_fine_s
 
 
 def _true_aif(spec: SessionSpec) -> TrueAIF:
     acq, a = spec.acquisition, spec.aif
     t = acq.t_s
-    n_fine = int(np.ceil(t[-1] / acq.dt_fine_s - 1e-9)) + 1
-    t_fine = np.arange(n_fine, dtype=np.float64) * acq.dt_fine_s
-    if a.arrival_s < 0:
-        raise ValueError(f"aif.arrival_s: must be >= 0, got {a.arrival_s}")
-    cb_fine = a.scale * parker_aif(t_fine, delay_s=a.arrival_s)
-    cp_fine = blood_to_plasma(cb_fine, a.hematocrit)
-    return TrueAIF(t_fine_s=t_fine, cb_fine_mM=cb_fine, cp_fine_mM=cp_fine, t_s=t,
-                   cb_mM=np.interp(t, t_fine, cb_fine), cp_mM=np.interp(t, t_fine, cp_fine),
-                   hematocrit=a.hematocrit, scale=a.scale, arrival_s=a.arrival_s)
+    t_fine = _fine_grid(acq)
+    cb_fine = aif_blood_mM(t_fine, a)
+    cb = aif_blood_mM(t, a)
+    i = int(np.argmax(cb_fine))
+    return TrueAIF(t_fine_s=t_fine, cb_fine_mM=cb_fine, cp_fine_mM=cb_fine / (1 - a.hematocrit),
+                   t_s=t, cb_mM=cb, cp_mM=cb / (1 - a.hematocrit), hematocrit=a.hematocrit,
+                   scale=a.scale, arrival_s=a.arrival_s, peak_mM=float(cb_fine[i]),
+                   peak_time_s=float(t_fine[i]), fwhm_s=_fwhm_first_pass(t_fine, cb_fine),
+                   spec=a)
 
 
-def _concentration_rows(t_s: _FloatArray, aif: TrueAIF, kt: _FloatArray, ve: _FloatArray,
-                        vp: _FloatArray, delay: _FloatArray, *, chunk: int = 2048
-                        ) -> _FloatArray:
-    """Extended Tofts concentration (mM), shape (n_rows, n_times), from the fine AIF."""
+def _tissue_conc(t_s: _FloatArray, t_fine: _FloatArray, aif: AIFSpec, kt: _FloatArray,
+                 ve: _FloatArray, vp: _FloatArray, delay: _FloatArray) -> _FloatArray:
+    """Extended Tofts concentration (mM), shape (n_rows, n_times); each delay group is
+    driven by the analytically delayed plasma curve sampled on the fine grid."""
     out = np.zeros((kt.size, t_s.size))
-    active = (kt > 0) | (vp > 0)
-    for d in np.unique(delay[active]):
-        rows = np.flatnonzero(active & (delay == d))
-        for start in range(0, rows.size, chunk):
-            r = rows[start:start + chunk]
-            out[r] = extended_tofts(t_s, aif.cp_fine_mM, ktrans_per_min=kt[r],
-                                    ve=np.where(kt[r] > 0, ve[r], 1.0), vp=vp[r],
-                                    t_aif_s=aif.t_fine_s, delay_s=float(d))
+    hct = aif.hematocrit
+    for d in np.unique(delay):
+        rows = np.flatnonzero(delay == d)
+        cp = aif_blood_mM(t_fine - d, aif) / (1.0 - hct)
+        k = kt[rows]
+        kep = np.where(k > 0, k / np.where(k > 0, ve[rows], 1.0), 1.0)
+        out[rows] = tofts_fine(t_fine, cp, t_s, k, kep, vp[rows])
     return out
 
 
@@ -790,6 +1258,11 @@ def _rician(clean: NDArray[Any], sigma: float, rng: np.random.Generator) -> NDAr
     n2 = rng.standard_normal(clean.shape, dtype=np.float32)
     re = clean.astype(np.float32) + np.float32(sigma) * n1
     return np.sqrt(re * re + (np.float32(sigma) * n2) ** 2)
+
+
+def _offsets(s: int) -> list[tuple[float, float, float]]:
+    f = [(q - (s - 1) / 2.0) / s for q in range(s)]
+    return [(a, b, c) for a in f for b in f for c in f]
 
 
 def render_session(spec: SessionSpec) -> SessionPhantom:
@@ -805,55 +1278,106 @@ def render_session(spec: SessionSpec) -> SessionPhantom:
 
     Notes
     -----
-    Voxels sharing all properties (tissue class, coil row) are computed once: the
-    extended Tofts curves are evaluated for the distinct ``(Ktrans, ve, vp, delay,
-    T10, M0)`` rows only (every lesion voxel is distinct), vectorised over rows.
+    Partial volume: each voxel's noiseless signal is the mean over its sub-voxel points
+    (module notes). Non-lesion tissues are homogeneous, so they enter through their
+    sub-voxel fractions times one curve per class; every lesion sub-voxel point gets its
+    own kinetic curve. The receive field is evaluated at the voxel centre.
     """
     acq = spec.acquisition
     maps = _render_maps(spec)
     aif = _true_aif(spec)
+    tissues = spec.tissue_table()
     t = acq.t_s
+    t_fine = aif.t_fine_s
     shape = maps.tissue.shape
     n = int(np.prod(shape))
-    body = (maps.tissue != TISSUE_CODES["background"]).ravel()
-    ve_int = np.nan_to_num(maps.ve, nan=1.0)
-    key = np.stack([maps.ktrans.ravel(), ve_int.ravel(), maps.vp.ravel(), maps.delay.ravel(),
-                    np.nan_to_num(maps.t10, nan=1.0).ravel(), maps.m0.ravel()], axis=1)[body]
-    uniq, inv = np.unique(key, axis=0, return_inverse=True)
-    inv = inv.reshape(-1)
-    conc = _concentration_rows(t, aif, uniq[:, 0], uniq[:, 1], uniq[:, 2], uniq[:, 3])
-    sig_u = concentration_to_signal(conc, t10_s=uniq[:, 4], m0=uniq[:, 5], tr_s=acq.tr_s,
-                                    flip_angle_deg=acq.flip_angle_deg,
-                                    r1_per_mM_per_s=acq.r1_per_mM_per_s)
-    clean = np.zeros((n, t.size), dtype=np.float32)
-    clean[body] = sig_u[inv]
+    code = TISSUE_CODES
+    names = [nm for nm in code if nm != "background"]
+    n_cls = len(names)
 
-    marrow = (maps.tissue == TISSUE_CODES["marrow"]).ravel()
-    sigma = 0.0
-    if acq.snr is not None:
-        ref = clean[marrow, 0] if marrow.any() else clean[body, 0]
-        sigma = float(np.median(ref)) / acq.snr
+    # sub-voxel classification: class fractions and lesion sub-points
+    offs = _offsets(acq.supersample) if acq.supersample > 1 else [(0.0, 0.0, 0.0)]
+    counts = np.zeros((n, n_cls + 1), dtype=np.float64)
+    flat_ids = np.arange(n)
+    les_vox: list[NDArray[np.int64]] = []
+    les_lab: list[NDArray[np.uint8]] = []
+    les_fac: list[_FloatArray] = []
+    for off in offs:
+        u, v, w = _coords(spec, off)
+        cl = _classify(spec, u, v, w)
+        tis = cl.tissue.ravel().astype(np.int64)
+        counts += np.bincount(flat_ids * (n_cls + 1) + tis,
+                              minlength=n * (n_cls + 1)).reshape(n, n_cls + 1)
+        sel = cl.lesion.ravel() > 0
+        if sel.any():
+            les_vox.append(flat_ids[sel])
+            les_lab.append(cl.lesion.ravel()[sel])
+            les_fac.append(cl.factor.ravel()[sel])
+    frac = counts[:, 1:] / len(offs)  # (n, n_cls) in the order of `names`
+    centre_code = maps.tissue.ravel().astype(np.int64)
+    pv = counts[flat_ids, centre_code] / len(offs)
+
+    # class curves (unit field and gain): dynamic and VFA
+    r1 = acq.r1_per_mM_per_s
+    s_cls = np.zeros((n_cls, t.size))
+    fas: tuple[float, ...] = tuple(float(a) for a in acq.vfa_flip_angles_deg or ())
+    v_cls = np.zeros((n_cls, len(fas)))
+    for q, name in enumerate(names):
+        tp = tissues[name]
+        if fas:
+            v_cls[q] = spgr(tp.m0, 1.0 / tp.t10_s, np.asarray(fas), acq.tr_s)
+        if name == "lesion":
+            continue
+        if name == "aorta":
+            conc = aif.cb_mM
+        else:
+            conc = _tissue_conc(t, t_fine, spec.aif, np.array([tp.ktrans_per_min]),
+                                np.array([tp.ve]), np.array([tp.vp]), np.zeros(1))[0]
+        s_cls[q] = spgr(tp.m0, 1.0 / tp.t10_s + r1 * conc, acq.flip_angle_deg, acq.tr_s)
+    clean = frac @ s_cls  # lesion class handled below
+    if les_vox:
+        vox = np.concatenate(les_vox)
+        lab = np.concatenate(les_lab)
+        fac = np.concatenate(les_fac)
+        kt, ve, vp, delay = _lesion_params(spec, lab, fac)
+        conc = _tissue_conc(t, t_fine, spec.aif, kt, ve, vp, delay)
+        tl = tissues["lesion"]
+        sig = spgr(tl.m0, 1.0 / tl.t10_s + r1 * conc, acq.flip_angle_deg, acq.tr_s)
+        order = np.argsort(vox, kind="stable")
+        vs = vox[order]
+        starts = np.flatnonzero(np.r_[True, vs[1:] != vs[:-1]])
+        clean[vs[starts]] += np.add.reduceat(sig[order], starts, axis=0) / len(offs)
+    bias = _bias_field(spec)
+    scale_vox = bias.ravel() * spec.gain * acq.m0_scale
+    clean *= scale_vox[:, None]
+
+    # noise level from the pure-blood baseline signal
+    tb = tissues["aorta"]
+    aorta = maps.tissue == code["aorta"]
+    b_ref = float(bias[aorta].mean()) if aorta.any() else float(bias.mean())
+    s_blood = float(spec.gain * acq.m0_scale * b_ref
+                    * spgr(tb.m0, 1.0 / tb.t10_s, acq.flip_angle_deg, acq.tr_s))
+    sigma = 0.0 if acq.snr is None else s_blood / acq.snr
     rng = np.random.default_rng(np.random.SeedSequence(spec.seed[0], spawn_key=spec.seed[1:]))
     signal = _rician(clean, sigma, rng).reshape(*shape, t.size)
     del clean
 
     vfa = None
-    fas: tuple[float, ...] = ()
-    if acq.vfa_flip_angles_deg:
-        fas = tuple(float(a) for a in acq.vfa_flip_angles_deg)
-        s_vfa = spgr_signal(maps.m0.ravel()[:, None], np.nan_to_num(maps.t10, nan=1.0).ravel()
-                            [:, None], np.asarray(fas)[None, :], acq.tr_s)
-        vfa = _rician(s_vfa, sigma, rng).reshape(*shape, len(fas))
+    if fas:
+        vfa_clean = (frac @ v_cls) * scale_vox[:, None]
+        vfa = _rician(vfa_clean, sigma, rng).reshape(*shape, len(fas))
 
     with np.errstate(invalid="ignore", divide="ignore"):
         kep = np.where(np.isnan(maps.ve), np.nan, maps.ktrans / maps.ve)
+    m0 = maps.m0_tissue * bias * spec.gain * acq.m0_scale
     truth = {"ktrans_per_min": maps.ktrans, "ve": maps.ve, "vp": maps.vp,
-             "kep_per_min": kep, "delay_s": maps.delay, "t10_s": maps.t10, "m0": maps.m0}
+             "kep_per_min": kep, "delay_s": maps.delay, "t10_s": maps.t10, "m0": m0,
+             "bias": bias, "pv_fraction": pv.reshape(shape)}
     return SessionPhantom(spec=spec, signal=signal, t_s=t, affine=affine_for(acq),
                           vfa_signal=vfa, vfa_flip_angles_deg=fas, tissue_labels=maps.tissue,
                           lesion_labels=maps.lesion, marrow_roi=maps.marrow_roi,
                           vertebra_labels=maps.vertebra, levels=maps.levels, truth=truth,
-                          aif=aif, noise_sigma=sigma)
+                          aif=aif, noise_sigma=sigma, blood_signal=s_blood)
 
 
 def _lesion_truth(spec: SessionSpec, lesion: NDArray[np.uint8],
@@ -889,7 +1413,9 @@ def make_session(*, seed: int = 0, subject: str = "P01", session: str = "pre",
                  acquisition: Acquisition | None = None, anatomy: Anatomy | None = None,
                  aif: AIFSpec | None = None,
                  tissues: Mapping[str, TissueProperties] | None = None,
-                 shift_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> SessionPhantom:
+                 shift_mm: tuple[float, float, float] = (0.0, 0.0, 0.0),
+                 gain: float = 1.0,
+                 bias_coeffs: Sequence[float] | None = None) -> SessionPhantom:
     """Render a single phantom session.
 
     Parameters
@@ -910,6 +1436,11 @@ def make_session(*, seed: int = 0, subject: str = "P01", session: str = "pre",
         Overrides of :func:`default_tissues`.
     shift_mm : tuple of float
         Patient shift ``(posterior, inferior, right)`` (mm).
+    gain : float
+        Global receive gain.
+    bias_coeffs : sequence of float, optional
+        Random receive-field coefficients (module notes); None draws them from
+        ``SeedSequence(seed, spawn_key=(3,))``; ``()`` for the coil falloff only.
 
     Returns
     -------
@@ -918,13 +1449,21 @@ def make_session(*, seed: int = 0, subject: str = "P01", session: str = "pre",
     for name, val in (("subject", subject), ("session", session)):
         if not (isinstance(val, str) and val.isascii() and val.isalnum()):
             raise ValueError(f"{name}: IDs must be alphanumeric ([A-Za-z0-9]+), got {val!r}")
+    entropy = _seed_entropy(seed)
+    if bias_coeffs is None:
+        bias = _draw_bias(np.random.default_rng(np.random.SeedSequence(entropy,
+                                                                       spawn_key=(3,))))
+    else:
+        bias = tuple(float(x) for x in bias_coeffs)
+    if not gain > 0:
+        raise ValueError(f"gain: must be > 0, got {gain}")
     spec = SessionSpec(
         subject=subject, session=session, days_from_rt=float(days_from_rt),
         centre_level=centre_level,
         lesions=tuple(lesions) if lesions is not None else (LesionSpec(1, centre_level),),
         aif=aif or AIFSpec(), acquisition=acquisition or Acquisition(),
         anatomy=anatomy or Anatomy(), tissues=tissues, shift_mm=shift_mm,
-        seed=(_seed_entropy(seed),))
+        seed=(entropy,), gain=float(gain), bias_coeffs=bias)
     return render_session(spec)
 
 
@@ -939,11 +1478,13 @@ class Cohort:
     ----------
     sessions : DataFrame
         One row per session: subject, session, days_from_rt, centre_level, aif_scale,
-        bolus_arrival_s, hematocrit.
+        bolus_arrival_s, hematocrit, aif_amplitude_mM, aif_fwhm_s, flip_angle_deg, tr_s,
+        blood_snr, gain.
     lesions : DataFrame
         One row per lesion: subject, lesion (int label), level, recurrence (0/1),
         recurrence_day (nullable Int64; day of recurrence on conventional MRI, NA when
-        controlled).
+        controlled), responder_like (0/1: a recurrent lesion that first responds like a
+        controlled one), delay_s.
     truth : DataFrame
         One row per lesion and session: the nominal parameters and the means of the
         truth maps over the lesion's voxels (see :meth:`SessionPhantom.lesion_truth`),
@@ -996,15 +1537,56 @@ def _subject_ids(n: int) -> list[str]:
     return [f"P{i + 1:0{width}d}" for i in range(n)]
 
 
+def _range(x: float | tuple[float, float]) -> tuple[float, float]:
+    if isinstance(x, (int, float)):
+        return float(x), float(x)
+    lo, hi = (float(v) for v in x)
+    if hi < lo:
+        raise ValueError(f"range: need lo <= hi, got {x}")
+    return lo, hi
+
+
+def _patient_aif(rng: np.random.Generator) -> dict[str, float]:
+    return {"amplitude_mM": rng.uniform(3.0, 7.5), "fwhm_s": rng.uniform(6.0, 15.0),
+            "shape": rng.uniform(3.5, 6.0), "recirc_delay_s": rng.uniform(15.0, 25.0),
+            "recirc_fraction": rng.uniform(0.2, 0.4), "recirc_width": rng.uniform(1.2, 1.8),
+            "recirc_shape": rng.uniform(3.0, 5.0), "plateau_ratio": rng.uniform(0.10, 0.18),
+            "washout_tau_s": rng.uniform(180.0, 600.0)}
+
+
+def _session_aif(rng: np.random.Generator, pat: Mapping[str, float], arrival_s: float,
+                 hematocrit: float) -> AIFSpec:
+    return AIFSpec(
+        arrival_s=arrival_s,
+        amplitude_mM=float(np.clip(pat["amplitude_mM"] * rng.uniform(0.85, 1.15), 2.8, 8.0)),
+        fwhm_s=float(np.clip(pat["fwhm_s"] * rng.uniform(0.9, 1.1), 6.0, 15.0)),
+        shape=pat["shape"],
+        recirc_delay_s=float(np.clip(pat["recirc_delay_s"] + rng.uniform(-2.0, 2.0),
+                                     15.0, 25.0)),
+        recirc_fraction=float(np.clip(pat["recirc_fraction"] + rng.uniform(-0.03, 0.03),
+                                      0.2, 0.4)),
+        recirc_width=pat["recirc_width"], recirc_shape=pat["recirc_shape"],
+        plateau_mM=float(np.clip(pat["amplitude_mM"] * pat["plateau_ratio"]
+                                 * rng.uniform(0.85, 1.15), 0.5, 1.5)),
+        washout_tau_s=pat["washout_tau_s"], hematocrit=hematocrit)
+
+
 def make_cohort(n_patients: int = 10, seed: int = 0, *,
                 acquisition: Acquisition | None = None, anatomy: Anatomy | None = None,
                 recurrence_fraction: float = 0.3,
+                responder_like_fraction: float = 0.3,
                 baseline_day: float = -7.0,
                 followup_days: Sequence[float] = (60.0, 120.0),
                 p_all_followups: float = 0.6, p_two_lesions: float = 0.5,
                 centre_levels: Sequence[str] = ("T11", "T12", "L1", "L2"),
-                hematocrit: float = 0.45, session_shift_mm: float = 2.0,
-                lesion_delay_range_s: tuple[float, float] = (0.0, 0.0),
+                hematocrit: float | tuple[float, float] = (0.36, 0.46),
+                session_shift_mm: float = 2.0,
+                lesion_delay_range_s: tuple[float, float] = (0.0, 5.0),
+                flip_angle_range_deg: tuple[float, float] | None = (10.0, 25.0),
+                tr_range_s: tuple[float, float] | None = (0.0035, 0.005),
+                blood_snr_range: tuple[float, float] | None = (5.0, 15.0),
+                gain_range: tuple[float, float] = (0.5, 2.0),
+                random_bias: bool = True,
                 tissues: Mapping[str, TissueProperties] | None = None) -> Cohort:
     """Design a synthetic radiotherapy cohort (tables and per-session specifications).
 
@@ -1015,10 +1597,15 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
     seed : int
         Cohort seed; everything is a deterministic function of it (module notes).
     acquisition, anatomy : optional
-        Shared imaging parameters and anatomy sizes.
+        Shared imaging geometry / timing and anatomy sizes. Flip angle, TR and SNR are
+        replaced per patient / session unless the corresponding range is None.
     recurrence_fraction : float
         Fraction of lesions that recur (rounded; at least one of each outcome when there
         are two or more lesions).
+    responder_like_fraction : float
+        Fraction of the recurrent lesions (rounded, at least one when there are two or
+        more recurrent lesions and the fraction is > 0) that first respond like
+        controlled lesions (module notes).
     baseline_day : float
         Nominal day of the baseline session relative to RT (jitter +-4 days).
     followup_days : sequence of float
@@ -1028,12 +1615,23 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
         Probability that a patient has two lesions (else one).
     centre_levels : sequence of str
         Candidate levels for the centre of the FOV.
-    hematocrit : float
-        Hematocrit of every session.
+    hematocrit : float or (lo, hi)
+        Hematocrit (fixed, or uniform per patient).
     session_shift_mm : float
         Maximum patient shift per axis between sessions (mm, uniform).
     lesion_delay_range_s : tuple of float
-        Range of the extra lesion bolus delay (s), constant per lesion.
+        Range of the lesion bolus delay behind the aorta (s), constant per lesion.
+    flip_angle_range_deg : (lo, hi) or None
+        Dynamic flip angle per patient (uniform, rounded to 1 deg); None keeps the
+        acquisition's.
+    tr_range_s : (lo, hi) or None
+        TR per patient (uniform, rounded to 0.01 ms); None keeps the acquisition's.
+    blood_snr_range : (lo, hi) or None
+        Baseline blood SNR per session (uniform); None keeps ``acquisition.snr``.
+    gain_range : (lo, hi)
+        Global receive gain per session (log-uniform).
+    random_bias : bool
+        Draw a random low-order receive field per session (else coil falloff only).
     tissues : mapping, optional
         Overrides of :func:`default_tissues`.
 
@@ -1045,13 +1643,20 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
         raise ValueError(f"n_patients: need >= 1, got {n_patients}")
     if not 0 <= recurrence_fraction <= 1:
         raise ValueError(f"recurrence_fraction: must be in [0, 1], got {recurrence_fraction}")
+    if not 0 <= responder_like_fraction <= 1:
+        raise ValueError(f"responder_like_fraction: must be in [0, 1], got "
+                         f"{responder_like_fraction}")
     if len(followup_days) < 1:
         raise ValueError("followup_days: need at least one follow-up")
     entropy = _seed_entropy(seed)
-    acq = acquisition or Acquisition()
+    acq0 = acquisition or Acquisition()
     ana = anatomy or Anatomy()
-    acq.validate()
-    dt = float(np.min(np.diff(acq.t_s)))
+    acq0.validate()
+    hct_lo, hct_hi = _range(hematocrit)
+    g_lo, g_hi = _range(gain_range)
+    if not 0 < g_lo:
+        raise ValueError(f"gain_range: must be > 0, got {gain_range}")
+    dt = float(np.min(np.diff(acq0.t_s)))
     subjects = _subject_ids(n_patients)
     session_ids = ["pre"] + [f"fu{i + 1}" for i in range(len(followup_days))]
 
@@ -1059,7 +1664,7 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
     for p, subj in enumerate(subjects):
         rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(1, p)))
         centre = str(rng.choice(list(centre_levels)))
-        probe = SessionSpec(subj, "pre", 0.0, centre, (), acquisition=acq, anatomy=ana)
+        probe = SessionSpec(subj, "pre", 0.0, centre, (), acquisition=acq0, anatomy=ana)
         _, _, _, complete = _visible_levels(replace(probe, shift_mm=(0.0, session_shift_mm,
                                                                      0.0)))
         _, _, _, complete2 = _visible_levels(replace(probe, shift_mm=(0.0, -session_shift_mm,
@@ -1078,59 +1683,108 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
         half_d, half_h, half_w = (ana.body_depth_mm / 2, ana.body_height_mm / 2,
                                   ana.body_width_mm / 2)
         lesions: list[dict[str, Any]] = []
+        n_f = len(followup_days)
         for k, lv in enumerate(levels):
             axes = (rng.uniform(0.35, 0.6) * half_d, rng.uniform(0.45, 0.7) * half_h,
                     rng.uniform(0.4, 0.65) * half_w)
             offset = (rng.uniform(-0.3, 0.3) * half_d, rng.uniform(-0.25, 0.25) * half_h,
                       rng.uniform(-0.3, 0.3) * half_w)
-            base = {"vp": rng.uniform(0.04, 0.08), "ktrans_per_min": rng.uniform(0.08, 0.20),
-                    "ve": rng.uniform(0.15, 0.35)}
-            vp_c1 = float(np.clip(rng.normal(-0.65, 0.07), -0.85, -0.45))
-            kt_c1 = float(np.clip(rng.normal(-0.55, 0.08), -0.80, -0.30))
-            controlled = [(vp_c1, kt_c1)]
-            recurrent = [(rng.uniform(-0.05, 0.40), rng.uniform(-0.05, 0.30))]
-            for _ in range(1, len(followup_days)):
+            base = {"vp": rng.uniform(0.03, 0.10), "ktrans_per_min": rng.uniform(0.05, 0.25),
+                    "ve": rng.uniform(0.10, 0.40)}
+            # (vp change, Ktrans change) per follow-up, for each possible outcome
+            c_vp = float(np.clip(rng.normal(-0.62, 0.07), -0.75, -0.50))
+            c_kt = float(np.clip(rng.normal(-0.55, 0.08), -0.80, -0.30))
+            controlled = [(c_vp, c_kt)]
+            r_vp, r_kt = rng.uniform(-0.45, 0.40), rng.uniform(-0.30, 0.30)
+            recurrent = [(r_vp, r_kt)]
+            s_vp = float(np.clip(rng.normal(-0.55, 0.10), -0.72, -0.35))
+            s_kt = float(np.clip(rng.normal(-0.45, 0.10), -0.75, -0.20))
+            responder = [(s_vp, s_kt)]
+            for _ in range(1, n_f):
                 pv, pk = controlled[-1]
                 controlled.append((float(np.clip(pv + rng.normal(-0.02, 0.04), -0.9, -0.45)),
                                    float(np.clip(pk + rng.normal(-0.02, 0.04), -0.9, -0.25))))
                 rv, rk = recurrent[-1]
                 recurrent.append((rv + rng.uniform(0.05, 0.40), rk + rng.uniform(0.0, 0.30)))
+                sv, sk = responder[-1]
+                responder.append((sv + rng.uniform(0.20, 0.60), sk + rng.uniform(0.10, 0.40)))
             ve_change = [rng.normal(0.05, 0.05) for _ in followup_days]
             lesions.append({
                 "label": k + 1, "level": lv, "axes": axes, "offset": offset, "base": base,
                 "heterogeneity": rng.uniform(0.2, 0.4),
-                "delay_s": rng.uniform(*lesion_delay_range_s),
-                "controlled": controlled, "recurrent": recurrent, "ve_change": ve_change,
-                "recurrence_day": int(rng.integers(150, 301)),
+                "delay_s": float(rng.uniform(*lesion_delay_range_s)),
+                "controlled": controlled, "recurrent": recurrent, "responder": responder,
+                "ve_change": ve_change, "recurrence_day": int(rng.integers(150, 301)),
             })
-        aifs = [AIFSpec(scale=rng.uniform(0.8, 1.2),
-                        arrival_s=float(int(rng.integers(3, 6)) * dt + rng.uniform(0.0, dt)),
-                        hematocrit=hematocrit) for _ in days]
-        shifts = [tuple(float(x) for x in rng.uniform(-session_shift_mm, session_shift_mm, 3))
-                  for _ in days]
+        # protocol and physiology per patient, then per session
+        acq_p = acq0
+        if flip_angle_range_deg is not None:
+            acq_p = replace(acq_p, flip_angle_deg=float(np.rint(
+                rng.uniform(*_range(flip_angle_range_deg)))))
+        if tr_range_s is not None:
+            acq_p = replace(acq_p, tr_s=round(float(rng.uniform(*_range(tr_range_s))), 5))
+        hct = float(rng.uniform(hct_lo, hct_hi))
+        pat_aif = _patient_aif(rng)
+        aifs, acqs, gains, biases, shifts = [], [], [], [], []
+        for _ in days:
+            arrival = float(int(rng.integers(3, 6)) * dt + rng.uniform(0.0, dt))
+            aifs.append(_session_aif(rng, pat_aif, arrival, hct))
+            snr = acq_p.snr if blood_snr_range is None else \
+                float(rng.uniform(*_range(blood_snr_range)))
+            acqs.append(replace(acq_p, snr=snr))
+            gains.append(float(np.exp(rng.uniform(np.log(g_lo), np.log(g_hi)))))
+            bias_draw = _draw_bias(rng)
+            biases.append(bias_draw if random_bias else ())
+            shifts.append(tuple(float(x) for x in rng.uniform(-session_shift_mm,
+                                                              session_shift_mm, 3)))
         designs.append({"subject": subj, "centre": centre, "lesions": lesions, "days": days,
-                        "aifs": aifs, "shifts": shifts})
+                        "aifs": aifs, "acqs": acqs, "gains": gains, "biases": biases,
+                        "shifts": shifts})
 
-    # outcomes: exactly round(fraction * n) recurrent lesions, drawn at cohort level
+    # outcomes: exactly round(fraction * n) recurrent lesions, drawn at cohort level, and
+    # among them round(responder_like_fraction * n_rec) responder-like ones
     all_lesions = [(d["subject"], les) for d in designs for les in d["lesions"]]
     n_total = len(all_lesions)
     n_rec = round(recurrence_fraction * n_total)
     if n_total >= 2 and 0 < recurrence_fraction < 1:
         n_rec = min(max(n_rec, 1), n_total - 1)
     rng0 = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(0,)))
-    rec_set = set(rng0.permutation(n_total)[:n_rec].tolist())
+    perm = rng0.permutation(n_total)
+    rec_list = perm[:n_rec].tolist()
+    n_resp = int(np.ceil(responder_like_fraction * n_rec - 1e-9))
+    if n_rec >= 2 and responder_like_fraction > 0:
+        n_resp = min(max(n_resp, 1), n_rec - 1)
+    elif n_rec < 2:
+        n_resp = 0
+    rec_set = set(rec_list)
+    resp_list = [int(x) for x in rng0.permutation(rec_list)[:n_resp]] if n_resp else []
+    resp_set = set(resp_list)
+    # responder-like lesions respond at the first follow-up like a controlled lesion of
+    # this cohort between the 60th and 90th percentile of its vp change
+    ctrl_fu1 = np.sort([les["controlled"][0][0] for i, (_, les) in enumerate(all_lesions)
+                        if i not in rec_set])
+    for i in resp_list:
+        les = all_lesions[i][1]
+        q = float(rng0.uniform(0.6, 0.9))
+        if ctrl_fu1.size:
+            v0 = float(np.quantile(ctrl_fu1, q))
+            shift = v0 - les["responder"][0][0]
+            les["responder"] = [(v + shift, k) for v, k in les["responder"]]
 
     sessions_rows, lesion_rows = [], []
     specs: dict[tuple[str, str], SessionSpec] = {}
     idx = 0
-    outcome: dict[tuple[str, int], bool] = {}
+    outcome: dict[tuple[str, int], str] = {}
     for d in designs:
         for les in d["lesions"]:
             rec = idx in rec_set
-            outcome[(d["subject"], les["label"])] = rec
+            kind = ("responder" if idx in resp_set else "recurrent") if rec else "controlled"
+            outcome[(d["subject"], les["label"])] = kind
             lesion_rows.append({"subject": d["subject"], "lesion": les["label"],
                                 "level": les["level"], "recurrence": int(rec),
-                                "recurrence_day": les["recurrence_day"] if rec else pd.NA})
+                                "recurrence_day": les["recurrence_day"] if rec else pd.NA,
+                                "responder_like": int(kind == "responder"),
+                                "delay_s": les["delay_s"]})
             idx += 1
     p_index = {s: i for i, s in enumerate(subjects)}
     for d in designs:
@@ -1142,28 +1796,30 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
                 if s == 0:
                     dvp = dkt = dve = 0.0
                 else:
-                    traj = les["recurrent"] if outcome[(subj, les["label"])] else \
-                        les["controlled"]
-                    dvp, dkt = traj[s - 1]
+                    dvp, dkt = les[outcome[(subj, les["label"])]][s - 1]
                     dve = les["ve_change"][s - 1]
                 les_specs.append(LesionSpec(
                     label=les["label"], level=les["level"], offset_mm=les["offset"],
-                    semi_axes_mm=les["axes"], ktrans_per_min=b["ktrans_per_min"] * (1 + dkt),
+                    semi_axes_mm=les["axes"],
+                    ktrans_per_min=b["ktrans_per_min"] * max(1 + dkt, 0.05),
                     ve=float(np.clip(b["ve"] * (1 + dve), 0.05, 0.8)),
-                    vp=b["vp"] * (1 + dvp), heterogeneity=les["heterogeneity"],
+                    vp=b["vp"] * max(1 + dvp, 0.02), heterogeneity=les["heterogeneity"],
                     delay_s=les["delay_s"]))
             ses = session_ids[s]
+            a, acq_s = d["aifs"][s], d["acqs"][s]
             spec = SessionSpec(subject=subj, session=ses, days_from_rt=float(day),
                                centre_level=d["centre"], lesions=tuple(les_specs),
-                               aif=d["aifs"][s], acquisition=acq, anatomy=ana,
+                               aif=a, acquisition=acq_s, anatomy=ana,
                                tissues=tissues, shift_mm=d["shifts"][s],
-                               seed=(entropy, 2, p_index[subj], s))
+                               seed=(entropy, 2, p_index[subj], s), gain=d["gains"][s],
+                               bias_coeffs=d["biases"][s])
             specs[(subj, ses)] = spec
             sessions_rows.append({"subject": subj, "session": ses, "days_from_rt": float(day),
-                                  "centre_level": d["centre"],
-                                  "aif_scale": d["aifs"][s].scale,
-                                  "bolus_arrival_s": d["aifs"][s].arrival_s,
-                                  "hematocrit": d["aifs"][s].hematocrit})
+                                  "centre_level": d["centre"], "aif_scale": a.scale,
+                                  "bolus_arrival_s": a.arrival_s, "hematocrit": a.hematocrit,
+                                  "aif_amplitude_mM": a.amplitude_mM, "aif_fwhm_s": a.fwhm_s,
+                                  "flip_angle_deg": acq_s.flip_angle_deg, "tr_s": acq_s.tr_s,
+                                  "blood_snr": acq_s.snr, "gain": d["gains"][s]})
 
     truth_frames = []
     for spec in specs.values():

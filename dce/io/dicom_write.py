@@ -645,6 +645,36 @@ def _write_session(root: Path, ph: SessionPhantom, *, vendor: str, study: dateti
             shutil.rmtree(tmp)
 
 
+def _session_truth_row(ph: SessionPhantom) -> dict[str, Any]:
+    """One row of ``truth/sessions_truth.tsv`` (columns documented in
+    :func:`write_cohort_dicom`)."""
+    a, acq, spec = ph.aif, ph.acquisition, ph.spec
+    blood = spec.tissue_table()["aorta"]
+    body = ph.tissue_labels != TISSUE_CODES["background"]
+    bias = ph.truth.get("bias")
+    bias_body = bias[body] if bias is not None and body.any() else np.ones(1)
+    s = a.spec
+    return {"subject": ph.subject, "session": ph.session,
+            "bolus_arrival_s": a.arrival_s, "aif_peak_blood_mM": a.peak_mM,
+            "aif_peak_time_s": a.peak_time_s, "aif_fwhm_s": a.fwhm_s,
+            "aif_scale": a.scale, "aif_amplitude_mM": s.amplitude_mM,
+            "aif_first_pass_fwhm_s": s.fwhm_s, "aif_shape": s.shape,
+            "aif_recirc_delay_s": s.recirc_delay_s,
+            "aif_recirc_fraction": s.recirc_fraction, "aif_recirc_width": s.recirc_width,
+            "aif_recirc_shape": s.recirc_shape, "aif_plateau_mM": s.plateau_mM,
+            "aif_washout_tau_s": s.washout_tau_s, "hematocrit": a.hematocrit,
+            "blood_t10_s": blood.t10_s, "blood_snr": acq.snr if acq.snr is not None else np.nan,
+            "blood_signal": ph.blood_signal, "noise_sigma": ph.noise_sigma,
+            "gain": spec.gain, "m0_scale": acq.m0_scale,
+            "bias_min": float(bias_body.min()), "bias_max": float(bias_body.max()),
+            "flip_angle_deg": acq.flip_angle_deg, "tr_s": acq.tr_s, "te_s": acq.te_s,
+            "vfa_flip_angles_deg": " ".join(f"{x:g}" for x in ph.vfa_flip_angles_deg),
+            "r1_per_mM_per_s": acq.r1_per_mM_per_s,
+            "field_strength_t": acq.field_strength_t,
+            "shift_posterior_mm": spec.shift_mm[0], "shift_inferior_mm": spec.shift_mm[1],
+            "shift_right_mm": spec.shift_mm[2], "supersample": acq.supersample}
+
+
 def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
                        vendors: Sequence[str] = ("ge", "siemens", "philips"), *,
                        patient_name_format: str = "PHANTOM^{subject}",
@@ -659,15 +689,27 @@ def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
         sessions.tsv            subject, session, days_from_rt, vendor, dicom_dir,
                                 lesion_roi, marrow_roi (paths relative to out_dir)
         lesions.tsv             subject, lesion, level, recurrence, recurrence_day
-        truth/lesion_truth.tsv  per lesion and session: true parameters (cohort.truth)
-        truth/sessions_truth.tsv per session: AIF scale, arrival, hematocrit, noise sigma
+        truth/lesion_truth.tsv  per lesion and session: true parameters (cohort.truth:
+                                subject, session, days_from_rt, lesion, level, n_voxels,
+                                ktrans_per_min, ve, vp, kep_per_min, *_nominal, delay_s,
+                                t10_s, recurrence)
+        truth/sessions_truth.tsv per session: the true AIF (bolus_arrival_s,
+                                aif_peak_blood_mM, aif_peak_time_s, aif_fwhm_s, aif_scale
+                                and the aif_* family parameters of dce.phantom.AIFSpec),
+                                hematocrit, blood_t10_s, blood_snr (requested baseline
+                                blood SNR), blood_signal, noise_sigma, gain, m0_scale,
+                                bias_min/bias_max (receive field over the body),
+                                flip_angle_deg, tr_s, te_s, vfa_flip_angles_deg,
+                                r1_per_mM_per_s, field_strength_t, shift_*_mm, supersample
         <subject>/<session>/dicom/              DCE and VFA series (hashed file names)
         <subject>/<session>/roi/<subject>_<session>_lesions.nii.gz   labels 1..k
         <subject>/<session>/roi/<subject>_<session>_marrow.nii.gz    normal-marrow ROI
         <subject>/<session>/roi/<subject>_<session>_tissue.nii.gz    tissue codes
         <subject>/<session>/truth/<subject>_<session>_<param>.nii.gz  truth maps
-        <subject>/<session>/truth/<subject>_<session>_aif.tsv  t_s, cb_mM, cp_mM
-        <subject>/<session>/truth/<subject>_<session>_aif_fine.tsv  fine-grid AIF
+        <subject>/<session>/truth/<subject>_<session>_aif.tsv  t_s, cb_mM, cp_mM at the
+                                acquisition times (true blood / plasma AIF)
+        <subject>/<session>/truth/<subject>_<session>_aif_fine.tsv  the same on the fine
+                                grid (0.1 s)
 
     Parameters
     ----------
@@ -741,13 +783,7 @@ def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
                      "dicom_dir": (sdir / "dicom").relative_to(root).as_posix(),
                      "lesion_roi": les_path.relative_to(root).as_posix(),
                      "marrow_roi": mar_path.relative_to(root).as_posix()})
-        aif_rows.append({"subject": subj, "session": ses, "aif_scale": a.scale,
-                         "bolus_arrival_s": a.arrival_s, "hematocrit": a.hematocrit,
-                         "noise_sigma": ph.noise_sigma,
-                         "flip_angle_deg": ph.acquisition.flip_angle_deg,
-                         "tr_s": ph.acquisition.tr_s,
-                         "r1_per_mM_per_s": ph.acquisition.r1_per_mM_per_s,
-                         "field_strength_t": ph.acquisition.field_strength_t})
+        aif_rows.append(_session_truth_row(ph))
     sessions = pd.DataFrame(rows)
     _write_tsv(sessions, root / "sessions.tsv")
     _write_tsv(cohort.lesions, root / "lesions.tsv")
