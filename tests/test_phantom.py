@@ -392,6 +392,11 @@ def test_write_cohort(tmp_path: Path) -> None:
     assert list(table.columns[:3]) == ["subject", "session", "days_from_rt"]
     lesions = pd.read_csv(tmp_path / "lesions.tsv", sep="\t")
     assert lesions["subject"].tolist() == cohort.lesions["subject"].tolist()
+    # the lesion sheet holds outcomes only; the design truth goes to truth/
+    assert list(lesions.columns) == ["subject", "lesion", "level", "recurrence",
+                                     "recurrence_day"]
+    design = pd.read_csv(tmp_path / "truth" / "lesions_truth.tsv", sep="\t")
+    assert {"responder_like", "delay_s"} <= set(design.columns)
     assert (tmp_path / "truth" / "lesion_truth.tsv").exists()
     row = table.iloc[-1]
     ph_s = cohort.session(row["subject"], row["session"])

@@ -689,6 +689,8 @@ def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
         sessions.tsv            subject, session, days_from_rt, vendor, dicom_dir,
                                 lesion_roi, marrow_roi (paths relative to out_dir)
         lesions.tsv             subject, lesion, level, recurrence, recurrence_day
+        truth/lesions_truth.tsv the same plus the design truth (cohort.lesions:
+                                responder_like, delay_s)
         truth/lesion_truth.tsv  per lesion and session: true parameters (cohort.truth:
                                 subject, session, days_from_rt, lesion, level, n_voxels,
                                 ktrans_per_min, ve, vp, kep_per_min, *_nominal, delay_s,
@@ -786,8 +788,11 @@ def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
         aif_rows.append(_session_truth_row(ph))
     sessions = pd.DataFrame(rows)
     _write_tsv(sessions, root / "sessions.tsv")
-    _write_tsv(cohort.lesions, root / "lesions.tsv")
+    sheet = [c for c in ("subject", "lesion", "level", "recurrence", "recurrence_day")
+             if c in cohort.lesions.columns]
+    _write_tsv(cohort.lesions[sheet], root / "lesions.tsv")
     (root / "truth").mkdir(exist_ok=True)
+    _write_tsv(cohort.lesions, root / "truth" / "lesions_truth.tsv")
     _write_tsv(cohort.truth, root / "truth" / "lesion_truth.tsv")
     _write_tsv(pd.DataFrame(aif_rows), root / "truth" / "sessions_truth.tsv")
     return sessions
