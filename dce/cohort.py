@@ -28,6 +28,13 @@ predictor
 endpoint
     A binary 0/1 column of the lesion sheet (``recurrence`` or any other), optionally
     with a ``day_column`` giving the day of the event on conventional MRI (lead time).
+quality flags
+    ``qc_flags`` of the ROI tables (:mod:`dce.quality`: ``t10_fixed``, ``aif_fallback``,
+    ``aif_qc_failed``, ``fit_failed_fraction``) are kept in the cohort table; a change
+    row carries the union of its baseline's and follow-up's flags. Rows carrying a code
+    of ``cohort.exclude_flags`` stay in both tables but their values are not used:
+    a predictor measured on such a row is missing (NaN) for that lesion, and such
+    change rows are left out of the pre/post statistics and figures.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dce import response, stats
+from dce import quality, response, stats
 from dce.io.tables import read_lesion_sheet as read_lesion_sheet
 from dce.io.tables import read_tsv as read_tsv
 from dce.io.tables import save_figure_formats as save_figure_formats
@@ -52,7 +59,7 @@ from dce.tables import fmt_ci, fmt_median_iqr, fmt_num, fmt_p, fmt_pct
 #: parameters (no change is computed for them).
 ID_COLS = ("subject", "lesion", "session", "days_from_rt", "level", "roi")
 _SKIP_SUFFIXES = ("_n_finite",)
-_SKIP_COLS = {"n_fit_failed", "label"}
+_SKIP_COLS = {"n_fit_failed", "label", *quality.QC_COLUMNS}
 
 
 # --------------------------------------------------------------------------- config
@@ -123,6 +130,10 @@ class CohortConfig:
     seed: int = 0
     prepost_parameters: tuple[str, ...] = ()
     figures: Mapping[str, Any] = field(default_factory=dict)
+    #: quality flag codes (dce.quality.FLAG_CODES) whose rows are not analysed
+    exclude_flags: tuple[str, ...] = ()
+    #: threshold of the fit_failed_fraction code (applied by the roi rule)
+    max_fit_failed_fraction: float = quality.MAX_FIT_FAILED_FRACTION
 
     def predictor(self, name: str) -> Predictor:
         for p in self.predictors:
@@ -171,7 +182,11 @@ def parse_config(cfg: Mapping[str, Any]) -> CohortConfig:
         aggregate=str(cfg.get("aggregate", "any")), alpha=float(cfg.get("alpha", 0.05)),
         n_boot=int(boot.get("n", 2000)), seed=int(boot.get("seed", 0)),
         prepost_parameters=tuple(cfg.get("prepost_parameters", ())),
-        figures=dict(cfg.get("figures", {}) or {}))
+        figures=dict(cfg.get("figures", {}) or {}),
+        exclude_flags=quality.check_codes(cfg.get("exclude_flags") or (),
+                                          "cohort.exclude_flags"),
+        max_fit_failed_fraction=float(cfg.get("max_fit_failed_fraction",
+                                              quality.MAX_FIT_FAILED_FRACTION)))
     for where, refs in (("rules", [r.predictor for r in rules]), ("cv_cutoff", cv_names),
                         ("logistic", [x for m in logistic for x in m.predictors]),
                         ("delong", [x for pair in delong for x in pair])):
@@ -244,7 +259,8 @@ def cohort_tables(roi_tables: Sequence[pd.DataFrame],
 
 def changes(cohort: pd.DataFrame, cfg: CohortConfig, lesions: pd.DataFrame) -> pd.DataFrame:
     """The change table (module notes) of every numeric ROI statistic; the lesion sheet's
-    columns (endpoints) are carried along."""
+    columns (endpoints) are carried along, and ``qc_flags`` (when the cohort table has
+    it) is the union of the baseline's and the follow-up's flags."""
     extra = [c for c in lesions.columns if c not in ("subject", "lesion", "level")]
     params = parameter_columns(cohort, exclude=[*extra, "tic_type", "tic_flags"])
     carry = ["level", *extra]
@@ -253,7 +269,39 @@ def changes(cohort: pd.DataFrame, cfg: CohortConfig, lesions: pd.DataFrame) -> p
         out = response.change_table(cohort, baseline_session=cfg.baseline_session,
                                     params=params, carry=carry,
                                     tic_col="tic_type" if "tic_type" in cohort else None)
+    if "qc_flags" in cohort.columns:
+        out = with_change_flags(out, cohort)
     return out.copy()
+
+
+def with_change_flags(changes_df: pd.DataFrame, cohort: pd.DataFrame) -> pd.DataFrame:
+    """The change table with ``qc_flags`` = union of the flags of the follow-up and of
+    the baseline row of the cohort table (placed after ``interval_days``)."""
+    key = ["subject", "lesion", "session"]
+    flags = cohort[[*key, "qc_flags"]].copy()
+    flags["session"] = flags["session"].astype(str)
+    flags["qc_flags"] = [quality.union_flags(v) for v in flags["qc_flags"]]
+    out = changes_df.drop(columns=["qc_flags"], errors="ignore").copy()
+    k = out[["subject", "lesion"]].copy()
+    k["session"] = out["session"].astype(str)
+    fu = k.merge(flags, on=key, how="left")["qc_flags"]
+    k["session"] = out["baseline_session"].astype(str)
+    base = k.merge(flags, on=key, how="left")["qc_flags"]
+    union = [quality.union_flags(a, b) for a, b in zip(fu, base, strict=True)]
+    pos = (list(out.columns).index("interval_days") + 1 if "interval_days" in out.columns
+           else len(out.columns))
+    out.insert(pos, "qc_flags", union)
+    return out
+
+
+def _mask_excluded(out: pd.DataFrame, src: pd.DataFrame, cfg: CohortConfig) -> pd.DataFrame:
+    """``out`` (rows of ``src``) with ``qc_flags`` and ``value`` set to NaN where
+    ``src`` carries a code of ``cfg.exclude_flags``."""
+    flags = src["qc_flags"] if "qc_flags" in src.columns else pd.Series("", index=src.index)
+    out["qc_flags"] = [quality.union_flags(v) for v in flags]
+    drop = quality.excluded(src, cfg.exclude_flags).to_numpy()
+    out.loc[drop, "value"] = np.nan
+    return out
 
 
 def _followups(changes_df: pd.DataFrame, which: str) -> pd.DataFrame:
@@ -275,8 +323,10 @@ def _baseline_rows(cohort: pd.DataFrame, cfg: CohortConfig) -> pd.DataFrame:
 
 def predictor_rows(p: Predictor, cohort: pd.DataFrame, changes_df: pd.DataFrame,
                    cfg: CohortConfig) -> pd.DataFrame:
-    """``subject, lesion, session, days_from_rt, value`` of a predictor, one row per
-    lesion that has the session."""
+    """``subject, lesion, session, days_from_rt, value, qc_flags`` of a predictor, one
+    row per lesion that has the session. The session is chosen on all rows; the value
+    of a row carrying a code of ``cfg.exclude_flags`` is NaN (excluded, not replaced by
+    another session)."""
     if p.kind == "value":
         if p.session == "baseline":
             rows = _baseline_rows(cohort, cfg)
@@ -296,33 +346,35 @@ def predictor_rows(p: Predictor, cohort: pd.DataFrame, changes_df: pd.DataFrame,
                          f"vp_mean, ktrans_per_min_p95, iauc_60s_median, rslope_max)")
     out = src[["subject", "lesion", "session", "days_from_rt"]].copy()
     out["value"] = pd.to_numeric(src[p.column], errors="coerce").astype("float64")
-    return out.reset_index(drop=True)
+    return _mask_excluded(out, src, cfg).reset_index(drop=True)
 
 
 def predictor_long(p: Predictor, cohort: pd.DataFrame, changes_df: pd.DataFrame,
                    cfg: CohortConfig) -> pd.DataFrame:
     """The predictor at *every* follow-up session (for lead times): ``subject, lesion,
-    session, days_from_rt, value``. Empty for a value measured at baseline."""
+    session, days_from_rt, value, qc_flags``. Empty for a value measured at baseline.
+    Rows carrying a code of ``cfg.exclude_flags`` have a NaN value."""
     if p.kind == "value":
         if p.session == "baseline" or (cfg.baseline_session is not None
                                         and p.session == cfg.baseline_session):
             return pd.DataFrame(columns=["subject", "lesion", "session", "days_from_rt",
-                                         "value"])
+                                         "value", "qc_flags"])
         fu = changes_df[["subject", "lesion", "session"]]
         src = cohort.merge(fu, on=["subject", "lesion", "session"])
     else:
         src = changes_df
     out = src[["subject", "lesion", "session", "days_from_rt"]].copy()
     out["value"] = pd.to_numeric(src[p.column], errors="coerce").astype("float64")
-    return out.reset_index(drop=True)
+    return _mask_excluded(out, src, cfg).reset_index(drop=True)
 
 
 def predictor_frame(cohort: pd.DataFrame, changes_df: pd.DataFrame, lesions: pd.DataFrame,
                     cfg: CohortConfig) -> pd.DataFrame:
     """One row per lesion of the sheet: ``subject, lesion, level``, the endpoints (and
-    event days), and per predictor its value plus ``<name>__session`` and
-    ``<name>__day`` (the session it was measured at). Lesions without the session get
-    NaN."""
+    event days), and per predictor its value plus ``<name>__session``, ``<name>__day``
+    (the session it was measured at) and ``<name>__qc_flags`` (the quality flags of that
+    measurement). Lesions without the session, and measurements excluded by
+    ``cohort.exclude_flags``, get NaN."""
     base = lesions[["subject", "lesion"]].copy()
     base["subject"] = base["subject"].astype(str)
     base["level"] = lesions["level"].astype(str) if "level" in lesions else ""
@@ -344,7 +396,8 @@ def predictor_frame(cohort: pd.DataFrame, changes_df: pd.DataFrame, lesions: pd.
                                                errors="coerce").to_numpy()
     for p in cfg.predictors:
         rows = predictor_rows(p, cohort, changes_df, cfg).rename(columns={
-            "value": p.name, "session": f"{p.name}__session", "days_from_rt": f"{p.name}__day"})
+            "value": p.name, "session": f"{p.name}__session", "days_from_rt": f"{p.name}__day",
+            "qc_flags": f"{p.name}__qc_flags"})
         base = base.merge(rows, on=["subject", "lesion"], how="left", validate="one_to_one")
     return base.sort_values(["subject", "lesion"], kind="mergesort").reset_index(drop=True)
 
@@ -712,8 +765,10 @@ def prepost(changes_df: pd.DataFrame, cfg: CohortConfig,
     and IQR of the absolute and of the percent change.
     ``between``: Mann-Whitney U of the percent change (and of the absolute change)
     between endpoint=1 and endpoint=0 (:func:`dce.stats.between_groups`).
+    Change rows carrying a code of ``cfg.exclude_flags`` are left out.
     """
     paired, between = [], []
+    changes_df = changes_df[~quality.excluded(changes_df, cfg.exclude_flags)]
     order = (changes_df.groupby("session")["days_from_rt"].median().sort_values().index
              .tolist())
     for e in cfg.endpoints:
@@ -810,6 +865,12 @@ def cohort_summary(cohort: pd.DataFrame, frame: pd.DataFrame, changes_df: pd.Dat
             if "tic_type" in b:
                 counts = b["tic_type"].fillna("?").replace("", "?").value_counts().sort_index()
                 col["baseline TIC types"] = ", ".join(f"{k} {v}" for k, v in counts.items())
+            if "qc_flags" in c:
+                col["lesion sessions with QC flags"] = _flag_cell(c)
+                col["follow-ups with QC flags (either session)"] = _flag_cell(ch)
+                col["excluded (cohort.exclude_flags): lesion sessions / follow-ups"] = (
+                    f"{int(quality.excluded(c, cfg.exclude_flags).sum())} / "
+                    f"{int(quality.excluded(ch, cfg.exclude_flags).sum())}")
             cols[gname] = col
         names = list(next(iter(cols.values())).keys())
         for nm in names:
@@ -820,7 +881,47 @@ def cohort_summary(cohort: pd.DataFrame, frame: pd.DataFrame, changes_df: pd.Dat
     return df
 
 
+def _flag_cell(df: pd.DataFrame) -> str:
+    """``"3 (t10_fixed 2, aif_fallback 1)"``: rows with any flag, and per code."""
+    n = int(sum(bool(quality.split_flags(v)) for v in df["qc_flags"]))
+    per = {k: v for k, v in quality.flag_counts(df).items() if v}
+    return f"{n}" + (f" ({', '.join(f'{k} {v}' for k, v in per.items())})" if per else "")
+
+
 # --------------------------------------------------------------------------- display tables
+
+
+def display_quality(cohort: pd.DataFrame, cfg: CohortConfig) -> pd.DataFrame:
+    """One row per session of the cohort table: T10 source, AIF source and QC, the
+    lesions flagged for failed fits, the session's QC flags (union over its lesions)
+    and the lesion rows excluded by ``cfg.exclude_flags``."""
+    cols = ["subject", "session", "days from RT", "T10", "AIF", "AIF QC",
+            "lesions with failed fits", "QC flags", "lesions excluded"]
+    if "qc_flags" not in cohort.columns or cohort.empty:
+        return pd.DataFrame(columns=cols)
+    df = cohort.copy()
+    df["_excl"] = quality.excluded(df, cfg.exclude_flags)
+    rows = []
+    for (subj, ses), g in df.groupby(["subject", "session"], sort=False):
+        per_lesion = [quality.split_flags(v) for v in g["qc_flags"]]
+        n_fit = sum("fit_failed_fraction" in f for f in per_lesion)
+
+        def first(col: str, g: pd.DataFrame = g) -> Any:
+            return g[col].iloc[0] if col in g.columns else None
+
+        passed = first("qc_aif_passed")
+        rows.append({
+            "subject": str(subj), "session": str(ses),
+            "days from RT": fmt_num(first("days_from_rt")),
+            "T10": "–" if _nan(first("qc_t10_source")) else str(first("qc_t10_source")),
+            "AIF": "–" if _nan(first("qc_aif_source")) else str(first("qc_aif_source")),
+            "AIF QC": "–" if _nan(passed) else
+            ("passed" if str(passed).strip().lower() in ("true", "1", "1.0") else "failed"),
+            "lesions with failed fits": f"{n_fit} of {len(g)}",
+            "QC flags": quality.union_flags(*g["qc_flags"]) or "–",
+            "lesions excluded": f"{int(g['_excl'].sum())} of {len(g)}",
+        })
+    return pd.DataFrame(rows, columns=cols)
 
 
 def display_roc(roc: pd.DataFrame) -> pd.DataFrame:
@@ -986,10 +1087,14 @@ def model_scores(pred_lesions: pd.DataFrame) -> dict[tuple[str, str], pd.DataFra
 
 
 def paired_values(cohort: pd.DataFrame, changes_df: pd.DataFrame, frame: pd.DataFrame,
-                  parameter: str, session: str, endpoint: str) -> pd.DataFrame:
+                  parameter: str, session: str, endpoint: str,
+                  exclude_flags: Iterable[str] = ()) -> pd.DataFrame:
     """Baseline and follow-up value of ``parameter`` per lesion (``session``: a session
-    name or first/last follow-up) with the endpoint: ``pre, post, outcome``."""
+    name or first/last follow-up) with the endpoint: ``pre, post, outcome``. The
+    follow-up is chosen on all rows; a chosen row carrying a code of ``exclude_flags``
+    is left out."""
     fu = _followups(changes_df, session)
+    fu = fu[~quality.excluded(fu, tuple(exclude_flags))]
     if f"{parameter}_baseline" not in fu:
         raise ValueError(f"no ROI statistic {parameter!r} in the change table")
     out = fu[["subject", "lesion", f"{parameter}_baseline", parameter]].rename(
@@ -1081,7 +1186,19 @@ TABLE_NOTES = {
     "lead_time": "Lead time = event day on conventional MRI minus the day of the first "
                  "follow-up session with a positive DCE call; positive = the DCE call "
                  "came first.",
+    "quality": "One row per session: T10 from the VFA series (vfa) or the fixed constant "
+               "(fixed); AIF from the aorta or a population curve, and whether the "
+               "aortic AIF passed its QC; QC flags of the session's lesions.",
 }
+
+
+def quality_note(cohort: pd.DataFrame, changes_df: pd.DataFrame, cfg: CohortConfig, *,
+                 legend: bool = True) -> str:
+    """The quality footnote of the cohort tables: the flag codes (``legend``) and the
+    rows excluded by ``cohort.exclude_flags`` (:func:`dce.quality.flags_footnote`)."""
+    counts = quality.exclusion_counts(cohort, changes_df, cfg.exclude_flags)
+    return quality.flags_footnote(cfg.exclude_flags, counts, legend=legend,
+                                  max_fit_failed_fraction=cfg.max_fit_failed_fraction)
 
 
 def display_lead(lead_summary: pd.DataFrame) -> pd.DataFrame:

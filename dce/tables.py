@@ -155,11 +155,11 @@ def _md_escape(s: str) -> str:
 
 
 def to_markdown(df: pd.DataFrame, *, caption: str | None = None,
-                align: Sequence[str] | None = None) -> str:
+                align: Sequence[str] | None = None, note: str | None = None) -> str:
     """A GitHub-flavoured Markdown pipe table; cells are formatted with :func:`fmt_num`
     unless they are strings already. ``align``: one of ``"l"``, ``"r"``, ``"c"`` per
     column (default: right for numeric columns, left otherwise). ``caption`` is written
-    as an italic line above the table."""
+    as an italic line above the table, ``note`` (a footnote) as a paragraph below it."""
     _check(df, "to_markdown")
     cols = [str(c) for c in df.columns]
     if align is None:
@@ -175,6 +175,8 @@ def to_markdown(df: pd.DataFrame, *, caption: str | None = None,
     lines.append("| " + " | ".join(rule[a] for a in align) + " |")
     for row in df.itertuples(index=False, name=None):
         lines.append("| " + " | ".join(_md_escape(_cell(v)) for v in row) + " |")
+    if note:
+        lines += ["", _md_escape(note)]
     return "\n".join(lines) + "\n"
 
 
@@ -196,9 +198,11 @@ def latex_escape(s: str) -> str:
 
 
 def to_latex(df: pd.DataFrame, *, caption: str | None = None, label: str | None = None,
-             align: Sequence[str] | None = None, booktabs: bool = True) -> str:
+             align: Sequence[str] | None = None, booktabs: bool = True,
+             note: str | None = None) -> str:
     """A LaTeX ``table`` with a ``tabular`` (booktabs rules by default; needs
-    ``\\usepackage{booktabs}``). Cells are escaped; ``label`` gives ``\\label{...}``."""
+    ``\\usepackage{booktabs}``). Cells are escaped; ``label`` gives ``\\label{...}``;
+    ``note`` (a footnote) is set in small type below the tabular."""
     _check(df, "to_latex")
     cols = [str(c) for c in df.columns]
     if align is None:
@@ -218,7 +222,11 @@ def to_latex(df: pd.DataFrame, *, caption: str | None = None, label: str | None 
     lines.append(mid)
     for row in df.itertuples(index=False, name=None):
         lines.append(" & ".join(latex_escape(_cell(v)) for v in row) + r" \\")
-    lines += [bottom, r"\end{tabular}", r"\end{table}"]
+    lines += [bottom, r"\end{tabular}"]
+    if note:
+        lines += [r"\par\smallskip", r"\parbox{\linewidth}{\footnotesize "
+                  + latex_escape(note) + "}"]
+    lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
 
 

@@ -7,7 +7,7 @@ COHORT = f"{RESULTS}/cohort"
 COHORT_CFG = config["cohort"]
 COHORT_ENDPOINTS = [e["name"] for e in COHORT_CFG["endpoints"]]
 COHORT_LOG = f"{RESULTS}/logs/cohort/{{rule}}.log"
-COHORT_TABLES = ["summary", "prepost", "roc", "delong", "predictions", "lead_time"]
+COHORT_TABLES = ["summary", "prepost", "roc", "delong", "predictions", "lead_time", "quality"]
 
 
 def cohort_log(rule):

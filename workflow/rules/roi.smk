@@ -7,6 +7,8 @@ rule roi:
     input:
         **map_outputs(ROI_MAPS),
         dce=ses("dce", "nii.gz"),
+        t1=ses("T1map", "nii.gz"),  # its JSON sidecar gives qc_t10_source
+        aif_qc=ses("aif", "json"),  # qc_aif_source, qc_aif_passed
         lesion_roi=session_path("lesion_roi"),
         marrow_roi=optional_session_path("marrow_roi"),
     output:
@@ -39,6 +41,7 @@ rule roi:
         tic=config["tic"],
         rslope_from=config["roi"]["rslope_from"],
         figure_maps=config["roi"]["figure_maps"],
+        max_fit_failed_fraction=config["cohort"]["max_fit_failed_fraction"],
     resources:
         mem_mb=2000,
     conda:

@@ -60,7 +60,8 @@ with job(sm) as log:
         # paired pre/post lines
         panels = []
         for par in cfg.prepost_parameters:
-            pv = cl.paired_values(cohort, changes, frame, par, post_session, e.name)
+            pv = cl.paired_values(cohort, changes, frame, par, post_session, e.name,
+                                  exclude_flags=cfg.exclude_flags)
             pvals = {}
             for key in (1, 0):
                 g = pv[pv["outcome"] == key]

@@ -1,5 +1,8 @@
-"""Rule cohort_report_tables: the cohort summary, pre/post, ROC and prediction tables
-as TSV (summary), Markdown, LaTeX and HTML (dce.tables)."""
+"""Rule cohort_report_tables: the cohort summary, pre/post, ROC, prediction and quality
+tables as TSV (summary), Markdown, LaTeX and HTML (dce.tables).
+
+Every table has a footnote with the rows excluded by ``cohort.exclude_flags``; the
+summary and quality tables also explain each quality flag code (dce.quality)."""
 
 from _common import job, write_tsv
 
@@ -15,6 +18,9 @@ with job(sm) as log:
     changes = cl.read_tsv(sm.input.changes)
     summary = cl.cohort_summary(cohort, frame, changes, cfg, cfg.prepost_parameters)
     write_tsv(summary, sm.output.summary_tsv)
+    qc_legend = cl.quality_note(cohort, changes, cfg, legend=True)
+    qc_count = cl.quality_note(cohort, changes, cfg, legend=False)
+    log.info("quality: %s", qc_count)
     shown = {
         "summary": (summary, "Cohort summary by endpoint group"),
         "prepost": (cl.display_prepost(cl.read_tsv(sm.input.paired),
@@ -33,11 +39,17 @@ with job(sm) as log:
         "lead_time": (cl.display_lead(cl.read_tsv(sm.input.lead_summary)),
                       "Lead time of the DCE-based call before the event on conventional "
                       "MRI (days)"),
+        "quality": (cl.display_quality(cohort, cfg),
+                    "Quality per session: T10 source, AIF source and QC, failed fits and "
+                    "QC flags of the lesions"),
     }
     for name, (df, caption) in shown.items():
-        cl.write_text(tables.to_markdown(df, caption=caption), getattr(sm.output, f"{name}_md"))
-        cl.write_text(tables.to_latex(df, caption=caption, label=f"tab:{name}"),
+        qc = qc_legend if name in ("summary", "quality") else qc_count
+        note = " ".join(n for n in (cl.TABLE_NOTES.get(name), qc) if n)
+        cl.write_text(tables.to_markdown(df, caption=caption, note=qc),
+                      getattr(sm.output, f"{name}_md"))
+        cl.write_text(tables.to_latex(df, caption=caption, label=f"tab:{name}", note=qc),
                       getattr(sm.output, f"{name}_tex"))
-        cl.write_text(tables.to_html(df, caption=caption, note=cl.TABLE_NOTES.get(name)),
+        cl.write_text(tables.to_html(df, caption=caption, note=note),
                       getattr(sm.output, f"{name}_html"))
     log.info("tables: %s", ", ".join(shown))

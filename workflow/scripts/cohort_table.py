@@ -4,6 +4,7 @@ the per-lesion predictor table (dce/cohort.py)."""
 from _common import job, write_tsv
 
 from dce import cohort as cl
+from dce import quality
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 
@@ -20,6 +21,16 @@ with job(sm) as log:
                          f"{sm.params.sessions_sheet} (or set cohort.baseline_session: null "
                          "to use each lesion's earliest session)") from None
     frame = cl.predictor_frame(cohort, changes, lesions, cfg)
+    flagged = {k: v for k, v in quality.flag_counts(cohort).items() if v}
+    log.info("quality flags of the lesion sessions: %s",
+             ", ".join(f"{k} {v}" for k, v in flagged.items()) or "none")
+    if cfg.exclude_flags:
+        n = quality.exclusion_counts(cohort, changes, cfg.exclude_flags)
+        log.warning("cohort.exclude_flags %s: %d of %d lesion sessions and %d of %d "
+                    "follow-up changes (%d lesion(s)) excluded from the predictors, ROC, "
+                    "predictions and pre/post statistics", list(cfg.exclude_flags),
+                    n["lesion_sessions"], n["n_lesion_sessions"], n["followups"],
+                    n["n_followups"], n["lesions"])
     write_tsv(cohort, sm.output.cohort)
     write_tsv(marrow, sm.output.marrow)
     write_tsv(changes, sm.output.changes)

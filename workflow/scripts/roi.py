@@ -3,17 +3,26 @@
 ROIs are matched to the DCE grid in world coordinates (dce.roi.match_roi); an ROI outside
 the field of view, empty, or missing a lesion listed in lesions.tsv stops the job with a
 message naming the ROI file.
+
+Quality columns (dce.quality): ``qc_t10_source`` from the T1 map sidecar,
+``qc_aif_source`` and ``qc_aif_passed`` from the AIF QC record, and ``qc_flags``
+(``t10_fixed``, ``aif_fallback``, ``aif_qc_failed``, ``fit_failed_fraction`` above
+``cohort.max_fit_failed_fraction``), so that the quality of a session travels with its
+numbers into the cohort tables.
 """
 
+import json
 import logging
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from _common import job, map_info, save_figure, write_tsv
 
-from dce.io import read_nifti
+from dce.io import read_nifti, sidecar_path
 from dce.plots import MapPanel, TICCurve, parameter_map_figure, tic_figure
+from dce.quality import SessionQuality, add_quality_columns
 from dce.roi import match_roi, require_labels, roi_curves, roi_statistics, roi_tic_table
 from dce.semiquant import TICRule
 
@@ -83,6 +92,21 @@ with job(sm) as log:
     table.insert(2, "days_from_rt", p.days_from_rt)
     table.insert(5, "level", [levels.get(int(lab), "") if pd.notna(lab) else ""
                               for lab in table["label"]])
+
+    # quality of the session (T10 and AIF) and of each ROI's fit
+    t1_side_path = sidecar_path(sm.input.t1)
+    quality = SessionQuality.from_records(
+        json.loads(t1_side_path.read_text(encoding="utf-8")),
+        json.loads(Path(sm.input.aif_qc).read_text(encoding="utf-8")),
+        name=f"{t1_side_path}, {sm.input.aif_qc}")
+    table = add_quality_columns(table, quality,
+                                max_fit_failed_fraction=float(p.max_fit_failed_fraction))
+    flagged = table[table["qc_flags"] != ""]
+    if len(flagged):
+        log.warning("quality flags (T10 %s, AIF %s, AIF QC %s): %s", quality.t10_source,
+                    quality.aif_source, "passed" if quality.aif_passed else "FAILED",
+                    "; ".join(("marrow" if pd.isna(r.label) else f"lesion {int(r.label)}")
+                              + f": {r.qc_flags}" for r in flagged.itertuples()))
     write_tsv(table, sm.output.roi)
 
     # mean curves, long format
