@@ -46,7 +46,8 @@ def lesion_table(demo: Path, results: Path) -> pd.DataFrame:
         subj, ses = str(r["subject"]), str(r["session"])
         stem = f"sub-{subj}_ses-{ses}"
         roi = pd.read_csv(results / f"sub-{subj}" / f"ses-{ses}" / f"{stem}_roi.tsv", sep="\t")
-        m = roi[(roi["roi"] == "lesion") & (roi["label"].astype(int) == int(r["lesion"]))]
+        lab = pd.to_numeric(roi["label"], errors="coerce")
+        m = roi[(roi["roi"] == "lesion") & (lab == int(r["lesion"]))]
         if m.empty:
             continue
         m0 = m.iloc[0]

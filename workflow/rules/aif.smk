@@ -26,7 +26,7 @@ rule aif:
     params:
         aif=config["aif"],
         n_baseline=config["acquisition"]["n_baseline"],
-        hematocrit=config["acquisition"]["hematocrit"],
+        hematocrit=session_hematocrit,
         r1=config["acquisition"]["r1_per_mM_per_s"],
     resources:
         mem_mb=1500,

@@ -106,6 +106,7 @@ def _validate_sheet(df, schema, path):
 def _load_sheets(sessions_path, lesions_path, _mtimes):
     ses_df = _read_sheet(sessions_path)
     _numeric(ses_df, "days_from_rt", sessions_path)
+    _numeric(ses_df, "hematocrit", sessions_path, required=False)
     _validate_sheet(ses_df, SESSIONS_SCHEMA, sessions_path)
     dup = ses_df.duplicated(["subject", "session"])
     if dup.any():
@@ -156,6 +157,16 @@ def session_row(wildcards):
         raise WorkflowError(
             f"{config['sessions']}: no session {wildcards.subject}/{wildcards.session}"
         ) from None
+
+
+def session_hematocrit(wildcards):
+    """Param function: the session's ``hematocrit`` (sessions.tsv, optional column, e.g.
+    a blood count) or ``acquisition.hematocrit``."""
+    row = session_row(wildcards)
+    value = row["hematocrit"] if "hematocrit" in row.index else None
+    if value is None or pd.isna(value):
+        return float(config["acquisition"]["hematocrit"])
+    return float(value)
 
 
 def lesion_rows(subject):

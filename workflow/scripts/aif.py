@@ -101,7 +101,8 @@ with job(sm) as log:
     criteria = AIFCriteria(
         min_cnr=float(sel["min_cnr"]), max_ttp_s=float(sel["max_ttp_s"]),
         min_washout=float(sel["min_washout"]), n_reference=int(sel["n_reference"]),
-        peak_fraction=float(sel["peak_fraction"]), re_fraction=float(sel["re_fraction"]),
+        peak_fraction=float(sel["peak_fraction"]), erode=int(sel["erode"]),
+        re_fraction=float(sel["re_fraction"]),
         shape_tolerance=float(sel["shape_tolerance"]), max_voxels=int(sel["max_voxels"]))
     fallback = None if cfg["mode"] == "population" or cfg["fallback"] == "none" \
         else cfg["fallback"]
