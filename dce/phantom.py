@@ -43,11 +43,39 @@ the lesion) and the voxel's noiseless complex signal is the *mean of its sub-vox
 signals*; so voxels on every tissue boundary -- the aortic wall, the lesion rim, the
 vertebral end plates, the skin -- are mixtures. The label maps
 (:attr:`SessionPhantom.tissue_labels`, ``lesion_labels``, ``vertebra_labels``,
-``marrow_roi``) hold the class of the *voxel centre*. The truth maps hold the parameters
-of the tissue at the voxel centre (for a lesion voxel: the lesion's parameters at the
-centre point), and the lesion truth table (:meth:`SessionPhantom.lesion_truth`) averages
-them over the lesion label. ``truth["pv_fraction"]`` is the fraction of the voxel's
-sub-voxels that belong to the centre's class (1 inside a tissue, < 1 at edges).
+``marrow_roi``) hold the class of the *voxel centre*. ``truth["pv_fraction"]`` is the
+fraction of the voxel's sub-voxels that belong to the centre's class (1 inside a tissue,
+< 1 at edges).
+
+Truth definition: **the truth of a voxel is the volume average of its contents.** For
+every voxel, ``truth["ktrans_per_min"]``, ``truth["vp"]`` and ``truth["ve"]`` are the
+means of Ktrans, vp and ve over *all* its ``s^3`` sub-voxels, whatever tissue each one is
+(marrow, lesion, disc, aorta, ...), each with that tissue's parameters (a lesion
+sub-voxel: the lesion's parameters at that point). Tissues without uptake (Ktrans = 0:
+CSF, aorta, air) count as Ktrans = 0 and ve = 0; vp is 0 in CSF and air and ``1 - Hct``
+in the aorta (blood). ``truth["kep_per_min"] = Ktrans_avg / ve_avg`` where ``ve_avg > 0``
+(``ve`` and ``kep`` are NaN elsewhere). This is what a one-compartment fit of a mixed
+voxel sees when the mixture's concentration is the volume-weighted sum of its
+contents' concentrations (up to differences in kep between them). The lesion ROI is the
+voxel-centre label, so its boundary voxels also contain marrow: a perfect method
+reports their mixture, which is why the lesion truth table
+(:meth:`SessionPhantom.lesion_truth`, :attr:`Cohort.truth`) averages the *volume-average*
+maps over the label (columns ``ktrans_per_min``, ``vp``, ``ve``, ``kep_per_min``; the
+lesion mean of ``kep`` is the mean of the voxels' ``Ktrans_avg / ve_avg``). On the coarse
+test cohort (``config/test``, 64 x 64 x 8) these lesion means are about 12 % (Ktrans,
+vp) and 9 % (ve) below the voxel-centre values; on the demo cohort about 8-9 % and 6 %.
+
+The voxel-centre values are kept: the maps ``ktrans_per_min_tissue``, ``vp_tissue``,
+``ve_tissue``, ``kep_per_min_tissue`` hold the parameters of the tissue at the voxel
+centre (for a lesion voxel: the lesion's parameters at the centre point; aorta:
+``vp = 1 - Hct``; ``ve``/``kep`` NaN where Ktrans = 0), and the table's ``*_tissue``
+columns average them over the label. With ``supersample=1`` both definitions coincide
+exactly. ``delay_s``, ``t10_s`` and ``m0`` are always the centre tissue's.
+
+Only the truth definition accounts for the mixture: the image itself mixes the
+sub-voxels' *signals* (as a scanner does), not their concentrations, so where the mixed
+tissues have different T10 or M0 the voxel's signal is not exactly that of the
+volume-average parameters.
 
 Arterial input function (this module's own family)
 --------------------------------------------------
@@ -190,8 +218,9 @@ Outcome design (per lesion, at the first follow-up; later follow-ups continue th
 The outcome and the responder-like subset are drawn at cohort level, so the overlap is
 controlled: the expected true AUC of the first-follow-up dVp for recurrence is about
 ``1 - 0.25 x n_responder_like / n_recurrent`` ~ 0.86-0.88 (measured: 0.864 for the demo
-cohort, 10 patients, seed 0; 0.82-0.93 over seeds 1-39). Recurrence on conventional MRI
-at day 150-300 (DCE precedes conventional MRI by about 6.6 months [Kumar2017]_).
+cohort, 10 patients, seed 0, with the voxel-centre ``vp_tissue``; 0.841 with the
+volume-average ``vp`` truth; 0.82-0.93 and 0.78-0.95 over seeds 1-39). Recurrence on
+conventional MRI at day 150-300 (DCE precedes conventional MRI by about 6.6 months [Kumar2017]_).
 
 Randomness: everything is drawn from numpy Generators seeded by
 ``SeedSequence(seed, spawn_key=...)``: the patient design from key ``(1, patient)``, the
@@ -704,9 +733,13 @@ class SessionPhantom:
     levels : tuple of str
         Levels visible in the slab, cranial to caudal.
     truth : dict of ndarray
-        Ground-truth maps of the tissue at the voxel centre: ``ktrans_per_min``, ``ve``
-        (NaN where Ktrans = 0), ``vp`` (aorta: ``1 - Hct``), ``kep_per_min`` (NaN where
-        Ktrans = 0), ``delay_s``, ``t10_s`` (NaN in air), ``m0`` (signal units: tissue
+        Ground-truth maps. Volume averages over the voxel's sub-voxels (module notes,
+        "the truth of a voxel is the volume average of its contents"):
+        ``ktrans_per_min``, ``ve`` (NaN where the average ve is 0), ``vp``,
+        ``kep_per_min`` (= ``ktrans_per_min / ve``, NaN where ve is). Of the tissue at the
+        voxel centre: ``ktrans_per_min_tissue``, ``ve_tissue`` (NaN where Ktrans = 0),
+        ``vp_tissue`` (aorta: ``1 - Hct``), ``kep_per_min_tissue`` (NaN where Ktrans = 0),
+        ``delay_s``, ``t10_s`` (NaN in air), ``m0`` (signal units: tissue
         M0 x receive field x gain x m0_scale; the M0 a VFA fit of a pure voxel gives),
         ``bias`` (receive field incl. coil falloff, without gain) and ``pv_fraction``
         (fraction of the voxel occupied by the centre's class).
@@ -754,7 +787,14 @@ class SessionPhantom:
         return self.spec.acquisition.snr
 
     def lesion_truth(self) -> pd.DataFrame:
-        """Per-lesion truth: voxel count and mean parameters over the lesion label."""
+        """Per-lesion truth: voxel count and mean parameters over the lesion label.
+
+        Columns: subject, session, days_from_rt, lesion, level, n_voxels,
+        ``ktrans_per_min``, ``ve``, ``vp``, ``kep_per_min`` (label means of the
+        volume-average maps: the default truth), ``ktrans_per_min_tissue``, ``ve_tissue``,
+        ``vp_tissue``, ``kep_per_min_tissue`` (label means of the voxel-centre tissue
+        values), ``*_nominal`` (the :class:`LesionSpec` values), delay_s, t10_s.
+        """
         return _lesion_truth(self.spec, self.lesion_labels, self.truth)
 
 
@@ -1265,6 +1305,101 @@ def _offsets(s: int) -> list[tuple[float, float, float]]:
     return [(a, b, c) for a in f for b in f for c in f]
 
 
+#: Tissue classes in code order (column order of :attr:`_SubVoxels.frac`).
+_CLASS_NAMES: tuple[str, ...] = tuple(nm for nm in TISSUE_CODES if nm != "background")
+
+
+@dataclass(frozen=True)
+class _SubVoxels:
+    """Sub-voxel classification of a set of voxels (all, or selected ones)."""
+
+    frac_all: _FloatArray  # (n, 1 + n_classes): fraction per tissue code (0 = air)
+    vox: NDArray[np.int64]  # row (0..n-1) of every lesion sub-voxel point
+    lab: NDArray[np.uint8]  # its lesion label
+    fac: _FloatArray  # its lesion heterogeneity factor
+    n_points: int  # sub-voxels per voxel
+
+    @property
+    def frac(self) -> _FloatArray:
+        """(n, n_classes): fraction of sub-voxels per class, in :data:`_CLASS_NAMES` order."""
+        return self.frac_all[:, 1:]
+
+
+def _subvoxels(spec: SessionSpec, voxels: NDArray[np.int64] | None = None) -> _SubVoxels:
+    """Classify the ``s^3`` sub-voxel points of every voxel (or of the flat indices
+    ``voxels``): class fractions and the lesion sub-points."""
+    acq = spec.acquisition
+    offs = _offsets(acq.supersample) if acq.supersample > 1 else [(0.0, 0.0, 0.0)]
+    n = int(np.prod(acq.matrix)) if voxels is None else int(voxels.size)
+    n_cls = len(_CLASS_NAMES)
+    counts = np.zeros((n, n_cls + 1), dtype=np.float64)
+    rows = np.arange(n)
+    les_vox: list[NDArray[np.int64]] = []
+    les_lab: list[NDArray[np.uint8]] = []
+    les_fac: list[_FloatArray] = []
+    for off in offs:
+        u, v, w = _coords(spec, off)
+        if voxels is not None:
+            u, v, w = u.ravel()[voxels], v.ravel()[voxels], w.ravel()[voxels]
+        cl = _classify(spec, u, v, w)
+        tis = cl.tissue.ravel().astype(np.int64)
+        counts += np.bincount(rows * (n_cls + 1) + tis,
+                              minlength=n * (n_cls + 1)).reshape(n, n_cls + 1)
+        lab = cl.lesion.ravel()
+        sel = lab > 0
+        if sel.any():
+            les_vox.append(rows[sel])
+            les_lab.append(lab[sel])
+            les_fac.append(cl.factor.ravel()[sel])
+    return _SubVoxels(
+        frac_all=counts / len(offs),
+        vox=np.concatenate(les_vox) if les_vox else np.zeros(0, dtype=np.int64),
+        lab=np.concatenate(les_lab) if les_lab else np.zeros(0, dtype=np.uint8),
+        fac=np.concatenate(les_fac) if les_fac else np.zeros(0),
+        n_points=len(offs))
+
+
+def _volume_average(spec: SessionSpec, sub: _SubVoxels
+                    ) -> tuple[_FloatArray, _FloatArray, _FloatArray]:
+    """Sub-voxel (volume) averages of Ktrans, ve and vp over *all* sub-voxels.
+
+    Each tissue contributes its own parameters; tissues without uptake (Ktrans = 0: CSF,
+    aorta, air) contribute Ktrans = ve = 0; the aorta contributes vp = 1 - Hct (blood
+    is plasma plus cells), air and CSF vp = 0. Lesion sub-voxels contribute their own
+    (heterogeneous) parameters.
+    """
+    tissues = spec.tissue_table()
+    n_cls = len(_CLASS_NAMES)
+    kt_c, ve_c, vp_c = np.zeros(n_cls), np.zeros(n_cls), np.zeros(n_cls)
+    for q, name in enumerate(_CLASS_NAMES):
+        if name == "lesion":
+            continue  # per sub-voxel point below
+        if name == "aorta":
+            vp_c[q] = 1.0 - spec.aif.hematocrit
+            continue
+        tp = tissues[name]
+        if tp.ktrans_per_min > 0:
+            kt_c[q], ve_c[q] = tp.ktrans_per_min, tp.ve
+        vp_c[q] = tp.vp
+    kt, ve, vp = sub.frac @ kt_c, sub.frac @ ve_c, sub.frac @ vp_c
+    if sub.vox.size:
+        n = sub.frac.shape[0]
+        kt_l, ve_l, vp_l, _ = _lesion_params(spec, sub.lab, sub.fac)
+        kt = kt + np.bincount(sub.vox, weights=kt_l, minlength=n) / sub.n_points
+        ve = ve + np.bincount(sub.vox, weights=ve_l, minlength=n) / sub.n_points
+        vp = vp + np.bincount(sub.vox, weights=vp_l, minlength=n) / sub.n_points
+    return kt, ve, vp
+
+
+def _ve_kep(kt: _FloatArray, ve: _FloatArray) -> tuple[_FloatArray, _FloatArray]:
+    """ve map (NaN where ve <= 0 or undefined) and kep = Ktrans / ve (NaN there too)."""
+    ok = ve > 0
+    ve_out = np.where(ok, ve, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kep = np.where(ok, kt / np.where(ok, ve, 1.0), np.nan)
+    return ve_out, kep
+
+
 def render_session(spec: SessionSpec) -> SessionPhantom:
     """Render a session: labels, truth maps, true AIF, dynamic and VFA signal.
 
@@ -1281,7 +1416,9 @@ def render_session(spec: SessionSpec) -> SessionPhantom:
     Partial volume: each voxel's noiseless signal is the mean over its sub-voxel points
     (module notes). Non-lesion tissues are homogeneous, so they enter through their
     sub-voxel fractions times one curve per class; every lesion sub-voxel point gets its
-    own kinetic curve. The receive field is evaluated at the voxel centre.
+    own kinetic curve. The receive field is evaluated at the voxel centre. The kinetic
+    truth maps are the sub-voxel (volume) averages, with the voxel-centre tissue values
+    under ``*_tissue`` (module notes).
     """
     acq = spec.acquisition
     maps = _render_maps(spec)
@@ -1292,30 +1429,15 @@ def render_session(spec: SessionSpec) -> SessionPhantom:
     shape = maps.tissue.shape
     n = int(np.prod(shape))
     code = TISSUE_CODES
-    names = [nm for nm in code if nm != "background"]
+    names = _CLASS_NAMES
     n_cls = len(names)
 
     # sub-voxel classification: class fractions and lesion sub-points
-    offs = _offsets(acq.supersample) if acq.supersample > 1 else [(0.0, 0.0, 0.0)]
-    counts = np.zeros((n, n_cls + 1), dtype=np.float64)
+    sub = _subvoxels(spec)
+    frac = sub.frac  # (n, n_cls) in the order of `names`
     flat_ids = np.arange(n)
-    les_vox: list[NDArray[np.int64]] = []
-    les_lab: list[NDArray[np.uint8]] = []
-    les_fac: list[_FloatArray] = []
-    for off in offs:
-        u, v, w = _coords(spec, off)
-        cl = _classify(spec, u, v, w)
-        tis = cl.tissue.ravel().astype(np.int64)
-        counts += np.bincount(flat_ids * (n_cls + 1) + tis,
-                              minlength=n * (n_cls + 1)).reshape(n, n_cls + 1)
-        sel = cl.lesion.ravel() > 0
-        if sel.any():
-            les_vox.append(flat_ids[sel])
-            les_lab.append(cl.lesion.ravel()[sel])
-            les_fac.append(cl.factor.ravel()[sel])
-    frac = counts[:, 1:] / len(offs)  # (n, n_cls) in the order of `names`
     centre_code = maps.tissue.ravel().astype(np.int64)
-    pv = counts[flat_ids, centre_code] / len(offs)
+    pv = sub.frac_all[flat_ids, centre_code]
 
     # class curves (unit field and gain): dynamic and VFA
     r1 = acq.r1_per_mM_per_s
@@ -1335,18 +1457,16 @@ def render_session(spec: SessionSpec) -> SessionPhantom:
                                 np.array([tp.ve]), np.array([tp.vp]), np.zeros(1))[0]
         s_cls[q] = spgr(tp.m0, 1.0 / tp.t10_s + r1 * conc, acq.flip_angle_deg, acq.tr_s)
     clean = frac @ s_cls  # lesion class handled below
-    if les_vox:
-        vox = np.concatenate(les_vox)
-        lab = np.concatenate(les_lab)
-        fac = np.concatenate(les_fac)
-        kt, ve, vp, delay = _lesion_params(spec, lab, fac)
+    if sub.vox.size:
+        vox = sub.vox
+        kt, ve, vp, delay = _lesion_params(spec, sub.lab, sub.fac)
         conc = _tissue_conc(t, t_fine, spec.aif, kt, ve, vp, delay)
         tl = tissues["lesion"]
         sig = spgr(tl.m0, 1.0 / tl.t10_s + r1 * conc, acq.flip_angle_deg, acq.tr_s)
         order = np.argsort(vox, kind="stable")
         vs = vox[order]
         starts = np.flatnonzero(np.r_[True, vs[1:] != vs[:-1]])
-        clean[vs[starts]] += np.add.reduceat(sig[order], starts, axis=0) / len(offs)
+        clean[vs[starts]] += np.add.reduceat(sig[order], starts, axis=0) / sub.n_points
     bias = _bias_field(spec)
     scale_vox = bias.ravel() * spec.gain * acq.m0_scale
     clean *= scale_vox[:, None]
@@ -1367,11 +1487,16 @@ def render_session(spec: SessionSpec) -> SessionPhantom:
         vfa_clean = (frac @ v_cls) * scale_vox[:, None]
         vfa = _rician(vfa_clean, sigma, rng).reshape(*shape, len(fas))
 
+    kt_avg, ve_avg, vp_avg = _volume_average(spec, sub)
+    ve_v, kep_v = _ve_kep(kt_avg.reshape(shape), ve_avg.reshape(shape))
     with np.errstate(invalid="ignore", divide="ignore"):
-        kep = np.where(np.isnan(maps.ve), np.nan, maps.ktrans / maps.ve)
+        kep_tissue = np.where(np.isnan(maps.ve), np.nan, maps.ktrans / maps.ve)
     m0 = maps.m0_tissue * bias * spec.gain * acq.m0_scale
-    truth = {"ktrans_per_min": maps.ktrans, "ve": maps.ve, "vp": maps.vp,
-             "kep_per_min": kep, "delay_s": maps.delay, "t10_s": maps.t10, "m0": m0,
+    truth = {"ktrans_per_min": kt_avg.reshape(shape), "ve": ve_v,
+             "vp": vp_avg.reshape(shape), "kep_per_min": kep_v,
+             "ktrans_per_min_tissue": maps.ktrans, "ve_tissue": maps.ve,
+             "vp_tissue": maps.vp, "kep_per_min_tissue": kep_tissue,
+             "delay_s": maps.delay, "t10_s": maps.t10, "m0": m0,
              "bias": bias, "pv_fraction": pv.reshape(shape)}
     return SessionPhantom(spec=spec, signal=signal, t_s=t, affine=affine_for(acq),
                           vfa_signal=vfa, vfa_flip_angles_deg=fas, tissue_labels=maps.tissue,
@@ -1382,18 +1507,24 @@ def render_session(spec: SessionSpec) -> SessionPhantom:
 
 def _lesion_truth(spec: SessionSpec, lesion: NDArray[np.uint8],
                   truth: Mapping[str, _FloatArray]) -> pd.DataFrame:
+    """Lesion means of the volume-average truth (``ktrans_per_min``, ``ve``, ``vp``,
+    ``kep_per_min``) and of the voxel-centre tissue truth (``*_tissue``)."""
     rows = []
     for les in spec.lesions:
         sel = lesion == les.label
-        kt = truth["ktrans_per_min"][sel]
-        ve = truth["ve"][sel]
-        rows.append({
+        row: dict[str, Any] = {
             "subject": spec.subject, "session": spec.session,
             "days_from_rt": spec.days_from_rt, "lesion": les.label, "level": les.level,
-            "n_voxels": int(sel.sum()),
-            "ktrans_per_min": float(kt.mean()), "ve": float(ve.mean()),
-            "vp": float(truth["vp"][sel].mean()),
-            "kep_per_min": float((kt / ve).mean()),
+            "n_voxels": int(sel.sum())}
+        for suffix in ("", "_tissue"):
+            kt = truth["ktrans_per_min" + suffix][sel]
+            ve = truth["ve" + suffix][sel]
+            row["ktrans_per_min" + suffix] = float(kt.mean())
+            row["ve" + suffix] = float(ve.mean())
+            row["vp" + suffix] = float(truth["vp" + suffix][sel].mean())
+            row["kep_per_min" + suffix] = float((kt / ve).mean())
+        rows.append({
+            **row,
             "ktrans_per_min_nominal": les.ktrans_per_min, "ve_nominal": les.ve,
             "vp_nominal": les.vp, "delay_s": les.delay_s,
             "t10_s": float(truth["t10_s"][sel].mean()),
@@ -1487,8 +1618,9 @@ class Cohort:
         controlled one), delay_s.
     truth : DataFrame
         One row per lesion and session: the nominal parameters and the means of the
-        truth maps over the lesion's voxels (see :meth:`SessionPhantom.lesion_truth`),
-        plus recurrence.
+        truth maps over the lesion's voxels (volume-average ``ktrans_per_min``, ``ve``,
+        ``vp``, ``kep_per_min`` and voxel-centre ``*_tissue``; see
+        :meth:`SessionPhantom.lesion_truth`), plus recurrence.
     specs : dict
         ``(subject, session)`` -> :class:`SessionSpec`.
     seed : int
@@ -1824,8 +1956,18 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
     truth_frames = []
     for spec in specs.values():
         maps = _render_maps(spec)
-        truth = {"ktrans_per_min": maps.ktrans, "ve": maps.ve, "vp": maps.vp,
-                 "t10_s": maps.t10}
+        # volume averages are needed on the lesion label only
+        voxels = np.flatnonzero(maps.lesion.ravel() > 0)
+        kt_l, ve_l, vp_l = _volume_average(spec, _subvoxels(spec, voxels))
+        avg = []
+        for vals in (kt_l, ve_l, vp_l):
+            full = np.full(maps.lesion.shape, np.nan)
+            full.ravel()[voxels] = vals
+            avg.append(full)
+        ve_v, kep_v = _ve_kep(avg[0], avg[1])
+        truth = {"ktrans_per_min": avg[0], "ve": ve_v, "vp": avg[2], "kep_per_min": kep_v,
+                 "ktrans_per_min_tissue": maps.ktrans, "ve_tissue": maps.ve,
+                 "vp_tissue": maps.vp, "t10_s": maps.t10}
         truth_frames.append(_lesion_truth(spec, maps.lesion, truth))
     lesions_df = pd.DataFrame(lesion_rows)
     lesions_df["recurrence_day"] = lesions_df["recurrence_day"].astype("Int64")

@@ -205,6 +205,36 @@ def test_cohort_tables_and_vp_response() -> None:
     assert (ses.groupby("subject")["flip_angle_deg"].nunique() == 1).all()
 
 
+def test_cohort_truth_is_volume_average_with_tissue_columns() -> None:
+    """Cohort truth: default columns are label means of the voxels' volume averages,
+    ``*_tissue`` of the voxel-centre values; with supersample=1 they coincide exactly."""
+    params = ("ktrans_per_min", "ve", "vp", "kep_per_min")
+    c3 = ph.make_cohort(3, seed=11, acquisition=SMALL)
+    c1 = ph.make_cohort(3, seed=11, acquisition=replace(SMALL, supersample=1))
+    t3, t1 = c3.truth, c1.truth
+    for name in params:
+        assert f"{name}_tissue" in t3.columns
+        pd.testing.assert_series_equal(t1[name], t1[f"{name}_tissue"], check_names=False)
+        # the voxel-centre truth does not depend on the supersampling
+        pd.testing.assert_series_equal(t3[f"{name}_tissue"], t1[name], check_names=False,
+                                       rtol=1e-12)
+    # lesion rims hold marrow (lower Ktrans and vp) and the lesion's own lower rim values
+    for name in ("ktrans_per_min", "vp"):
+        ratio = t3[name] / t3[f"{name}_tissue"]
+        assert ((ratio > 0.6) & (ratio < 1.0)).all(), name
+    # the cohort table equals the rendered session's own lesion truth
+    key = list(c3.specs)[-1]
+    s = c3.session(*key)
+    own = s.lesion_truth().reset_index(drop=True)
+    rows = t3[(t3["subject"] == key[0]) & (t3["session"] == key[1])].reset_index(drop=True)
+    for name in params + tuple(f"{p}_tissue" for p in params):
+        np.testing.assert_allclose(rows[name], own[name], rtol=1e-12, err_msg=name)
+    sel = s.lesion_labels == 1
+    assert own.loc[0, "vp"] == pytest.approx(s.truth["vp"][sel].mean(), rel=1e-12)
+    assert own.loc[0, "vp_tissue"] == pytest.approx(s.truth["vp_tissue"][sel].mean(),
+                                                   rel=1e-12)
+
+
 def test_bad_inputs_raise() -> None:
     with pytest.raises(ValueError, match="alphanumeric"):
         ph.make_session(subject="P-01", acquisition=SMALL)
@@ -390,6 +420,12 @@ def test_write_cohort(tmp_path: Path) -> None:
                                                          "enhanced"]
     table = pd.read_csv(tmp_path / "sessions.tsv", sep="\t")
     assert list(table.columns[:3]) == ["subject", "session", "days_from_rt"]
+    # the session's true large-vessel hematocrit, as a lab value would give it
+    hct = table.merge(cohort.sessions[["subject", "session", "hematocrit"]],
+                      on=["subject", "session"], suffixes=("", "_true"))
+    assert len(hct) == len(table)
+    np.testing.assert_allclose(hct["hematocrit"], hct["hematocrit_true"], rtol=1e-5)
+    assert hct["hematocrit"].between(0.36, 0.46).all()
     lesions = pd.read_csv(tmp_path / "lesions.tsv", sep="\t")
     assert lesions["subject"].tolist() == cohort.lesions["subject"].tolist()
     # the lesion sheet holds outcomes only; the design truth goes to truth/
@@ -426,8 +462,15 @@ def test_write_cohort(tmp_path: Path) -> None:
                                                                          rel=1e-4)
     lt = pd.read_csv(tmp_path / "truth" / "lesion_truth.tsv", sep="\t")
     for col in ("subject", "session", "lesion", "ktrans_per_min", "ve", "vp", "kep_per_min",
+                "ktrans_per_min_tissue", "ve_tissue", "vp_tissue", "kep_per_min_tissue",
                 "delay_s", "n_voxels", "recurrence"):
         assert col in lt.columns, col
+    np.testing.assert_allclose(lt["vp"], cohort.truth["vp"], rtol=1e-5)
+    np.testing.assert_allclose(lt["vp_tissue"], cohort.truth["vp_tissue"], rtol=1e-5)
+    truth_dir = tmp_path / row["subject"] / row["session"] / "truth"
+    stem = f"{row['subject']}_{row['session']}"
+    for name in ("vp", "vp_tissue", "ktrans_per_min_tissue", "pv_fraction"):
+        assert (truth_dir / f"{stem}_{name}.nii.gz").exists(), name
     dicom = pytest.importorskip("dce.io.dicom")
     for _, r in table.iterrows():
         dce = dicom.load_dce(tmp_path / r["dicom_dir"])
@@ -439,6 +482,16 @@ def test_write_cohort(tmp_path: Path) -> None:
         assert dicom.load_vfa(tmp_path / r["dicom_dir"]).data.shape[3] == 5
         names = [p.name for p in (tmp_path / r["dicom_dir"]).iterdir()]
         assert not any(r["subject"] in n for n in names)
+
+
+def test_write_cohort_without_hematocrit(tmp_path: Path) -> None:
+    acq = replace(SMALL, n_phases=4, vfa_flip_angles_deg=None)
+    cohort = ph.make_cohort(1, seed=2, acquisition=acq, followup_days=(60.0,))
+    dw.write_cohort_dicom(tmp_path, cohort, write_hematocrit=False, write_truth_maps=False)
+    table = pd.read_csv(tmp_path / "sessions.tsv", sep="\t")
+    assert "hematocrit" not in table.columns and len(table) == 2
+    # the truth keeps it
+    assert "hematocrit" in pd.read_csv(tmp_path / "truth" / "sessions_truth.tsv", sep="\t")
 
 
 def test_instance_uids_unique_for_many_slices() -> None:

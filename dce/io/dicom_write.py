@@ -681,20 +681,26 @@ def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
                        patient_id_format: str = "PHANTOM{subject}",
                        vfa_separate_series: bool | None = None,
                        shuffle_instance_numbers: bool = True,
-                       write_truth_maps: bool = True) -> pd.DataFrame:
+                       write_truth_maps: bool = True,
+                       write_hematocrit: bool = True) -> pd.DataFrame:
     """Write a phantom cohort: DICOM per session, ROI label maps, cohort and truth tables.
 
     Layout under ``out_dir``::
 
         sessions.tsv            subject, session, days_from_rt, vendor, dicom_dir,
-                                lesion_roi, marrow_roi (paths relative to out_dir)
+                                lesion_roi, marrow_roi (paths relative to out_dir),
+                                hematocrit (the session's true large-vessel hematocrit,
+                                as a clinical lab value; optional, write_hematocrit)
         lesions.tsv             subject, lesion, level, recurrence, recurrence_day
         truth/lesions_truth.tsv the same plus the design truth (cohort.lesions:
                                 responder_like, delay_s)
         truth/lesion_truth.tsv  per lesion and session: true parameters (cohort.truth:
                                 subject, session, days_from_rt, lesion, level, n_voxels,
-                                ktrans_per_min, ve, vp, kep_per_min, *_nominal, delay_s,
-                                t10_s, recurrence)
+                                ktrans_per_min, ve, vp, kep_per_min (label means of the
+                                voxels' volume averages: the default truth),
+                                ktrans_per_min_tissue, ve_tissue, vp_tissue,
+                                kep_per_min_tissue (label means of the voxel-centre
+                                tissue values), *_nominal, delay_s, t10_s, recurrence)
         truth/sessions_truth.tsv per session: the true AIF (bolus_arrival_s,
                                 aif_peak_blood_mM, aif_peak_time_s, aif_fwhm_s, aif_scale
                                 and the aif_* family parameters of dce.phantom.AIFSpec),
@@ -708,6 +714,9 @@ def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
         <subject>/<session>/roi/<subject>_<session>_marrow.nii.gz    normal-marrow ROI
         <subject>/<session>/roi/<subject>_<session>_tissue.nii.gz    tissue codes
         <subject>/<session>/truth/<subject>_<session>_<param>.nii.gz  truth maps
+                                (SessionPhantom.truth: volume averages, *_tissue
+                                voxel-centre values, delay_s, t10_s, m0, bias,
+                                pv_fraction)
         <subject>/<session>/truth/<subject>_<session>_aif.tsv  t_s, cb_mM, cp_mM at the
                                 acquisition times (true blood / plasma AIF)
         <subject>/<session>/truth/<subject>_<session>_aif_fine.tsv  the same on the fine
@@ -729,6 +738,10 @@ def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
         Shuffle InstanceNumber (see :func:`write_series`).
     write_truth_maps : bool
         Also write the truth parameter maps (NIfTI).
+    write_hematocrit : bool
+        Add the ``hematocrit`` column (each session's true large-vessel hematocrit,
+        :attr:`dce.phantom.AIFSpec.hematocrit`) to ``sessions.tsv``, as a clinical lab
+        value would provide it; False leaves it out (the pipeline then assumes one).
 
     Returns
     -------
@@ -785,6 +798,8 @@ def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
                      "dicom_dir": (sdir / "dicom").relative_to(root).as_posix(),
                      "lesion_roi": les_path.relative_to(root).as_posix(),
                      "marrow_roi": mar_path.relative_to(root).as_posix()})
+        if write_hematocrit:
+            rows[-1]["hematocrit"] = float(ph.aif.hematocrit)
         aif_rows.append(_session_truth_row(ph))
     sessions = pd.DataFrame(rows)
     _write_tsv(sessions, root / "sessions.tsv")
