@@ -39,32 +39,50 @@ fractions; concentrations in mM.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numba
 import numpy as np
+import scipy.linalg
 from numpy.typing import ArrayLike, NDArray
 from scipy.interpolate import CubicSpline
+from scipy.ndimage import uniform_filter
 
 from dce._checks import as_float_array, check_last_axis, check_times
 from dce.models import InputGrid, make_input_grid
 
-__all__ = ["MODELS", "STATUS_FIT", "FitBounds", "TracerKineticFit", "TracerKineticModel"]
+__all__ = ["DEFAULT_DELAY_GRID_S", "DEFAULT_ENHANCEMENT_Z", "MODELS", "STATUS_FIT", "FitBounds",
+           "TracerKineticFit", "TracerKineticModel"]
 
 MODELS = ("tofts", "extended_tofts", "patlak")
 # fast-math without the no-NaN/no-inf assumptions: the kernels test for NaN input
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 _MODEL_CODE = {"tofts": 0, "extended_tofts": 1, "patlak": 2}
 
-#: Per-voxel status codes of :class:`TracerKineticFit`.
+#: Per-voxel status codes of :class:`TracerKineticFit`. Precedence when several apply:
+#: 1 > 5 > 3 > 6/7 > 2 > 0. Codes 5-7 carry the values of a nested (simpler) model, never
+#: those of the degenerate full fit, so that maps show no false uptake.
 STATUS_FIT = {
     0: "ok",
     1: "curve has NaN or infinite samples: not fitted, parameters NaN",
-    2: "a parameter stopped at an upper bound or kep at a limit of its search range",
-    3: "no uptake (Ktrans = 0): kep and ve undefined (NaN)",
+    2: "ve, vp (or Patlak Ktrans) stopped at its upper bound: values at the bound (unreliable)",
+    3: "no uptake (Ktrans = 0): vp from the vp-only fit, kep and ve undefined (NaN)",
     4: "linear least squares singular or gave a non-physical value (llsq only)",
+    5: "not enhancing (post-arrival mean enhancement below z_min standard errors): "
+       "not fitted, Ktrans = vp = 0, kep, ve, delay and R2 NaN",
+    6: "kep at the upper limit of its search range or Ktrans at its upper bound (fast "
+       "exchange: the curve is a scaled input): nested vp-only model, vp = amplitude, "
+       "Ktrans = 0, kep and ve NaN (Tofts: ve = amplitude, Ktrans and kep NaN)",
+    7: "kep at the lower limit of its search range (no measurable efflux): nested Patlak "
+       "model, Ktrans and vp from Patlak, kep and ve NaN",
 }
+
+#: Default candidate delays (s) of ``fit_delay=True``: -2 to 10 s in 0.5 s steps.
+DEFAULT_DELAY_GRID_S = (-2.0, 10.0, 0.5)
+#: Default threshold (standard errors) of the enhancement test.
+DEFAULT_ENHANCEMENT_Z = 2.0
 
 
 @dataclass(frozen=True)
@@ -174,7 +192,8 @@ def _build_basis(t: NDArray[np.float64], cp: NDArray[np.float64], t_aif: NDArray
     if not np.any(norms > 0):
         raise ValueError("cp_mM: the input function is zero everywhere")
     cols = cols[norms > 0] / norms[norms > 0, None]
-    uu, s, _ = np.linalg.svd(cols.T, full_matrices=False)
+    # gesvd: LAPACK's default gesdd is ~100x slower on these (nearly rank-deficient) columns
+    uu, s, _ = scipy.linalg.svd(cols.T, full_matrices=False, lapack_driver="gesvd")
     r = int(np.count_nonzero(s > 1e-8 * s[0]))
     u = np.ascontiguousarray(uu[:, :r])
     w_tab = e_tab @ u
@@ -515,8 +534,11 @@ def _nlls_kernel(c: NDArray[Any], u: NDArray[Any], w_tab: NDArray[Any],
             st = 0.0
             if a <= 0.0:
                 st = 3.0
-            elif (um <= u0 + 0.5 * du or um >= u_hi - 0.5 * du or a >= kt_max * (1 - 1e-9)
-                  or a >= ve_max * kep * (1 - 1e-9) or b >= vp_max * (1 - 1e-9)):
+            elif um >= u_hi - 0.5 * du or a >= kt_max * (1 - 1e-9):
+                st = 6.0   # fast-exchange limit (Ktrans at its bound needs kep >= Ktrans/ve_max)
+            elif um <= u0 + 0.5 * du:
+                st = 7.0
+            elif a >= ve_max * kep * (1 - 1e-9) or b >= vp_max * (1 - 1e-9):
                 st = 2.0
             _finish(out, v, a, kep, b, max(cc + f, 0.0), sst, st, nt, model)
 
@@ -638,6 +660,101 @@ def _llsq_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: N
             _finish(out, v, kt, kep, vp, sse, cc - sc * sc / nt, st, nt, model)
 
 
+@numba.njit(cache=True, parallel=True)
+def _enhancement_kernel(c: NDArray[Any], pre: NDArray[Any], out: NDArray[Any]) -> None:
+    """Per curve: out[:, 0] mean(post) - mean(pre) (mean(post) without baseline phases),
+    out[:, 1] robust noise SD (median |first difference| / 0.9539, exact for white Gaussian
+    noise), out[:, 2] sum of squares. NaN row for curves with NaN or infinite samples."""
+    nv, nt = c.shape
+    n_pre = 0
+    for t in range(nt):
+        n_pre += pre[t]
+    n_post = nt - n_pre
+    n_blk = (nv + _BLK - 1) // _BLK
+    for blk in numba.prange(n_blk):
+        d = np.empty(nt - 1)
+        v0 = blk * _BLK
+        for v in range(v0, min(nv, v0 + _BLK)):
+            s_pre = 0.0
+            s_post = 0.0
+            ss = 0.0
+            finite = True
+            for t in range(nt):
+                x = c[v, t]
+                if not np.isfinite(x):
+                    finite = False
+                    break
+                ss += x * x
+                if pre[t]:
+                    s_pre += x
+                else:
+                    s_post += x
+            if not finite:
+                out[v, 0] = np.nan
+                out[v, 1] = np.nan
+                out[v, 2] = np.nan
+                continue
+            for t in range(nt - 1):
+                d[t] = abs(float(c[v, t + 1]) - float(c[v, t]))
+            delta = s_post / max(n_post, 1)
+            if n_pre > 0:
+                delta -= s_pre / n_pre
+            out[v, 0] = delta
+            out[v, 1] = np.median(d) / 0.9538725524419648
+            out[v, 2] = ss
+
+
+@numba.njit(cache=True, parallel=True)
+def _nested_kernel(c: NDArray[Any], x1: NDArray[Any], x2: NDArray[Any], a_hi: float,
+                   b_hi: float, out: NDArray[Any]) -> None:
+    """Box-bounded linear fit c ~ a x1 + b x2 (0 <= a <= a_hi, 0 <= b <= b_hi) per curve.
+
+    out columns: a, b, SSE, total sum of squares about the mean. x2 = 0 gives a one-parameter
+    fit (b = 0).
+    """
+    nv, nt = c.shape
+    g11 = 0.0
+    g12 = 0.0
+    g22 = 0.0
+    for t in range(nt):
+        g11 += x1[t] * x1[t]
+        g12 += x1[t] * x2[t]
+        g22 += x2[t] * x2[t]
+    for v in numba.prange(nv):
+        r1 = 0.0
+        r2 = 0.0
+        cc = 0.0
+        sc = 0.0
+        for t in range(nt):
+            x = float(c[v, t])
+            r1 += x1[t] * x
+            r2 += x2[t] * x
+            cc += x * x
+            sc += x
+        f, a, b = _box2(r1, r2, g11, g12, g22, a_hi, b_hi)
+        out[v, 0] = a
+        out[v, 1] = b
+        out[v, 2] = max(cc + f, 0.0)
+        out[v, 3] = cc - sc * sc / nt
+
+
+def _neighbourhood_curves(c_img: NDArray[Any], weight: NDArray[np.bool_],
+                          size: tuple[int, ...]) -> NDArray[Any]:
+    """Mean curve over the ``size`` box of the voxels with ``weight``, at those voxels.
+
+    ``c_img`` has shape (*image, n_times); returns (n_weighted, n_times) in the input dtype,
+    rows in C order of the weighted voxels. One time frame at a time (small temporaries).
+    """
+    nt = c_img.shape[-1]
+    w = weight.astype(np.float32 if c_img.dtype == np.float32 else np.float64)
+    den = uniform_filter(w, size=size, mode="constant", cval=0.0)[weight]
+    out = np.empty((int(weight.sum()), nt), dtype=w.dtype)
+    for k in range(nt):
+        frame = np.where(weight, c_img[..., k], 0.0).astype(w.dtype, copy=False)
+        out[:, k] = uniform_filter(frame, size=size, mode="constant", cval=0.0)[weight] / den
+    return out
+
+
 # ----------------------------------------------------------------------------- model API
 
 class TracerKineticModel:
@@ -658,9 +775,27 @@ class TracerKineticModel:
     delay_s : float
         Fixed bolus arrival delay (s) of the tissue relative to the input.
     fit_delay : bool
-        Fit the delay per voxel over ``delay_grid_s`` (``delay_s`` is then ignored).
+        Fit the delay over ``delay_grid_s`` (``delay_s`` is then ignored): per voxel, the
+        candidate delay with the smallest residual of the curve that selects it (the voxel's
+        own curve, or its neighbourhood mean, see ``delay_neighbourhood``).
     delay_grid_s : array_like, optional
-        Candidate delays (s); default 0 to 20 s in steps of 0.5 s.
+        Candidate delays (s); default :data:`DEFAULT_DELAY_GRID_S` (-2 to 10 s, 0.5 s steps).
+        Grids of more than 5 delays are searched coarse-to-fine: every second delay (and
+        the last) first, then the two delays next to each curve's best coarse delay.
+    delay_neighbourhood : sequence of int, optional
+        Box size (voxels per image axis, e.g. ``(3, 3, 1)``) of the neighbourhood whose mean
+        curve (over the fitted, enhancing voxels in the box) selects each voxel's delay; the
+        voxel's own curve is then fitted at that delay. None (default) or all ones: each
+        voxel's own curve selects its delay. Needs an image (not a list of unrelated curves)
+        with as many axes as entries.
+    enhancement_z : float or None
+        Enhancement test (default :data:`DEFAULT_ENHANCEMENT_Z` = 2): a curve whose mean
+        after the arrival of the input minus its mean before it is at most ``z`` standard
+        errors, ``z * sigma * sqrt(1/n_post + 1/n_pre)``, is not fitted and gets status 5
+        (Ktrans = vp = 0). ``sigma`` is the curve's own robust noise SD (median absolute
+        difference of consecutive samples / 0.954). Baseline (pre) phases: the tissue times
+        before the first input sample that reaches 10% of the input's peak, moved by the
+        smallest candidate delay when that is negative. None or 0: no test.
     bounds : FitBounds
         Search ranges.
     goodness_of_fit : bool
@@ -672,6 +807,8 @@ class TracerKineticModel:
     def __init__(self, t_s: ArrayLike, cp_mM: ArrayLike, *, model: str = "extended_tofts",
                  t_aif_s: ArrayLike | None = None, method: str = "nlls", delay_s: float = 0.0,
                  fit_delay: bool = False, delay_grid_s: ArrayLike | None = None,
+                 delay_neighbourhood: Sequence[int] | None = None,
+                 enhancement_z: float | None = DEFAULT_ENHANCEMENT_Z,
                  bounds: FitBounds | None = None, goodness_of_fit: bool = True) -> None:
         if model not in MODELS:
             raise ValueError(f"model: unknown model {model!r}; choose one of {MODELS}")
@@ -692,18 +829,67 @@ class TracerKineticModel:
         if fit_delay and method == "llsq":
             raise ValueError("fit_delay: delay fitting needs method='nlls'")
         if self.fit_delay:
-            grid = np.arange(0.0, 20.0 + 1e-9, 0.5) if delay_grid_s is None else \
-                as_float_array(delay_grid_s, "delay_grid_s", ndim=1)
+            if delay_grid_s is None:
+                start, stop, step = DEFAULT_DELAY_GRID_S
+                grid = np.arange(start, stop + 1e-9, step)
+            else:
+                grid = as_float_array(delay_grid_s, "delay_grid_s", ndim=1)
+            if grid.size == 0 or not np.all(np.isfinite(grid)):
+                raise ValueError("delay_grid_s: need at least one finite delay")
             self.delays_s = np.unique(grid)
         else:
             self.delays_s = np.array([float(as_float_array(delay_s, "delay_s"))])
+        self.delay_neighbourhood: tuple[int, ...] | None = None
+        if delay_neighbourhood is not None:
+            size = tuple(int(k) for k in delay_neighbourhood)
+            if not size or any(k < 1 or k % 2 == 0 for k in size) or \
+                    any(k != float(x) for k, x in zip(size, delay_neighbourhood, strict=True)):
+                raise ValueError(f"delay_neighbourhood: need odd positive integers, got "
+                                 f"{delay_neighbourhood!r}")
+            if any(k > 1 for k in size):
+                self.delay_neighbourhood = size
+        z = 0.0 if enhancement_z is None else float(enhancement_z)
+        if not (np.isfinite(z) and z >= 0):
+            raise ValueError(f"enhancement_z: must be >= 0 or None, got {enhancement_z!r}")
+        self.enhancement_z = z
         if bounds is not None and not isinstance(bounds, FitBounds):
             raise ValueError(f"bounds: expected a FitBounds, got {type(bounds).__name__}")
         self.bounds = bounds or FitBounds()
         self.goodness_of_fit = bool(goodness_of_fit)
         self._n_tab = 1601
         self._stride = 80
+        self._refine_delay = True      # coarse-to-fine delay search (False: every delay)
         self._bases: dict[float, _Basis] = {}
+        # baseline phases of the enhancement test
+        peak = np.max(np.abs(self.cp_mM))
+        first = self.t_aif_s[int(np.argmax(np.abs(self.cp_mM) >= 0.1 * peak))]
+        self._pre = self.t_s < first + min(0.0, float(self.delays_s[0]))
+
+    def policy(self) -> dict[str, Any]:
+        """The delay and status policy in force, for provenance (JSON-serialisable)."""
+        n_pre = int(self._pre.sum())
+        d = self.delays_s
+        out: dict[str, Any] = {
+            "DelayFitted": self.fit_delay,
+            "DelayCandidates_s": [float(x) for x in d] if self.fit_delay else None,
+            "Delay_s": None if self.fit_delay else float(d[0]),
+            "DelaySelection": (None if not self.fit_delay else
+                               "per voxel, smallest residual of the voxel's own curve"
+                               if self.delay_neighbourhood is None else
+                               "per voxel, smallest residual of the mean curve of the "
+                               "enhancing voxels in a "
+                               f"{'x'.join(map(str, self.delay_neighbourhood))} box; the "
+                               "voxel's own curve is fitted at that delay"),
+            "DelaySearch": ("coarse-to-fine" if self.fit_delay and self._refine_delay
+                            and d.size > 5 else "exhaustive" if self.fit_delay else None),
+            "EnhancementTest": (None if self.enhancement_z == 0 else {
+                "z_min": self.enhancement_z,
+                "statistic": "(mean post - mean pre) / (sigma * sqrt(1/n_post + 1/n_pre)), "
+                             "sigma = median |consecutive difference| / 0.954",
+                "n_pre_phases": n_pre, "n_post_phases": int(self._pre.size - n_pre)}),
+            "StatusCodes": {str(k): v for k, v in STATUS_FIT.items()},
+        }
+        return out
 
     def _basis(self, delay: float) -> _Basis:
         if delay not in self._bases:
@@ -734,7 +920,8 @@ class TracerKineticModel:
             Tissue concentration (mM), time on the last axis; float32 or float64 (not
             copied when C-contiguous). Voxels with NaN samples get status 1.
         mask : array_like of bool, shape (...), optional
-            Fit only these voxels; voxels outside the mask are NaN with status -1.
+            Fit only these voxels; voxels outside the mask are NaN with status -1 (and do
+            not enter the neighbourhood means of ``delay_neighbourhood``).
 
         Returns
         -------
@@ -751,16 +938,23 @@ class TracerKineticModel:
             c = c.astype(np.float64)
         check_last_axis(c, self.t_s.size, "conc_mM", "t_s")
         shape = c.shape[:-1]
-        flat = np.ascontiguousarray(c.reshape(-1, c.shape[-1]))
+        nb = self.delay_neighbourhood if self.fit_delay else None
+        if nb is not None and len(nb) != len(shape):
+            raise ValueError(f"delay_neighbourhood: {len(nb)} axes but the image has "
+                             f"{len(shape)} {shape}")
+        nt = self.t_s.size
+        all_rows = c.reshape(-1, nt)
+        n_all = all_rows.shape[0]
         sel: NDArray[np.intp] | None = None
         if mask is not None:
             m = np.asarray(mask, dtype=bool)
             if m.shape != shape:
                 raise ValueError(f"mask: shape {m.shape} does not match the image shape {shape}")
             sel = np.flatnonzero(m.ravel())
-            flat = np.ascontiguousarray(flat[sel])
-        res = self._fit_flat(flat)
-        n_all = int(np.prod(shape))
+            flat = np.ascontiguousarray(all_rows[sel])
+        else:
+            flat = np.ascontiguousarray(all_rows)
+        res = self._fit_selected(flat, c, sel, nb)
         outd: dict[str, NDArray[Any]] = {}
         for k, val in res.items():
             if sel is None:
@@ -772,32 +966,146 @@ class TracerKineticModel:
             outd[k] = full.reshape(shape)
         return TracerKineticFit(model=self.model, method=self.method, **outd)
 
-    def _fit_flat(self, c: NDArray[Any]) -> dict[str, NDArray[Any]]:
+    def _fit_selected(self, flat: NDArray[Any], c_img: NDArray[Any], sel: NDArray[np.intp] | None,
+                      nb: tuple[int, ...] | None) -> dict[str, NDArray[Any]]:
+        """Enhancement test, then the fit of the enhancing curves of ``flat``."""
+        nv, nt = flat.shape
+        stats = np.empty((nv, 3))
+        _enhancement_kernel(flat, self._pre, stats)
+        finite = np.isfinite(stats[:, 0])
+        enh = finite.copy()
+        if self.enhancement_z > 0:
+            n_pre = int(self._pre.sum())
+            se_factor = np.sqrt(1.0 / max(nt - n_pre, 1) + (1.0 / n_pre if n_pre else 0.0))
+            with np.errstate(invalid="ignore"):
+                enh &= stats[:, 0] > self.enhancement_z * se_factor * stats[:, 1]
+        res = {k: np.full(nv, np.nan) for k in (*_OUT, "delay_s")}
+        res["status"][:] = 1.0
+        quiet = finite & ~enh
+        res["status"][quiet] = 5.0
+        res["ktrans_per_min"][quiet] = 0.0
+        res["vp"][quiet] = 0.0
+        res["rmse_mM"][quiet] = np.sqrt(stats[quiet, 2] / nt)
+        idx = np.flatnonzero(enh)
+        if idx.size:
+            c_fit = flat if idx.size == nv else np.ascontiguousarray(flat[idx])
+            c_sel = None
+            if nb is not None:
+                weight = np.zeros(c_img.shape[:-1], dtype=bool)
+                w_flat = weight.reshape(-1)
+                w_flat[idx if sel is None else sel[idx]] = True
+                c_sel = _neighbourhood_curves(c_img, weight, nb)
+                # rows of c_sel follow C order of the image = increasing sel[idx]: matches idx
+            sub = self._fit_flat(c_fit, c_sel)
+            for k, val in sub.items():
+                res[k][idx] = val
+        res["status"] = res["status"].astype(np.int8)
+        return res
+
+    def _run(self, c: NDArray[Any], delay: float) -> NDArray[np.float64]:
+        """Rows (columns _OUT + SSE) of the fit of curves ``c`` at one delay."""
         model = _MODEL_CODE[self.model]
-        nv = c.shape[0]
-        t_min = self.t_s / 60.0
         bd = self.bounds
         mode = (2 if self.goodness_of_fit else 1) if self.method == "llsq" else 0
-        best: NDArray[np.float64] | None = None
-        best_delay = np.full(nv, self.delays_s[0])
-        for d in self.delays_s:
-            b = self._basis(float(d))
-            out = np.empty((nv, 8))
-            vmat = b.proj if mode == 2 else np.ascontiguousarray(b.proj[:, -4:])
-            _llsq_kernel(c, vmat, t_min, b.a1, b.grid.cp_mM, model, out, mode, b.u,
-                         b.spl, b.w_cp, b.w_int, b.u0, b.du)
-            if mode == 0:
-                _nlls_kernel(c, b.u, b.w_tab, b.g_tab, b.spl, b.w_cp, b.w_int, b.u0,
-                             b.du, self._stride, model, bd.ktrans_max_per_min, bd.ve_max,
-                             bd.vp_max, out)
-            if best is None:
-                best = out
-            else:
-                better = out[:, _SSE] < best[:, _SSE]
-                best[better] = out[better]
-                best_delay[better] = d
-        assert best is not None
-        res = {k: best[:, i] for i, k in enumerate(_OUT)}
-        res["status"] = best[:, 6].astype(np.int8)
-        res["delay_s"] = np.where(res["status"] == 1, np.nan, best_delay)
+        b = self._basis(float(delay))
+        out = np.empty((c.shape[0], 8))
+        vmat = b.proj if mode == 2 else np.ascontiguousarray(b.proj[:, -4:])
+        _llsq_kernel(c, vmat, self.t_s / 60.0, b.a1, b.grid.cp_mM, model, out, mode, b.u,
+                     b.spl, b.w_cp, b.w_int, b.u0, b.du)
+        if mode == 0:
+            _nlls_kernel(c, b.u, b.w_tab, b.g_tab, b.spl, b.w_cp, b.w_int, b.u0,
+                         b.du, self._stride, model, bd.ktrans_max_per_min, bd.ve_max,
+                         bd.vp_max, out)
+        return out
+
+    def _search_delay(self, c: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
+        """Best rows over the delay grid and the index of each curve's best delay."""
+        d = self.delays_s
+        n_d = d.size
+        refine = self._refine_delay and n_d > 5
+        coarse = list(range(0, n_d, 2)) if refine else list(range(n_d))
+        if coarse[-1] != n_d - 1:
+            coarse.append(n_d - 1)
+        best = self._run(c, d[coarse[0]])
+        best_j = np.full(c.shape[0], coarse[0], dtype=np.intp)
+        for j in coarse[1:]:
+            out = self._run(c, d[j])
+            better = out[:, _SSE] < best[:, _SSE]
+            best[better] = out[better]
+            best_j[better] = j
+        if refine:
+            cb = best_j.copy()
+            done = set(coarse)
+            for j in range(n_d):
+                if j in done:
+                    continue
+                rows = np.flatnonzero((cb == j - 1) | (cb == j + 1))
+                if rows.size == 0:
+                    continue
+                out = self._run(np.ascontiguousarray(c[rows]), d[j])
+                better = out[:, _SSE] < best[rows, _SSE]
+                best[rows[better]] = out[better]
+                best_j[rows[better]] = j
+        return best, best_j
+
+    def _fit_flat(self, c: NDArray[Any], c_sel: NDArray[Any] | None = None
+                  ) -> dict[str, NDArray[Any]]:
+        """Fit curves ``c`` (all finite); ``c_sel`` (same shape) selects the delays."""
+        d = self.delays_s
+        if d.size == 1:
+            out = self._run(c, d[0])
+            best_j = np.zeros(c.shape[0], dtype=np.intp)
+        elif c_sel is None:
+            out, best_j = self._search_delay(c)
+        else:
+            _, best_j = self._search_delay(c_sel)
+            out = np.empty((c.shape[0], 8))
+            for j in np.unique(best_j):
+                rows = np.flatnonzero(best_j == j)
+                sub = c if rows.size == c.shape[0] else np.ascontiguousarray(c[rows])
+                out[rows] = self._run(sub, d[j])
+        if self.method == "nlls" and self.model != "patlak":
+            self._nested(c, out, best_j)
+        res = {k: out[:, i] for i, k in enumerate(_OUT)}
+        res["delay_s"] = d[best_j].astype(np.float64)
         return res
+
+    def _nested(self, c: NDArray[Any], out: NDArray[np.float64],
+                best_j: NDArray[np.intp]) -> None:
+        """Replace the rows of curves with kep at a search limit (status 6, 7) by the nested
+        model's values (see :data:`STATUS_FIT`)."""
+        bd = self.bounds
+        etm = self.model == "extended_tofts"
+        nt = c.shape[1]
+        for code in (6, 7):
+            rows_all = np.flatnonzero(out[:, 6] == code)
+            for j in np.unique(best_j[rows_all]):
+                rows = rows_all[best_j[rows_all] == j]
+                b = self._basis(float(self.delays_s[j]))
+                cp = np.ascontiguousarray(b.grid.cp_mM)
+                zero = np.zeros_like(cp)
+                nest = np.empty((rows.size, 4))
+                kt: Any
+                ve: Any
+                vp: Any
+                if code == 6:     # kep -> inf: C = (vp + ve) cp
+                    _nested_kernel(np.ascontiguousarray(c[rows]), cp, zero,
+                                   bd.vp_max if etm else bd.ve_max, 0.0, nest)
+                    if etm:
+                        kt, ve, vp = 0.0, np.nan, nest[:, 0]
+                    else:
+                        kt, ve, vp = np.nan, nest[:, 0], 0.0
+                else:             # kep -> 0: Patlak, C = Ktrans int cp + vp cp
+                    _nested_kernel(np.ascontiguousarray(c[rows]), np.ascontiguousarray(b.a1),
+                                   cp if etm else zero, bd.ktrans_max_per_min,
+                                   bd.vp_max if etm else 0.0, nest)
+                    kt, ve, vp = nest[:, 0], np.nan, nest[:, 1] if etm else 0.0
+                out[rows, 0] = kt
+                out[rows, 1] = np.nan
+                out[rows, 2] = ve
+                out[rows, 3] = vp
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    out[rows, 4] = np.where(nest[:, 3] > 0, 1.0 - nest[:, 2] / nest[:, 3],
+                                            np.nan)
+                out[rows, 5] = np.sqrt(nest[:, 2] / nt)
+                out[rows, _SSE] = nest[:, 2]

@@ -13,11 +13,14 @@ rule fit:
     benchmark:
         ses_bench("fit")
     params:
+        # model.delay_neighbourhood / model.enhancement_z are read by the script (defaults
+        # [3, 3, 1] and dce.fit.DEFAULT_ENHANCEMENT_Z when absent)
         model=config["model"],
         fit_delay=config["aif"]["delay"] == "fit",
     threads: 2
     resources:
-        mem_mb=1500,
+        # delay fit: + ~2x the float32 volume (neighbourhood curves, result rows)
+        mem_mb=2000,
     conda:
         "../envs/dce.yaml"
     script:
