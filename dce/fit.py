@@ -53,7 +53,8 @@ from scipy.ndimage import uniform_filter
 from dce._checks import as_float_array, check_last_axis, check_times
 from dce.models import InputGrid, make_input_grid
 
-__all__ = ["DEFAULT_DELAY_GRID_S", "DEFAULT_ENHANCEMENT_Z", "MODELS", "STATUS_FIT", "FitBounds",
+__all__ = ["DEFAULT_DELAY_GRID_S", "DEFAULT_ENHANCEMENT_Z", "MODELS", "STATUS_FIT",
+           "STATUS_SHOWN", "STATUS_USABLE", "FitBounds",
            "TracerKineticFit", "TracerKineticModel"]
 
 MODELS = ("tofts", "extended_tofts", "patlak")
@@ -78,6 +79,12 @@ STATUS_FIT = {
     7: "kep at the lower limit of its search range (no measurable efflux): nested Patlak "
        "model, Ktrans and vp from Patlak, kep and ve NaN",
 }
+
+#: Status codes whose parameter values are meaningful (counted as fitted in ROI statistics;
+#: the others -- -1 outside the mask, 1, 2 at a bound, 4 -- count as failed fits).
+STATUS_USABLE: tuple[int, ...] = (0, 3, 5, 6, 7)
+#: Status codes drawn in parameter-map figures (not enhancing, 5, is transparent).
+STATUS_SHOWN: tuple[int, ...] = (0, 3, 6, 7)
 
 #: Default candidate delays (s) of ``fit_delay=True``: -2 to 10 s in 0.5 s steps.
 DEFAULT_DELAY_GRID_S = (-2.0, 10.0, 0.5)
@@ -871,7 +878,7 @@ class TracerKineticModel:
         d = self.delays_s
         out: dict[str, Any] = {
             "DelayFitted": self.fit_delay,
-            "DelayCandidates_s": [float(x) for x in d] if self.fit_delay else None,
+            "DelayGrid_s": [float(x) for x in d] if self.fit_delay else None,
             "Delay_s": None if self.fit_delay else float(d[0]),
             "DelaySelection": (None if not self.fit_delay else
                                "per voxel, smallest residual of the voxel's own curve"

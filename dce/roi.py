@@ -33,9 +33,9 @@ Statistics
 :func:`roi_statistics` summarises parameter maps (e.g. :meth:`dce.fit.TracerKineticFit.maps`)
 per label: mean, median, SD, 5th/25th/75th/95th percentiles and maximum of the finite
 voxel values, the number of finite values and the fraction of voxels whose fit failed
-(status != 0). The seed review quotes "maximum" Vp/Ktrans values of lesions; a true
-maximum follows single noisy voxels, so both the 95th percentile and the maximum are
-reported. :func:`roi_curves` averages the signal per label and :func:`roi_tic_table`
+(status not in ``usable_status``). The seed review quotes "maximum" Vp/Ktrans values
+of lesions; a true maximum follows single noisy voxels, so both the 95th percentile and
+the maximum are reported. :func:`roi_curves` averages the signal per label and :func:`roi_tic_table`
 applies :mod:`dce.semiquant` to the mean curves of the lesions and of normal marrow,
 including RSlope_max.
 """
@@ -498,6 +498,7 @@ def _grouped_stats(values: _F64, g: _Groups, ddof: int) -> dict[str, _F64]:
 
 def roi_statistics(maps: Mapping[str, ArrayLike], labels: ArrayLike, *,
                    status: ArrayLike | None = None, voxel_volume_mm3: float | None = None,
+                   usable_status: tuple[int, ...] = (0,),
                    ddof: int = 1) -> pd.DataFrame:
     """Per-label summary statistics of parameter maps (vectorised over voxels).
 
@@ -511,8 +512,12 @@ def roi_statistics(maps: Mapping[str, ArrayLike], labels: ArrayLike, *,
     labels : array_like of int
         Label volume (0 = background), e.g. from :func:`match_roi`.
     status : array_like of int, optional
-        Per-voxel fit status (:data:`dce.fit.STATUS_FIT`; 0 = ok). Any other value,
-        including -1 (outside the fit mask), counts as a failed fit.
+        Per-voxel fit status (:data:`dce.fit.STATUS_FIT`; 0 = ok). A value not in
+        ``usable_status``, including -1 (outside the fit mask), counts as a failed fit.
+    usable_status : tuple of int
+        Status codes that count as fitted (default ``(0,)``; the workflow passes
+        :data:`dce.fit.STATUS_USABLE`, which adds "no uptake", "not enhancing" and the
+        nested-model codes).
     voxel_volume_mm3 : float, optional
         Voxel volume (mm^3); adds a ``volume_mm3`` column.
     ddof : int
@@ -559,7 +564,7 @@ def roi_statistics(maps: Mapping[str, ArrayLike], labels: ArrayLike, *,
             raise ValueError(f"status: shape {st.shape} differs from labels {lab_arr.shape}")
         if not np.issubdtype(st.dtype, np.integer):
             raise ValueError(f"status: expected integer status codes, got dtype {st.dtype}")
-        failed = st.ravel()[g.voxels] != 0
+        failed = ~np.isin(st.ravel()[g.voxels], np.asarray(usable_status))
         n_failed = np.bincount(g.group, weights=failed, minlength=g.labels.size)
         cols["n_fit_failed"] = n_failed.astype(np.int64)
         cols["fit_failed_fraction"] = n_failed / g.counts

@@ -199,7 +199,7 @@ def test_policy_and_argument_checks() -> None:
     model = _default_model()
     pol = model.policy()
     json.dumps(pol)
-    assert pol["DelayCandidates_s"][0] == -2.0 and pol["DelayCandidates_s"][-1] == 10.0
+    assert pol["DelayGrid_s"][0] == -2.0 and pol["DelayGrid_s"][-1] == 10.0
     assert pol["EnhancementTest"]["n_pre_phases"] == 5      # phases before 25 s
     assert set(pol["StatusCodes"]) == {str(k) for k in STATUS_FIT}
     with pytest.raises(ValueError, match="delay_neighbourhood: 3 axes but the image has 1"):

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 from scipy.spatial import cKDTree
 
+from dce.fit import STATUS_USABLE
 from dce.phantom import Acquisition, LesionSpec, SessionPhantom, make_session
 from dce.roi import (
     PERCENTILES,
@@ -360,6 +361,18 @@ def test_statistics_take_status_from_fit_maps(stat_case: dict[str, Any]) -> None
     pd.testing.assert_frame_equal(df, ref)
     with pytest.raises(ValueError, match="status: given both"):
         roi_statistics(maps, labels, status=status)
+
+
+def test_statistics_usable_status_codes() -> None:
+    """Nested-model and not-enhancing voxels (dce.fit.STATUS_USABLE) are not failed fits."""
+    labels = np.array([1, 1, 1, 1, 1, 2, 2, 2])
+    status = np.array([0, 5, 6, 7, 2, -1, 1, 3])
+    maps = {"vp": np.arange(8.0)}
+    df = roi_statistics(maps, labels, status=status, usable_status=STATUS_USABLE)
+    assert df["n_fit_failed"].tolist() == [1, 2]
+    assert df["fit_failed_fraction"].tolist() == pytest.approx([0.2, 2 / 3])
+    df0 = roi_statistics(maps, labels, status=status)
+    assert df0["n_fit_failed"].tolist() == [4, 3]
 
 
 def test_statistics_float32_and_errors(stat_case: dict[str, Any]) -> None:

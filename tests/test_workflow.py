@@ -195,8 +195,8 @@ def test_nothing_to_do_after_the_run(run: Path) -> None:
 
 
 def test_aif_settings_rerun_only_aif_dependent_jobs(run: Path) -> None:
-    table = plan(snakemake(run, config={"aif": {"selection": {"max_voxels": 1500},
-                                                "delay": "phases", "delay_phases": 1}}, mode="summary"))
+    aif = {"selection": {"max_voxels": 1500}, "delay": "phases", "delay_phases": 1}
+    table = plan(snakemake(run, config={"aif": aif}, mode="summary"))
     pending = set(table.loc[table["plan"] != "no update", "rule"])
     # the AIF and everything downstream of it (cohort rules, if any, included) ...
     assert {"aif", "fit", "roi", "benchmark_summary"} <= pending, pending

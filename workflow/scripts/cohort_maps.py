@@ -8,6 +8,7 @@ from _common import job, map_info
 
 from dce import cohort as cl
 from dce.figures import LesionMapCell, LesionMapRow, lesion_maps_figure
+from dce.fit import STATUS_SHOWN
 from dce.io import read_nifti
 from dce.roi import match_roi
 
@@ -38,7 +39,7 @@ with job(sm) as log:
             col = map_info(name)[0]
             data = read_nifti(sm.input.maps[k * len(names) + j]).data.astype(float)
             if col in FIT_COLS:
-                data = np.where(status == 0, data, np.nan)
+                data = np.where(np.isin(status, STATUS_SHOWN), data, np.nan)
             maps[name] = data
         sections.append(cl.lesion_section(anatomy, maps, labels, label, affine))
         titles.append(f"{ses} (day {p.days[k]:g})")

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from _common import job, map_info, save_figure, write_tsv
 
+from dce.fit import STATUS_SHOWN, STATUS_USABLE
 from dce.io import read_nifti, sidecar_path
 from dce.plots import MapPanel, TICCurve, parameter_map_figure, tic_figure
 from dce.quality import SessionQuality, add_quality_columns
@@ -70,10 +71,12 @@ with job(sm) as log:
         maps[col] = read_nifti(getattr(sm.input, name)).data
     status = maps.pop("status").astype(np.int64)
     vox_vol = float(abs(np.linalg.det(affine[:3, :3])))
-    parts = [roi_statistics(maps, lesions, status=status, voxel_volume_mm3=vox_vol)
+    parts = [roi_statistics(maps, lesions, status=status, voxel_volume_mm3=vox_vol,
+                            usable_status=STATUS_USABLE)
              .assign(roi="lesion")]
     if marrow is not None:
-        parts.append(roi_statistics(maps, marrow, status=status, voxel_volume_mm3=vox_vol)
+        parts.append(roi_statistics(maps, marrow, status=status, voxel_volume_mm3=vox_vol,
+                                    usable_status=STATUS_USABLE)
                      .assign(roi="marrow", label=pd.NA))
     stats = pd.concat(parts, ignore_index=True)
     stats["label"] = stats["label"].astype("Int64")
@@ -152,7 +155,7 @@ with job(sm) as log:
         col, title, unit = map_info(name)
         data = maps[col].astype(float)
         if col in ("ktrans_per_min", "kep_per_min", "ve", "vp"):
-            data = np.where(status == 0, data, np.nan)
+            data = np.where(np.isin(status, STATUS_SHOWN), data, np.nan)
         panels.append(MapPanel(title=title, unit=unit, data=data))
     names = {int(k): f"lesion {k}" + (f" ({v})" if v else "") for k, v in levels.items()}
     save_figure(parameter_map_figure(anatomy, panels, affine=affine, lesion_labels=lesions,
