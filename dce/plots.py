@@ -247,8 +247,15 @@ def aif_qc_figure(t_s: ArrayLike, cb_mM: ArrayLike, *, background: ArrayLike,
         f"{_fmt(qc.get('time_to_peak_s'), '.1f', 's')}",
         f"voxels {_fmt(qc.get('n_voxels'), '.0f')} of {_fmt(qc.get('n_candidates'), '.0f')} "
         f"candidates, noise/peak "
-        f"{_fmt(qc.get('noise_ratio'), '.3f')}, washout {_fmt(qc.get('washout'), '.2f')}",
+        f"{_fmt(qc.get('noise_ratio'), '.3f')}, washout {_fmt(qc.get('washout'), '.2f')}, "
+        f"FWHM {_fmt(qc.get('fwhm_s'), '.1f', 's')}",
     ]
+    if qc.get("blood_t10_s") is not None:
+        lines.append(f"blood T10 {_fmt(qc.get('blood_t10_s'), '.3g', 's')} "
+                     f"({qc.get('blood_t10_source')}), baseline blood SNR "
+                     f"{_fmt(qc.get('voxel_baseline_snr_median'), '.1f')}, peak S/S0 "
+                     f"{_fmt(qc.get('peak_enhancement_ratio'), '.3g')} (SPGR limit "
+                     f"{_fmt(qc.get('saturation_ratio'), '.3g')})")
     if qc.get("mode") == "population":
         lines.append(f"population AIF ({qc.get('source')}) by configuration, aligned to the "
                      "detected bolus arrival; QC above refers to the measured aortic curve")
