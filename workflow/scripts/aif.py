@@ -49,6 +49,12 @@ with job(sm) as log:
                          "FlipAngle_deg, RepetitionTime_s)") from None
     shape = sig.shape[:3]
     nb, hct = int(p.n_baseline), float(p.hematocrit)
+    s0 = sig[..., :nb].mean(axis=-1)
+    n_ok = int(np.count_nonzero(np.isfinite(s0) & (s0 > 0)))
+    if n_ok < 0.01 * s0.size:
+        raise ValueError(f"{sm.input.dce}: only {n_ok} of {s0.size} voxels have a positive "
+                         f"baseline signal in the first {nb} phases (acquisition.n_baseline): "
+                         "check the export (blank or missing first phases?)")
 
     setting = cfg["blood_t10_s"]
     if setting == "literature":
