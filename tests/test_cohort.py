@@ -435,10 +435,16 @@ def test_workflow_dvp_agrees_with_truth(demo_run: Path) -> None:
     auc_true = stats.auc_mann_whitney(t["dvp_true"], t["recurrence"])
     auc = roc.loc[(roc["endpoint"] == "recurrence") & (roc["predictor"] == "dVp"), "auc"]
     # 15 lesions (4 recurrent): one discordant pair moves the AUC by 1/44 = 0.023, and the
-    # design has recurrent lesions responding like controlled ones at the first follow-up;
-    # on this coarse 64x64x8 cohort allow three flips (the full-resolution demo gives the
-    # true AUC exactly, benchmarks/demo_accuracy.py, README)
-    assert abs(float(auc.iloc[0]) - auc_true) <= 0.07
+    # design has recurrent lesions responding like controlled ones at the first follow-up
+    # (near ties). The AUC may differ from the truth only by pairs closer in the truth than
+    # the per-lesion error bound asserted below (10 percentage points); the
+    # full-resolution demo gives the true AUC exactly (benchmarks/demo_accuracy.py, README).
+    pos, neg = t[t["recurrence"] == 1], t[t["recurrence"] == 0]
+    d_meas = pos["dVp"].to_numpy()[:, None] - neg["dVp"].to_numpy()[None, :]
+    d_true = pos["dvp_true"].to_numpy()[:, None] - neg["dvp_true"].to_numpy()[None, :]
+    flipped = np.sign(d_meas) != np.sign(d_true)
+    assert np.all(np.abs(d_true[flipped]) < 10.0), d_true[flipped]
+    assert abs(float(auc.iloc[0]) - auc_true) <= flipped.sum() / flipped.size + 1e-9
     ctrl = t[t["recurrence"] == 0]
     assert abs(ctrl["dVp"].median() - ctrl["dvp_true"].median()) <= 10.0
     err = (t["dVp"] - t["dvp_true"]).abs()
