@@ -444,7 +444,8 @@ def test_workflow_dvp_agrees_with_truth(demo_run: Path) -> None:
     d_true = pos["dvp_true"].to_numpy()[:, None] - neg["dvp_true"].to_numpy()[None, :]
     flipped = np.sign(d_meas) != np.sign(d_true)
     assert np.all(np.abs(d_true[flipped]) < 10.0), d_true[flipped]
-    assert abs(float(auc.iloc[0]) - auc_true) <= flipped.sum() / flipped.size + 1e-9
+    # (roc.tsv rounds the AUC to 6 decimals)
+    assert abs(float(auc.iloc[0]) - auc_true) <= flipped.sum() / flipped.size + 1e-5
     ctrl = t[t["recurrence"] == 0]
     assert abs(ctrl["dVp"].median() - ctrl["dvp_true"].median()) <= 10.0
     err = (t["dVp"] - t["dvp_true"]).abs()
