@@ -49,7 +49,8 @@ __all__ = [
 ]
 
 #: Default threshold of the ``fit_failed_fraction`` code: a ROI is flagged when more
-#: than this fraction of its voxels failed the tracer-kinetic fit (status != 0).
+#: than this fraction of its voxels failed the tracer-kinetic fit (status not in
+#: dce.fit.STATUS_USABLE: outside the mask, NaN curve, a parameter at its bound).
 MAX_FIT_FAILED_FRACTION = 0.25
 
 #: Flag codes (in the order they are written) and what each means.
