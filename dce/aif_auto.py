@@ -512,6 +512,14 @@ class AIFResult:
         qc = replace(self.qc, delay_phases=self.qc.delay_phases + int(n_phases))
         return replace(self, cb_mM=cb, cp_mM=cp, qc=qc)
 
+    def detected_arrival(self) -> tuple[float, str]:
+        """The bolus arrival a population curve is aligned to (s), and its source:
+        ``"measured"`` (the aortic curve's arrival, when it lies after the baseline),
+        ``"tissue_median"`` (the volume's median arrival) or ``"end_of_baseline"``."""
+        q = self.qc
+        return _detected_arrival(q.arrival_s, q.arrival_index, q.peak_blood_mM,
+                                 q.volume_median_arrival_s, self.t_s, q.n_baseline)
+
     def to_frame(self) -> pd.DataFrame:
         """Table of the returned AIF: ``t_s``, ``cb_mM``, ``cp_mM``, ``measured_cb_mM``."""
         return pd.DataFrame({"t_s": self.t_s, "cb_mM": self.cb_mM, "cp_mM": self.cp_mM,
@@ -722,6 +730,16 @@ def _features(s: _FloatArray, t: _FloatArray, nb: int, crit: AIFCriteria) -> _Fe
 def _concat(parts: list[_Features]) -> _Features:
     return _Features(**{k: np.concatenate([getattr(p, k) for p in parts])
                         for k in _Features.__dataclass_fields__})
+
+
+def _detected_arrival(arrival_s: float, arrival_index: int, peak: float,
+                      median_arrival_s: float, t: _FloatArray, nb: int) -> tuple[float, str]:
+    """Arrival (s) and its source; see :meth:`AIFResult.detected_arrival`."""
+    if math.isfinite(arrival_s) and arrival_index >= nb and peak > 0:
+        return float(arrival_s), "measured"
+    if math.isfinite(median_arrival_s):
+        return float(median_arrival_s), "tissue_median"
+    return float(t[nb]), "end_of_baseline"
 
 
 def _population_offset_s(name: str, fraction: float) -> float:
@@ -1065,13 +1083,9 @@ class AortaAIF:
         fb_delay: float | None = None
         source = "aorta"
         if not passed and self.fallback is not None:
-            if math.isfinite(metrics["arrival_s"]) and metrics["arrival_index"] >= nb \
-                    and metrics["peak"] > 0:
-                arr, fb_source = metrics["arrival_s"], "measured"
-            elif sel.n_enhancing:
-                arr, fb_source = sel.median_arrival_s, "tissue_median"
-            else:
-                arr, fb_source = float(t[nb]), "end_of_baseline"
+            arr, fb_source = _detected_arrival(metrics["arrival_s"],
+                                               int(metrics["arrival_index"]), metrics["peak"],
+                                               sel.median_arrival_s, t, nb)
             out_cb, fb_delay = population_aligned(self.fallback, t, arr,
                                                   arrival_fraction=crit.arrival_fraction)
             fb_reason = f"QC failed: {reason}"

@@ -349,6 +349,7 @@ def test_fallback_when_the_aorta_is_removed(name: str, func: Any) -> None:
     assert not q.passed and q.fallback_used and q.source == name
     assert q.fallback_reason == f"QC failed: {q.reason}"
     assert q.fallback_delay_s is not None
+    assert res.detected_arrival()[1] == q.fallback_arrival_source
     np.testing.assert_allclose(res.cb_mM, func(vol.t_s, delay_s=q.fallback_delay_s))
     np.testing.assert_allclose(res.cp_mM, res.cb_mM / (1 - HCT))
     # the population curve's arrival (10 % of its peak) is near the data's arrival
@@ -374,6 +375,7 @@ def test_no_enhancement_at_all() -> None:
     assert not q.passed and "no voxel passed" in q.reason
     assert q.n_voxels == 0 and res.voxel_indices.shape == (0, 1)
     assert q.fallback_arrival_source == "end_of_baseline" and q.fallback_used
+    assert res.detected_arrival() == (float(t[4]), "end_of_baseline")
     assert np.all(np.isnan(res.measured_cb_mM)) and np.all(np.isfinite(res.cb_mM))
     d = json.loads(q.to_json())  # NaN metrics serialise as null
     assert d["peak_blood_mM"] is None and d["voxel_indices"] == []

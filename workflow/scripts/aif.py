@@ -12,6 +12,7 @@ aligned to the detected arrival. ``aif.delay: phases`` then shifts the AIF by
 """
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -119,17 +120,10 @@ with job(sm) as log:
     qc = res.qc.to_dict()
 
     if cfg["mode"] == "population":
-        if res.qc.arrival_index >= nb and np.isfinite(res.qc.arrival_s):
-            arrival, src = res.qc.arrival_s, "aorta"
-        elif np.isfinite(res.qc.volume_median_arrival_s):
-            arrival, src = res.qc.volume_median_arrival_s, "tissue_median"
-        else:
-            arrival, src = float(t[nb]), "end_of_baseline"
+        arrival, src = res.detected_arrival()
         cb, delay_s = population_aligned(cfg["population"], t, arrival,
                                          arrival_fraction=criteria.arrival_fraction)
-        res = res.__class__(t_s=res.t_s, cb_mM=cb, cp_mM=cb / (1.0 - hct),
-                            measured_cb_mM=res.measured_cb_mM,
-                            voxel_indices=res.voxel_indices, qc=res.qc)
+        res = replace(res, cb_mM=cb, cp_mM=cb / (1.0 - hct))
         qc.update(source=cfg["population"], population_arrival_s=arrival,
                   population_arrival_source=src, population_delay_s=delay_s)
     elif not res.qc.passed and cfg["on_qc_failure"] == "error":
