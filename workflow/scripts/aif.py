@@ -65,7 +65,7 @@ with job(sm) as log:
                              "aif.blood_t10_s: literature cannot choose the 1.5 T or 3 T "
                              "value; set aif.blood_t10_s to a number (s)")
         blood_t10 = blood_t10_literature(float(b0))
-        t10_source = f"literature at {float(b0):g} T (Zhang et al. MRM 2013)"
+        t10_source = f"literature at {float(b0):g} T, Zhang et al. MRM 2013"
     elif setting == "vfa":
         t1 = read_nifti(sm.input.t1, require_sidecar=True)
         if t1.sidecar.get("Source") != "VFA":
