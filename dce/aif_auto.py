@@ -108,13 +108,27 @@ Tissue arrives later than the aortic input (0-5 s in the spine). The fit estimat
 delay (:class:`dce.fit.TracerKineticModel` with ``fit_delay``); :func:`delay_by_phases`
 (and :meth:`AIFResult.delayed`) shifts the AIF by whole phases (Camelo et al. 2023,
 quoted by the seed review) when a fixed shift is wanted instead.
+
+Policy (:class:`AIFPolicy`)
+---------------------------
+The workflow's choice of the session AIF, built from the ``aif`` configuration section
+(:meth:`AIFPolicy.from_config`) and applied by :meth:`AIFPolicy.select`: the blood T10
+(``literature`` by the field strength, ``vfa`` the session's VFA T10 map, or a number);
+``mode: auto`` extracts the aortic AIF and, when its QC fails, returns the population
+curve ``fallback`` aligned to the detected bolus arrival (with a logged warning naming the
+failed checks), returns the measured curve anyway (``fallback: none``) or raises
+(``on_qc_failure: error``); ``mode: population`` returns the population curve
+``population`` aligned to the detected arrival; ``delay: phases`` then shifts the AIF by
+``delay_phases`` whole phases. The QC record (:attr:`AIFChoice.qc`) says which branch
+was taken.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -129,17 +143,23 @@ from dce.signal import signal_to_concentration
 
 __all__ = [
     "AIFQC",
+    "AIF_MODES",
     "BLOOD_T10_S",
+    "AIFChoice",
     "AIFCriteria",
+    "AIFPolicy",
     "AIFQCThresholds",
     "AIFResult",
     "AortaAIF",
+    "anterior_axis_of",
     "anterior_region",
     "blood_t10_literature",
     "delay_by_phases",
     "extract_aif",
     "population_aligned",
 ]
+
+log = logging.getLogger(__name__)
 
 _FloatArray = NDArray[np.float64]
 _BLOCK = 32768  # voxels per feature block (bounds temporary memory)
@@ -524,6 +544,30 @@ class AIFResult:
         """Table of the returned AIF: ``t_s``, ``cb_mM``, ``cp_mM``, ``measured_cb_mM``."""
         return pd.DataFrame({"t_s": self.t_s, "cb_mM": self.cb_mM, "cp_mM": self.cp_mM,
                              "measured_cb_mM": self.measured_cb_mM})
+
+    def voxel_mask(self, shape: tuple[int, ...]) -> NDArray[np.uint8]:
+        """Mask of the voxels averaged into the measured curve (1; else 0).
+
+        Parameters
+        ----------
+        shape : tuple of int
+            Spatial shape of the image the AIF was extracted from.
+
+        Returns
+        -------
+        ndarray of uint8, shape ``shape``
+        """
+        vox = np.zeros(shape, dtype=np.uint8)
+        if self.voxel_indices.size:
+            vox[tuple(self.voxel_indices.T)] = 1
+        return vox
+
+    def peak_phase(self) -> int:
+        """Index of the measured curve's peak phase (``n_baseline + 3``, at most the last
+        phase, when no curve was measured): the phase a QC figure shows."""
+        if np.any(np.isfinite(self.measured_cb_mM)):
+            return int(np.nanargmax(self.measured_cb_mM))
+        return min(self.qc.n_baseline + 3, self.t_s.size - 1)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -1324,3 +1368,289 @@ def extract_aif(signal: ArrayLike, t_s: ArrayLike, *, tr_s: float, flip_angle_de
                      r1_per_mM_per_s=r1_per_mM_per_s, n_baseline=n_baseline,
                      hematocrit=hematocrit, blood_t10_s=blood_t10_s,
                      blood_t10_source=blood_t10_source, mask=mask, prior_mask=prior)
+
+
+# --------------------------------------------------------------------------- policy
+
+#: ``aif.mode`` values: the aortic AIF (population fallback on QC failure) or a
+#: population curve aligned to the detected bolus arrival.
+AIF_MODES = ("auto", "population")
+_ON_QC_FAILURE = ("fallback", "error")
+_DELAY_MODES = ("none", "phases", "fit")
+_T10_SETTINGS = ("literature", "vfa")
+
+#: Fewest voxels (fraction of the image) with a positive baseline signal for an AIF search.
+MIN_POSITIVE_BASELINE_FRACTION = 0.01
+
+
+def anterior_axis_of(affine: ArrayLike) -> tuple[int, int]:
+    """Image axis closest to the anterior direction of an affine, and its sense.
+
+    Parameters
+    ----------
+    affine : array_like, shape (4, 4)
+        Voxel-to-RAS+ affine (mm).
+
+    Returns
+    -------
+    axis : int
+        Image axis whose direction has the largest anterior (+y) component.
+    direction : {+1, -1}
+        +1 when anterior is towards increasing index along ``axis``.
+    """
+    a = np.asarray(affine, dtype=float)
+    ax = int(np.argmax(np.abs(a[1, :3])))
+    return ax, (1 if a[1, ax] > 0 else -1)
+
+
+@dataclass(frozen=True)
+class AIFChoice:
+    """The AIF chosen by :meth:`AIFPolicy.select`.
+
+    Attributes
+    ----------
+    result : AIFResult
+        The returned AIF (``cb_mM``, ``cp_mM``: aortic, population fallback or population
+        curve, delayed as configured), the measured curve and the voxels used.
+    qc : dict
+        The QC record to store: :meth:`AIFQC.to_dict` plus the policy's entries
+        (``mode``, ``delay_mode``, ``used_peak_blood_mM`` (mM, peak of the returned blood
+        curve above its baseline), ``n_baseline``, ``hematocrit``; in population mode
+        ``source`` is the population curve and ``population_arrival_s``,
+        ``population_arrival_source``, ``population_delay_s`` (s) are added).
+    blood_t10_source : str
+        Where the blood T10 came from.
+    """
+
+    result: AIFResult
+    qc: dict[str, Any]
+    blood_t10_source: str
+
+
+@dataclass(frozen=True)
+class AIFPolicy:
+    """How a session's AIF is chosen (module notes, *Policy*); the ``aif`` configuration.
+
+    Attributes
+    ----------
+    mode : {"auto", "population"}
+        Aortic AIF with QC, or a population curve aligned to the detected arrival.
+    population : {"parker", "georgiou"}
+        Population curve of ``mode: population``.
+    fallback : {"parker", "georgiou", "none"}
+        Population curve returned when the aortic AIF fails QC (``none``: the measured
+        curve is returned anyway).
+    on_qc_failure : {"fallback", "error"}
+        ``error``: a failed QC raises instead of falling back.
+    blood_t10_s : {"literature", "vfa"} or float
+        Blood T10: literature value at the field strength (:func:`blood_t10_literature`),
+        the mean of the session's VFA T10 map over the AIF voxels, or a number (s).
+    delay : {"none", "phases", "fit"}
+        Tissue delay behind the AIF; only ``phases`` changes the AIF (``fit`` is the
+        tracer-kinetic fit's business).
+    delay_phases : int
+        Whole phases of the ``phases`` delay (>= 0).
+    anterior_prior : bool
+        Prefer voxels anterior to the lesion/marrow ROIs (the ``spine_mask`` of
+        :meth:`select`).
+    criteria : AIFCriteria
+    thresholds : AIFQCThresholds
+    """
+
+    mode: str
+    population: str
+    fallback: str
+    on_qc_failure: str
+    blood_t10_s: str | float
+    delay: str
+    delay_phases: int
+    anterior_prior: bool
+    criteria: AIFCriteria = field(default_factory=AIFCriteria)
+    thresholds: AIFQCThresholds = field(default_factory=AIFQCThresholds)
+
+    def __post_init__(self) -> None:
+        choices = {"mode": AIF_MODES, "population": POPULATION_AIF_NAMES,
+                   "fallback": (*POPULATION_AIF_NAMES, "none"),
+                   "on_qc_failure": _ON_QC_FAILURE, "delay": _DELAY_MODES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"aif.{name}: {getattr(self, name)!r} is not one of "
+                                 f"{', '.join(allowed)}")
+        if isinstance(self.blood_t10_s, str) and self.blood_t10_s not in _T10_SETTINGS:
+            raise ValueError(f"aif.blood_t10_s: {self.blood_t10_s!r} is not literature, vfa "
+                             "or a number (s)")
+        if isinstance(self.delay_phases, bool) or not isinstance(
+                self.delay_phases, (int, np.integer)) or self.delay_phases < 0:
+            raise ValueError(f"aif.delay_phases: need an integer >= 0, got "
+                             f"{self.delay_phases!r}")
+        self.criteria.validate()
+        self.thresholds.validate()
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> AIFPolicy:
+        """The policy of the workflow's ``aif`` configuration section (all keys present,
+        as after schema validation; ``mask_column`` is the workflow's and ignored)."""
+        q, sel = cfg["qc"], cfg["selection"]
+        thresholds = AIFQCThresholds(
+            min_voxels=int(q["min_voxels"]),
+            peak_blood_range_mM=_pair(q["peak_blood_range_mM"]),
+            max_noise_ratio=float(q["max_noise_ratio"]),
+            max_baseline_drift=float(q["max_baseline_drift"]),
+            max_ttp_s=float(q["max_ttp_s"]), max_fwhm_s=float(q["max_fwhm_s"]),
+            area_60s_range_mM_s=_pair(q["area_60s_range_mM_s"]),
+            min_washout=float(q["min_washout"]))
+        criteria = AIFCriteria(
+            min_cnr=float(sel["min_cnr"]), max_ttp_s=float(sel["max_ttp_s"]),
+            min_washout=float(sel["min_washout"]), n_reference=int(sel["n_reference"]),
+            peak_fraction=float(sel["peak_fraction"]), erode=int(sel["erode"]),
+            re_fraction=float(sel["re_fraction"]),
+            shape_tolerance=float(sel["shape_tolerance"]), max_voxels=int(sel["max_voxels"]))
+        t10 = cfg["blood_t10_s"]
+        return cls(mode=cfg["mode"], population=cfg["population"], fallback=cfg["fallback"],
+                   on_qc_failure=cfg["on_qc_failure"],
+                   blood_t10_s=t10 if isinstance(t10, str) else float(t10),
+                   delay=cfg["delay"], delay_phases=int(cfg["delay_phases"]),
+                   anterior_prior=bool(cfg["anterior_prior"]), criteria=criteria,
+                   thresholds=thresholds)
+
+    @property
+    def fallback_curve(self) -> str | None:
+        """Population curve :func:`extract_aif` falls back to (None in population mode
+        or with ``fallback: none``)."""
+        return None if self.mode == "population" or self.fallback == "none" \
+            else self.fallback
+
+    def blood_t10(self, *, field_strength_t: float | None = None,
+                  vfa_t10_s: ArrayLike | None = None) -> tuple[float | _FloatArray, str]:
+        """The blood T10 setting resolved for one session.
+
+        Parameters
+        ----------
+        field_strength_t : float, optional
+            Main field (T) from the image header (needed for ``literature``).
+        vfa_t10_s : array_like, optional
+            The session's VFA T10 map (s), image shape (needed for ``vfa``; None when the
+            session has no VFA fit).
+
+        Returns
+        -------
+        blood_t10_s : float or ndarray
+            A value (s) or the map (its mean over the AIF voxels is used).
+        source : str
+            Description for the QC record.
+
+        Raises
+        ------
+        ValueError
+            ``literature`` without a field strength, or ``vfa`` without a VFA map.
+        """
+        setting = self.blood_t10_s
+        if setting == "literature":
+            if field_strength_t is None:
+                raise ValueError("the DICOM header gives no field strength, so "
+                                 "aif.blood_t10_s: literature cannot choose the 1.5 T or 3 T "
+                                 "value; set aif.blood_t10_s to a number (s)")
+            b0 = float(field_strength_t)
+            return (blood_t10_literature(b0),
+                    f"literature at {b0:g} T, Zhang et al. MRM 2013")
+        if setting == "vfa":
+            if vfa_t10_s is None:
+                raise ValueError("aif.blood_t10_s is vfa but the session has no VFA T10 map "
+                                 "(Source: fixed); use literature or a number")
+            return np.asarray(vfa_t10_s), "VFA T10 map, mean over the AIF voxels"
+        return float(setting), "configured (aif.blood_t10_s)"
+
+    def select(self, signal: ArrayLike, t_s: ArrayLike, *, tr_s: float,
+               flip_angle_deg: float, r1_per_mM_per_s: float, n_baseline: int,
+               hematocrit: float, field_strength_t: float | None = None,
+               vfa_t10_s: ArrayLike | None = None, mask: ArrayLike | None = None,
+               spine_mask: ArrayLike | None = None,
+               affine: ArrayLike | None = None) -> AIFChoice:
+        """Choose the AIF of one session.
+
+        Parameters
+        ----------
+        signal, t_s, tr_s, flip_angle_deg, r1_per_mM_per_s, n_baseline, hematocrit
+            See :meth:`AortaAIF.fit` (signal (signal units), times (s), TR (s), flip
+            angle (deg), relaxivity (/mM/s), leading baseline phases, hematocrit).
+        field_strength_t, vfa_t10_s
+            See :meth:`blood_t10`.
+        mask : bool array, optional
+            Hard aorta mask (image shape).
+        spine_mask : bool array, optional
+            Lesion/marrow voxels; with ``anterior_prior`` and ``affine`` (voxel-to-RAS+,
+            mm) the search prefers the voxels anterior to them (:func:`anterior_region`).
+
+        Returns
+        -------
+        AIFChoice
+
+        Raises
+        ------
+        ValueError
+            Fewer than :data:`MIN_POSITIVE_BASELINE_FRACTION` of the voxels with a
+            positive baseline signal; a blood T10 setting the session cannot resolve; a
+            failed QC with ``on_qc_failure: error``; no usable AIF (non-finite or never
+            positive).
+        """
+        nb, hct = int(n_baseline), float(hematocrit)
+        sig = np.asarray(signal)
+        s0 = sig[..., :nb].mean(axis=-1)
+        n_ok = int(np.count_nonzero(np.isfinite(s0) & (s0 > 0)))
+        if n_ok < MIN_POSITIVE_BASELINE_FRACTION * s0.size:
+            raise ValueError(f"only {n_ok} of {s0.size} voxels have a positive baseline "
+                             f"signal in the first {nb} phases (acquisition.n_baseline): "
+                             "check the export (blank or missing first phases?)")
+        blood_t10, t10_source = self.blood_t10(field_strength_t=field_strength_t,
+                                               vfa_t10_s=vfa_t10_s)
+        prior: dict[str, Any] = {}
+        if self.anterior_prior and spine_mask is not None and affine is not None:
+            axis, direction = anterior_axis_of(affine)
+            prior = {"spine_mask": spine_mask, "anterior_axis": axis,
+                     "anterior_direction": direction}
+            log.info("anterior prior: image axis %d, anterior towards %s index", axis,
+                     "increasing" if direction > 0 else "decreasing")
+        fallback = self.fallback_curve
+        res = extract_aif(sig, t_s, tr_s=tr_s, flip_angle_deg=flip_angle_deg,
+                          r1_per_mM_per_s=r1_per_mM_per_s, n_baseline=nb, hematocrit=hct,
+                          blood_t10_s=blood_t10, blood_t10_source=t10_source,
+                          fallback=fallback, criteria=self.criteria,
+                          thresholds=self.thresholds, mask=mask, **prior)
+        qc = res.qc.to_dict()
+        if self.mode == "population":
+            arrival, src = res.detected_arrival()
+            cb, delay_s = population_aligned(self.population, res.t_s, arrival,
+                                             arrival_fraction=self.criteria.arrival_fraction)
+            res = replace(res, cb_mM=cb, cp_mM=cb / (1.0 - hct))
+            qc.update(source=self.population, population_arrival_s=arrival,
+                      population_arrival_source=src, population_delay_s=delay_s)
+        elif not res.qc.passed and self.on_qc_failure == "error":
+            raise ValueError(f"the automatic AIF failed QC ({res.qc.reason}) and "
+                             "aif.on_qc_failure is error: check the aorta in the field of "
+                             "view (or the aorta mask), the blood T10 (aif.blood_t10_s) and "
+                             "the QC ranges (aif.qc), or allow aif.on_qc_failure: fallback")
+        elif not res.qc.passed and fallback is None:
+            log.warning("AIF QC failed (%s) and aif.fallback is none: using the measured "
+                        "curve", res.qc.reason)
+        elif not res.qc.passed:
+            log.warning("AIF QC failed (%s): using the population AIF %s (aif.fallback); "
+                        "this session's Ktrans/vp rest on a population curve",
+                        res.qc.reason, fallback)
+        if self.delay == "phases" and self.delay_phases > 0:
+            res = res.delayed(self.delay_phases)
+            qc["delay_phases"] = res.qc.delay_phases
+        if not np.all(np.isfinite(res.cp_mM)) or not np.any(res.cp_mM > 0):
+            raise ValueError(f"no usable AIF (QC: {res.qc.reason}; aif.fallback is none)")
+        qc.update(mode=self.mode, delay_mode=self.delay, used_peak_blood_mM=float(
+            np.max(res.cb_mM) - np.mean(res.cb_mM[:nb])), n_baseline=nb, hematocrit=hct)
+        log.info("AIF: source %s, QC %s (%s); peak %.3g mM blood, arrival %.1f s, %d voxels "
+                 "(blood SNR %.3g, T10 %.3g s: %s)", qc["source"],
+                 "pass" if res.qc.passed else "FAIL", res.qc.reason, res.qc.peak_blood_mM,
+                 res.qc.arrival_s, res.qc.n_voxels, res.qc.voxel_baseline_snr_median,
+                 res.qc.blood_t10_s, t10_source)
+        return AIFChoice(result=res, qc=qc, blood_t10_source=t10_source)
+
+
+def _pair(x: Any) -> tuple[float, float]:
+    lo, hi = (float(v) for v in x)
+    return lo, hi

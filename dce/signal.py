@@ -25,6 +25,7 @@ from numpy.typing import ArrayLike, NDArray
 from dce._checks import as_float_array, check_flip_angle, check_tr
 
 __all__ = [
+    "MIN_CONVERTED_FRACTION",
     "STATUS_CONC",
     "ConcentrationResult",
     "baseline_indices",
@@ -47,6 +48,12 @@ STATUS_CONC = {
     2: "some samples at/above the SPGR maximum M0*sin(FA) or <= 0: no finite R1, set NaN",
     3: "baseline T1 not finite or <= 0",
 }
+
+
+#: Below this fraction of voxels with a valid concentration a session is refused by the
+#: workflow (a blank baseline or broken export, not anatomy: background air is well below
+#: 99 %).
+MIN_CONVERTED_FRACTION = 0.01
 
 
 def _broadcast_shape(**shapes: tuple[int, ...]) -> tuple[int, ...]:
@@ -199,6 +206,12 @@ class ConcentrationResult:
     m0: NDArray[np.float64]
     out_of_range: NDArray[np.bool_]
     status: NDArray[np.int8]
+
+    def status_counts(self) -> dict[str, int]:
+        """Number of voxels per status, keyed by the meaning in :data:`STATUS_CONC`
+        (statuses present only, in code order)."""
+        codes, counts = np.unique(self.status, return_counts=True)
+        return {STATUS_CONC[int(k)]: int(n) for k, n in zip(codes, counts, strict=True)}
 
 
 def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,

@@ -24,7 +24,8 @@ import nibabel as nib
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["NiftiContents", "read_nifti", "sidecar_path", "write_nifti"]
+__all__ = ["DynamicContents", "NiftiContents", "read_dynamic", "read_nifti", "sidecar_path",
+           "write_nifti"]
 
 #: Sidecar keys that are never written (identifiers, dates, clock times, UIDs).
 _FORBIDDEN_KEY = re.compile(
@@ -40,6 +41,17 @@ class NiftiContents(NamedTuple):
     data: NDArray[Any]
     affine: NDArray[np.float64]
     sidecar: dict[str, Any]
+
+
+class DynamicContents(NamedTuple):
+    """What :func:`read_dynamic` returns: the image and its SPGR timing."""
+
+    data: NDArray[Any]
+    affine: NDArray[np.float64]
+    sidecar: dict[str, Any]
+    t_s: NDArray[np.float64]
+    flip_angle_deg: float
+    tr_s: float
 
 
 def sidecar_path(path: str | os.PathLike[str]) -> Path:
@@ -207,3 +219,35 @@ def read_nifti(path: str | os.PathLike[str], *, require_sidecar: bool = False) -
     elif require_sidecar:
         raise FileNotFoundError(f"{jpath}: sidecar of {path} is missing")
     return NiftiContents(data=data, affine=affine, sidecar=sidecar)
+
+
+def read_dynamic(path: str | os.PathLike[str]) -> DynamicContents:
+    """Read a dynamic (DCE) NIfTI image with the timing of its required sidecar.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``.nii`` or ``.nii.gz`` file whose sidecar holds ``AcquisitionTimes_s`` (s),
+        ``FlipAngle_deg`` (deg) and ``RepetitionTime_s`` (s).
+
+    Returns
+    -------
+    DynamicContents
+        ``(data, affine, sidecar, t_s, flip_angle_deg, tr_s)``.
+
+    Raises
+    ------
+    FileNotFoundError
+        The image or its sidecar does not exist.
+    ValueError
+        The sidecar lacks one of those keys (the message names the file and the key).
+    """
+    img = read_nifti(path, require_sidecar=True)
+    meta = img.sidecar
+    try:
+        t = np.asarray(meta["AcquisitionTimes_s"], dtype=float)
+        fa, tr = float(meta["FlipAngle_deg"]), float(meta["RepetitionTime_s"])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: sidecar lacks {exc} (AcquisitionTimes_s, FlipAngle_deg, "
+                         "RepetitionTime_s)") from None
+    return DynamicContents(img.data, img.affine, meta, t, fa, tr)

@@ -8,7 +8,8 @@ time one core spends on the session), the largest resident memory of any of its 
 from pathlib import Path
 
 import pandas as pd
-from _common import job, write_tsv
+
+from dce.io.jobs import job, write_tsv
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 

@@ -7,9 +7,8 @@ says whether it was, and the rule t1map reads it from there.
 
 from pathlib import Path
 
-from _common import job, write_json
-
 from dce.io.convert import convert_visit, output_paths
+from dce.io.jobs import job, write_json
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 

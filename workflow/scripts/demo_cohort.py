@@ -3,9 +3,8 @@
 from dataclasses import replace
 from pathlib import Path
 
-from _common import job
-
 from dce.io.dicom_write import write_cohort_dicom
+from dce.io.jobs import job
 from dce.phantom import Acquisition, make_cohort
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821

@@ -7,10 +7,10 @@ job every fit job started before the first one finished would compile them again
 import time
 
 import numpy as np
-from _common import job, write_json
 
 from dce.aif import parker_aif
 from dce.fit import TracerKineticModel
+from dce.io.jobs import job, write_json
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 

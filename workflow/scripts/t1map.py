@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from _common import job
 
 from dce.io import read_nifti, write_nifti
+from dce.io.jobs import job
 from dce.t1 import STATUS_MEANINGS, VFAModel
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821

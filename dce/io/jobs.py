@@ -1,0 +1,168 @@
+"""Plumbing of the workflow's rule scripts: the job context and the atomic table, JSON and
+figure writers.
+
+Every rule script is ``with job(snakemake) as log: ...``: :func:`job` sends logging and
+warnings to ``snakemake.log[0]``, limits the BLAS/numba threads to the job's threads, and
+on any error removes the job's partial outputs and re-raises with the subject, session and
+rule in the message (the original error, naming the file, follows).
+
+Nothing here imports Snakemake: the ``snakemake`` object of a script is taken duck-typed
+(attributes ``wildcards`` (with ``keys()``), ``rule``, ``log``, ``output`` and
+``threads``), so the plumbing is testable with a plain stand-in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import traceback
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from dce.io._atomic import atomic_path
+
+__all__ = ["job", "job_label", "save_figure", "write_json", "write_tsv"]
+
+#: Variables that cap the threads of the BLAS/OpenMP libraries (set only when unset).
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def job_label(sm: Any) -> str:
+    """``sub-<s> ses-<t> rule <r>`` of a rule job, for messages.
+
+    Parameters
+    ----------
+    sm : snakemake-like
+        Has ``wildcards`` (with ``keys()``) and ``rule``; ``subject`` and ``session``
+        appear only when they are wildcards of the rule.
+
+    Returns
+    -------
+    str
+    """
+    wc = sm.wildcards
+    parts = []
+    if "subject" in wc.keys():
+        parts.append(f"sub-{wc.subject}")
+    if "session" in wc.keys():
+        parts.append(f"ses-{wc.session}")
+    parts.append(f"rule {sm.rule}")
+    return " ".join(parts)
+
+
+def _limit_threads(n: int) -> None:
+    for var in _THREAD_VARS:
+        os.environ.setdefault(var, str(n))
+    try:
+        import numba
+
+        limit = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+        numba.set_num_threads(max(1, min(n, limit)))
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _outputs(sm: Any) -> list[Path]:
+    """The job's declared outputs plus the JSON sidecars of its NIfTI outputs."""
+    paths = [Path(p) for p in sm.output]
+    extra = []
+    for p in paths:
+        for ext in (".nii.gz", ".nii"):
+            if p.name.endswith(ext):
+                extra.append(p.with_name(p.name[: -len(ext)] + ".json"))
+    return paths + extra
+
+
+@contextmanager
+def job(sm: Any) -> Iterator[logging.Logger]:
+    """Run the body of a rule script as one job.
+
+    Parameters
+    ----------
+    sm : snakemake-like
+        The script's ``snakemake`` object (duck-typed): ``log[0]`` (log file, replaced),
+        ``threads`` (default 1), ``output`` (paths), ``wildcards`` and ``rule``.
+
+    Yields
+    ------
+    logging.Logger
+        Logger ``dce.workflow.<rule>``; the root logger (so the library's loggers too)
+        and captured warnings go to the log file.
+
+    Raises
+    ------
+    RuntimeError
+        On any error in the body, after logging the traceback and removing the outputs
+        (and NIfTI sidecars) that exist: ``"<job label>: <ExceptionType>: <message>"``
+        (:func:`job_label`), chained to the original exception.
+    """
+    threads = int(getattr(sm, "threads", 1) or 1)
+    _limit_threads(threads)
+    log_path = Path(sm.log[0])
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
+                                           "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    warnings.simplefilter("default")
+    log = logging.getLogger(f"dce.workflow.{sm.rule}")
+    where = job_label(sm)
+    log.info("%s: start (%d thread(s))", where, threads)
+    t0 = time.perf_counter()
+    try:
+        yield log
+    except BaseException as exc:
+        log.error("%s: failed: %s\n%s", where, exc, traceback.format_exc())
+        for p in _outputs(sm):
+            if p.is_file():
+                p.unlink()
+        raise RuntimeError(f"{where}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        handler.flush()
+    log.info("%s: done in %.2f s", where, time.perf_counter() - t0)
+    handler.close()
+
+
+def write_tsv(df: Any, path: str | os.PathLike[str]) -> None:
+    """Write a table atomically (temporary name in the same folder, then rename).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Written without the index, missing values as ``n/a``, floats as ``%.6g``.
+    path : path-like
+    """
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, sep="\t", index=False, na_rep="n/a", float_format="%.6g")
+
+
+def write_json(obj: Any, path: str | os.PathLike[str]) -> None:
+    """Write JSON atomically (indent 2, trailing newline; NaN refused).
+
+    Parameters
+    ----------
+    obj : JSON-serialisable
+    path : path-like
+    """
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str]) -> None:
+    """Save a matplotlib figure atomically at 110 dpi (the format from the suffix).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : path-like
+    """
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
