@@ -1,0 +1,131 @@
+"""Tests for dce.io.jobs: the rule scripts' job context and writers, with a stand-in for
+the ``snakemake`` object (no Snakemake involved)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dce.io.jobs import job, job_label, save_figure, write_json, write_tsv
+
+
+class Wildcards(SimpleNamespace):
+    """Attribute access plus ``keys()``, like Snakemake's wildcards."""
+
+    def keys(self) -> list[str]:
+        return list(vars(self))
+
+
+def _sm(tmp: Path, outputs: list[str], rule: str = "aif", **wildcards: str) -> Any:
+    return SimpleNamespace(wildcards=Wildcards(**wildcards), rule=rule, threads=1,
+                           log=[str(tmp / "logs" / f"{rule}.log")],
+                           output=[str(tmp / o) for o in outputs])
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """job() reconfigures the root logger, warnings capture, thread variables and numba's
+    thread count of the process: restore them after each test."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    import numba
+
+    n_threads = numba.get_num_threads()
+    with warnings.catch_warnings():
+        yield
+    for h in root.handlers:
+        if h not in handlers:
+            h.close()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.captureWarnings(False)
+    numba.set_num_threads(n_threads)
+
+
+def test_label_names_subject_session_and_rule(tmp_path: Path) -> None:
+    assert job_label(_sm(tmp_path, [], subject="01", session="pre")) == \
+        "sub-01 ses-pre rule aif"
+    assert job_label(_sm(tmp_path, [], rule="cohort_table")) == "rule cohort_table"
+
+
+def test_job_logs_to_the_log_file_and_captures_warnings(tmp_path: Path) -> None:
+    sm = _sm(tmp_path, ["a.tsv"], subject="01", session="pre")
+    with job(sm) as log:
+        log.info("hello %d", 42)
+        logging.getLogger("dce.somewhere").warning("library says %s", "careful")
+        warnings.warn("numbers look odd", UserWarning, stacklevel=1)
+        Path(sm.output[0]).write_text("x\n")
+    text = Path(sm.log[0]).read_text()
+    assert "sub-01 ses-pre rule aif: start (1 thread(s))" in text
+    assert "INFO hello 42" in text and "WARNING library says careful" in text
+    assert "UserWarning: numbers look odd" in text
+    assert "sub-01 ses-pre rule aif: done in" in text
+    assert Path(sm.output[0]).is_file()
+
+
+def test_job_error_removes_partial_outputs_and_names_the_job(tmp_path: Path) -> None:
+    sm = _sm(tmp_path, ["x_dce.nii.gz", "x_aif.tsv", "never_written.json"],
+             subject="07", session="post")
+    sidecar = tmp_path / "x_dce.json"
+    unrelated = tmp_path / "keep.txt"
+    unrelated.write_text("not an output\n")
+    with pytest.raises(RuntimeError) as info, job(sm):
+        for name in ("x_dce.nii.gz", "x_aif.tsv"):
+            (tmp_path / name).write_text("partial")
+        sidecar.write_text("{}")
+        raise ValueError("x_dce.nii.gz: sidecar lacks 'FlipAngle_deg'")
+    msg = str(info.value)
+    assert msg == ("sub-07 ses-post rule aif: ValueError: x_dce.nii.gz: sidecar lacks "
+                   "'FlipAngle_deg'")
+    assert isinstance(info.value.__cause__, ValueError)
+    assert not (tmp_path / "x_dce.nii.gz").exists() and not (tmp_path / "x_aif.tsv").exists()
+    assert not sidecar.exists()  # the NIfTI output's sidecar goes too
+    assert unrelated.is_file()
+    text = Path(sm.log[0]).read_text()
+    assert "ERROR sub-07 ses-post rule aif: failed: x_dce.nii.gz" in text
+    assert "Traceback" in text
+
+
+def test_write_tsv_missing_values_and_precision(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "t.tsv"
+    write_tsv(pd.DataFrame({"a": [1.0 / 3.0, math.nan], "b": ["x", "y"]}), path)
+    assert path.read_text() == "a\tb\n0.333333\tx\nn/a\ty\n"
+    assert [p.name for p in path.parent.iterdir()] == ["t.tsv"]  # no temporary left
+
+
+def test_write_json_refuses_nan_and_leaves_no_file(tmp_path: Path) -> None:
+    path = tmp_path / "q.json"
+    write_json({"b": 1, "a": [0.5, None]}, path)
+    assert path.read_text() == '{\n  "b": 1,\n  "a": [\n    0.5,\n    null\n  ]\n}\n'
+    assert json.loads(path.read_text()) == {"b": 1, "a": [0.5, None]}
+    bad = tmp_path / "bad.json"
+    with pytest.raises(ValueError):
+        write_json({"x": float("nan")}, bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.json"]
+
+
+def test_save_figure_writes_a_png(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.plot(np.arange(3))
+    path = tmp_path / "f.png"
+    save_figure(fig, path)
+    plt.close(fig)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.png"]
