@@ -1,7 +1,9 @@
 # DCE-MRI of spinal bone lesions treated with radiation: per-session pipeline
 #   convert -> t1map -> concentration -> aif -> fit -> roi   (+ semiquant, figures)
-# Configuration: config/config.yaml (documented in config/README.md).
-# Run: snakemake   (the workflow profile profiles/default sets cores and resources)
+# and the cohort analysis over all sessions; one rule file per stage (workflow/rules/).
+# Configuration: config/config.yaml over the schema defaults (config/README.md).
+# Run: snakemake   (the workflow profile profiles/default sets cores and scheduling;
+# every rule states its own threads and resources)
 
 from snakemake.utils import min_version
 
@@ -11,12 +13,19 @@ min_version("8.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/convert.smk"
+include: "workflow/rules/t1map.smk"
+include: "workflow/rules/concentration.smk"
 include: "workflow/rules/aif.smk"
 include: "workflow/rules/fit.smk"
+include: "workflow/rules/semiquant.smk"
 include: "workflow/rules/roi.smk"
+include: "workflow/rules/benchmarks.smk"
 include: "workflow/rules/provenance.smk"
 include: "workflow/rules/cohort.smk"
 

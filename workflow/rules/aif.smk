@@ -30,6 +30,7 @@ rule aif:
         r1=config["acquisition"]["r1_per_mM_per_s"],
     resources:
         mem_mb=1500,
+        runtime=15,
     conda:
         "../envs/dce.yaml"
     script:

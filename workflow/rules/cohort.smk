@@ -7,9 +7,6 @@
 include: "cohort_common.smk"
 
 
-report: "../report/workflow.rst"
-
-
 wildcard_constraints:
     lesion="[0-9]+",
 
@@ -40,6 +37,7 @@ rule cohort_table:
         sessions_sheet=config["sessions"],
     resources:
         mem_mb=1000,
+        runtime=15,
     conda:
         "../envs/dce.yaml"
     script:
@@ -74,6 +72,7 @@ rule cohort_predictions:
         cohort=COHORT_CFG,
     resources:
         mem_mb=1000,
+        runtime=30,
     conda:
         "../envs/dce.yaml"
     script:
@@ -96,6 +95,7 @@ rule cohort_roc:
         cohort=COHORT_CFG,
     resources:
         mem_mb=1000,
+        runtime=30,
     conda:
         "../envs/dce.yaml"
     script:
@@ -116,6 +116,7 @@ rule cohort_prepost:
         cohort=COHORT_CFG,
     resources:
         mem_mb=1000,
+        runtime=15,
     conda:
         "../envs/dce.yaml"
     script:
@@ -144,6 +145,7 @@ rule cohort_report_tables:
         cohort=COHORT_CFG,
     resources:
         mem_mb=1000,
+        runtime=15,
     conda:
         "../envs/dce.yaml"
     script:
@@ -169,6 +171,7 @@ rule cohort_figures:
         tic=config["tic"],
     resources:
         mem_mb=1500,
+        runtime=15,
     conda:
         "../envs/dce.yaml"
     script:
@@ -200,6 +203,7 @@ rule cohort_maps:
         outcome=_lesion_outcome,
     resources:
         mem_mb=1500,
+        runtime=15,
     conda:
         "../envs/dce.yaml"
     script:

@@ -26,23 +26,9 @@ if DEMO:
             demo=config["demo"],
         resources:
             mem_mb=1500,
+            runtime=30,
         conda:
             "../envs/dce.yaml"
         script:
             "../scripts/demo_cohort.py"
 
-
-rule numba_warmup:
-    output:
-        WARMUP,
-    log:
-        f"{RESULTS}/logs/numba_warmup.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/numba_warmup.tsv"
-    priority: 100
-    resources:
-        mem_mb=1000,
-    conda:
-        "../envs/dce.yaml"
-    script:
-        "../scripts/numba_warmup.py"

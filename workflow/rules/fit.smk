@@ -1,4 +1,22 @@
-# Voxel-wise tracer-kinetic fit (AIF-dependent) and semi-quantitative maps (not).
+# Voxel-wise tracer-kinetic fit (AIF-dependent), and the one-off numba compilation of its
+# kernels that every fit job waits for.
+
+
+rule numba_warmup:
+    output:
+        WARMUP,
+    log:
+        f"{RESULTS}/logs/numba_warmup.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/numba_warmup.tsv"
+    priority: 100
+    resources:
+        mem_mb=1000,
+        runtime=20,
+    conda:
+        "../envs/dce.yaml"
+    script:
+        "../scripts/numba_warmup.py"
 
 
 rule fit:
@@ -17,32 +35,12 @@ rule fit:
         # [3, 3, 1] and dce.fit.DEFAULT_ENHANCEMENT_Z when absent)
         model=config["model"],
         fit_delay=config["aif"]["delay"] == "fit",
-    threads: 2
+    threads: 2  # numba-parallel kernels; on SLURM also the job's CPUs (--cpus-per-task)
     resources:
         # delay fit: + ~2x the float32 volume (neighbourhood curves, result rows)
         mem_mb=2000,
+        runtime=30,
     conda:
         "../envs/dce.yaml"
     script:
         "../scripts/fit.py"
-
-
-rule semiquant:
-    input:
-        dce=ses("dce", "nii.gz"),
-    output:
-        **map_outputs(SEMIQUANT_MAPS),
-    log:
-        ses_log("semiquant"),
-    benchmark:
-        ses_bench("semiquant")
-    params:
-        n_baseline=config["acquisition"]["n_baseline"],
-        iauc=config["semiquant"]["iauc_windows_s"],
-        tic=config["tic"],
-    resources:
-        mem_mb=2000,
-    conda:
-        "../envs/dce.yaml"
-    script:
-        "../scripts/semiquant.py"

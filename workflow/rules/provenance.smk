@@ -1,11 +1,7 @@
 # Provenance of every output set: sub-<s>_ses-<t>_provenance.json in each session folder
 # and <results>/provenance.json for the whole run (package versions, configuration hash,
-# input file hashes; dce.io.provenance). The configuration hash is a parameter, so a
-# configuration change rewrites the records.
-
-from dce.io.provenance import config_sha256
-
-CONFIG_SHA256 = config_sha256(config)
+# input file hashes; dce.io.provenance, hashed by the script). The whole configuration is a
+# parameter, so a configuration change rewrites the records.
 
 
 rule provenance:
@@ -20,9 +16,10 @@ rule provenance:
     log:
         ses_log("provenance"),
     params:
-        config_sha256=CONFIG_SHA256,
+        config=config,
     resources:
         mem_mb=500,
+        runtime=10,
     conda:
         "../envs/dce.yaml"
     script:
@@ -42,9 +39,10 @@ rule run_provenance:
     log:
         f"{RESULTS}/logs/provenance.log",
     params:
-        config_sha256=CONFIG_SHA256,
+        config=config,
     resources:
         mem_mb=500,
+        runtime=10,
     conda:
         "../envs/dce.yaml"
     script:

@@ -1,4 +1,4 @@
-# Lesion and normal-marrow statistics, mean TICs, figures; benchmark summary.
+# Lesion and normal-marrow statistics, mean TICs, figures.
 
 ROI_MAPS = [m for m in FIT_MAPS + SEMIQUANT_MAPS if m != "tictype"]
 
@@ -44,24 +44,9 @@ rule roi:
         max_fit_failed_fraction=config["cohort"]["max_fit_failed_fraction"],
     resources:
         mem_mb=2000,
+        runtime=15,
     conda:
         "../envs/dce.yaml"
     script:
         "../scripts/roi.py"
 
-
-rule benchmark_summary:
-    input:
-        all_benchmarks,
-    output:
-        f"{RESULTS}/benchmarks/summary.tsv",
-    log:
-        f"{RESULTS}/logs/benchmark_summary.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/benchmark_summary.tsv"
-    resources:
-        mem_mb=500,
-    conda:
-        "../envs/dce.yaml"
-    script:
-        "../scripts/benchmark_summary.py"

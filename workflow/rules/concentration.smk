@@ -1,0 +1,26 @@
+# Signal -> contrast agent concentration (SPGR signal equation, T10 and M0 maps).
+
+
+rule concentration:
+    input:
+        dce=ses("dce", "nii.gz"),
+        t1=ses("T1map", "nii.gz"),
+        m0=ses("M0map", "nii.gz"),
+    output:
+        conc=ses("conc", "nii.gz"),
+        status=ses("concstatus", "nii.gz"),
+    log:
+        ses_log("concentration"),
+    benchmark:
+        ses_bench("concentration")
+    params:
+        r1=config["acquisition"]["r1_per_mM_per_s"],
+        n_baseline=config["acquisition"]["n_baseline"],
+        m0=config["concentration"]["m0"],
+    resources:
+        mem_mb=1500,
+        runtime=15,
+    conda:
+        "../envs/dce.yaml"
+    script:
+        "../scripts/concentration.py"

@@ -1,0 +1,23 @@
+# Semi-quantitative (model-free) maps from the signal: enhancement, slopes, IAUC, TIC type.
+
+
+rule semiquant:
+    input:
+        dce=ses("dce", "nii.gz"),
+    output:
+        **map_outputs(SEMIQUANT_MAPS),
+    log:
+        ses_log("semiquant"),
+    benchmark:
+        ses_bench("semiquant")
+    params:
+        n_baseline=config["acquisition"]["n_baseline"],
+        iauc=config["semiquant"]["iauc_windows_s"],
+        tic=config["tic"],
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    conda:
+        "../envs/dce.yaml"
+    script:
+        "../scripts/semiquant.py"

@@ -1,0 +1,23 @@
+# Pre-contrast T1 (T10) and M0 maps from the VFA series (or the fixed fallback T10).
+
+
+rule t1map:
+    input:
+        dce=ses("dce", "nii.gz"),
+        record=ses("convert", "json"),
+    output:
+        t1=ses("T1map", "nii.gz"),
+        m0=ses("M0map", "nii.gz"),
+    log:
+        ses_log("t1map"),
+    benchmark:
+        ses_bench("t1map")
+    params:
+        t1=config["t1"],
+    resources:
+        mem_mb=1500,
+        runtime=15,
+    conda:
+        "../envs/dce.yaml"
+    script:
+        "../scripts/t1map.py"
