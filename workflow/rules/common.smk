@@ -1,13 +1,16 @@
-# Helpers shared by the rules: config validation, the session and lesion sheets,
-# output naming and wildcard constraints.
+# Helpers shared by the rules: config validation, the session and lesion sheets
+# (read by dce.io.tables), output naming and wildcard constraints. The dce package is a
+# dependency of the workflow (`pip install` of the repository brings Snakemake), so its
+# import-light public API (the sheet reader) is used at parse time.
 
 import functools
 import os
-from pathlib import Path
 
 import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+from dce.io.tables import SheetError, read_sheets
 
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -54,90 +57,29 @@ def map_outputs(names):
 # ----------------------------------------------------------------------------- sheets
 
 
-def _sheet_error(path, msg):
-    return WorkflowError(f"{path}: {msg}")
-
-
-def _read_sheet(path):
-    if not os.path.exists(path):
-        raise _sheet_error(path, "sheet not found (config: sessions/lesions)")
-    try:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except Exception as exc:  # noqa: BLE001 - report any parse error with the file name
-        raise _sheet_error(path, f"cannot read as a tab-separated table ({exc})") from None
-    df.columns = [c.strip() for c in df.columns]
-    return df.apply(lambda col: col.str.strip())
-
-
-def _numeric(df, col, path, integer=False, required=True):
-    if col not in df.columns:
-        return
-    raw = df[col]
-    empty = raw == ""
-    num = pd.to_numeric(raw.where(~empty), errors="coerce")
-    bad = num.isna() & ~empty
-    if bad.any() or (required and empty.any()):
-        row = int((bad | (empty if required else False)).to_numpy().nonzero()[0][0])
-        raise _sheet_error(
-            path,
-            f"row {row + 2}: column {col!r} must be a number, got {raw.iloc[row]!r}",
-        )
-    if integer:
-        whole = num.dropna() == num.dropna().round()
-        if not whole.all():
-            raise _sheet_error(path, f"column {col!r} must hold whole numbers")
-        df[col] = num.astype("Int64")
-    else:
-        df[col] = num
-
-
-def _validate_sheet(df, schema, path):
+def _validate_sheet(df, kind, path):
+    schema = SESSIONS_SCHEMA if kind == "sessions" else LESIONS_SCHEMA
     try:
         validate(df, schema=schema)
     except WorkflowError as exc:
-        raise _sheet_error(
-            path,
-            f"does not match workflow/schemas/{os.path.basename(schema)} (rows are "
+        raise WorkflowError(
+            f"{path}: does not match workflow/schemas/{os.path.basename(schema)} (rows are "
             f"counted from 0 after the header): {exc}",
         ) from None
 
 
 @functools.lru_cache(maxsize=4)
 def _load_sheets(sessions_path, lesions_path, _mtimes):
-    ses_df = _read_sheet(sessions_path)
-    _numeric(ses_df, "days_from_rt", sessions_path)
-    _numeric(ses_df, "hematocrit", sessions_path, required=False)
-    _validate_sheet(ses_df, SESSIONS_SCHEMA, sessions_path)
-    dup = ses_df.duplicated(["subject", "session"])
-    if dup.any():
-        r = ses_df[dup].iloc[0]
-        raise _sheet_error(
-            sessions_path, f"session {r.subject}/{r.session} is listed more than once"
-        )
-    les_df = _read_sheet(lesions_path)
-    _numeric(les_df, "lesion", lesions_path, integer=True)
-    _numeric(les_df, "recurrence", lesions_path, integer=True, required=False)
-    _numeric(les_df, "recurrence_day", lesions_path, required=False)
-    _validate_sheet(les_df, LESIONS_SCHEMA, lesions_path)
-    dup = les_df.duplicated(["subject", "lesion"])
-    if dup.any():
-        r = les_df[dup].iloc[0]
-        raise _sheet_error(
-            lesions_path, f"lesion {r.lesion} of subject {r.subject} is listed twice"
-        )
-    missing = sorted(set(ses_df["subject"]) - set(les_df["subject"]))
-    if missing:
-        raise _sheet_error(
+    path_columns = ("dicom_dir", "lesion_roi", "marrow_roi", config["aif"]["mask_column"])
+    try:
+        return read_sheets(
+            sessions_path,
             lesions_path,
-            f"no lesion listed for subject(s) {', '.join(missing)} of {sessions_path}",
+            path_columns=path_columns,
+            validate=_validate_sheet,
         )
-    base = Path(sessions_path).parent
-    for col in ("dicom_dir", "lesion_roi", "marrow_roi", config["aif"]["mask_column"]):
-        if col in ses_df.columns:
-            ses_df[col] = [
-                "" if v == "" else os.path.normpath(base / v) for v in ses_df[col]
-            ]
-    return ses_df.set_index(["subject", "session"], drop=False), les_df
+    except SheetError as exc:
+        raise WorkflowError(str(exc)) from None
 
 
 def sheets():
