@@ -365,7 +365,7 @@ def test_demo_cohort_true_auc_of_dvp_in_range() -> None:
 
 
 def test_test_cohort_has_both_outcomes() -> None:
-    c = _demo_cohort(REPO / "config" / "test" / "config.yaml")
+    c = _demo_cohort(REPO / ".test" / "config" / "config.yaml")
     assert set(c.lesions["recurrence"]) == {0, 1}
     d = _dvp_fu1(c)
     assert set(d["recurrence"]) == {0, 1}

@@ -28,7 +28,7 @@ from snakemake.settings import types as st
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
-TEST_CONFIG = REPO / "config" / "test" / "config.yaml"
+TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"
 _CFG = yaml.safe_load(TEST_CONFIG.read_text())
 DEMO = Path(_CFG["sessions"]).parent      # relative to the work directory
 RESULTS = Path(_CFG["results"])

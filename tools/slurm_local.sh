@@ -8,7 +8,7 @@
 #
 # Usage (as root, from anywhere; Debian/Ubuntu without systemd is fine):
 #   tools/slurm_local.sh                      full demo (config/config.yaml)
-#   tools/slurm_local.sh --test               3-patient cohort (config/test/config.yaml)
+#   tools/slurm_local.sh --test               3-patient cohort (.test/config/config.yaml)
 #   tools/slurm_local.sh --local-results DIR  compare with an existing local results folder
 #                                             made with the same config and its own demo
 #                                             folder (e.g. results/ after `make demo`)
@@ -53,8 +53,8 @@ CONF=/etc/slurm/slurm.conf
 PARTITION=debug # the partition named in profiles/slurm/config.yaml
 if [[ $TEST == 1 ]]; then
     OUT="${DCE_SLURM_OUT:-results/slurm-check-test}"
-    CFG_ARGS=(--configfile config/test/config.yaml)
-    CFG_FILE=config/test/config.yaml
+    CFG_ARGS=(--configfile .test/config/config.yaml)
+    CFG_FILE=.test/config/config.yaml
 else
     OUT="${DCE_SLURM_OUT:-results/slurm-check}"
     CFG_ARGS=()
@@ -228,7 +228,7 @@ log "cluster up: $(sinfo -h -o '%P %a %D %T %N' | xargs)"
 SM="$VENV/bin/snakemake"
 # every SLURM job parses the Snakefile, config and schemas again when it starts, and every
 # script runs from the working tree: edits made during the run end up in some jobs only
-changed=$(git status --porcelain -- Snakefile workflow config dce 2>/dev/null | wc -l || true)
+changed=$(git status --porcelain -- Snakefile workflow config .test dce 2>/dev/null | wc -l || true)
 if [[ "${changed:-0}" -gt 0 ]]; then
     log "WARNING: $changed uncommitted change(s) in Snakefile/workflow/config/dce; edits made" \
         "while the runs go on reach some jobs only (use a clean checkout for a clean check)"
