@@ -20,6 +20,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/snakefmt --check .
+	$(BIN)/snakemake --lint
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

@@ -31,8 +31,8 @@ include: "workflow/rules/cohort.smk"
 
 
 rule all:
+    default_target: True
     input:
         WARMUP,  # listed here too, so it compiles while the demo cohort is written
         all_outputs,
         cohort_outputs,
-    default_target: True

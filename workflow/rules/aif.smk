@@ -23,15 +23,15 @@ rule aif:
         ses_log("aif"),
     benchmark:
         ses_bench("aif")
+    conda:
+        "../envs/dce.yaml"
+    resources:
+        mem_mb=1500,
+        runtime=15,
     params:
         aif=config["aif"],
         n_baseline=config["acquisition"]["n_baseline"],
         hematocrit=session_hematocrit,
         r1=config["acquisition"]["r1_per_mM_per_s"],
-    resources:
-        mem_mb=1500,
-        runtime=15,
-    conda:
-        "../envs/dce.yaml"
     script:
         "../scripts/aif.py"

@@ -10,10 +10,10 @@ rule benchmark_summary:
         f"{RESULTS}/logs/benchmark_summary.log",
     benchmark:
         f"{RESULTS}/benchmarks/benchmark_summary.tsv"
+    conda:
+        "../envs/dce.yaml"
     resources:
         mem_mb=500,
         runtime=10,
-    conda:
-        "../envs/dce.yaml"
     script:
         "../scripts/benchmark_summary.py"

@@ -12,7 +12,6 @@ from snakemake.utils import validate
 
 from dce.io.tables import SheetError, read_sheets
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 
 RESULTS = config["results"].rstrip("/")
@@ -182,7 +181,5 @@ def all_outputs(wildcards):
 def all_benchmarks(wildcards):
     rules_ = ["convert", "t1map", "concentration", "aif", "fit", "semiquant", "roi"]
     return [
-        ses_bench(r).format(subject=s, session=t)
-        for s, t in all_session_keys()
-        for r in rules_
+        ses_bench(r).format(subject=s, session=t) for s, t in all_session_keys() for r in rules_
     ]

@@ -13,14 +13,14 @@ rule concentration:
         ses_log("concentration"),
     benchmark:
         ses_bench("concentration")
+    conda:
+        "../envs/dce.yaml"
+    resources:
+        mem_mb=1500,
+        runtime=15,
     params:
         r1=config["acquisition"]["r1_per_mM_per_s"],
         n_baseline=config["acquisition"]["n_baseline"],
         m0=config["concentration"]["m0"],
-    resources:
-        mem_mb=1500,
-        runtime=15,
-    conda:
-        "../envs/dce.yaml"
     script:
         "../scripts/concentration.py"

@@ -12,13 +12,13 @@ rule convert:
         ses_log("convert"),
     benchmark:
         ses_bench("convert")
-    params:
-        dce_pattern=config["convert"]["dce_pattern"],
-        vfa_pattern=config["convert"]["vfa_pattern"],
+    conda:
+        "../envs/dce.yaml"
     resources:
         mem_mb=1500,
         runtime=15,
-    conda:
-        "../envs/dce.yaml"
+    params:
+        dce_pattern=config["convert"]["dce_pattern"],
+        vfa_pattern=config["convert"]["vfa_pattern"],
     script:
         "../scripts/convert.py"

@@ -22,13 +22,12 @@ if DEMO:
             f"{RESULTS}/logs/demo_cohort.log",
         benchmark:
             f"{RESULTS}/benchmarks/demo_cohort.tsv"
-        params:
-            demo=config["demo"],
+        conda:
+            "../envs/dce.yaml"
         resources:
             mem_mb=1500,
             runtime=30,
-        conda:
-            "../envs/dce.yaml"
+        params:
+            demo=config["demo"],
         script:
             "../scripts/demo_cohort.py"
-

@@ -10,11 +10,11 @@ rule numba_warmup:
     benchmark:
         f"{RESULTS}/benchmarks/numba_warmup.tsv"
     priority: 100
+    conda:
+        "../envs/dce.yaml"
     resources:
         mem_mb=1000,
         runtime=20,
-    conda:
-        "../envs/dce.yaml"
     script:
         "../scripts/numba_warmup.py"
 
@@ -30,17 +30,16 @@ rule fit:
         ses_log("fit"),
     benchmark:
         ses_bench("fit")
-    params:
-        # model.delay_neighbourhood / model.enhancement_z are read by the script (defaults
-        # [3, 3, 1] and dce.fit.DEFAULT_ENHANCEMENT_Z when absent)
-        model=config["model"],
-        fit_delay=config["aif"]["delay"] == "fit",
+    conda:
+        "../envs/dce.yaml"
     threads: 2  # numba-parallel kernels; on SLURM also the job's CPUs (--cpus-per-task)
     resources:
         # delay fit: + ~2x the float32 volume (neighbourhood curves, result rows)
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../envs/dce.yaml"
+    params:
+        # the whole model section, defaults filled in from the schema by the validation
+        model=config["model"],
+        fit_delay=config["aif"]["delay"] == "fit",
     script:
         "../scripts/fit.py"

@@ -15,13 +15,13 @@ rule provenance:
         ses("provenance", "json"),
     log:
         ses_log("provenance"),
-    params:
-        config=config,
+    conda:
+        "../envs/dce.yaml"
     resources:
         mem_mb=500,
         runtime=10,
-    conda:
-        "../envs/dce.yaml"
+    params:
+        config=config,
     script:
         "../scripts/provenance.py"
 
@@ -31,19 +31,18 @@ rule run_provenance:
         sessions=config["sessions"],
         lesions=config["lesions"],
         records=lambda wc: [
-            ses("provenance", "json").format(subject=s, session=t)
-            for s, t in all_session_keys()
+            ses("provenance", "json").format(subject=s, session=t) for s, t in all_session_keys()
         ],
     output:
         f"{RESULTS}/provenance.json",
     log:
         f"{RESULTS}/logs/provenance.log",
-    params:
-        config=config,
+    conda:
+        "../envs/dce.yaml"
     resources:
         mem_mb=500,
         runtime=10,
-    conda:
-        "../envs/dce.yaml"
+    params:
+        config=config,
     script:
         "../scripts/provenance.py"

@@ -32,6 +32,11 @@ rule roi:
         ses_log("roi"),
     benchmark:
         ses_bench("roi")
+    conda:
+        "../envs/dce.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=15,
     params:
         lesions=expected_lesions,
         days_from_rt=lambda wc: float(session_row(wc)["days_from_rt"]),
@@ -42,11 +47,5 @@ rule roi:
         rslope_from=config["roi"]["rslope_from"],
         figure_maps=config["roi"]["figure_maps"],
         max_fit_failed_fraction=config["cohort"]["max_fit_failed_fraction"],
-    resources:
-        mem_mb=2000,
-        runtime=15,
-    conda:
-        "../envs/dce.yaml"
     script:
         "../scripts/roi.py"
-

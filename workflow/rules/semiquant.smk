@@ -10,14 +10,14 @@ rule semiquant:
         ses_log("semiquant"),
     benchmark:
         ses_bench("semiquant")
+    conda:
+        "../envs/dce.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=15,
     params:
         n_baseline=config["acquisition"]["n_baseline"],
         iauc=config["semiquant"]["iauc_windows_s"],
         tic=config["tic"],
-    resources:
-        mem_mb=2000,
-        runtime=15,
-    conda:
-        "../envs/dce.yaml"
     script:
         "../scripts/semiquant.py"

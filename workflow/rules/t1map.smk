@@ -12,12 +12,12 @@ rule t1map:
         ses_log("t1map"),
     benchmark:
         ses_bench("t1map")
-    params:
-        t1=config["t1"],
+    conda:
+        "../envs/dce.yaml"
     resources:
         mem_mb=1500,
         runtime=15,
-    conda:
-        "../envs/dce.yaml"
+    params:
+        t1=config["t1"],
     script:
         "../scripts/t1map.py"
