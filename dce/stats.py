@@ -1,8 +1,8 @@
 """ROC analysis, confidence intervals and the paired/unpaired tests of the cohort analysis.
 
-Pure numerics (numpy, scipy); no file I/O. Every function takes ``scores`` (a continuous
-predictor, e.g. the percent change of Vp) and binary ``labels`` (the endpoint, e.g. local
-recurrence 0/1) of the same length.
+Pure numerics (numpy, scipy, statsmodels); no file I/O. Every function takes ``scores``
+(a continuous predictor, e.g. the percent change of Vp) and binary ``labels`` (the
+endpoint, e.g. local recurrence 0/1) of the same length.
 
 Conventions
 -----------
@@ -68,6 +68,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats as sps
+from statsmodels.stats.proportion import proportion_confint
 
 __all__ = [
     "AucCI",
@@ -78,11 +79,13 @@ __all__ = [
     "GroupComparison",
     "PairedComparison",
     "Proportion",
+    "RocBand",
     "RocCurve",
     "YoudenCutoff",
     "auc_mann_whitney",
     "between_groups",
     "bootstrap_auc_ci",
+    "bootstrap_roc_band",
     "delong_ci",
     "delong_components",
     "delong_test",
@@ -395,6 +398,15 @@ def delong_ci(scores: ArrayLike, labels: ArrayLike, alpha: float = 0.05, *,
                  n_dropped=p.n_dropped)
 
 
+def _class_resamples(pos: _F64, neg: _F64, n_boot: int,
+                     rng: np.random.Generator) -> Iterator[tuple[_F64, _F64]]:
+    """The stratified bootstrap: ``n_boot`` resamples of the positives and of the
+    negatives, each drawn with replacement within its class (class sizes kept)."""
+    m, n = pos.size, neg.size
+    for _ in range(n_boot):
+        yield pos[rng.integers(0, m, m)], neg[rng.integers(0, n, n)]
+
+
 def bootstrap_auc_ci(scores: ArrayLike, labels: ArrayLike, n_boot: int = 2000,
                      seed: int | np.random.Generator | None = 0, *, alpha: float = 0.05,
                      direction: Direction = "higher", endpoint: str = "labels") -> AucCI:
@@ -427,13 +439,73 @@ def bootstrap_auc_ci(scores: ArrayLike, labels: ArrayLike, n_boot: int = 2000,
             cy = rng.multinomial(n, np.full(n, 1.0 / n), size=b).astype(np.float64)
             aucs[start:start + b] = np.einsum("bj,bj->b", cx @ psi, cy) / (m * n)
     else:
-        for b in range(int(n_boot)):
-            aucs[b] = _auc_raw(x[rng.integers(0, m, m)], y[rng.integers(0, n, n)])
+        for b, (xb, yb) in enumerate(_class_resamples(x, y, int(n_boot), rng)):
+            aucs[b] = _auc_raw(xb, yb)
     lo, hi = np.quantile(aucs, [a / 2.0, 1.0 - a / 2.0])
     return AucCI(auc=_auc_raw(x, y), lo=float(lo), hi=float(hi),
                  se=float(np.std(aucs, ddof=1)) if n_boot > 1 else float("nan"),
                  method="bootstrap", alpha=a, direction=p.direction, n_pos=m, n_neg=n,
                  n_dropped=p.n_dropped, n_boot=int(n_boot))
+
+
+@dataclass(frozen=True)
+class RocBand:
+    """Pointwise bootstrap band of a ROC curve: ``tpr_lo``, ``tpr_hi`` at each ``fpr``."""
+
+    fpr: _F64
+    tpr_lo: _F64
+    tpr_hi: _F64
+    direction: str
+    alpha: float
+    n_boot: int
+
+
+def bootstrap_roc_band(scores: ArrayLike, labels: ArrayLike, n_boot: int = 2000,
+                       seed: int | np.random.Generator | None = 0, *, alpha: float = 0.05,
+                       direction: Direction = "higher", endpoint: str = "labels",
+                       fpr_grid: ArrayLike | None = None) -> RocBand:
+    """Pointwise stratified-bootstrap band of the ROC curve (vertical averaging).
+
+    The resamples are those of :func:`bootstrap_auc_ci` (positives and negatives drawn
+    with replacement within their class). For each resample the empirical TPR is taken
+    at each false-positive rate of ``fpr_grid`` (the largest TPR whose FPR does not
+    exceed it); the band is the ``alpha/2`` and ``1 - alpha/2`` quantiles.
+
+    Parameters
+    ----------
+    scores, labels : array_like
+        See the module notes (missing values dropped, single class raises).
+    n_boot : int
+        Number of resamples.
+    seed : int or numpy.random.Generator or None
+    alpha : float
+        Two-sided level of the band.
+    direction : {"higher", "lower", "auto"}
+    endpoint : str
+        Names the endpoint in messages.
+    fpr_grid : array_like, optional
+        False-positive rates of the band (default 51 points from 0 to 1).
+
+    Returns
+    -------
+    RocBand
+    """
+    a = _check_alpha(alpha)
+    if isinstance(n_boot, (bool, np.bool_)) or int(n_boot) != n_boot or n_boot < 1:
+        raise ValueError(f"n_boot: expected a positive integer, got {n_boot!r}")
+    p = _prepare(scores, labels, direction, endpoint)
+    grid = np.linspace(0.0, 1.0, 51) if fpr_grid is None else np.asarray(fpr_grid, float)
+    n = p.neg.size
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    k = np.minimum(np.floor(grid * n + 1e-9).astype(int), n)
+    tprs = np.empty((int(n_boot), grid.size))
+    for b, (pb, nb) in enumerate(_class_resamples(p.pos, p.neg, int(n_boot), rng)):
+        nb = -np.sort(-nb)                                   # descending
+        v = np.where(k < n, nb[np.minimum(k, n - 1)], -np.inf)
+        tprs[b] = (pb[:, None] > v[None, :]).mean(axis=0)
+    lo, hi = np.quantile(tprs, [a / 2.0, 1.0 - a / 2.0], axis=0)
+    return RocBand(fpr=grid, tpr_lo=lo, tpr_hi=hi, direction=p.direction, alpha=a,
+                   n_boot=int(n_boot))
 
 
 @dataclass(frozen=True)
@@ -568,8 +640,8 @@ def youden_cutoff(scores: ArrayLike, labels: ArrayLike, *, direction: Direction 
 def wilson_ci(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     """Wilson score interval of a binomial proportion ``k / n`` (Wilson 1927).
 
-    ``(p + z^2/2n +- z sqrt(p (1 - p)/n + z^2/4n^2)) / (1 + z^2/n)``. ``n = 0`` gives
-    ``(nan, nan)``.
+    :func:`statsmodels.stats.proportion.proportion_confint` with ``method="wilson"``,
+    clipped to [0, 1]; ``n = 0`` gives ``(nan, nan)``.
     """
     a = _check_alpha(alpha)
     for v, nm in ((k, "k"), (n, "n")):
@@ -580,12 +652,8 @@ def wilson_ci(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
         raise ValueError(f"wilson_ci: need 0 <= k <= n, got k={k}, n={n}")
     if n == 0:
         return float("nan"), float("nan")
-    z = float(sps.norm.ppf(1.0 - a / 2.0))
-    p = k / n
-    den = 1.0 + z * z / n
-    centre = (p + z * z / (2.0 * n)) / den
-    half = z * np.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n)) / den
-    return float(max(centre - half, 0.0)), float(min(centre + half, 1.0))
+    lo, hi = proportion_confint(k, n, alpha=a, method="wilson")
+    return float(max(lo, 0.0)), float(min(hi, 1.0))
 
 
 @dataclass(frozen=True)

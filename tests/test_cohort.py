@@ -4,7 +4,7 @@ Two levels:
 
 * unit tests on a synthetic cohort table built from the phantom's ground truth
   (dce.phantom.make_cohort; ROI statistics = true lesion means with a little noise), which
-  exercise dce.cohort, dce.io.tables, dce.figures and dce.tables without images;
+  exercise dce.cohort, dce.io.results, dce.viz.cohort and dce.viz.tables without images;
 * one real workflow run on the demo design (10 patients, seed 0) at the test resolution
   (config/test/config.yaml), checked against the phantom's truth (issue 5 acceptance), a
   rerun with an extra endpoint added by configuration only, and the HTML report
@@ -28,9 +28,16 @@ import pytest
 import yaml
 from wfutil import REPO, SNAKEFILE, TEST_CONFIG, snakemake
 
-from dce import cohort as cl
-from dce import figures, stats, tables
+from dce import stats
+from dce.cohort import analysis as an
+from dce.cohort import config as cc
+from dce.cohort import display
+from dce.cohort import frames as fr
+from dce.io.results import read_results, write_results
+from dce.io.tables import read_tsv, save_figure_formats
 from dce.phantom import make_cohort
+from dce.viz import cohort as figures
+from dce.viz import tables
 
 DEFAULTS = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["cohort"]
 
@@ -91,15 +98,17 @@ def true_dvp(truth: pd.DataFrame, session: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def analysed() -> dict[str, Any]:
     rois, lesions, truth = synthetic_inputs()
-    cfg = cl.parse_config(DEFAULTS)
-    cohort, marrow = cl.cohort_tables(rois, lesions)
-    changes = cl.changes(cohort, cfg, lesions)
-    frame = cl.predictor_frame(cohort, changes, lesions, cfg)
+    cfg = cc.parse_config(DEFAULTS)
+    cohort, marrow = fr.cohort_tables(rois, lesions)
+    changes = fr.changes(cohort, cfg, lesions)
+    frame = fr.predictor_frame(cohort, changes, lesions, cfg)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)   # Firth on separable data
-        preds = cl.predictions(frame, cohort, changes, cfg)
-    roc, curves, delong = cl.roc_analysis(frame, cfg, extra=preds.scores)
-    paired, between = cl.prepost(changes, cfg, cfg.prepost_parameters)
+        preds = an.predictions(fr.CohortFrames(cohort, marrow, changes, frame), cfg)
+    res = an.roc_analysis(frame, cfg, extra=an.model_scores(preds.lesions))
+    roc, curves, delong = res.roc, res.curves, res.delong
+    pp = an.prepost(changes, cfg, cfg.prepost_parameters)
+    paired, between = pp.paired, pp.between
     return {"rois": rois, "lesions": lesions, "truth": truth, "cfg": cfg, "cohort": cohort,
             "marrow": marrow, "changes": changes, "frame": frame, "preds": preds,
             "roc": roc, "curves": curves, "delong": delong, "paired": paired,
@@ -164,20 +173,18 @@ def test_roc_band_brackets_a_clean_curve() -> None:
     rng = np.random.default_rng(1)
     y = np.r_[np.ones(20), np.zeros(30)]
     x = rng.normal(size=50) + 1.0 * y
-    band = cl.roc_band(x, y, "higher", n_boot=400, seed=0)
-    assert np.all(band["tpr_lo"] <= band["tpr_hi"])
-    assert band["tpr_hi"].iloc[-1] == 1.0 and band["tpr_lo"].iloc[0] >= 0.0
+    band = stats.bootstrap_roc_band(x, y, 400, 0, direction="higher")
+    assert np.all(band.tpr_lo <= band.tpr_hi)
+    assert band.tpr_hi[-1] == 1.0 and band.tpr_lo[0] >= 0.0
     roc = stats.roc_curve(x, y)
-    mid = band[(band["fpr"] > 0.2) & (band["fpr"] < 0.8)]
-    step = np.array([roc.tpr[roc.fpr <= f + 1e-12].max() for f in mid["fpr"]])
-    assert np.all((mid["tpr_lo"] <= step + 1e-12) & (step <= mid["tpr_hi"] + 1e-12))
+    mid = (band.fpr > 0.2) & (band.fpr < 0.8)
+    step = np.array([roc.tpr[roc.fpr <= f + 1e-12].max() for f in band.fpr[mid]])
+    assert np.all((band.tpr_lo[mid] <= step + 1e-12) & (step <= band.tpr_hi[mid] + 1e-12))
 
 
 def test_predictions_per_lesion_and_patient(analysed: dict[str, Any]) -> None:
     p = analysed["preds"]
-    les = pd.concat(p.lesions, ignore_index=True)
-    pats = pd.concat(p.patients, ignore_index=True)
-    summ = pd.DataFrame(p.summary)
+    les, pats, summ = p.lesions, p.patients, p.summary
     n_les, n_pat = len(analysed["frame"]), analysed["frame"]["subject"].nunique()
     methods = set(summ["method"])
     assert methods == {"rule", "cv_cutoff", "logistic"}
@@ -193,12 +200,14 @@ def test_predictions_per_lesion_and_patient(analysed: dict[str, Any]) -> None:
     anyp = rule.groupby("subject")["predicted"].any()
     pr = pats[pats["method"] == "rule"].set_index("subject")["predicted"]
     assert (anyp.astype(bool) == pr.astype(bool).reindex(anyp.index)).all()
-    lead = pd.concat(p.lead, ignore_index=True)
+    lead = p.lead
     assert (lead["event_day"].notna()).all()
     called = lead.dropna(subset=["lead_time_days"])
     assert len(called) and (called["lead_time_days"] > 0).all()
-    ls = cl.lead_summary(lead)
+    ls = an.lead_summary(lead)
     assert set(ls["method"]) == {"rule", "cv_cutoff"}
+    assert ls.equals(p.lead_summary)
+    assert list(summ.columns) == an.columns(an.PredictionSummaryRow)
 
 
 def test_prepost_statistics(analysed: dict[str, Any]) -> None:
@@ -224,13 +233,13 @@ def test_new_endpoint_by_configuration_only(analysed: dict[str, Any]) -> None:
     lesions = analysed["lesions"].copy()
     lesions["fracture"] = [float(i % 3 == 0) for i in range(len(lesions))]
     cfg_dict = {**DEFAULTS, "endpoints": [*DEFAULTS["endpoints"], {"name": "fracture"}]}
-    cfg = cl.parse_config(cfg_dict)
-    cohort, _ = cl.cohort_tables(analysed["rois"], lesions)
-    changes = cl.changes(cohort, cfg, lesions)
-    frame = cl.predictor_frame(cohort, changes, lesions, cfg)
-    roc, _, _ = cl.roc_analysis(frame, cfg)
-    fr = roc[roc["endpoint"] == "fracture"]
-    assert len(fr) == len(cfg.predictors) and fr["auc"].notna().all()
+    cfg = cc.parse_config(cfg_dict)
+    cohort, _ = fr.cohort_tables(analysed["rois"], lesions)
+    changes = fr.changes(cohort, cfg, lesions)
+    frame = fr.predictor_frame(cohort, changes, lesions, cfg)
+    roc = an.roc_analysis(frame, cfg).roc
+    frac = roc[roc["endpoint"] == "fracture"]
+    assert len(frac) == len(cfg.predictors) and frac["auc"].notna().all()
     assert "fracture_pct_change" not in changes.columns    # an endpoint, not a parameter
     assert "fracture" in changes.columns
 
@@ -238,14 +247,14 @@ def test_new_endpoint_by_configuration_only(analysed: dict[str, Any]) -> None:
 def test_single_class_endpoint_is_reported_not_fatal(analysed: dict[str, Any]) -> None:
     lesions = analysed["lesions"].copy()
     lesions["never"] = 0.0
-    cfg = cl.parse_config({**DEFAULTS, "endpoints": [{"name": "never"}]})
-    cohort, _ = cl.cohort_tables(analysed["rois"], lesions)
-    changes = cl.changes(cohort, cfg, lesions)
-    frame = cl.predictor_frame(cohort, changes, lesions, cfg)
-    roc, _, _ = cl.roc_analysis(frame, cfg)
+    cfg = cc.parse_config({**DEFAULTS, "endpoints": [{"name": "never"}]})
+    cohort, _ = fr.cohort_tables(analysed["rois"], lesions)
+    changes = fr.changes(cohort, cfg, lesions)
+    frame = fr.predictor_frame(cohort, changes, lesions, cfg)
+    roc = an.roc_analysis(frame, cfg).roc
     assert roc["auc"].isna().all() and roc["note"].str.contains("single class").all()
-    preds = cl.predictions(frame, cohort, changes, cfg)
-    notes = pd.DataFrame(preds.summary)
+    preds = an.predictions(fr.CohortFrames(cohort, cohort.iloc[:0], changes, frame), cfg)
+    notes = preds.summary
     assert notes[notes["method"] != "rule"]["note"].str.contains("not computed").all()
 
 
@@ -260,29 +269,52 @@ def test_single_class_endpoint_is_reported_not_fatal(analysed: dict[str, Any]) -
 def test_config_cross_references_are_checked(change: dict[str, Any], words: list[str]
                                               ) -> None:
     with pytest.raises(ValueError) as exc:
-        cl.parse_config({**DEFAULTS, **change})
+        cc.parse_config({**DEFAULTS, **change})
     assert all(w in str(exc.value) for w in words), str(exc.value)
 
 
 def test_unknown_parameter_names_the_column(analysed: dict[str, Any]) -> None:
-    cfg = cl.parse_config({**DEFAULTS, "predictors": [
+    cfg = cc.parse_config({**DEFAULTS, "predictors": [
         {"name": "x", "parameter": "vpp_mean", "kind": "pct_change", "session": "first"}],
         "rules": [], "logistic": [], "delong": [], "figures": {}})
     with pytest.raises(ValueError, match="vpp_mean_pct_change"):
-        cl.predictor_frame(analysed["cohort"], analysed["changes"], analysed["lesions"], cfg)
+        fr.predictor_frame(analysed["cohort"], analysed["changes"], analysed["lesions"], cfg)
+
+
+def test_results_have_their_fields_as_columns_and_read_back(analysed: dict[str, Any],
+                                                              tmp_path: Path) -> None:
+    """Result objects: columns of the row dataclasses, one file per field, read back as
+    the same object (values rounded to the TSV's 6 significant digits)."""
+    assert list(analysed["roc"].columns) == an.columns(an.RocRow)
+    assert list(analysed["curves"].columns) == an.columns(an.CurvePoint)
+    assert list(analysed["delong"].columns) == an.columns(an.DeLongRow)
+    assert list(analysed["paired"].columns) == an.columns(an.PairedRow)
+    assert list(analysed["between"].columns) == an.columns(an.BetweenRow)
+    res = an.RocResults(analysed["roc"], analysed["curves"], analysed["delong"])
+    paths = {name: tmp_path / f"{name}.tsv" for name in ("roc", "curves", "delong")}
+    write_results(res, paths)
+    back = read_results(an.RocResults, paths)
+    for name in paths:
+        a, b = getattr(res, name), getattr(back, name)
+        assert list(a.columns) == list(b.columns) and len(a) == len(b), name
+        num = a.select_dtypes("number").columns
+        np.testing.assert_allclose(b[num].to_numpy(float), a[num].to_numpy(float),
+                                   rtol=1e-5, equal_nan=True)
+    with pytest.raises(KeyError):
+        write_results(res, {"roc": tmp_path / "x.tsv"})
 
 
 # --------------------------------------------------------------------------- formatting
 
 
 def test_display_tables_render_in_every_format(analysed: dict[str, Any]) -> None:
-    summary = cl.cohort_summary(analysed["cohort"], analysed["frame"], analysed["changes"],
+    summary = display.cohort_summary(analysed["cohort"], analysed["frame"], analysed["changes"],
                                 analysed["cfg"], analysed["cfg"].prepost_parameters)
-    shown = [summary, cl.display_roc(analysed["roc"]), cl.display_delong(analysed["delong"]),
-             cl.display_prepost(analysed["paired"], analysed["between"]),
-             cl.display_predictions(pd.DataFrame(analysed["preds"].summary)
-                                    .reindex(columns=cl.SUMMARY_COLS)),
-             cl.display_lead(cl.lead_summary(pd.concat(analysed["preds"].lead)))]
+    shown = [summary, display.display_roc(analysed["roc"]),
+             display.display_delong(analysed["delong"]),
+             display.display_prepost(analysed["paired"], analysed["between"]),
+             display.display_predictions(analysed["preds"].summary),
+             display.display_lead(analysed["preds"].lead_summary)]
     for df in shown:
         assert len(df)
         md = tables.to_markdown(df, caption="c")
@@ -292,7 +324,7 @@ def test_display_tables_render_in_every_format(analysed: dict[str, Any]) -> None
         assert tex.count(r"\\") == len(df) + 1
         html = tables.to_html(df, caption="c")
         assert html.count("<tr>") == len(df) + 1
-    roc = cl.display_roc(analysed["roc"])
+    roc = display.display_roc(analysed["roc"])
     assert roc["AUC (DeLong 95% CI)"].str.match(r"^\d\.\d\d \(\d\.\d\d–\d\.\d\d\)$").all()
     assert "P01" not in tables.to_markdown(summary)
 
@@ -334,7 +366,7 @@ def test_figures_render_without_identifiers(analysed: dict[str, Any], tmp_path: 
                                         auc=float(r.auc), auc_lo=float(r.delong_lo),
                                         auc_hi=float(r.delong_hi), band_fpr=band["fpr"],
                                         band_lo=band["tpr_lo"], band_hi=band["tpr_hi"]))
-    pv = cl.paired_values(analysed["cohort"], analysed["changes"], frame, "vp_mean", "last",
+    pv = fr.paired_values(analysed["cohort"], analysed["changes"], frame, "vp_mean", "last",
                           "recurrence")
     tic = pd.concat([pd.DataFrame({"subject": r.subject, "session": r.session,
                                    "roi": "lesion", "label": r.lesion,
@@ -342,7 +374,7 @@ def test_figures_render_without_identifiers(analysed: dict[str, Any], tmp_path: 
                                    "enhancement_pct": np.clip(np.arange(20) - 3, 0, None)
                                    * 10 * r.vp_mean / 0.05})
                      for r in analysed["cohort"].itertuples()], ignore_index=True)
-    mean = cl.tic_type_curves(tic, analysed["cohort"])
+    mean = fr.tic_type_curves(tic, analysed["cohort"])
     assert set(mean["tic_type"]) <= set("ABCDE")
     anat = np.random.default_rng(0).normal(100, 10, (30, 30))
     mask = np.zeros((30, 30), bool)
@@ -370,7 +402,7 @@ def test_figures_render_without_identifiers(analysed: dict[str, Any], tmp_path: 
         text = _texts(fig)
         assert not any(i in text for i in ids), (name, text)
         paths = [tmp_path / f"{name}.png", tmp_path / f"{name}.pdf"]
-        cl.save_figure_formats(fig, paths)
+        save_figure_formats(fig, paths)
         assert all(p.stat().st_size > 5000 for p in paths), name
     with pytest.raises(ValueError):
         figures.roc_figure([])
@@ -399,6 +431,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work
 
 
+@pytest.mark.workflow
 def test_workflow_cohort_outputs(demo_run: Path) -> None:
     c = _results(demo_run) / "cohort"
     for f in ("cohort.tsv", "changes.tsv", "predictors.tsv", "roc.tsv", "roc_curves.tsv",
@@ -415,18 +448,19 @@ def test_workflow_cohort_outputs(demo_run: Path) -> None:
     lesions = pd.read_csv(_demo_dir(demo_run) / "lesions.tsv", sep="\t")
     for r in lesions.itertuples():
         assert (c / "maps" / f"sub-{r.subject}_lesion-{r.lesion}_maps.png").is_file()
-    cohort = cl.read_tsv(c / "cohort.tsv")
+    cohort = read_tsv(c / "cohort.tsv")
     sessions = pd.read_csv(_demo_dir(demo_run) / "sessions.tsv", sep="\t")
     n_expected = sum(int((lesions["subject"] == s).sum()) for s in sessions["subject"])
     assert len(cohort) == n_expected
 
 
+@pytest.mark.workflow
 def test_workflow_dvp_agrees_with_truth(demo_run: Path) -> None:
     """Issue 5 acceptance: AUC of the measured dVp within 0.05 of the AUC of the true dVp;
     controlled lesions' median dVp within 10 percentage points of the truth."""
     c = _results(demo_run) / "cohort"
-    roc = cl.read_tsv(c / "roc.tsv")
-    frame = cl.read_tsv(c / "predictors.tsv")
+    roc = read_tsv(c / "roc.tsv")
+    frame = read_tsv(c / "predictors.tsv")
     truth = pd.read_csv(_demo_dir(demo_run) / "truth" / "lesion_truth.tsv", sep="\t",
                         dtype={"subject": str})
     t = true_dvp(truth, frame[["subject", "lesion", "dVp__session", "dVp"]].rename(
@@ -452,6 +486,7 @@ def test_workflow_dvp_agrees_with_truth(demo_run: Path) -> None:
     assert err.median() <= 3.0 and err.max() <= 10.0, err.describe()
 
 
+@pytest.mark.workflow
 def test_workflow_endpoint_added_by_configuration(demo_run: Path) -> None:
     """A binary column in lesions.tsv plus one config entry gives its ROC table."""
     sheet = _demo_dir(demo_run) / "lesions.tsv"
@@ -465,7 +500,7 @@ def test_workflow_endpoint_added_by_configuration(demo_run: Path) -> None:
                                                    "endpoints": endpoints}}))
     snakemake(demo_run, configfiles=[TEST_CONFIG, override])
     c = _results(demo_run) / "cohort"
-    roc = cl.read_tsv(c / "roc.tsv")
+    roc = read_tsv(c / "roc.tsv")
     fr = roc[roc["endpoint"] == "fracture"]
     assert set(fr["predictor"]) >= {p["name"] for p in DEFAULTS["predictors"]}
     assert fr["auc"].notna().all()
@@ -513,6 +548,7 @@ def _series_pixels(png: Path) -> int:
     return total
 
 
+@pytest.mark.workflow
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed "
                     "(apt-get install -y chromium)")
 def test_report_renders_in_chromium(demo_run: Path, tmp_path: Path) -> None:

@@ -16,9 +16,14 @@ import pandas as pd
 import pytest
 from test_cohort import DEFAULTS, synthetic_inputs
 
-from dce import cohort as cl
-from dce import quality, tables
+from dce import quality
+from dce.cohort import analysis as an
+from dce.cohort import config as cc
+from dce.cohort import display
+from dce.cohort import frames as fr
+from dce.io.tables import read_tsv
 from dce.roi import roi_statistics
+from dce.viz import tables
 
 AORTA_OK = {"source": "aorta", "passed": True, "fallback_used": False, "reason": "ok"}
 VFA = {"Source": "VFA", "Method": "linear", "Units": "s"}
@@ -130,7 +135,7 @@ def test_empty_flags_survive_the_tsv(tmp_path: Path) -> None:
     out = quality.add_quality_columns(pd.DataFrame({"fit_failed_fraction": [0.0, 0.5]}), q)
     path = tmp_path / "roi.tsv"
     path.write_text(tables.to_tsv(out), encoding="utf-8")
-    back = cl.read_tsv(path)
+    back = read_tsv(path)
     assert _flags(back) == [[], ["fit_failed_fraction"]]
     assert not quality.excluded(back, ["t10_fixed"]).any()
     assert quality.excluded(back, ["fit_failed_fraction"]).tolist() == [False, True]
@@ -166,12 +171,12 @@ def flagged_inputs() -> tuple[list[pd.DataFrame], pd.DataFrame]:
 
 def _analyse(exclude: list[str]) -> dict[str, Any]:
     rois, lesions = flagged_inputs()
-    cfg = cl.parse_config({**DEFAULTS, "exclude_flags": exclude})
-    cohort, _ = cl.cohort_tables(rois, lesions)
-    changes = cl.changes(cohort, cfg, lesions)
-    frame = cl.predictor_frame(cohort, changes, lesions, cfg)
-    roc, _, _ = cl.roc_analysis(frame, cfg)
-    paired, _ = cl.prepost(changes, cfg, cfg.prepost_parameters)
+    cfg = cc.parse_config({**DEFAULTS, "exclude_flags": exclude})
+    cohort, _ = fr.cohort_tables(rois, lesions)
+    changes = fr.changes(cohort, cfg, lesions)
+    frame = fr.predictor_frame(cohort, changes, lesions, cfg)
+    roc = an.roc_analysis(frame, cfg).roc
+    paired = an.prepost(changes, cfg, cfg.prepost_parameters).paired
     return {"cfg": cfg, "cohort": cohort, "changes": changes, "frame": frame, "roc": roc,
             "paired": paired, "lesions": lesions}
 
@@ -205,7 +210,7 @@ def test_cohort_table_carries_the_flags(kept: dict[str, Any]) -> None:
     assert not any(col.startswith("qc_") and col != "qc_flags"
                    for col in kept["changes"].columns)
     assert "qc_flags_change" not in kept["changes"].columns
-    assert not any(c_.startswith("qc_") for c_ in cl.parameter_columns(c))
+    assert not any(c_.startswith("qc_") for c_ in fr.parameter_columns(c))
 
 
 def test_change_row_has_the_union_of_both_sessions(kept: dict[str, Any]) -> None:
@@ -221,7 +226,7 @@ def test_change_row_has_the_union_of_both_sessions(kept: dict[str, Any]) -> None
     cohort = kept["cohort"].copy()
     sel = (cohort["subject"] == "P03") & (cohort["session"] == "fu1")
     cohort.loc[sel, "qc_flags"] = "fit_failed_fraction;aif_fallback"
-    ch2 = cl.with_change_flags(kept["changes"], cohort)
+    ch2 = fr.with_change_flags(kept["changes"], cohort)
     assert _row(ch2, "P03", 1, "fu1")["qc_flags"] == \
         "aif_fallback;aif_qc_failed;fit_failed_fraction"
     assert list(ch2.columns) == list(kept["changes"].columns)
@@ -292,11 +297,11 @@ def test_exclusion_removes_exactly_the_flagged_rows(kept: dict[str, Any],
 
 def test_no_exclusion_changes_nothing(kept: dict[str, Any]) -> None:
     rois, lesions, _ = synthetic_inputs()
-    cfg = cl.parse_config(DEFAULTS)
+    cfg = cc.parse_config(DEFAULTS)
     assert cfg.exclude_flags == () and cfg.max_fit_failed_fraction == 0.25
-    cohort, _ = cl.cohort_tables(rois, lesions)       # tables without quality columns
-    changes = cl.changes(cohort, cfg, lesions)
-    frame = cl.predictor_frame(cohort, changes, lesions, cfg)
+    cohort, _ = fr.cohort_tables(rois, lesions)       # tables without quality columns
+    changes = fr.changes(cohort, cfg, lesions)
+    frame = fr.predictor_frame(cohort, changes, lesions, cfg)
     for p in cfg.predictors:
         pd.testing.assert_series_equal(frame[p.name], kept["frame"][p.name])
     assert quality.exclusion_counts(kept["cohort"], kept["changes"], ())["followups"] == 0
@@ -304,13 +309,13 @@ def test_no_exclusion_changes_nothing(kept: dict[str, Any]) -> None:
 
 def test_unknown_exclude_flag_is_rejected() -> None:
     with pytest.raises(ValueError, match=r"cohort\.exclude_flags: unknown quality flag"):
-        cl.parse_config({**DEFAULTS, "exclude_flags": ["aif_bad"]})
+        cc.parse_config({**DEFAULTS, "exclude_flags": ["aif_bad"]})
 
 
 def test_paired_values_leave_out_the_excluded_rows(kept: dict[str, Any]) -> None:
-    all_ = cl.paired_values(kept["cohort"], kept["changes"], kept["frame"], "vp_mean",
+    all_ = fr.paired_values(kept["cohort"], kept["changes"], kept["frame"], "vp_mean",
                             "first", "recurrence")
-    ex = cl.paired_values(kept["cohort"], kept["changes"], kept["frame"], "vp_mean",
+    ex = fr.paired_values(kept["cohort"], kept["changes"], kept["frame"], "vp_mean",
                           "first", "recurrence", exclude_flags=["aif_fallback"])
     n_p03 = int((kept["frame"]["subject"] == "P03").sum())
     assert len(ex) == len(all_) - n_p03
@@ -322,7 +327,7 @@ def test_paired_values_leave_out_the_excluded_rows(kept: dict[str, Any]) -> None
 
 def test_quality_table_and_footnotes(kept: dict[str, Any]) -> None:
     ex = _analyse(["t10_fixed"])
-    q = cl.display_quality(ex["cohort"], ex["cfg"])
+    q = display.display_quality(ex["cohort"], ex["cfg"])
     assert len(q) == ex["cohort"][["subject", "session"]].drop_duplicates().shape[0]
     r = q[(q["subject"] == "P02") & (q["session"] == "fu1")].iloc[0]
     assert (r["T10"], r["AIF"], r["AIF QC"], r["QC flags"]) == ("fixed", "aorta", "passed",
@@ -335,15 +340,15 @@ def test_quality_table_and_footnotes(kept: dict[str, Any]) -> None:
     assert r["lesions with failed fits"].startswith("1 of")
     assert r["QC flags"] == "fit_failed_fraction"
 
-    note = cl.quality_note(ex["cohort"], ex["changes"], ex["cfg"])
+    note = display.quality_note(ex["cohort"], ex["changes"], ex["cfg"])
     for code in quality.FLAG_CODES:
         assert f"{code} = " in note
     n = quality.exclusion_counts(ex["cohort"], ex["changes"], ["t10_fixed"])
     assert (f"{n['lesion_sessions']} of {n['n_lesion_sessions']} lesion sessions and "
             f"{n['followups']} of {n['n_followups']} follow-up changes") in note
-    short = cl.quality_note(ex["cohort"], ex["changes"], ex["cfg"], legend=False)
+    short = display.quality_note(ex["cohort"], ex["changes"], ex["cfg"], legend=False)
     assert "t10_fixed = " not in short and "Excluded by cohort.exclude_flags" in short
-    assert "no row was excluded" in cl.quality_note(kept["cohort"], kept["changes"],
+    assert "no row was excluded" in display.quality_note(kept["cohort"], kept["changes"],
                                                     kept["cfg"])
 
     md = tables.to_markdown(q, caption="c", note=note)
@@ -356,7 +361,7 @@ def test_quality_table_and_footnotes(kept: dict[str, Any]) -> None:
     html = tables.to_html(q, note=note)
     assert "QC flags" in html and "fit_failed_fraction = " in html
 
-    summary = cl.cohort_summary(ex["cohort"], ex["frame"], ex["changes"], ex["cfg"],
+    summary = display.cohort_summary(ex["cohort"], ex["frame"], ex["changes"], ex["cfg"],
                                 ex["cfg"].prepost_parameters)
     s = summary.set_index(["endpoint", "characteristic"])["all"]
     assert s[("recurrence", "lesion sessions with QC flags")].startswith(

@@ -16,18 +16,7 @@ rule cohort_table:
         roi=all_roi_tables,
         lesions=config["lesions"],
     output:
-        cohort=report(
-            f"{COHORT}/cohort.tsv",
-            caption="../report/cohort_table.rst",
-            category="6. Data",
-        ),
-        marrow=f"{COHORT}/marrow.tsv",
-        changes=report(
-            f"{COHORT}/changes.tsv",
-            caption="../report/changes.rst",
-            category="6. Data",
-        ),
-        predictors=f"{COHORT}/predictors.tsv",
+        **cohort_outputs_of(COHORT_FRAMES),
     log:
         cohort_log("cohort_table"),
     benchmark:
@@ -46,24 +35,9 @@ rule cohort_table:
 
 rule cohort_predictions:
     input:
-        predictors=f"{COHORT}/predictors.tsv",
-        cohort=f"{COHORT}/cohort.tsv",
-        changes=f"{COHORT}/changes.tsv",
+        **cohort_inputs_of(COHORT_FRAMES),
     output:
-        lesions=report(
-            f"{COHORT}/predictions_lesions.tsv",
-            caption="../report/predictions_data.rst",
-            category="6. Data",
-        ),
-        patients=report(
-            f"{COHORT}/predictions_patients.tsv",
-            caption="../report/predictions_data.rst",
-            category="6. Data",
-        ),
-        folds=f"{COHORT}/predictions_folds.tsv",
-        summary=f"{COHORT}/predictions_summary.tsv",
-        lead=f"{COHORT}/lead_time.tsv",
-        lead_summary=f"{COHORT}/lead_time_summary.tsv",
+        **cohort_outputs_of(PREDICTION_RESULTS),
     log:
         cohort_log("cohort_predictions"),
     benchmark:
@@ -81,12 +55,9 @@ rule cohort_predictions:
 
 rule cohort_roc:
     input:
-        predictors=f"{COHORT}/predictors.tsv",
-        pred_lesions=f"{COHORT}/predictions_lesions.tsv",
+        **cohort_inputs_of(COHORT_FRAMES, PREDICTION_RESULTS),
     output:
-        roc=f"{COHORT}/roc.tsv",
-        curves=f"{COHORT}/roc_curves.tsv",
-        delong=f"{COHORT}/delong.tsv",
+        **cohort_outputs_of(ROC_RESULTS),
     log:
         cohort_log("cohort_roc"),
     benchmark:
@@ -104,10 +75,9 @@ rule cohort_roc:
 
 rule cohort_prepost:
     input:
-        changes=f"{COHORT}/changes.tsv",
+        **cohort_inputs_of(COHORT_FRAMES),
     output:
-        paired=f"{COHORT}/prepost_paired.tsv",
-        between=f"{COHORT}/prepost_groups.tsv",
+        **cohort_outputs_of(PREPOST_RESULTS),
     log:
         cohort_log("cohort_prepost"),
     benchmark:
@@ -125,15 +95,9 @@ rule cohort_prepost:
 
 rule cohort_report_tables:
     input:
-        cohort=f"{COHORT}/cohort.tsv",
-        predictors=f"{COHORT}/predictors.tsv",
-        changes=f"{COHORT}/changes.tsv",
-        paired=f"{COHORT}/prepost_paired.tsv",
-        between=f"{COHORT}/prepost_groups.tsv",
-        roc=f"{COHORT}/roc.tsv",
-        delong=f"{COHORT}/delong.tsv",
-        pred_summary=f"{COHORT}/predictions_summary.tsv",
-        lead_summary=f"{COHORT}/lead_time_summary.tsv",
+        **cohort_inputs_of(
+            COHORT_FRAMES, PREPOST_RESULTS, ROC_RESULTS, PREDICTION_RESULTS
+        ),
     output:
         summary_tsv=f"{COHORT}/tables/summary.tsv",
         **_table_outputs(),
@@ -154,12 +118,8 @@ rule cohort_report_tables:
 
 rule cohort_figures:
     input:
-        predictors=f"{COHORT}/predictors.tsv",
-        cohort=f"{COHORT}/cohort.tsv",
-        changes=f"{COHORT}/changes.tsv",
-        roc=f"{COHORT}/roc.tsv",
-        curves=f"{COHORT}/roc_curves.tsv",
         tic=all_tic_tables,
+        **cohort_inputs_of(COHORT_FRAMES, ROC_RESULTS),
     output:
         **_figure_outputs(),
     log:

@@ -10,6 +10,52 @@ COHORT_LOG = f"{RESULTS}/logs/cohort/{{rule}}.log"
 COHORT_TABLES = ["summary", "prepost", "roc", "delong", "predictions", "lead_time", "quality"]
 
 
+# The cohort's result objects (dce.cohort.frames.CohortFrames, dce.cohort.analysis
+# PredictionResults, RocResults, PrePostResults): field name -> file. The rule computing an
+# object writes one output per field (dce.io.results.write_results); a rule using it names
+# them all as inputs (dce.io.results.read_results).
+COHORT_FRAMES = {
+    "cohort": "cohort.tsv",
+    "marrow": "marrow.tsv",
+    "changes": "changes.tsv",
+    "predictors": "predictors.tsv",
+}
+PREDICTION_RESULTS = {
+    "lesions": "predictions_lesions.tsv",
+    "patients": "predictions_patients.tsv",
+    "folds": "predictions_folds.tsv",
+    "summary": "predictions_summary.tsv",
+    "lead": "lead_time.tsv",
+    "lead_summary": "lead_time_summary.tsv",
+}
+ROC_RESULTS = {"roc": "roc.tsv", "curves": "roc_curves.tsv", "delong": "delong.tsv"}
+PREPOST_RESULTS = {"paired": "prepost_paired.tsv", "between": "prepost_groups.tsv"}
+# result files in the report ("6. Data") -> caption
+_DATA_CAPTIONS = {
+    "cohort.tsv": "cohort_table",
+    "changes.tsv": "changes",
+    "predictions_lesions.tsv": "predictions_data",
+    "predictions_patients.tsv": "predictions_data",
+}
+
+
+def cohort_inputs_of(*objects):
+    """Every file of the result objects, by field name."""
+    return {name: f"{COHORT}/{file}" for files in objects for name, file in files.items()}
+
+
+def cohort_outputs_of(files):
+    """The files of one result object, by field name (report items marked)."""
+    out = cohort_inputs_of(files)
+    for name, file in files.items():
+        if file in _DATA_CAPTIONS:
+            out[name] = report(
+                out[name],
+                caption=f"../report/{_DATA_CAPTIONS[file]}.rst",
+                category="6. Data",
+            )
+    return out
+
 def cohort_log(rule):
     return COHORT_LOG.replace("{rule}", rule)
 

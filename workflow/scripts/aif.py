@@ -14,8 +14,8 @@ import pandas as pd
 from dce.aif_auto import AIFPolicy
 from dce.io.jobs import job, save_figure, write_json, write_tsv
 from dce.io.nifti import read_dynamic, read_nifti, write_nifti
-from dce.plots import aif_qc_figure
 from dce.roi import match_roi
+from dce.viz.session import aif_qc_figure
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 

@@ -1,17 +1,17 @@
 """Rule cohort_prepost: paired pre/post statistics by outcome group (Wilcoxon) and
-between groups (Mann-Whitney)."""
+between groups (Mann-Whitney) (dce.cohort.analysis)."""
 
-from _common import job, write_tsv
-
-from dce import cohort as cl
+from dce.cohort.analysis import prepost
+from dce.cohort.config import parse_config
+from dce.cohort.frames import CohortFrames
+from dce.io.jobs import job
+from dce.io.results import read_results, write_results
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 
 with job(sm) as log:
-    cfg = cl.parse_config(sm.params.cohort)
-    changes = cl.read_tsv(sm.input.changes)
-    paired, between = cl.prepost(changes, cfg, cfg.prepost_parameters)
-    write_tsv(paired, sm.output.paired)
-    write_tsv(between, sm.output.between)
-    log.info("pre/post: %d paired and %d between-group comparisons", len(paired),
-             len(between))
+    cfg = parse_config(sm.params.cohort)
+    res = prepost(read_results(CohortFrames, sm.input).changes, cfg, cfg.prepost_parameters)
+    write_results(res, sm.output)
+    log.info("pre/post: %d paired and %d between-group comparisons", len(res.paired),
+             len(res.between))

@@ -1,4 +1,4 @@
-"""Figures of the per-session outputs (matplotlib; no file I/O).
+"""Figures of one session (the session part of :mod:`dce.viz`; matplotlib, no file I/O).
 
 * :func:`aif_qc_figure` -- the arterial input function with its QC record and the
   voxels it was taken from, drawn on the image;
@@ -12,14 +12,8 @@ it with ``fig.savefig``. Figures never carry patient, subject or session identif
 titles and legends describe the content only (lesion labels, vertebral levels,
 parameter names).
 
-Display orientation
--------------------
-Images are shown as sagittal sections in radiological convention for the spine:
-superior up, anterior left. The voxel axes are first brought to RAS+ order with the
-voxel-to-world affine (each axis goes to the world axis it is most aligned with,
-flipped where it points the other way; no resampling), so any acquisition order works.
-For a sagittal slab the section is an acquired slice; other acquisitions are shown as
-reformatted sagittal sections.
+Images are sagittal sections, superior up and anterior left, whatever the voxel
+order (:mod:`dce.viz.sections`).
 """
 
 from __future__ import annotations
@@ -32,74 +26,20 @@ import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike, NDArray
 
+from dce.viz.sections import sagittal_section, to_ras
+
 __all__ = [
     "MapPanel",
     "TICCurve",
     "aif_qc_figure",
     "parameter_map_figure",
-    "sagittal_section",
     "tic_figure",
-    "to_ras",
 ]
 
 _LESION_COLOURS = ("#e41a1c", "#ff7f00", "#984ea3", "#a65628", "#f781bf", "#377eb8")
 
 
 # --------------------------------------------------------------------------- geometry
-
-
-def _ras_plan(affine: ArrayLike) -> tuple[list[int], list[bool], NDArray[np.float64]]:
-    """Axis permutation and flips that bring voxel axes to RAS order; RAS voxel sizes."""
-    a = np.asarray(affine, dtype=np.float64)
-    if a.shape != (4, 4) or not np.all(np.isfinite(a)):
-        raise ValueError(f"affine: need a finite 4x4 matrix, got shape {a.shape}")
-    cols = a[:3, :3]
-    zooms = np.linalg.norm(cols, axis=0)
-    if np.any(zooms <= 0):
-        raise ValueError("affine: zero voxel size")
-    dirs = cols / zooms
-    order: list[int] = []
-    for world in range(3):            # greedy: the voxel axis most aligned with x, y, z
-        cand = [ax for ax in range(3) if ax not in order]
-        order.append(max(cand, key=lambda ax: abs(dirs[world, ax])))
-    flips = [bool(dirs[world, ax] < 0) for world, ax in enumerate(order)]
-    return order, flips, zooms[order]
-
-
-def to_ras(volume: ArrayLike, affine: ArrayLike) -> tuple[NDArray[Any], NDArray[np.float64]]:
-    """Reorder (and flip) the first three axes of ``volume`` to RAS+; no resampling.
-
-    Parameters
-    ----------
-    volume : array_like, shape (n_i, n_j, n_k, ...)
-    affine : array_like, shape (4, 4)
-        Voxel-to-world (RAS+ mm).
-
-    Returns
-    -------
-    volume_ras : ndarray, shape (n_x, n_y, n_z, ...)
-        Index ``x`` increases to the right, ``y`` anteriorly, ``z`` superiorly.
-    zooms : ndarray, shape (3,)
-        Voxel sizes (mm) along x, y, z.
-    """
-    v = np.asarray(volume)
-    if v.ndim < 3:
-        raise ValueError(f"volume: need at least 3 dimensions, got shape {v.shape}")
-    order, flips, zooms = _ras_plan(affine)
-    out = np.transpose(v, [*order, *range(3, v.ndim)])
-    flip_axes = tuple(i for i in range(3) if flips[i])
-    if flip_axes:
-        out = np.flip(out, axis=flip_axes)
-    return out, zooms
-
-
-def sagittal_section(volume_ras: ArrayLike, x: int) -> NDArray[Any]:
-    """Sagittal section ``x`` of a RAS-ordered volume as a display array.
-
-    Rows run superior (top) to inferior, columns anterior (left) to posterior.
-    """
-    v = np.asarray(volume_ras)
-    return np.asarray(v[x, ::-1, ::-1].T)
 
 
 def _aspect(zooms: NDArray[np.float64]) -> float:

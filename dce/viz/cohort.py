@@ -1,4 +1,5 @@
-"""Figures of the cohort analysis (matplotlib; no file I/O).
+"""Figures of the cohort analysis (the cohort part of :mod:`dce.viz`; matplotlib, no
+file I/O).
 
 * :func:`roc_figure` -- empirical ROC curves of several predictors with pointwise
   bootstrap confidence bands and the AUC (95% CI) in the legend;
@@ -8,7 +9,11 @@
   lesion coloured by outcome, group medians bold;
 * :func:`tic_types_figure` -- mean (+- SD) enhancement curve per TIC type;
 * :func:`lesion_maps_figure` -- baseline vs follow-up parameter maps of one lesion over
-  the anatomy, cropped around it (the style of the review's Fig 4/5).
+  the anatomy, cropped around it (the style of the review's Fig 4/5;
+  :func:`lesion_section` and :func:`crop_sections` cut the sections);
+* :func:`message_figure` -- a small figure carrying only a message;
+* :func:`cohort_figures` -- every figure of the ``cohort_figures`` rule from the cohort
+  frames and ROC results.
 
 Every function returns a :class:`matplotlib.figure.Figure` built without pyplot (no
 global state; saving renders with the Agg backend) and takes plain arrays. Figures never
@@ -19,15 +24,23 @@ named by label and vertebral level only, sessions by name (``pre``, ``fu1``) or 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from numpy.typing import ArrayLike, NDArray
+
+from dce import stats
+from dce.cohort.analysis import RocResults, quiet
+from dce.cohort.config import CohortConfig, Endpoint
+from dce.cohort.frames import CohortFrames, paired_values, tic_type_curves
+from dce.viz.sections import sagittal_section, to_ras
+from dce.viz.tables import fmt_p
 
 __all__ = [
     "OUTCOME_COLOURS",
@@ -36,7 +49,11 @@ __all__ = [
     "PairedPanel",
     "RocSeries",
     "TICTypeCurve",
+    "cohort_figures",
+    "crop_sections",
     "lesion_maps_figure",
+    "lesion_section",
+    "message_figure",
     "prepost_figure",
     "roc_figure",
     "tic_types_figure",
@@ -399,3 +416,161 @@ def lesion_maps_figure(rows: Sequence[LesionMapRow], *, title: str = "",
     if head:
         fig.suptitle(head, fontsize=10)
     return fig
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def lesion_section(anatomy: np.ndarray, maps: Mapping[str, np.ndarray], labels: np.ndarray,
+                   label: int, affine: np.ndarray) -> dict[str, Any]:
+    """The sagittal section through a lesion (the one with most of its voxels): 2-D
+    display arrays of the anatomy, each map and the lesion mask, the lesion's centre
+    and half extent (rows, columns, in voxels) and the display aspect ratio."""
+    lab_ras, zooms = to_ras(np.asarray(labels) == label, affine)
+    if not lab_ras.any():
+        raise ValueError(f"lesion {label}: no voxel in the lesion ROI")
+    x = int(np.argmax(lab_ras.reshape(lab_ras.shape[0], -1).sum(axis=1)))
+    mask = sagittal_section(lab_ras, x).astype(bool)
+    rr, cc = np.nonzero(mask)
+    anat = sagittal_section(to_ras(np.asarray(anatomy, float), affine)[0], x)
+    secs = {k: sagittal_section(to_ras(np.asarray(v, float), affine)[0], x)
+            for k, v in maps.items()}
+    return {"anatomy": anat, "maps": secs, "mask": mask,
+            "centre": (float(rr.mean()), float(cc.mean())),
+            "half": (float(rr.max() - rr.min()) / 2 + 1, float(cc.max() - cc.min()) / 2 + 1),
+            "aspect": float(zooms[2] / zooms[1]), "zooms": zooms}
+
+
+def crop_sections(sections: Sequence[dict[str, Any]], margin_mm: float = 10.0
+                  ) -> list[dict[str, Any]]:
+    """Crop sections to windows of one size (the largest lesion extent plus
+    ``margin_mm`` on each side) centred on each session's lesion."""
+    if not sections:
+        return []
+    z = sections[0]["zooms"]
+    half_r = max(s["half"][0] for s in sections) + margin_mm / float(z[2])
+    half_c = max(s["half"][1] for s in sections) + margin_mm / float(z[1])
+    hr, hc = int(np.ceil(half_r)), int(np.ceil(half_c))
+    out = []
+    for s in sections:
+        r0 = round(s["centre"][0]) - hr
+        c0 = round(s["centre"][1]) - hc
+
+        def cut(a: np.ndarray, fill: float = np.nan, r0: int = r0, c0: int = c0
+                ) -> np.ndarray:
+            res = np.full((2 * hr + 1, 2 * hc + 1), fill, dtype=float)
+            rs, cs = max(r0, 0), max(c0, 0)
+            re_, ce = min(r0 + 2 * hr + 1, a.shape[0]), min(c0 + 2 * hc + 1, a.shape[1])
+            if re_ > rs and ce > cs:
+                res[rs - r0:re_ - r0, cs - c0:ce - c0] = a[rs:re_, cs:ce]
+            return res
+
+        out.append({**s, "anatomy": cut(s["anatomy"]), "mask": cut(s["mask"], 0.0) > 0,
+                    "maps": {k: cut(v) for k, v in s["maps"].items()}})
+    return out
+
+
+def message_figure(text: str) -> Figure:
+    """A small figure carrying only a message (an analysis that could not be done)."""
+    fig = Figure(figsize=(6, 2.2))
+    fig.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------- the rule's figures
+
+
+def _roc_for(e: Endpoint, roc: RocResults, shown: Sequence[str] | None) -> Figure:
+    """ROC curves (bands: bootstrap) of the predictors of ``shown`` (default all) and
+    the models, or a message when the ROC is undefined."""
+    tab, curves = roc.roc, roc.curves
+    series = []
+    sel = (tab["endpoint"] == e.name) & tab["auc"].notna()
+    if shown is not None:
+        sel &= tab["predictor"].isin(list(shown)) | (tab["kind"] == "model")
+    shown_rows: list[Any] = list(tab[sel].itertuples())
+    for r in shown_rows:
+        c = curves[(curves["endpoint"] == e.name) & (curves["predictor"] == r.predictor)]
+        cur, band = c[c["kind"] == "curve"], c[c["kind"] == "band"]
+        series.append(RocSeries(
+            label=str(r.label), fpr=cur["fpr"], tpr=cur["tpr"], auc=float(r.auc),
+            auc_lo=float(r.delong_lo), auc_hi=float(r.delong_hi),
+            band_fpr=band["fpr"], band_lo=band["tpr_lo"], band_hi=band["tpr_hi"],
+            youden=(1.0 - float(r.specificity), float(r.sensitivity))))
+    if series:
+        return roc_figure(series, title=f"ROC: {e.title} (lesions; band: bootstrap 95%)",
+                          ci_label="DeLong 95% CI")
+    notes = tab.loc[tab["endpoint"] == e.name, "note"].dropna()
+    return message_figure(f"ROC for {e.title} undefined: "
+                          f"{notes.iloc[0] if len(notes) else 'no data'}")
+
+
+def _prepost_for(e: Endpoint, frames: CohortFrames, cfg: CohortConfig,
+                 post_session: str) -> Figure:
+    """Paired baseline / follow-up lines of each ``cfg.prepost_parameters`` with the
+    Wilcoxon p per endpoint group."""
+    panels = []
+    for par in cfg.prepost_parameters:
+        pv = paired_values(frames.cohort, frames.changes, frames.predictors, par,
+                           post_session, e.name, exclude_flags=cfg.exclude_flags)
+        pvals = {}
+        for key in (1, 0):
+            g = pv[pv["outcome"] == key]
+            try:
+                res = quiet(stats.paired_prepost, g["pre"].to_numpy(float),
+                            g["post"].to_numpy(float), name=par)
+                pvals[f"{e.name}={key}"] = f"p={fmt_p(res.p)}"
+            except ValueError:
+                pass
+        panels.append(PairedPanel(
+            title=par, pre=pv["pre"], post=pv["post"], outcome=pv["outcome"].to_numpy(object),
+            pre_label="baseline", post_label=f"{post_session} follow-up"
+            if post_session in ("first", "last") else post_session, p_values=pvals))
+    if not panels:
+        return message_figure("no pre/post parameter configured")
+    return prepost_figure(panels, endpoint=e.title,
+                          title="Baseline vs follow-up per lesion "
+                                "(Wilcoxon signed-rank p per group)")
+
+
+def cohort_figures(frames: CohortFrames, roc: RocResults, tic: pd.DataFrame,
+                   cfg: CohortConfig, *, tic_rule: str) -> Iterator[tuple[str, Figure]]:
+    """Every figure of the cohort analysis, one at a time.
+
+    Parameters
+    ----------
+    frames : CohortFrames
+    roc : RocResults
+    tic : DataFrame
+        The per-session TIC tables concatenated (``subject, session, roi, label, t_s,
+        enhancement_pct``).
+    cfg : CohortConfig
+        ``cfg.figures`` chooses the waterfall predictor (default the first), the ROC
+        predictors shown and the follow-up of the pre/post figure (default ``last``).
+    tic_rule : str
+        The TIC classification rule in words (:meth:`dce.semiquant.TICRule.describe`).
+
+    Yields
+    ------
+    name : str
+        ``roc_<endpoint>``, ``waterfall_<endpoint>``, ``prepost_<endpoint>`` per
+        endpoint, then ``tic``.
+    figure : matplotlib.figure.Figure
+    """
+    wf = cfg.predictor(cfg.figures.get("waterfall") or cfg.predictors[0].name)
+    post_session = str(cfg.figures.get("prepost_session", "last"))
+    frame = frames.predictors
+    for e in cfg.endpoints:
+        yield f"roc_{e.name}", _roc_for(e, roc, cfg.figures.get("roc"))
+        cut = {r.name: r.threshold for r in cfg.rules if r.predictor == wf.name}
+        yield f"waterfall_{e.name}", waterfall_figure(
+            frame[wf.name].to_numpy(float), frame[e.name].to_numpy(object), ylabel=wf.title,
+            endpoint=e.title, cutoffs=cut, title=f"{wf.title} per lesion, by {e.title}")
+        yield f"prepost_{e.name}", _prepost_for(e, frames, cfg, post_session)
+    mean = tic_type_curves(tic, frames.cohort)
+    curves = [TICTypeCurve(tic_type=str(t), t_s=g["t_s"], mean=g["mean"], sd=g["sd"],
+                           n=int(g["n"].iloc[0]))
+              for t, g in mean.groupby("tic_type", sort=False)]
+    yield "tic", (tic_types_figure(curves, rule_text=tic_rule,
+                                   title="Mean lesion TIC per type (all sessions)")
+                  if curves else message_figure("no classified TIC"))
