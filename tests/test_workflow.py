@@ -57,7 +57,8 @@ def test_bad_config_is_rejected(tmp_path: Path, bad: dict[str, Any], words: list
 def test_figures_orientation_and_failed_qc(tmp_path: Path) -> None:
     """dce.plots shows superior up, anterior left, whatever the voxel order."""
     from dce.phantom import Acquisition, affine_for
-    from dce.plots import aif_qc_figure, sagittal_section, to_ras
+    from dce.viz.sections import sagittal_section, to_ras
+    from dce.viz.session import aif_qc_figure
 
     aff = affine_for(Acquisition(matrix=(6, 5, 4)))   # i posterior, j inferior, k right
     vol = np.zeros((6, 5, 4))

@@ -6,11 +6,12 @@ import warnings
 import numpy as np
 from _common import job, map_info
 
-from dce import cohort as cl
-from dce.figures import LesionMapCell, LesionMapRow, lesion_maps_figure
 from dce.fit import STATUS_SHOWN
 from dce.io import read_nifti
+from dce.io.tables import save_figure_formats
 from dce.roi import match_roi
+from dce.viz import cohort as cl
+from dce.viz.cohort import LesionMapCell, LesionMapRow, lesion_maps_figure
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 
@@ -58,5 +59,5 @@ with job(sm) as log:
         rows.append(LesionMapRow(parameter=title, unit=unit, cells=cells))
     lesion_name = f"lesion {label}" + (f" ({p.level})" if p.level else "")
     fig = lesion_maps_figure(rows, title=lesion_name, outcome=p.outcome)
-    cl.save_figure_formats(fig, [sm.output.png, sm.output.pdf])
+    save_figure_formats(fig, [sm.output.png, sm.output.pdf])
     log.info("maps of %s over %d session(s)", lesion_name, len(crops))
