@@ -65,6 +65,16 @@ def _broadcast_shape(**shapes: tuple[int, ...]) -> tuple[int, ...]:
         raise ValueError(f"mismatched shapes: {desc} do not broadcast together") from None
 
 
+def _image_map(x: NDArray[np.float64], shape: tuple[int, ...], name: str
+               ) -> NDArray[np.float64]:
+    """``x`` broadcast to the image shape, or a ValueError naming the input."""
+    try:
+        return np.broadcast_to(x, shape)
+    except ValueError:
+        raise ValueError(f"{name}: shape {x.shape} does not match the image shape "
+                         f"{shape}") from None
+
+
 def _scalar(x: ArrayLike, name: str) -> float:
     arr = as_float_array(x, name)
     if arr.ndim != 0:
@@ -261,11 +271,7 @@ def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
     t10 = as_float_array(t10_s, "t10_s", allow_nan=True)
     if t10.ndim == 0 and not (np.isfinite(t10) and t10 > 0):
         raise ValueError(f"t10_s: pre-contrast T1 must be a finite value > 0 s, got {float(t10):g}")
-    try:
-        t10 = np.broadcast_to(t10, s.shape[:-1])
-    except ValueError:
-        raise ValueError(f"t10_s: shape {t10.shape} does not match the image shape "
-                         f"{s.shape[:-1]}") from None
+    t10 = _image_map(t10, s.shape[:-1], "t10_s")
     t10_ok = np.isfinite(t10) & (t10 > 0)
     t10_safe = np.where(t10_ok, t10, 1.0)
 
@@ -277,12 +283,7 @@ def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
         m0_est = spgr_m0(np.where(s0_ok, s0, 1.0), t10_safe, fa, tr)
         m0_map = np.where(s0_ok & t10_ok, m0_est, np.nan)
     else:
-        given = as_float_array(m0, "m0", allow_nan=True)
-        try:
-            given = np.broadcast_to(given, s.shape[:-1])
-        except ValueError:
-            raise ValueError(f"m0: shape {given.shape} does not match the image shape "
-                             f"{s.shape[:-1]}") from None
+        given = _image_map(as_float_array(m0, "m0", allow_nan=True), s.shape[:-1], "m0")
         s0_ok = np.isfinite(given) & (given > 0)
         m0_map = np.where(s0_ok & t10_ok, given, np.nan)
     r1, bad = r1_from_signal(s, m0_map[..., None], fa, tr)
