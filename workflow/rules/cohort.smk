@@ -21,14 +21,14 @@ rule cohort_table:
         cohort_log("cohort_table"),
     benchmark:
         cohort_bench("cohort_table")
-    params:
-        cohort=COHORT_CFG,
-        sessions_sheet=config["sessions"],
+    conda:
+        "../envs/dce.yaml"
     resources:
         mem_mb=1000,
         runtime=15,
-    conda:
-        "../envs/dce.yaml"
+    params:
+        cohort=COHORT_CFG,
+        sessions_sheet=config["sessions"],
     script:
         "../scripts/cohort_table.py"
 
@@ -42,13 +42,13 @@ rule cohort_predictions:
         cohort_log("cohort_predictions"),
     benchmark:
         cohort_bench("cohort_predictions")
-    params:
-        cohort=COHORT_CFG,
+    conda:
+        "../envs/dce.yaml"
     resources:
         mem_mb=1000,
         runtime=30,
-    conda:
-        "../envs/dce.yaml"
+    params:
+        cohort=COHORT_CFG,
     script:
         "../scripts/cohort_predictions.py"
 
@@ -62,13 +62,13 @@ rule cohort_roc:
         cohort_log("cohort_roc"),
     benchmark:
         cohort_bench("cohort_roc")
-    params:
-        cohort=COHORT_CFG,
+    conda:
+        "../envs/dce.yaml"
     resources:
         mem_mb=1000,
         runtime=30,
-    conda:
-        "../envs/dce.yaml"
+    params:
+        cohort=COHORT_CFG,
     script:
         "../scripts/cohort_roc.py"
 
@@ -82,58 +82,56 @@ rule cohort_prepost:
         cohort_log("cohort_prepost"),
     benchmark:
         cohort_bench("cohort_prepost")
-    params:
-        cohort=COHORT_CFG,
+    conda:
+        "../envs/dce.yaml"
     resources:
         mem_mb=1000,
         runtime=15,
-    conda:
-        "../envs/dce.yaml"
+    params:
+        cohort=COHORT_CFG,
     script:
         "../scripts/cohort_prepost.py"
 
 
 rule cohort_report_tables:
     input:
-        **cohort_inputs_of(
-            COHORT_FRAMES, PREPOST_RESULTS, ROC_RESULTS, PREDICTION_RESULTS
-        ),
+        **cohort_inputs_of(COHORT_FRAMES, PREPOST_RESULTS, ROC_RESULTS, PREDICTION_RESULTS),
     output:
-        summary_tsv=f"{COHORT}/tables/summary.tsv",
         **_table_outputs(),
+        summary_tsv=f"{COHORT}/tables/summary.tsv",
     log:
         cohort_log("cohort_report_tables"),
     benchmark:
         cohort_bench("cohort_report_tables")
-    params:
-        cohort=COHORT_CFG,
+    conda:
+        "../envs/dce.yaml"
     resources:
         mem_mb=1000,
         runtime=15,
-    conda:
-        "../envs/dce.yaml"
+    params:
+        cohort=COHORT_CFG,
     script:
         "../scripts/cohort_report_tables.py"
 
 
 rule cohort_figures:
     input:
-        tic=all_tic_tables,
         **cohort_inputs_of(COHORT_FRAMES, ROC_RESULTS),
+        tic=all_tic_tables,
     output:
         **_figure_outputs(),
     log:
         cohort_log("cohort_figures"),
     benchmark:
         cohort_bench("cohort_figures")
-    params:
-        cohort=COHORT_CFG,
-        tic=config["tic"],
+    conda:
+        "../envs/dce.yaml"
     resources:
         mem_mb=1500,
         runtime=15,
-    conda:
-        "../envs/dce.yaml"
+    params:
+        cohort=COHORT_CFG,
+        tic=config["tic"],
     script:
         "../scripts/cohort_figures.py"
 
@@ -153,6 +151,11 @@ rule cohort_maps:
         f"{RESULTS}/logs/cohort/cohort_maps/sub-{{subject}}_lesion-{{lesion}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/cohort/cohort_maps/sub-{{subject}}_lesion-{{lesion}}.tsv"
+    conda:
+        "../envs/dce.yaml"
+    resources:
+        mem_mb=1500,
+        runtime=15,
     params:
         sessions=lambda wc: _subject_sessions(wc.subject)[0],
         days=lambda wc: _subject_sessions(wc.subject)[1],
@@ -161,10 +164,5 @@ rule cohort_maps:
         n_baseline=config["acquisition"]["n_baseline"],
         level=lambda wc: str(_lesion_row(wc).get("level", "")),
         outcome=_lesion_outcome,
-    resources:
-        mem_mb=1500,
-        runtime=15,
-    conda:
-        "../envs/dce.yaml"
     script:
         "../scripts/cohort_maps.py"

@@ -56,6 +56,7 @@ def cohort_outputs_of(files):
             )
     return out
 
+
 def cohort_log(rule):
     return COHORT_LOG.replace("{rule}", rule)
 
@@ -85,15 +86,10 @@ def _lesion_maps_inputs(wildcards):
     maps = COHORT_CFG["figures"]["maps"]
     return {
         "dce": [ses("dce", "nii.gz").format(subject=subject, session=t) for t in names],
-        "fitstatus": [
-            ses("fitstatus", "nii.gz").format(subject=subject, session=t) for t in names
-        ],
-        "maps": [
-            ses(m, "nii.gz").format(subject=subject, session=t) for t in names for m in maps
-        ],
+        "fitstatus": [ses("fitstatus", "nii.gz").format(subject=subject, session=t) for t in names],
+        "maps": [ses(m, "nii.gz").format(subject=subject, session=t) for t in names for m in maps],
         "lesion_roi": [
-            session_row(SimpleNamespace(subject=subject, session=t))["lesion_roi"]
-            for t in names
+            session_row(SimpleNamespace(subject=subject, session=t))["lesion_roi"] for t in names
         ],
     }
 
@@ -167,8 +163,11 @@ def _table_outputs():
 def _figure_outputs():
     out = {}
     for e in COHORT_ENDPOINTS:
-        for fig, cat in (("roc", "1. ROC"), ("waterfall", "2. Waterfall"),
-                         ("prepost", "3. Pre/post")):
+        for fig, cat in (
+            ("roc", "1. ROC"),
+            ("waterfall", "2. Waterfall"),
+            ("prepost", "3. Pre/post"),
+        ):
             out[f"{fig}_{e}_png"] = report(
                 f"{COHORT}/figures/{fig}_{e}.png",
                 caption=f"../report/{fig}.rst",
