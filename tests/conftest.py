@@ -1,12 +1,34 @@
 """Shared fixtures: one real run of the workflow on the test cohort (config/test), with
-canary identifiers planted in its DICOM, and its HTML report."""
+canary identifiers planted in its DICOM, and its HTML report.
+
+Two layers (marker registered in pyproject.toml): ``pytest -m "not workflow"`` is the unit
+layer; every test running Snakemake is marked ``workflow``. The hooks below enforce it: a
+test using the ``run`` fixture, or calling the Snakemake helpers of ``wfutil``, without the
+marker is an error.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import wfutil
 from wfutil import prepare_cohort, report_command, run_cli, snakemake
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    unmarked = [item.nodeid for item in items
+                if "run" in getattr(item, "fixturenames", ())
+                and item.get_closest_marker("workflow") is None]
+    if unmarked:
+        raise pytest.UsageError("tests using the shared workflow run must be marked "
+                                f"@pytest.mark.workflow: {unmarked}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before any fixture of ``item`` is set up: may it (and its fixtures) run Snakemake?"""
+    wfutil.WORKFLOW_ALLOWED = item.get_closest_marker("workflow") is not None
 
 
 @pytest.fixture(scope="session")

@@ -155,6 +155,7 @@ def broken(run: Path) -> Broken:
     return Broken(a=a, b=b, c=c, d=d, e=e, good=good, files=files, cfg=cfg)
 
 
+@pytest.mark.workflow
 def test_dicom_defects_fail_their_session_only(run: Path, broken: Broken) -> None:
     """Truncated / corrupt file, duplicated slice, repeated phase time, no DCE series, two
     DCE series, blank baseline: the session's log names subject, session and file; the
@@ -177,6 +178,7 @@ def test_dicom_defects_fail_their_session_only(run: Path, broken: Broken) -> Non
     assert _done(run, "results_bad", good.subject, good.session)
 
 
+@pytest.mark.workflow
 def test_lost_phase_and_failed_aif_qc_warn_and_complete(run: Path,
                                                         broken: Broken) -> None:
     """A phase missing from a clock-timed export cannot be told from uneven sampling: the
@@ -198,6 +200,7 @@ def test_lost_phase_and_failed_aif_qc_warn_and_complete(run: Path,
     assert _done(run, "results_bad", a.subject, "aiffail")
 
 
+@pytest.mark.workflow
 def test_broken_rois_fail_with_the_file_name(run: Path, broken: Broken) -> None:
     """ROI outside the FOV, empty ROI, lesion missing from the ROI: errors naming the file,
     no partial outputs; a session without VFA data gets the fixed T10 and completes; ROIs
@@ -227,6 +230,7 @@ def test_broken_rois_fail_with_the_file_name(run: Path, broken: Broken) -> None:
     pd.testing.assert_frame_equal(new[cols], ref[cols])
 
 
+@pytest.mark.workflow
 def test_strict_settings_stop_the_session(run: Path, broken: Broken) -> None:
     """t1.missing_vfa: error and aif.on_qc_failure: error stop those sessions (no T1 map,
     no AIF), with the setting to change in the message; the others complete."""
@@ -252,6 +256,7 @@ def test_strict_settings_stop_the_session(run: Path, broken: Broken) -> None:
     assert _done(run, "results_strict", good.subject, good.session, "aif.tsv")
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("edit, words", [
     ({"subject": "../x"}, ["sessions_unsafe.tsv", "../x", "does not match"]),
     ({"session": "fu 1"}, ["sessions_unsafe.tsv", "fu 1", "does not match"]),
@@ -284,6 +289,7 @@ def _copy_results(run: Path, name: str) -> None:
                     ignore=shutil.ignore_patterns("cohort", "provenance.json", "logs"))
 
 
+@pytest.mark.workflow
 def test_lesion_without_baseline_stops_the_cohort_step(run: Path) -> None:
     """A lesion whose baseline session is not in the sheet: the per-session work is done,
     the cohort step stops naming the lesion and the setting."""
@@ -305,6 +311,7 @@ def test_lesion_without_baseline_stops_the_cohort_step(run: Path) -> None:
     assert not (run / "results_nobase" / "cohort" / "cohort.tsv").exists()
 
 
+@pytest.mark.workflow
 def test_single_class_endpoint_is_refused_with_a_note(run: Path) -> None:
     """An endpoint with one class only: no AUC, a 'single class' note in roc.tsv and a
     warning in the log; the other endpoint is analysed."""
@@ -329,6 +336,7 @@ def test_single_class_endpoint_is_refused_with_a_note(run: Path) -> None:
 # --------------------------------------------------------------------------- interruption
 
 
+@pytest.mark.workflow
 def test_sigkill_during_fit_then_rerun_equals_an_uninterrupted_run(
         run: Path, tmp_path: Path) -> None:
     """SIGKILL to snakemake and its jobs while a fit runs; then the documented rerun
@@ -369,6 +377,7 @@ def test_sigkill_during_fit_then_rerun_equals_an_uninterrupted_run(
 # --------------------------------------------------------------------------- provenance
 
 
+@pytest.mark.workflow
 def test_every_output_set_has_provenance(run: Path) -> None:
     """Per session and for the run: package versions, the configuration hash (changes
     with the configuration, not with the output folder) and input hashes that match the
@@ -423,6 +432,7 @@ def test_tree_digest_tracks_content_names_and_count(tmp_path: Path) -> None:
         tree_digest(tmp_path / "nowhere")
 
 
+@pytest.mark.workflow
 def test_results_listing_skips_run_specific_records(run: Path) -> None:
     files = result_files(run / RESULTS)
     assert not [f for f in files if f.startswith(("logs/", "benchmarks/"))]

@@ -39,6 +39,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # PuLP vi
 # --------------------------------------------------------------------------- no real run
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("bad, words", [
     ({"aif": {"mode": "magic"}}, ["magic"]),
     ({"model": {"name": "tofts", "methd": "nlls"}}, ["methd"]),
@@ -77,6 +78,7 @@ def test_figures_orientation_and_failed_qc(tmp_path: Path) -> None:
     assert (tmp_path / "qc.png").stat().st_size > 1000
 
 
+@pytest.mark.workflow
 def test_lint_clean(tmp_path: Path) -> None:
     """``snakemake --lint`` has nothing to say (the CI runs this test)."""
     out = io.StringIO()
@@ -89,6 +91,7 @@ def test_lint_clean(tmp_path: Path) -> None:
     assert not linted, out.getvalue()
 
 
+@pytest.mark.workflow
 def test_dry_run_plans_the_demo_cohort(tmp_path: Path) -> None:
     snakemake(tmp_path, mode="dryrun")
     assert not (tmp_path / DEMO).exists()   # a dry run writes nothing
@@ -97,6 +100,7 @@ def test_dry_run_plans_the_demo_cohort(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- real run
 
 
+@pytest.mark.workflow
 def test_every_session_output_exists(run: Path) -> None:
     sessions = sessions_sheet(run)
     assert len(sessions) >= 5
@@ -131,6 +135,7 @@ def test_every_session_output_exists(run: Path) -> None:
     assert np.all(bench["wall_s"] > 0) and np.all(bench["max_rss_mb"] > 0)
 
 
+@pytest.mark.workflow
 def test_no_identifiers_in_outputs(run: Path) -> None:
     """Canary identifiers (name, ID, birth date, study date and time, institution,
     physicians, accession number, UIDs ...) planted in every input DICOM file appear in
@@ -152,6 +157,7 @@ def test_no_identifiers_in_outputs(run: Path) -> None:
             assert needle.lower().encode() not in low, (needle, where)
 
 
+@pytest.mark.workflow
 def test_accuracy_against_ground_truth(run: Path) -> None:
     """Issue 11 acceptance on the test cohort, against the independent phantom's truth
     (the computation of benchmarks/demo_accuracy.py): automatic AIF peak median |error|
@@ -177,12 +183,14 @@ def test_accuracy_against_ground_truth(run: Path) -> None:
     assert abs(acc["auc_dvp_measured"] - acc["auc_dvp_true"]) <= 0.05, acc
 
 
+@pytest.mark.workflow
 def test_nothing_to_do_after_the_run(run: Path) -> None:
     table = plan(snakemake(run, mode="summary"))
     pending = table[table["plan"] != "no update"]
     assert pending.empty, pending[["output_file", "rule", "plan"]].to_string()
 
 
+@pytest.mark.workflow
 def test_aif_settings_rerun_only_aif_dependent_jobs(run: Path) -> None:
     aif = {"selection": {"max_voxels": 1500}, "delay": "phases", "delay_phases": 1}
     table = plan(snakemake(run, config={"aif": aif}, mode="summary"))

@@ -33,6 +33,16 @@ _CFG = yaml.safe_load(TEST_CONFIG.read_text())
 DEMO = Path(_CFG["sessions"]).parent      # relative to the work directory
 RESULTS = Path(_CFG["results"])
 
+#: Set by tests/conftest.py before each test: whether it is marked ``workflow`` (only
+#: those may run Snakemake; the unit layer is ``pytest -m "not workflow"``).
+WORKFLOW_ALLOWED = True
+
+
+def _check_allowed() -> None:
+    if not WORKFLOW_ALLOWED:
+        raise RuntimeError("this test runs Snakemake: mark it @pytest.mark.workflow")
+
+
 #: Identifiers planted in every DICOM file of the test cohort (none may reach an output).
 CANARY_TAGS = {
     "PatientName": "CANARYFAMILY^GIVEN",
@@ -67,6 +77,7 @@ def snakemake(workdir: Path, *, config: dict[str, Any] | None = None,
 
     Returns what snakemake printed on stdout (the summary table for ``summary``).
     """
+    _check_allowed()
     out = io.StringIO()
     with cwd(workdir), contextlib.redirect_stdout(out), snakemake_api.SnakemakeApi(
             st.OutputSettings(quiet={st.Quietness.PROGRESS, st.Quietness.RULES})) as api:
@@ -87,6 +98,7 @@ def snakemake(workdir: Path, *, config: dict[str, Any] | None = None,
 
 def snakemake_cli(workdir: Path, *args: str) -> list[str]:
     """The command line running the workflow on the test configuration in ``workdir``."""
+    _check_allowed()
     return [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir),
             "--configfile", str(TEST_CONFIG), "--cores", "2", *args]
 
