@@ -39,7 +39,7 @@ fractions; concentrations in mM.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,16 +51,16 @@ from scipy.interpolate import CubicSpline
 from scipy.ndimage import uniform_filter
 
 from dce._checks import as_float_array, check_last_axis, check_times
-from dce.models import InputGrid, make_input_grid
+from dce.models import InputGrid, make_input_grid, tissue_concentration
+from dce.registry import KineticModel, fit_map_names, kinetic_model, output_map, resolve
 
-__all__ = ["DEFAULT_DELAY_GRID_S", "DEFAULT_ENHANCEMENT_Z", "MODELS", "STATUS_FIT",
-           "STATUS_SHOWN", "STATUS_USABLE", "FitBounds",
-           "TracerKineticFit", "TracerKineticModel"]
+__all__ = ["DEFAULT_DELAY_GRID_S", "DEFAULT_ENHANCEMENT_Z", "STATUS_FIT",
+           "STATUS_OUTSIDE_MASK", "STATUS_SHOWN", "STATUS_USABLE", "FitBounds",
+           "TracerKineticFit", "TracerKineticModel", "fitter_from_config", "kinetic_fitter",
+           "status_codes", "status_counts"]
 
-MODELS = ("tofts", "extended_tofts", "patlak")
 # fast-math without the no-NaN/no-inf assumptions: the kernels test for NaN input
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
-_MODEL_CODE = {"tofts": 0, "extended_tofts": 1, "patlak": 2}
 
 #: Per-voxel status codes of :class:`TracerKineticFit`. Precedence when several apply:
 #: 1 > 5 > 3 > 6/7 > 2 > 0. Codes 5-7 carry the values of a nested (simpler) model, never
@@ -79,6 +79,9 @@ STATUS_FIT = {
     7: "kep at the lower limit of its search range (no measurable efflux): nested Patlak "
        "model, Ktrans and vp from Patlak, kep and ve NaN",
 }
+
+#: Meaning of status -1 (a voxel outside the fitted mask) in maps and sidecars.
+STATUS_OUTSIDE_MASK = "not fitted (outside mask)"
 
 #: Status codes whose parameter values are meaningful (counted as fitted in ROI statistics;
 #: the others -- -1 outside the mask, 1, 2 at a bound, 4 -- count as failed fits).
@@ -154,10 +157,9 @@ class TracerKineticFit:
     method: str = "nlls"
 
     def maps(self) -> dict[str, NDArray[Any]]:
-        """Parameter maps keyed by their output names."""
-        return {k: getattr(self, k) for k in
-                ("ktrans_per_min", "kep_per_min", "ve", "vp", "delay_s", "r2", "rmse_mM",
-                 "status")}
+        """Parameter maps keyed by their columns (:mod:`dce.registry`), in output order."""
+        cols = (output_map(n).column for n in fit_map_names(self.model))
+        return {c: getattr(self, c) for c in cols}
 
 
 @dataclass(frozen=True)
@@ -764,6 +766,14 @@ def _neighbourhood_curves(c_img: NDArray[Any], weight: NDArray[np.bool_],
 
 # ----------------------------------------------------------------------------- model API
 
+def _kernel_model(spec: KineticModel) -> int:
+    """Model flag of the compiled kernels (0 Tofts, 1 extended Tofts, 2 Patlak) from the
+    structure of a registry entry: efflux (kep) and plasma term (vp)."""
+    if spec.fitter != _FITTER or not (spec.efflux or spec.plasma_term):
+        raise ValueError(f"model: {spec.name!r} is fitted by {spec.fitter}, not {_FITTER}")
+    return (1 if spec.plasma_term else 0) if spec.efflux else 2
+
+
 class TracerKineticModel:
     """Tofts, extended Tofts or Patlak model for one plasma input.
 
@@ -775,6 +785,7 @@ class TracerKineticModel:
         Plasma input function (mM) at ``t_aif_s`` (default: at ``t_s``). Convert a blood
         curve first (:func:`dce.aif.blood_to_plasma`).
     model : {"extended_tofts", "tofts", "patlak"}
+        A kinetic model of :data:`dce.registry.KINETIC_MODELS` implemented by this class.
     t_aif_s : array_like, optional
         Sample times of the input (s) when they differ from the tissue times.
     method : {"nlls", "llsq"}
@@ -817,8 +828,8 @@ class TracerKineticModel:
                  delay_neighbourhood: Sequence[int] | None = None,
                  enhancement_z: float | None = DEFAULT_ENHANCEMENT_Z,
                  bounds: FitBounds | None = None, goodness_of_fit: bool = True) -> None:
-        if model not in MODELS:
-            raise ValueError(f"model: unknown model {model!r}; choose one of {MODELS}")
+        self.spec = kinetic_model(model)
+        self._kernel = _kernel_model(self.spec)
         if method not in ("nlls", "llsq"):
             raise ValueError(f"method: unknown method {method!r}; choose 'nlls' or 'llsq'")
         self.t_s = check_times(t_s, "t_s", min_len=4)
@@ -906,17 +917,11 @@ class TracerKineticModel:
 
     def predict(self, *, ktrans_per_min: ArrayLike, ve: ArrayLike | None = None,
                 vp: ArrayLike = 0.0, delay_s: float = 0.0) -> NDArray[np.float64]:
-        """Model curves (mM) at the tissue times for given parameters."""
-        from dce import models
-
-        if self.model == "patlak":
-            return models.patlak(self.t_s, self.cp_mM, ktrans_per_min=ktrans_per_min, vp=vp,
-                                 t_aif_s=self.t_aif_s, delay_s=delay_s)
-        if ve is None:
-            raise ValueError("ve: required for the Tofts models")
-        vp_eff = 0.0 if self.model == "tofts" else vp
-        return models.extended_tofts(self.t_s, self.cp_mM, ktrans_per_min=ktrans_per_min, ve=ve,
-                                     vp=vp_eff, t_aif_s=self.t_aif_s, delay_s=delay_s)
+        """Model curves (mM) at the tissue times for given parameters (those the model
+        lacks are ignored): :func:`dce.models.tissue_concentration`."""
+        return tissue_concentration(self.model, self.t_s, self.cp_mM, t_aif_s=self.t_aif_s,
+                                    delay_s=delay_s, ktrans_per_min=ktrans_per_min, ve=ve,
+                                    vp=vp)
 
     def fit(self, conc_mM: ArrayLike, *, mask: ArrayLike | None = None) -> TracerKineticFit:
         """Fit every voxel.
@@ -1011,7 +1016,7 @@ class TracerKineticModel:
 
     def _run(self, c: NDArray[Any], delay: float) -> NDArray[np.float64]:
         """Rows (columns _OUT + SSE) of the fit of curves ``c`` at one delay."""
-        model = _MODEL_CODE[self.model]
+        model = self._kernel
         bd = self.bounds
         mode = (2 if self.goodness_of_fit else 1) if self.method == "llsq" else 0
         b = self._basis(float(delay))
@@ -1071,7 +1076,7 @@ class TracerKineticModel:
                 rows = np.flatnonzero(best_j == j)
                 sub = c if rows.size == c.shape[0] else np.ascontiguousarray(c[rows])
                 out[rows] = self._run(sub, d[j])
-        if self.method == "nlls" and self.model != "patlak":
+        if self.method == "nlls" and self.spec.efflux:
             self._nested(c, out, best_j)
         res = {k: out[:, i] for i, k in enumerate(_OUT)}
         res["delay_s"] = d[best_j].astype(np.float64)
@@ -1082,7 +1087,7 @@ class TracerKineticModel:
         """Replace the rows of curves with kep at a search limit (status 6, 7) by the nested
         model's values (see :data:`STATUS_FIT`)."""
         bd = self.bounds
-        etm = self.model == "extended_tofts"
+        etm = self.spec.plasma_term
         nt = c.shape[1]
         for code in (6, 7):
             rows_all = np.flatnonzero(out[:, 6] == code)
@@ -1116,3 +1121,74 @@ class TracerKineticModel:
                                             np.nan)
                 out[rows, 5] = np.sqrt(nest[:, 2] / nt)
                 out[rows, _SSE] = nest[:, 2]
+
+
+_FITTER = f"{__name__}:{TracerKineticModel.__name__}"
+
+
+def kinetic_fitter(t_s: ArrayLike, cp_mM: ArrayLike, *, model: str = "extended_tofts",
+                   **kwargs: Any) -> Any:
+    """The fitter of a kinetic model, by its registry entry (:mod:`dce.registry`).
+
+    Parameters
+    ----------
+    t_s, cp_mM
+        Tissue times (s) and plasma input (mM), as in :class:`TracerKineticModel`.
+    model : str
+        Name in :data:`dce.registry.KINETIC_MODELS`.
+    **kwargs
+        Options of the fitter (those of :class:`TracerKineticModel`).
+
+    Returns
+    -------
+    object
+        An instance of the entry's ``fitter`` (``.fit(conc_mM, mask=...)``, ``.policy()``).
+    """
+    cls: Any = resolve(kinetic_model(model).fitter)
+    return cls(t_s, cp_mM, model=model, **kwargs)
+
+
+def fitter_from_config(t_s: ArrayLike, cp_mM: ArrayLike, model: Mapping[str, Any], *,
+                       fit_delay: bool, image_ndim: int) -> Any:
+    """The fitter of the configuration's ``model`` section (:func:`kinetic_fitter`).
+
+    Parameters
+    ----------
+    t_s, cp_mM
+        Tissue times (s) and plasma input (mM).
+    model : mapping
+        ``name``, ``method``, ``bounds`` (``kep_per_min`` [low, high] /min,
+        ``ktrans_max_per_min``, ``ve_max``, ``vp_max``), ``delay_grid_s`` [start, stop,
+        step] (s), optional ``delay_neighbourhood`` (default [3, 3, 1]; null: none) and
+        ``enhancement_z`` (default :data:`DEFAULT_ENHANCEMENT_Z`).
+    fit_delay : bool
+        Fit the delay per voxel over the grid.
+    image_ndim : int
+        Spatial axes of the image to fit (checked against ``delay_neighbourhood``).
+    """
+    b = model["bounds"]
+    bounds = FitBounds(kep_per_min=tuple(b["kep_per_min"]),
+                       ktrans_max_per_min=b["ktrans_max_per_min"], ve_max=b["ve_max"],
+                       vp_max=b["vp_max"])
+    start, stop, step = model["delay_grid_s"]
+    nbhd = model.get("delay_neighbourhood", [3, 3, 1])
+    if nbhd is not None and len(nbhd) != image_ndim:
+        raise ValueError(f"model.delay_neighbourhood: {len(nbhd)} sizes for a "
+                         f"{image_ndim}-D image")
+    return kinetic_fitter(t_s, cp_mM, model=model["name"], method=model["method"],
+                          fit_delay=bool(fit_delay),
+                          delay_grid_s=np.arange(start, stop + 1e-9, step),
+                          delay_neighbourhood=nbhd,
+                          enhancement_z=model.get("enhancement_z", DEFAULT_ENHANCEMENT_Z),
+                          bounds=bounds)
+
+
+def status_codes() -> dict[str, str]:
+    """Meaning of every status code, -1 (outside the mask) included, for sidecars."""
+    return {"-1": STATUS_OUTSIDE_MASK, **{str(k): v for k, v in STATUS_FIT.items()}}
+
+
+def status_counts(status: ArrayLike) -> dict[str, int]:
+    """Number of voxels per status, keyed by the status' meaning (codes present only)."""
+    return {(STATUS_OUTSIDE_MASK if k == -1 else STATUS_FIT[int(k)]): int(n)
+            for k, n in zip(*np.unique(np.asarray(status), return_counts=True), strict=True)}

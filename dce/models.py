@@ -8,8 +8,10 @@ function is computed *exactly* for that input (no rectangle or trapezoid rule):
 - extended Tofts: the above plus :math:`v_p c_p(t)`
 - Patlak: :math:`C_t(t) = K^{trans} \\int_0^t c_p(\\tau) d\\tau + v_p c_p(t)`
 
-with :math:`k_{ep} = K^{trans}/v_e`. Times are in seconds, :math:`K^{trans}` and
-:math:`k_{ep}` in /min (OSIPI CAPLEX units), :math:`v_e, v_p` are fractions.
+with :math:`k_{ep} = K^{trans}/v_e`. The models are entries of
+:data:`dce.registry.KINETIC_MODELS` (parameters, units, which function implements each);
+:func:`tissue_concentration` evaluates any of them by name. Times are in seconds,
+:math:`K^{trans}` and :math:`k_{ep}` in /min (OSIPI CAPLEX units), :math:`v_e, v_p` are fractions.
 
 Bolus arrival delay ``delay_s`` shifts the input right: :math:`c_p(t - \\Delta)`. The input
 is held at its first sample before its first (shifted) time and at its last sample after
@@ -33,6 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dce._checks import as_float_array, check_times
+from dce.registry import kinetic_model, resolve
 
 __all__ = [
     "InputGrid",
@@ -40,6 +43,7 @@ __all__ = [
     "extended_tofts",
     "make_input_grid",
     "patlak",
+    "tissue_concentration",
     "tofts",
 ]
 
@@ -214,3 +218,32 @@ def patlak(t_s: ArrayLike, cp_mM: ArrayLike, *, ktrans_per_min: ArrayLike, vp: A
     integral = grid.convolve(np.zeros(1))[0] / 60.0
     out = p["ktrans_per_min"].ravel()[:, None] * integral + p["vp"].ravel()[:, None] * grid.cp_mM
     return out.reshape(*p["vp"].shape, -1)
+
+
+def tissue_concentration(model: str, t_s: ArrayLike, cp_mM: ArrayLike, *,
+                         t_aif_s: ArrayLike | None = None, delay_s: float = 0.0,
+                         **params: ArrayLike | None) -> NDArray[np.float64]:
+    """Tissue concentration (mM) of a kinetic model of the registry, by name.
+
+    Parameters
+    ----------
+    model : str
+        Name in :data:`dce.registry.KINETIC_MODELS` (its ``forward`` function is called).
+    t_s, cp_mM, t_aif_s, delay_s
+        See :func:`make_input_grid`.
+    **params : array_like
+        Parameters by column name (``ktrans_per_min`` in /min, ``ve``, ``vp`` fractions);
+        those the model lacks are ignored, those it has are required.
+
+    Returns
+    -------
+    ndarray, shape (*params.shape, n_times)
+    """
+    spec = kinetic_model(model)
+    kw = {c: params.get(c) for c in spec.parameter_columns()}
+    for c, v in kw.items():
+        if v is None:
+            raise ValueError(f"{c}: required for the {spec.label} model")
+    forward: Any = resolve(spec.forward)
+    return np.asarray(forward(t_s, cp_mM, t_aif_s=t_aif_s, delay_s=delay_s, **kw),
+                      dtype=np.float64)

@@ -38,6 +38,14 @@ of lesions; a true maximum follows single noisy voxels, so both the 95th percent
 the maximum are reported. :func:`roi_curves` averages the signal per label and :func:`roi_tic_table`
 applies :mod:`dce.semiquant` to the mean curves of the lesions and of normal marrow,
 including RSlope_max.
+
+Session tables
+--------------
+:func:`session_roi_table` joins the statistics of the lesions and of normal marrow with
+their TIC metrics (one row per ROI, the table the ``roi`` rule writes);
+:func:`roi_curve_table` gives the mean curves in long format; :func:`shown_map` masks a
+kinetic parameter map by fit status for display (:mod:`dce.registry`:
+``masked_by_status``).
 """
 
 from __future__ import annotations
@@ -50,10 +58,13 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
+from dce.fit import STATUS_SHOWN, STATUS_USABLE
+from dce.registry import output_map
 from dce.semiquant import (
     TICRule,
     classify_tic,
     normalized_peak_enhancement,
+    relative_enhancement,
     rslope_max,
     tic_metrics,
 )
@@ -62,11 +73,19 @@ __all__ = [
     "PERCENTILES",
     "ROICurves",
     "ROIWarning",
+    "flag_summary",
+    "keep_expected_labels",
+    "lesion_names",
+    "map_panel_fields",
     "match_roi",
     "require_labels",
+    "roi_curve_table",
     "roi_curves",
     "roi_statistics",
     "roi_tic_table",
+    "session_roi_table",
+    "shown_map",
+    "tic_curve_fields",
 ]
 
 #: Percentiles reported by :func:`roi_statistics` (column suffixes ``_p5`` ... ``_p95``).
@@ -756,3 +775,180 @@ def roi_tic_table(signal_4d: ArrayLike, t_s: ArrayLike, lesion_labels: ArrayLike
         table["normalized_peak_enhancement"] = np.full(n_les, np.nan)
         table["rslope_max"] = np.full(n_les, np.nan)
     return pd.DataFrame(table)
+
+
+# ----------------------------------------------------------------------------- sessions
+
+def keep_expected_labels(labels: ArrayLike, expected: Iterable[int], name: str, *,
+                         expected_from: str | None = None) -> tuple[NDArray[Any], list[int]]:
+    """Check the expected labels (:func:`require_labels`) and drop the others.
+
+    Returns
+    -------
+    labels : ndarray
+        The label volume (its own dtype) with labels not in ``expected`` set to 0.
+    extra : list of int
+        The labels present but not expected (dropped), sorted.
+    """
+    exp = list(expected)
+    lab = np.asarray(labels)
+    present = require_labels(lab, exp, name, expected_from=expected_from)
+    extra = sorted(set(present.tolist()) - set(exp))
+    if extra:
+        lab = np.where(np.isin(lab, exp), lab, 0)
+    return lab, extra
+
+
+def lesion_names(levels: Mapping[int, str]) -> dict[int, str]:
+    """Display names ``"lesion 2 (L3)"`` of lesion labels (``levels``: label -> level,
+    ``""`` when unknown)."""
+    return {int(k): f"lesion {k}" + (f" ({v})" if v else "") for k, v in levels.items()}
+
+
+def session_roi_table(maps: Mapping[str, ArrayLike], signal_4d: ArrayLike, t_s: ArrayLike,
+                      lesions: ArrayLike, marrow: ArrayLike | None, *,
+                      voxel_volume_mm3: float, n_baseline: int,
+                      iauc_windows_s: ArrayLike, rule: TICRule,
+                      rslope_from: Literal["pct", "absolute"],
+                      index: Mapping[str, Any], levels: Mapping[int, str]
+                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Statistics and TIC metrics of each lesion and of normal marrow of one session.
+
+    Parameters
+    ----------
+    maps : mapping of str to array_like
+        Parameter maps keyed by column (:mod:`dce.registry`), including ``status`` (the
+        fit status, :data:`dce.fit.STATUS_FIT`; fits outside :data:`dce.fit.STATUS_USABLE`
+        count as failed).
+    signal_4d, t_s, lesions, marrow
+        Dynamic signal, phase times (s), lesion labels and the normal-marrow ROI (or
+        None), on one grid (:func:`roi_tic_table`).
+    voxel_volume_mm3 : float
+        Volume of one voxel (mm^3).
+    n_baseline, iauc_windows_s, rule, rslope_from
+        As in :func:`roi_tic_table`.
+    index : mapping
+        Leading columns (e.g. ``subject``, ``session``, ``days_from_rt``).
+    levels : mapping of int to str
+        Vertebral level of each lesion label (column ``level``; ``""`` when unknown).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per lesion and one for marrow: ``index`` columns, ``roi``, ``label``,
+        the :func:`roi_statistics` columns, ``level`` and the TIC columns (prefixed
+        ``tic_`` except ``rslope_max`` and ``normalized_peak_enhancement``).
+    tic : pandas.DataFrame
+        The :func:`roi_tic_table` of the session.
+    """
+    values = dict(maps)
+    status = np.asarray(values.pop("status")).astype(np.int64)
+    parts = [roi_statistics(values, lesions, status=status, voxel_volume_mm3=voxel_volume_mm3,
+                            usable_status=STATUS_USABLE).assign(roi="lesion")]
+    if marrow is not None:
+        parts.append(roi_statistics(values, marrow, status=status,
+                                    voxel_volume_mm3=voxel_volume_mm3,
+                                    usable_status=STATUS_USABLE)
+                     .assign(roi="marrow", label=pd.NA))  # type: ignore[arg-type]
+    stats = pd.concat(parts, ignore_index=True)
+    stats["label"] = stats["label"].astype("Int64")
+    tic = roi_tic_table(signal_4d, t_s, lesions, marrow, n_baseline=n_baseline,
+                        iauc_windows_s=iauc_windows_s, rule=rule, rslope_from=rslope_from)
+    renamed = tic.drop(columns=["n_voxels"]).rename(
+        columns=lambda c: c if c in ("roi", "label") or c.startswith(("tic_", "rslope"))
+        or c == "normalized_peak_enhancement" else f"tic_{c}")
+    table = stats.merge(renamed, on=["roi", "label"], how="left", validate="one_to_one")
+    for k, (col, val) in enumerate(index.items()):
+        table.insert(k, col, val)
+    table.insert(len(index) + 2, "level", [levels.get(int(lab), "") if pd.notna(lab) else ""
+                                           for lab in table["label"]])
+    return table, tic
+
+
+def roi_curve_table(signal_4d: ArrayLike, t_s: ArrayLike, lesions: ArrayLike,
+                    marrow: ArrayLike | None, *, n_baseline: int,
+                    index: Mapping[str, Any]
+                    ) -> tuple[pd.DataFrame, list[tuple[str, int | None, _F64, _F64]]]:
+    """Mean and SD curve of each lesion and of normal marrow, long format.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``index`` columns, ``roi``, ``label`` (Int64, <NA> for marrow), ``t_s``,
+        ``signal_mean``, ``signal_sd`` (signal units) and ``enhancement_pct``
+        (:func:`dce.semiquant.relative_enhancement` of the mean curve, %).
+    curves : list of (roi, label, mean, sd)
+        The curves by ROI (``label`` None for marrow; signal units), for figures.
+    """
+    t = np.asarray(t_s, dtype=np.float64)
+    rows: list[pd.DataFrame] = []
+    curves: list[tuple[str, int | None, _F64, _F64]] = []
+    for roi_name, lab_vol in (("lesion", lesions), ("marrow", marrow)):
+        if lab_vol is None:
+            continue
+        cur = roi_curves(signal_4d, lab_vol)
+        enh = 100.0 * relative_enhancement(cur.mean, n_baseline=n_baseline, allow_nan=True)
+        for k, lab in enumerate(cur.labels):
+            label = int(lab) if roi_name == "lesion" else None
+            curves.append((roi_name, label, cur.mean[k], cur.sd[k]))
+            rows.append(pd.DataFrame({
+                **index, "roi": roi_name, "label": pd.NA if label is None else label,
+                "t_s": t, "signal_mean": cur.mean[k], "signal_sd": cur.sd[k],
+                "enhancement_pct": enh[k]}))
+    table = pd.concat(rows, ignore_index=True)
+    table["label"] = table["label"].astype("Int64")
+    return table, curves
+
+
+def shown_map(name: str, data: ArrayLike, status: ArrayLike) -> _F64:
+    """A map for display (float): NaN where a map that is ``masked_by_status``
+    (:mod:`dce.registry`) has a fit status outside :data:`dce.fit.STATUS_SHOWN`."""
+    out = np.asarray(data).astype(float)
+    if output_map(name).masked_by_status:
+        out = np.where(np.isin(status, STATUS_SHOWN), out, np.nan)
+    return out
+
+
+def map_panel_fields(maps: Mapping[str, ArrayLike], names: Iterable[str],
+                     status: ArrayLike) -> list[dict[str, Any]]:
+    """Title, unit and display data (:func:`shown_map`) of each named map, from the
+    registry (the fields of :class:`dce.viz.session.MapPanel`).
+
+    ``maps`` is keyed by column (:func:`dce.io.maps.read_maps`)."""
+    out = []
+    for name in names:
+        m = output_map(name)
+        out.append({"title": m.label, "unit": m.unit,
+                    "data": shown_map(name, maps[m.column], status)})
+    return out
+
+
+def tic_curve_fields(curves: Iterable[tuple[str, int | None, ArrayLike, ArrayLike]],
+                     tic: pd.DataFrame, levels: Mapping[int, str]) -> list[dict[str, Any]]:
+    """Name, mean and SD curve, TIC type and RSlope_max of each ROI curve (the fields of
+    :class:`dce.viz.session.TICCurve`), from :func:`roi_curve_table` and
+    :func:`roi_tic_table`."""
+    rows: list[Any] = list(tic.itertuples())
+    tic_by = {(r.roi, r.label if pd.notna(r.label) else None): r for r in rows}
+    out = []
+    for roi_name, lab, mean, sd in curves:
+        r: Any = tic_by.get((roi_name, lab))
+        if lab is None:
+            name = "normal marrow"
+        else:
+            lev = levels.get(lab, "")
+            name = f"lesion {lab}" + (f" ({lev})" if lev else "")
+        out.append({"name": name, "mean": mean, "sd": sd,
+                    "tic_type": str(r.tic_type) if r is not None else "",
+                    "rslope_max": float(r.rslope_max) if r is not None else None,
+                    "reference": roi_name == "marrow"})
+    return out
+
+
+def flag_summary(table: pd.DataFrame) -> str:
+    """``"lesion 1: t10_fixed; marrow: ..."``: the quality flags (``qc_flags``,
+    :func:`dce.quality.add_quality_columns`) of the flagged rows of a session table
+    (``""`` when none)."""
+    flagged: list[Any] = list(table[table["qc_flags"] != ""].itertuples())
+    return "; ".join(("marrow" if pd.isna(r.label) else f"lesion {int(r.label)}")
+                     + f": {r.qc_flags}" for r in flagged)

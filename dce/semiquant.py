@@ -56,6 +56,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dce._checks import as_float_array, check_fraction, check_last_axis, check_times
+from dce.registry import TIC_CODES
 
 __all__ = [
     "MENG2016_RSLOPE_CUTOFFS",
@@ -69,7 +70,9 @@ __all__ = [
     "normalized_peak_enhancement",
     "relative_enhancement",
     "rslope_max",
+    "semiquant_maps",
     "tic_metrics",
+    "tic_type_codes",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -888,3 +891,43 @@ def classify_tic(signal: ArrayLike, t_s: ArrayLike, *, n_baseline: int | None = 
         peak_enhancement_pct=pe_pct.reshape(shape), early_fraction=early_fraction.reshape(shape),
         late_change_pct=late_change.reshape(shape), is_fast=is_fast.reshape(shape),
         flags=flags.reshape(shape))
+
+
+def tic_type_codes(types: ArrayLike) -> NDArray[np.int8]:
+    """TIC type letters as the codes of the ``tictype`` map
+    (:data:`dce.registry.TIC_CODES`: 0 not classifiable, 1-5 = A-E)."""
+    letters = np.asarray(types)
+    codes = np.zeros(letters.shape, dtype=np.int8)
+    for letter, code in TIC_CODES.items():
+        codes[letters == letter] = code
+    return codes
+
+
+def semiquant_maps(signal: ArrayLike, t_s: ArrayLike, *, n_baseline: int,
+                   iauc_windows_s: ArrayLike, rule: TICRule) -> dict[str, NDArray[Any]]:
+    """Voxel-wise semi-quantitative maps keyed by column (:mod:`dce.registry`).
+
+    Parameters
+    ----------
+    signal : array_like, shape (..., n_times)
+        DCE signal (signal units); NaN/inf curves give NaN metrics and TIC code 0.
+    t_s : array_like, shape (n_times,)
+        Phase times (s).
+    n_baseline : int
+        Leading pre-contrast phases.
+    iauc_windows_s : array_like
+        IAUC windows (s).
+    rule : TICRule
+        TIC type thresholds.
+
+    Returns
+    -------
+    dict of str to ndarray
+        Every column of :meth:`TICMetrics.as_dict` plus ``tic_type_code``
+        (:func:`tic_type_codes` of :func:`classify_tic`).
+    """
+    met = tic_metrics(signal, t_s, n_baseline=n_baseline, iauc_windows_s=iauc_windows_s,
+                      allow_nan=True).as_dict()
+    types = classify_tic(signal, t_s, n_baseline=n_baseline, rule=rule, allow_nan=True)
+    met["tic_type_code"] = tic_type_codes(types)
+    return met

@@ -1,21 +1,18 @@
 """Rule cohort_maps: baseline vs follow-up parameter maps of one lesion over the
 anatomy (dce.figures.lesion_maps_figure), PNG and PDF."""
 
-import warnings
-
 import numpy as np
-from _common import job, map_info
 
-from dce.fit import STATUS_SHOWN
 from dce.io import read_nifti
+from dce.io.jobs import job
+from dce.io.maps import read_roi
 from dce.io.tables import save_figure_formats
-from dce.roi import match_roi
+from dce.registry import output_map
+from dce.roi import shown_map
 from dce.viz import cohort as cl
 from dce.viz.cohort import LesionMapCell, LesionMapRow, lesion_maps_figure
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-
-FIT_COLS = ("ktrans_per_min", "kep_per_min", "ve", "vp")
 
 with job(sm) as log:
     p = sm.params
@@ -27,27 +24,18 @@ with job(sm) as log:
         nb = int(p.n_baseline)
         anatomy = dce.data[..., :nb].mean(axis=-1)
         shape, affine = anatomy.shape, dce.affine
-        roi = read_nifti(sm.input.lesion_roi[k])
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            labels = match_roi(roi.data, roi.affine, shape, affine,
-                               name=str(sm.input.lesion_roi[k]))
-        for w in caught:
-            log.warning("%s", w.message)
+        labels, notes = read_roi(sm.input.lesion_roi[k], shape, affine)
+        for note in notes:
+            log.warning("%s", note)
         status = read_nifti(sm.input.fitstatus[k]).data
-        maps = {}
-        for j, name in enumerate(names):
-            col = map_info(name)[0]
-            data = read_nifti(sm.input.maps[k * len(names) + j]).data.astype(float)
-            if col in FIT_COLS:
-                data = np.where(np.isin(status, STATUS_SHOWN), data, np.nan)
-            maps[name] = data
+        maps = {name: shown_map(name, read_nifti(sm.input.maps[k * len(names) + j]).data, status)
+                for j, name in enumerate(names)}
         sections.append(cl.lesion_section(anatomy, maps, labels, label, affine))
         titles.append(f"{ses} (day {p.days[k]:g})")
     crops = cl.crop_sections(sections, margin_mm=float(p.margin_mm))
     rows = []
     for name in names:
-        _, title, unit = map_info(name)
+        title, unit = output_map(name).label, output_map(name).unit
         cells = []
         for s, t in zip(crops, titles, strict=True):
             vals = s["maps"][name]

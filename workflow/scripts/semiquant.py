@@ -2,14 +2,16 @@
 
 Peak enhancement (%), time to peak (s), wash-in slope (%/s), maximum slope (%/s),
 washout (%), IAUC over the configured windows and the TIC type (coded 1-5 = A-E,
-0 = not classifiable). Model-free: independent of the AIF.
+0 = not classifiable; dce.registry.TIC_CODES). Model-free: independent of the AIF.
 """
 
 import numpy as np
-from _common import TIC_CODES, job, map_info
 
-from dce.io import read_nifti, write_nifti
-from dce.semiquant import TICRule, classify_tic, tic_metrics
+from dce.io import read_nifti
+from dce.io.jobs import job
+from dce.io.maps import write_map
+from dce.registry import TIC_CODES, output_map, tic_code_names
+from dce.semiquant import TICRule, semiquant_maps
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 
@@ -17,25 +19,14 @@ with job(sm) as log:
     p = sm.params
     dce = read_nifti(sm.input.dce, require_sidecar=True)
     t = np.asarray(dce.sidecar["AcquisitionTimes_s"], dtype=float)
-    sig = dce.data
-    rule = TICRule(**p.tic)
-    nb = int(p.n_baseline)
-    met = tic_metrics(sig, t, n_baseline=nb, iauc_windows_s=[float(w) for w in p.iauc],
-                      allow_nan=True).as_dict()
-    types = classify_tic(sig, t, n_baseline=nb, rule=rule, allow_nan=True)
-    codes = np.zeros(types.shape, dtype=np.int8)
-    for letter, code in TIC_CODES.items():
-        codes[types == letter] = code
-    met["tic_type_code"] = codes
+    rule, nb = TICRule(**p.tic), int(p.n_baseline)
+    met = semiquant_maps(dce.data, t, n_baseline=nb, iauc_windows_s=[float(w) for w in p.iauc],
+                         rule=rule)
+    codes = met["tic_type_code"]
     log.info("TIC types over %d voxels: %s", codes.size,
              {k or "none": int((codes == v).sum()) for k, v in TIC_CODES.items()})
     for name, path in sm.output.items():
-        col, title, unit = map_info(name)
-        arr = met[col]
-        data = arr if col == "tic_type_code" else np.asarray(arr, dtype=np.float32)
-        side = {"Quantity": title, "Column": col, "Units": unit, "BaselinePhases": nb,
-                "Source": "DCE signal (model-free)"}
-        if col == "tic_type_code":
-            side.update(Codes={str(v): (k or "not classifiable") for k, v in TIC_CODES.items()},
-                        Rule=rule.describe())
-        write_nifti(path, data, dce.affine, side)
+        side = {"BaselinePhases": nb, "Source": "DCE signal (model-free)"}
+        if name == "tictype":
+            side.update(Codes=tic_code_names(), Rule=rule.describe())
+        write_map(path, name, met[output_map(name).column], dce.affine, side)

@@ -1,0 +1,124 @@
+"""A session's output maps and ROIs on disk: registry-labelled NIfTI maps, label volumes
+matched to the image grid, and the quality records of a session.
+
+Every map is written with the sidecar fields of its :mod:`dce.registry` entry
+(``Quantity``, ``Column``, ``Units``) and in the entry's data type.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from dce.io.nifti import read_nifti, sidecar_path, write_nifti
+from dce.quality import SessionQuality
+from dce.registry import output_map, sidecar_fields
+from dce.roi import keep_expected_labels, match_roi
+
+__all__ = ["read_maps", "read_roi", "read_session_quality", "read_session_rois", "write_map"]
+
+PathLike = str | os.PathLike[str]
+
+
+def write_map(path: PathLike, name: str, data: ArrayLike, affine: ArrayLike,
+              sidecar: Mapping[str, Any] | None = None) -> Path:
+    """Write an output map in its registry data type, with its registry sidecar fields.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination ``.nii.gz``.
+    name : str
+        Map name (:func:`dce.registry.output_map`), e.g. ``"ktrans"`` or ``"iauc60"``.
+    data : array_like
+        The map (in the units of the registry entry).
+    affine : array_like, shape (4, 4)
+        Voxel to RAS+ mm.
+    sidecar : mapping, optional
+        Further sidecar fields, after ``Quantity``, ``Column`` and ``Units``.
+
+    Returns
+    -------
+    Path
+        The image path.
+    """
+    arr = np.asarray(data).astype(output_map(name).dtype)
+    return write_nifti(path, arr, affine, {**sidecar_fields(name), **(sidecar or {})})
+
+
+def read_maps(paths: Mapping[str, PathLike]) -> dict[str, NDArray[Any]]:
+    """Read maps given by name (``{"ktrans": path, ...}``), keyed by their registry columns."""
+    return {output_map(name).column: read_nifti(p).data for name, p in paths.items()}
+
+
+def read_roi(path: PathLike, shape: tuple[int, ...], affine: ArrayLike
+             ) -> tuple[NDArray[np.int32], list[str]]:
+    """Read an ROI label volume and match it to an image grid (:func:`dce.roi.match_roi`).
+
+    Returns
+    -------
+    labels : ndarray of int32
+        Labels on the image grid.
+    notes : list of str
+        Messages of the warnings raised while matching (ROI voxels lost), for the log.
+    """
+    img = read_nifti(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lab = match_roi(img.data, img.affine, shape, affine, name=str(path))
+    return lab, [str(w.message) for w in caught]
+
+
+def read_session_rois(lesion_roi: PathLike, marrow_roi: PathLike | None,
+                      shape: tuple[int, ...], affine: ArrayLike, *, expected: list[int],
+                      expected_from: str, subject: str
+                      ) -> tuple[NDArray[Any], NDArray[np.int32] | None, list[str]]:
+    """Read a session's lesion labels and normal-marrow ROI on the image grid.
+
+    Parameters
+    ----------
+    lesion_roi, marrow_roi : path-like
+        Label volume of the lesions; binary normal-marrow ROI (or None).
+    shape, affine
+        Image grid (voxels; voxel to RAS+ mm).
+    expected : list of int
+        The subject's lesion labels (every one must be present; others are dropped).
+    expected_from, subject : str
+        Sheet listing the labels and the subject, for messages.
+
+    Returns
+    -------
+    lesions : ndarray
+        Lesion labels on the grid (labels not expected set to 0).
+    marrow : ndarray of int32 or None
+        1 inside the normal-marrow ROI.
+    notes : list of str
+        Warnings for the log (ROI voxels lost, labels dropped).
+    """
+    lesions, notes = read_roi(lesion_roi, shape, affine)
+    lesions, extra = keep_expected_labels(lesions, expected, str(lesion_roi),
+                                          expected_from=expected_from)
+    if extra:
+        notes.append(f"{lesion_roi}: label(s) {extra} not listed in {expected_from} for "
+                     f"subject {subject}: ignored")
+    marrow = None
+    if marrow_roi is not None:
+        mar, more = read_roi(marrow_roi, shape, affine)
+        marrow, notes = (mar > 0).astype(np.int32), notes + more
+    return lesions, marrow, notes
+
+
+def read_session_quality(t1_map: PathLike, aif_qc: PathLike) -> SessionQuality:
+    """The quality of a session from the T1 map's sidecar and the AIF QC record (JSON)."""
+    t1_side = sidecar_path(t1_map)
+    return SessionQuality.from_records(
+        json.loads(t1_side.read_text(encoding="utf-8")),
+        json.loads(Path(aif_qc).read_text(encoding="utf-8")),
+        name=f"{t1_side}, {aif_qc}")
