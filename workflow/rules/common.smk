@@ -1,7 +1,7 @@
 # Helpers shared by the rules: config validation, the session and lesion sheets
 # (read by dce.io.tables), output naming and wildcard constraints. The dce package is a
 # dependency of the workflow (`pip install` of the repository brings Snakemake), so its
-# import-light public API (the sheet reader) is used at parse time.
+# import-light public API (sheet reader, output registry) is used at parse time.
 
 import functools
 import os
@@ -11,6 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from dce.io.tables import SheetError, read_sheets
+from dce.registry import fit_map_names, semiquant_map_names
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -24,11 +25,10 @@ LOG = f"{RESULTS}/logs/sub-{{subject}}/ses-{{session}}/{{rule}}.log"
 BENCH = f"{RESULTS}/benchmarks/sub-{{subject}}/ses-{{session}}/{{rule}}.tsv"
 WARMUP = f"{RESULTS}/benchmarks/numba_warmup.json"
 
-# parameter maps written by the rules fit and semiquant ("what" in the file names)
-FIT_MAPS = ["ktrans", "kep", "ve", "vp", "r2", "rmse", "delay", "fitstatus"]
-SEMIQUANT_MAPS = ["peakenh", "ttp", "washin", "maxslope", "washout", "tictype"] + [
-    f"iauc{w}" for w in config["semiquant"]["iauc_windows_s"]
-]
+# parameter maps written by the rules fit and semiquant ("what" in the file names), from
+# the package's registry of outputs
+FIT_MAPS = fit_map_names()
+SEMIQUANT_MAPS = semiquant_map_names(config["semiquant"]["iauc_windows_s"])
 
 
 wildcard_constraints:
