@@ -171,7 +171,9 @@ def flagged_inputs() -> tuple[list[pd.DataFrame], pd.DataFrame]:
 
 def _analyse(exclude: list[str]) -> dict[str, Any]:
     rois, lesions = flagged_inputs()
-    cfg = cc.parse_config({**DEFAULTS, "exclude_flags": exclude})
+    # the tests count rows and lesions, not the bootstrap CIs: 200 replicates are enough
+    cfg = cc.parse_config({**DEFAULTS, "exclude_flags": exclude,
+                           "bootstrap": {**DEFAULTS.get("bootstrap", {}), "n": 200}})
     cohort, _ = fr.cohort_tables(rois, lesions)
     changes = fr.changes(cohort, cfg, lesions)
     frame = fr.predictor_frame(cohort, changes, lesions, cfg)
