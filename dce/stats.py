@@ -641,7 +641,8 @@ def wilson_ci(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     """Wilson score interval of a binomial proportion ``k / n`` (Wilson 1927).
 
     :func:`statsmodels.stats.proportion.proportion_confint` with ``method="wilson"``,
-    clipped to [0, 1]; ``n = 0`` gives ``(nan, nan)``.
+    clipped to [0, 1], with the exact bounds 0 for ``k = 0`` and 1 for ``k = n`` (where
+    the formula leaves rounding noise of order 1e-17); ``n = 0`` gives ``(nan, nan)``.
     """
     a = _check_alpha(alpha)
     for v, nm in ((k, "k"), (n, "n")):
@@ -653,7 +654,8 @@ def wilson_ci(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     if n == 0:
         return float("nan"), float("nan")
     lo, hi = proportion_confint(k, n, alpha=a, method="wilson")
-    return float(max(lo, 0.0)), float(min(hi, 1.0))
+    return (0.0 if k == 0 else float(max(lo, 0.0)),
+            1.0 if k == n else float(min(hi, 1.0)))
 
 
 @dataclass(frozen=True)

@@ -298,6 +298,7 @@ def test_wilson_equals_statsmodels(n):
         for alpha in (0.05, 0.1):
             lo, hi = proportion_confint(k, n, alpha=alpha, method="wilson")
             assert wilson_ci(k, n, alpha) == pytest.approx((lo, hi), abs=1e-12)
+    assert wilson_ci(0, n)[0] == 0.0 and wilson_ci(n, n)[1] == 1.0   # exact, no 1e-17
     assert np.isnan(wilson_ci(0, 0)).all()
     with pytest.raises(ValueError):
         wilson_ci(3, 2)

@@ -214,6 +214,8 @@ def _accuracy_cells(r: Any) -> dict[str, str]:
 
 
 def display_delong(delong: pd.DataFrame) -> pd.DataFrame:
+    """The DeLong comparisons (:class:`dce.cohort.analysis.DeLongRow` columns) with
+    formatted cells."""
     rows = []
     for r in _records(delong):
         rows.append({"endpoint": r.endpoint, "comparison": f"{r.predictor_a} vs {r.predictor_b}",
@@ -243,6 +245,8 @@ def display_prepost(paired: pd.DataFrame, between: pd.DataFrame) -> pd.DataFrame
 
 
 def display_predictions(summary: pd.DataFrame) -> pd.DataFrame:
+    """The prediction summary (:class:`dce.cohort.analysis.PredictionSummaryRow`
+    columns) with formatted cells; a skipped model shows its note."""
     rows = []
     for r in _records(summary):
         if is_missing(getattr(r, "n", np.nan)):
@@ -260,6 +264,8 @@ def display_predictions(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def display_lead(lead_summary: pd.DataFrame) -> pd.DataFrame:
+    """The lead-time summary (:class:`dce.cohort.analysis.LeadSummaryRow` columns) with
+    formatted cells (days)."""
     rows = []
     for r in _records(lead_summary):
         rows.append({"endpoint": r.endpoint, "method": r.method, "model": r.model,
