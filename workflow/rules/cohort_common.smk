@@ -130,15 +130,9 @@ def cohort_outputs(wildcards):
     """Every product of the cohort analysis (for rule all)."""
     if not COHORT_CFG["enabled"]:
         return []
-    out = [
-        f"{COHORT}/cohort.tsv",
-        f"{COHORT}/changes.tsv",
-        f"{COHORT}/roc.tsv",
-        f"{COHORT}/predictions_summary.tsv",
-        f"{COHORT}/prepost_paired.tsv",
-        f"{COHORT}/tables/summary.tsv",
-        f"{COHORT}/figures/tic_types.png",
-    ]
+    results = (COHORT_FRAMES, PREDICTION_RESULTS, ROC_RESULTS, PREPOST_RESULTS)
+    out = list(cohort_inputs_of(*results).values())
+    out += [f"{COHORT}/tables/summary.tsv", f"{COHORT}/figures/tic_types.png"]
     for name in COHORT_TABLES:
         out += [f"{COHORT}/tables/{name}.{ext}" for ext in ("md", "tex", "html")]
     for e in COHORT_ENDPOINTS:
