@@ -15,8 +15,9 @@ file I/O).
 * :func:`cohort_figures` -- every figure of the ``cohort_figures`` rule from the cohort
   frames and ROC results.
 
-Every function returns a :class:`matplotlib.figure.Figure` built without pyplot (no
-global state; saving renders with the Agg backend) and takes plain arrays. Figures never
+Every figure is a :class:`matplotlib.figure.Figure` built without pyplot (no global
+state; saving renders with the Agg backend); the drawing functions take plain arrays,
+:func:`cohort_figures` the result objects of :mod:`dce.cohort`. Figures never
 carry patient, subject or session identifiers: lesions are anonymous bars/lines or are
 named by label and vertebral level only, sessions by name (``pre``, ``fu1``) or day.
 """
