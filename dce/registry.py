@@ -8,7 +8,8 @@ stage writes it; the TIC type codes of the ``tictype`` map; and every kinetic mo
 parameters, outputs and implementation.
 
 Standard library only, so that Snakemake can import it when it parses the rules
-(:func:`fit_map_names`, :func:`semiquant_map_names`, :func:`model_names`).
+(:func:`fit_map_names`, :func:`semiquant_map_names`, :func:`roi_map_names`,
+:func:`figure_map_names`, :func:`model_names`).
 
 Adding a kinetic model
 ----------------------
@@ -59,6 +60,7 @@ __all__ = [
     "model_names",
     "output_map",
     "resolve",
+    "roi_map_names",
     "semiquant_map_names",
     "sidecar_fields",
     "tic_code_names",
@@ -90,6 +92,9 @@ class OutputMap:
         Stage (rule) that writes the map.
     figure : bool
         Offered as a figure map (the ``figure_maps`` enums of the configuration schema).
+    roi_statistics : bool
+        Summarised per ROI (mean, percentiles, ...) in the ROI tables (not the coded
+        ``tictype`` map).
     """
 
     name: str
@@ -101,6 +106,7 @@ class OutputMap:
     masked_by_status: bool = False
     stage: str = "fit"
     figure: bool = True
+    roi_statistics: bool = True
 
 
 #: Every fixed-name output map, in output order (IAUC maps, ``iauc<seconds>``, are made
@@ -126,7 +132,7 @@ MAPS: tuple[OutputMap, ...] = (
     OutputMap("maxslope", "max_slope_pct_per_s", "max slope", "%/s", stage="semiquant"),
     OutputMap("washout", "washout_pct", "washout", "%", stage="semiquant"),
     OutputMap("tictype", "tic_type_code", "TIC type", "0 none, 1-5 = A-E", dtype="int8",
-              stage="semiquant", figure=False),
+              stage="semiquant", figure=False, roi_statistics=False),
 )
 
 _BY_NAME = {m.name: m for m in MAPS}
@@ -178,6 +184,14 @@ def semiquant_map_names(iauc_windows_s: list[float] | tuple[float, ...] = ()) ->
     """Names of the semi-quantitative maps, then ``iauc<w>`` for each window (s)."""
     return [m.name for m in MAPS if m.stage == "semiquant"] + \
         [f"iauc{w}" for w in iauc_windows_s]
+
+
+def roi_map_names(iauc_windows_s: list[float] | tuple[float, ...] = (),
+                  model: str | None = None) -> list[str]:
+    """Maps read by the ROI statistics: :func:`fit_map_names` (``fitstatus`` included: it
+    counts the failed fits) and :func:`semiquant_map_names`, except the coded ones."""
+    names = fit_map_names(model) + semiquant_map_names(iauc_windows_s)
+    return [n for n in names if output_map(n).roi_statistics]
 
 
 def figure_map_names() -> list[str]:

@@ -62,6 +62,16 @@ def test_iauc_maps_and_unknown_names() -> None:
     assert registry.map_by_column("ktrans_per_min").name == "ktrans"
 
 
+def test_rule_map_lists() -> None:
+    """The lists the rules take (formerly hard-coded in workflow/rules/common.smk, roi.smk)."""
+    fit = ["ktrans", "kep", "ve", "vp", "r2", "rmse", "delay", "fitstatus"]
+    semi = ["peakenh", "ttp", "washin", "maxslope", "washout", "tictype", "iauc60", "iauc90"]
+    assert fit_map_names() == fit
+    assert all(fit_map_names(m) == fit for m in registry.model_names())
+    assert semiquant_map_names(IAUC) == semi
+    assert registry.roi_map_names(IAUC) == [n for n in fit + semi if n != "tictype"]
+
+
 def test_kinetic_parameters_carry_osipi_terms_and_are_masked_by_status() -> None:
     for name in ("ktrans", "kep", "ve", "vp"):
         m = output_map(name)

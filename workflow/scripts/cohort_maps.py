@@ -1,5 +1,6 @@
 """Rule cohort_maps: baseline vs follow-up parameter maps of one lesion over the
-anatomy (dce.figures.lesion_maps_figure), PNG and PDF."""
+anatomy (dce.viz.cohort.lesion_maps_figure), PNG and PDF; labels, units and status
+masking from dce.registry."""
 
 import numpy as np
 
