@@ -1,6 +1,6 @@
 # Lesion and normal-marrow statistics, mean TICs, figures.
 
-ROI_MAPS = [m for m in FIT_MAPS + SEMIQUANT_MAPS if m != "tictype"]
+ROI_MAPS = roi_map_names(config["semiquant"]["iauc_windows_s"])  # dce.registry
 
 
 rule roi:
