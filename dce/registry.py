@@ -48,9 +48,11 @@ import re
 from dataclasses import dataclass, field
 
 __all__ = [
+    "FIT_STATUS_MAP",
     "KINETIC_MODELS",
     "MAPS",
     "TIC_CODES",
+    "TIC_TYPE_MAP",
     "KineticModel",
     "OutputMap",
     "figure_map_names",
@@ -109,6 +111,11 @@ class OutputMap:
     roi_statistics: bool = True
 
 
+#: Name of the fit-status map (codes: :func:`dce.fit.status_codes`).
+FIT_STATUS_MAP = "fitstatus"
+#: Name of the TIC-type map (codes: :data:`TIC_CODES`).
+TIC_TYPE_MAP = "tictype"
+
 #: Every fixed-name output map, in output order (IAUC maps, ``iauc<seconds>``, are made
 #: by :func:`output_map` for each configured window).
 MAPS: tuple[OutputMap, ...] = (
@@ -123,7 +130,7 @@ MAPS: tuple[OutputMap, ...] = (
     OutputMap("r2", "r2", "R²", ""),
     OutputMap("rmse", "rmse_mM", "RMSE", "mM", figure=False),
     OutputMap("delay", "delay_s", "delay", "s"),
-    OutputMap("fitstatus", "status", "fit status", "", dtype="int8", figure=False),
+    OutputMap(FIT_STATUS_MAP, "status", "fit status", "", dtype="int8", figure=False),
     OutputMap("peakenh", "peak_enhancement_pct", "peak enhancement", "%",
               stage="semiquant"),
     OutputMap("ttp", "time_to_peak_s", "time to peak", "s", stage="semiquant"),
@@ -131,7 +138,7 @@ MAPS: tuple[OutputMap, ...] = (
               stage="semiquant"),
     OutputMap("maxslope", "max_slope_pct_per_s", "max slope", "%/s", stage="semiquant"),
     OutputMap("washout", "washout_pct", "washout", "%", stage="semiquant"),
-    OutputMap("tictype", "tic_type_code", "TIC type", "0 none, 1-5 = A-E", dtype="int8",
+    OutputMap(TIC_TYPE_MAP, "tic_type_code", "TIC type", "0 none, 1-5 = A-E", dtype="int8",
               stage="semiquant", figure=False, roi_statistics=False),
 )
 

@@ -86,7 +86,9 @@ def _lesion_maps_inputs(wildcards):
     maps = COHORT_CFG["figures"]["maps"]
     return {
         "dce": [ses("dce", "nii.gz").format(subject=subject, session=t) for t in names],
-        "fitstatus": [ses("fitstatus", "nii.gz").format(subject=subject, session=t) for t in names],
+        "fitstatus": [
+            ses(FIT_STATUS_MAP, "nii.gz").format(subject=subject, session=t) for t in names
+        ],
         "maps": [ses(m, "nii.gz").format(subject=subject, session=t) for t in names for m in maps],
         "lesion_roi": [
             session_row(SimpleNamespace(subject=subject, session=t))["lesion_roi"] for t in names

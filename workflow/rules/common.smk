@@ -11,7 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from dce.io.tables import SheetError, read_sheets
-from dce.registry import fit_map_names, roi_map_names, semiquant_map_names
+from dce.registry import FIT_STATUS_MAP, fit_map_names, roi_map_names, semiquant_map_names
 
 validate(config, schema="../schemas/config.schema.yaml")
 

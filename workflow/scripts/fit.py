@@ -18,7 +18,7 @@ from dce.fit import fitter_from_config, status_codes, status_counts
 from dce.io import read_nifti
 from dce.io.jobs import job
 from dce.io.maps import write_map
-from dce.registry import output_map
+from dce.registry import FIT_STATUS_MAP, output_map
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 
@@ -42,5 +42,5 @@ with job(sm) as log:
             "AIF": "sub-..._aif.tsv (cp_mM)", "VoxelStatusCounts": counts,
             "FitPolicy": model.policy()}
     for name, path in sm.output.items():
-        extra = {"Codes": status_codes()} if name == "fitstatus" else {}
+        extra = {"Codes": status_codes()} if name == FIT_STATUS_MAP else {}
         write_map(path, name, maps[output_map(name).column], affine, {**side, **extra})

@@ -10,7 +10,7 @@ import numpy as np
 from dce.io import read_nifti
 from dce.io.jobs import job
 from dce.io.maps import write_map
-from dce.registry import TIC_CODES, output_map, tic_code_names
+from dce.registry import TIC_CODES, TIC_TYPE_MAP, output_map, tic_code_names
 from dce.semiquant import TICRule, semiquant_maps
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
@@ -27,6 +27,6 @@ with job(sm) as log:
              {k or "none": int((codes == v).sum()) for k, v in TIC_CODES.items()})
     for name, path in sm.output.items():
         side = {"BaselinePhases": nb, "Source": "DCE signal (model-free)"}
-        if name == "tictype":
+        if name == TIC_TYPE_MAP:
             side.update(Codes=tic_code_names(), Rule=rule.describe())
         write_map(path, name, met[output_map(name).column], dce.affine, side)
