@@ -62,7 +62,7 @@ reports their mixture, which is why the lesion truth table
 (:meth:`SessionPhantom.lesion_truth`, :attr:`Cohort.truth`) averages the *volume-average*
 maps over the label (columns ``ktrans_per_min``, ``vp``, ``ve``, ``kep_per_min``; the
 lesion mean of ``kep`` is the mean of the voxels' ``Ktrans_avg / ve_avg``). On the coarse
-test cohort (``config/test``, 64 x 64 x 8) these lesion means are about 12 % (Ktrans,
+test cohort (``.test/config``, 64 x 64 x 8) these lesion means are about 12 % (Ktrans,
 vp) and 9 % (ve) below the voxel-centre values; on the demo cohort about 8-9 % and 6 %.
 
 The voxel-centre values are kept: the maps ``ktrans_per_min_tissue``, ``vp_tissue``,

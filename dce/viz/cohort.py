@@ -323,7 +323,7 @@ def tic_types_figure(curves: Sequence[TICTypeCurve], *, title: str = "",
 @dataclass(frozen=True)
 class LesionMapCell:
     """One session of one parameter: 2-D display arrays (rows superior to inferior,
-    columns anterior to posterior; see :func:`dce.plots.sagittal_section`)."""
+    columns anterior to posterior; see :func:`dce.viz.sections.sagittal_section`)."""
 
     anatomy: ArrayLike
     values: ArrayLike              # parameter map (NaN where not shown)
