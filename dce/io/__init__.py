@@ -1,10 +1,13 @@
 """File input and output: DICOM series discovery and stacking, NIfTI + JSON sidecars,
-cohort tables and figures.
+sheets, tables, figures and the workflow's job plumbing.
 
 The only place in :mod:`dce` that touches files.  See :mod:`dce.io.dicom` for the axis and
 timing conventions, :mod:`dce.io.nifti` for the atomic writer, :mod:`dce.io.convert` for
-one visit -> NIfTI, :mod:`dce.io.dicom_write` for the synthetic DICOM writer and
-:mod:`dce.io.tables` for TSV sheets, text tables and figure files, and
+one visit -> NIfTI, :mod:`dce.io.dicom_write` for the synthetic DICOM writer,
+:mod:`dce.io.maps` for the registry-labelled output maps and a session's ROIs,
+:mod:`dce.io.tables` for the session/lesion sheets, text tables and figure files,
+:mod:`dce.io.results` for the cohort's result objects (one file per field),
+:mod:`dce.io.jobs` for the rule scripts' logging, cleanup and atomic writers, and
 :mod:`dce.io.provenance` for the provenance records (versions, config and input hashes).
 """
 
