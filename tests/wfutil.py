@@ -219,7 +219,7 @@ def break_dicom(src: Path, dst: Path, kind: str) -> Path:
 # --------------------------------------------------------------------------- comparison
 
 #: Result files compared byte for byte.
-EXACT_SUFFIXES = (".tsv", ".json", ".md", ".tex", ".html", ".txt")
+EXACT_SUFFIXES = (".tsv", ".json", ".md", ".tex", ".html", ".txt", ".png", ".pdf")
 #: Folders of the results holding run-specific records (timings, logs).
 RUN_SPECIFIC = ("benchmarks", "logs")
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from dce.io._atomic import atomic_path
+from dce.io.tables import reproducible_metadata
 
 __all__ = ["job", "job_label", "save_figure", "write_json", "write_tsv"]
 
@@ -165,4 +166,4 @@ def save_figure(fig: Any, path: str | os.PathLike[str]) -> None:
     path : path-like
     """
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
+        fig.savefig(tmp, dpi=110, metadata=reproducible_metadata(path))

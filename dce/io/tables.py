@@ -193,13 +193,19 @@ def write_text(text: str, path: str | os.PathLike[str]) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def reproducible_metadata(path: str | os.PathLike[str]) -> dict[str, None] | None:
+    """``savefig`` metadata without the creation date for PDF, so that the same figure gives
+    the same bytes on every run (PNG carries no date); None for other formats."""
+    return {"CreationDate": None} if Path(path).suffix.lower() == ".pdf" else None
+
+
 def save_figure_formats(fig: Figure, paths: Sequence[str | os.PathLike[str]],
                         dpi: int = 130) -> None:
     """Save a figure in every format of ``paths`` (by suffix) atomically, then close."""
     try:
         for path in paths:
             with atomic_path(path) as tmp:
-                fig.savefig(tmp, dpi=dpi)
+                fig.savefig(tmp, dpi=dpi, metadata=reproducible_metadata(path))
     finally:
         import matplotlib.pyplot as plt
 
