@@ -22,7 +22,8 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/snakefmt --check .
 	$(BIN)/snakemake --lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not workflow"   # unit layer: library, no Snakemake (about 1 min)
+	$(BIN)/pytest -q -m workflow         # workflow layer: real Snakemake runs on .test/
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fit.py
