@@ -1,4 +1,4 @@
-"""Shared fixtures: one real run of the workflow on the test cohort (config/test), with
+"""Shared fixtures: one real run of the workflow on the test cohort (.test/config), with
 canary identifiers planted in its DICOM, and its HTML report.
 
 Two layers (marker registered in pyproject.toml): ``pytest -m "not workflow"`` is the unit

@@ -6,7 +6,7 @@ Two levels:
   (dce.phantom.make_cohort; ROI statistics = true lesion means with a little noise), which
   exercise dce.cohort, dce.io.results, dce.viz.cohort and dce.viz.tables without images;
 * one real workflow run on the demo design (10 patients, seed 0) at the test resolution
-  (config/test/config.yaml), checked against the phantom's truth (issue 5 acceptance), a
+  (.test/config/config.yaml), checked against the phantom's truth (issue 5 acceptance), a
   rerun with an extra endpoint added by configuration only, and the HTML report
   (``snakemake --report``) rendered and screenshot in headless Chromium.
 """

@@ -14,7 +14,7 @@ Checked against analytic truth only, never against dce's fitter:
 * the truth definition: a voxel's truth is the volume average of its contents (checked
   against a 3x finer rendering without supersampling, block-averaged);
 * the outcome design: true AUC of dVp for recurrence in [0.80, 0.92] on the demo cohort
-  (config/config.yaml), both outcomes in the test cohort (config/test/config.yaml).
+  (config/config.yaml), both outcomes in the test cohort (.test/config/config.yaml).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Workflow tests through snakemake's Python API on a small generated cohort.
 
-One real run of the whole workflow (config/test/config.yaml: 3 patients, 64 x 64 x 8
+One real run of the whole workflow (.test/config/config.yaml: 3 patients, 64 x 64 x 8
 voxels, 40 phases; about half a minute once the numba kernels are compiled) is shared by
 the tests: outputs, accuracy against the phantom's ground truth, reruns after a change of
 the AIF settings, de-identification. A rejected configuration and a dry run need no real
@@ -56,7 +56,7 @@ def test_bad_config_is_rejected(tmp_path: Path, bad: dict[str, Any], words: list
 
 
 def test_figures_orientation_and_failed_qc(tmp_path: Path) -> None:
-    """dce.plots shows superior up, anterior left, whatever the voxel order."""
+    """dce.viz shows superior up, anterior left, whatever the voxel order."""
     from dce.phantom import Acquisition, affine_for
     from dce.viz.sections import sagittal_section, to_ras
     from dce.viz.session import aif_qc_figure
