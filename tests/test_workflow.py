@@ -136,6 +136,50 @@ def test_every_session_output_exists(run: Path) -> None:
 
 
 @pytest.mark.workflow
+def test_every_registry_map_reaches_the_outputs(run: Path) -> None:
+    """Every map of dce.registry for the configured model and IAUC windows is written per
+    session, in its registry data type, with its registry sidecar fields, and every map
+    summarised per ROI has its statistics columns in the ROI table (the fit status: its
+    failed-fit fraction)."""
+    import nibabel as nib
+    import yaml
+
+    from dce.registry import (
+        FIT_STATUS_MAP,
+        fit_map_names,
+        output_map,
+        roi_map_names,
+        semiquant_map_names,
+        sidecar_fields,
+    )
+
+    cfg = yaml.safe_load(TEST_CONFIG.read_text())
+    schema = yaml.safe_load((SNAKEFILE.parent / "workflow" / "schemas" /
+                             "config.schema.yaml").read_text())
+    model = (cfg.get("model") or {}).get("name") or \
+        schema["properties"]["model"]["properties"]["name"]["default"]
+    windows = ((cfg.get("semiquant") or {}).get("iauc_windows_s") or
+               schema["properties"]["semiquant"]["properties"]["iauc_windows_s"]["default"])
+    names = fit_map_names(model) + semiquant_map_names(windows)
+    assert len(names) >= 14
+    for r in sessions_sheet(run).itertuples():
+        d = run / RESULTS / f"sub-{r.subject}" / f"ses-{r.session}"
+        stem = f"sub-{r.subject}_ses-{r.session}"
+        for name in names:
+            img: Any = nib.load(d / f"{stem}_{name}.nii.gz")
+            assert img.get_data_dtype() == np.dtype(output_map(name).dtype), name
+            side = json.loads((d / f"{stem}_{name}.json").read_text())
+            assert {k: side[k] for k in sidecar_fields(name)} == sidecar_fields(name), name
+        roi = pd.read_csv(d / f"{stem}_roi.tsv", sep="\t")
+        for name in roi_map_names(windows, model):
+            if name == FIT_STATUS_MAP:   # counted, not summarised
+                assert "fit_failed_fraction" in roi.columns
+                continue
+            for stat in ("mean", "median", "p95"):
+                assert f"{output_map(name).column}_{stat}" in roi.columns, (name, stat)
+
+
+@pytest.mark.workflow
 def test_no_identifiers_in_outputs(run: Path) -> None:
     """Canary identifiers (name, ID, birth date, study date and time, institution,
     physicians, accession number, UIDs ...) planted in every input DICOM file appear in
