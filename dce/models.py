@@ -68,11 +68,23 @@ def _exp_conv_knots(tk: NDArray[Any], ck: NDArray[Any], kep_per_s: NDArray[Any])
     for j in numba.prange(kep_per_s.shape[0]):
         kep = kep_per_s[j]
         e = 0.0
+        # the factors depend on dt only: reuse them while dt repeats (even sampling, or two
+        # alternating steps where a shifted input interleaves its knots) - same numbers
+        dt_a = dt_b = -1.0
+        em_a = p1_a = p2_a = em_b = p1_b = p2_b = 0.0
         for k in range(nk - 1):
             dt = tk[k + 1] - tk[k]
-            x = kep * dt
-            phi1, phi2 = _phi12(x)
-            e = np.exp(-x) * e + dt * (ck[k] * phi1 + (ck[k + 1] - ck[k]) * phi2)
+            if dt == dt_a:
+                em, phi1, phi2 = em_a, p1_a, p2_a
+            elif dt == dt_b:
+                em, phi1, phi2 = em_b, p1_b, p2_b
+            else:
+                x = kep * dt
+                phi1, phi2 = _phi12(x)
+                em = np.exp(-x)
+                dt_b, em_b, p1_b, p2_b = dt_a, em_a, p1_a, p2_a
+                dt_a, em_a, p1_a, p2_a = dt, em, phi1, phi2
+            e = em * e + dt * (ck[k] * phi1 + (ck[k + 1] - ck[k]) * phi2)
             out[j, k + 1] = e
     return out
 
