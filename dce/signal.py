@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from dce._checks import as_float_array, check_flip_angle, check_tr
+from dce._checks import (
+    as_float_array,
+    check_b1_factor,
+    check_flip_angle,
+    check_relaxivity,
+    check_t10,
+    check_tr,
+)
 
 __all__ = [
     "MIN_CONVERTED_FRACTION",
@@ -47,6 +54,7 @@ STATUS_CONC = {
     1: "baseline signal <= 0 or not finite (no M0)",
     2: "some samples at/above the SPGR maximum M0*sin(FA) or <= 0: no finite R1, set NaN",
     3: "baseline T1 not finite or <= 0",
+    4: "B1 factor not finite (outside the B1 map)",
 }
 
 
@@ -83,10 +91,7 @@ def _scalar(x: ArrayLike, name: str) -> float:
 
 
 def _relaxivity(x: ArrayLike) -> float:
-    relax = _scalar(x, "r1_per_mM_per_s")
-    if relax <= 0:
-        raise ValueError(f"r1_per_mM_per_s: relaxivity must be > 0, got {relax:g}")
-    return relax
+    return check_relaxivity(x, "r1_per_mM_per_s")
 
 
 def spgr_signal(m0: ArrayLike, t1_s: ArrayLike, flip_angle_deg: ArrayLike,
@@ -113,7 +118,7 @@ def spgr_signal(m0: ArrayLike, t1_s: ArrayLike, flip_angle_deg: ArrayLike,
     if np.any(t1 <= 0):
         raise ValueError(f"t1_s: T1 must be > 0 s, got minimum {t1.min():g}")
     m = as_float_array(m0, "m0")
-    fa = check_flip_angle(flip_angle_deg)
+    fa = check_flip_angle(flip_angle_deg, radians_hint=False)
     _broadcast_shape(m0=m.shape, t1_s=t1.shape, flip_angle_deg=fa.shape)
     return _spgr(m, 1.0 / t1, fa, check_tr(tr_s))
 
@@ -125,7 +130,7 @@ def _spgr(m0: NDArray[Any], r1: NDArray[Any], fa_deg: NDArray[Any] | float,
     return np.asarray(m0 * np.sin(a) * (1.0 - e1) / (1.0 - e1 * np.cos(a)), dtype=np.float64)
 
 
-def spgr_m0(signal: ArrayLike, t1_s: ArrayLike, flip_angle_deg: float,
+def spgr_m0(signal: ArrayLike, t1_s: ArrayLike, flip_angle_deg: ArrayLike,
             tr_s: float) -> NDArray[np.float64]:
     """Equilibrium magnetisation M0 from a signal with known T1 (inverse of :func:`spgr_signal`).
 
@@ -135,8 +140,9 @@ def spgr_m0(signal: ArrayLike, t1_s: ArrayLike, flip_angle_deg: float,
         Pre-contrast signal (signal units).
     t1_s : array_like
         Pre-contrast T1 (s), > 0, broadcastable to ``signal``.
-    flip_angle_deg : float
-        Flip angle (degrees).
+    flip_angle_deg : array_like
+        Flip angle (degrees): a value or a map broadcastable to ``signal`` (actual flip
+        angles after B1 correction).
     tr_s : float
         Repetition time (s).
     """
@@ -145,14 +151,17 @@ def spgr_m0(signal: ArrayLike, t1_s: ArrayLike, flip_angle_deg: float,
     if np.any(t1 <= 0):
         raise ValueError(f"t1_s: T1 must be > 0 s, got minimum {t1.min():g}")
     _broadcast_shape(signal=s.shape, t1_s=t1.shape)
-    a = np.deg2rad(check_flip_angle(flip_angle_deg))
+    a = np.deg2rad(check_flip_angle(flip_angle_deg, radians_hint=False))
     e1 = np.exp(-check_tr(tr_s) / t1)
     return np.asarray(s * (1.0 - e1 * np.cos(a)) / (np.sin(a) * (1.0 - e1)))
 
 
-def r1_from_signal(signal: ArrayLike, m0: ArrayLike, flip_angle_deg: float,
+def r1_from_signal(signal: ArrayLike, m0: ArrayLike, flip_angle_deg: ArrayLike,
                    tr_s: float) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """Invert the SPGR equation for R1 (/s).
+
+    ``flip_angle_deg`` (degrees) is a value or an array broadcastable to ``signal``
+    (per-voxel actual flip angles).
 
     Returns
     -------
@@ -164,7 +173,7 @@ def r1_from_signal(signal: ArrayLike, m0: ArrayLike, flip_angle_deg: float,
     s = as_float_array(signal, "signal", allow_nan=True)
     m = as_float_array(m0, "m0", allow_nan=True)
     _broadcast_shape(signal=s.shape, m0=m.shape)
-    a = np.deg2rad(check_flip_angle(flip_angle_deg))
+    a = np.deg2rad(check_flip_angle(flip_angle_deg, radians_hint=False))
     tr = check_tr(tr_s)
     with np.errstate(divide="ignore", invalid="ignore"):
         y = s / (m * np.sin(a))
@@ -227,12 +236,14 @@ class ConcentrationResult:
 def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
                             flip_angle_deg: float, r1_per_mM_per_s: float,
                             baseline: Baseline | None = None,
-                            m0: ArrayLike | None = None) -> ConcentrationResult:
+                            m0: ArrayLike | None = None,
+                            b1: ArrayLike | None = None) -> ConcentrationResult:
     """Convert an SPGR signal time course to contrast agent concentration.
 
     M0 is estimated per voxel from the mean baseline signal and the pre-contrast T1
     (``t10_s``), or given (``m0``, e.g. from a VFA T1 fit); each sample is then inverted for
-    R1 and ``C = (R1 - 1/T10) / r1``.
+    R1 and ``C = (R1 - 1/T10) / r1``. With a B1 map the actual flip angle
+    ``b1 * flip_angle_deg`` is used in every voxel (vectorised, no voxel loop).
 
     Parameters
     ----------
@@ -241,18 +252,25 @@ def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
     t10_s : array_like
         Pre-contrast T1 (s): a scalar or a map broadcastable to ``signal.shape[:-1]``.
         Non-finite or non-positive voxels of a map get status 3 (a scalar must be > 0).
+        A median above 20 is an error ("looks like ms").
     tr_s : float
-        Repetition time (s).
+        Repetition time (s), 0 < TR < 1 (TR >= 1 is reported as milliseconds).
     flip_angle_deg : float
-        Flip angle (degrees).
+        Nominal flip angle (degrees); <= 1.6 is reported as radians.
     r1_per_mM_per_s : float
-        Longitudinal relaxivity (/mM/s), e.g. 4.5 for gadoterate at 1.5 T.
+        Longitudinal relaxivity (/mM/s), e.g. 4.5 for gadoterate at 1.5 T; above 100 is
+        reported as per M per s.
     baseline : int or sequence of int, optional
         Number of leading pre-contrast phases, or explicit phase indices; required unless
         ``m0`` is given.
     m0 : array_like, optional
         Known equilibrium magnetisation (signal units): a scalar or a map broadcastable to
         ``signal.shape[:-1]``; non-finite or non-positive voxels get status 1.
+    b1 : array_like, optional
+        B1 factor (actual / nominal flip angle, 1.0 = nominal; dimensionless): a scalar or
+        a map broadcastable to ``signal.shape[:-1]``; NaN voxels (no B1 there) get status
+        4. Median must lie in 0.3-2 (a median near 100 is reported as percent). Convert
+        vendor maps with :func:`dce.b1.b1_factor`.
 
     Returns
     -------
@@ -268,30 +286,45 @@ def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
     fa = float(check_flip_angle(_scalar(flip_angle_deg, "flip_angle_deg")))
     tr = check_tr(tr_s)
     relax = _relaxivity(r1_per_mM_per_s)
-    t10 = as_float_array(t10_s, "t10_s", allow_nan=True)
+    t10 = check_t10(t10_s, "t10_s", allow_nan=True)
     if t10.ndim == 0 and not (np.isfinite(t10) and t10 > 0):
         raise ValueError(f"t10_s: pre-contrast T1 must be a finite value > 0 s, got {float(t10):g}")
     t10 = _image_map(t10, s.shape[:-1], "t10_s")
     t10_ok = np.isfinite(t10) & (t10 > 0)
     t10_safe = np.where(t10_ok, t10, 1.0)
+    if b1 is None:
+        b1_ok = np.ones(s.shape[:-1], dtype=bool)
+        fa_map: NDArray[np.float64] | float = fa
+    else:
+        b1_arr = check_b1_factor(b1, "b1", allow_nan=True)
+        if b1_arr.ndim == 0 and not np.isfinite(b1_arr):
+            raise ValueError("b1: a single B1 factor must be finite")
+        b1_img = _image_map(b1_arr, s.shape[:-1], "b1")
+        b1_ok = np.isfinite(b1_img)
+        fa_map = np.where(b1_ok, b1_img, 1.0) * fa
+        if np.any(fa_map >= 180.0):
+            raise ValueError(f"b1: B1 factor up to {np.nanmax(b1_arr):g} gives an actual flip "
+                             f"angle of {np.max(fa_map):g} deg (must be < 180)")
 
     if m0 is None:
         assert baseline is not None
         idx = baseline_indices(baseline, s.shape[-1])
         s0 = s[..., idx].mean(axis=-1)
         s0_ok = np.isfinite(s0) & (s0 > 0)
-        m0_est = spgr_m0(np.where(s0_ok, s0, 1.0), t10_safe, fa, tr)
-        m0_map = np.where(s0_ok & t10_ok, m0_est, np.nan)
+        m0_est = spgr_m0(np.where(s0_ok, s0, 1.0), t10_safe, fa_map, tr)
+        m0_map = np.where(s0_ok & t10_ok & b1_ok, m0_est, np.nan)
     else:
         given = _image_map(as_float_array(m0, "m0", allow_nan=True), s.shape[:-1], "m0")
         s0_ok = np.isfinite(given) & (given > 0)
-        m0_map = np.where(s0_ok & t10_ok, given, np.nan)
-    r1, bad = r1_from_signal(s, m0_map[..., None], fa, tr)
+        m0_map = np.where(s0_ok & t10_ok & b1_ok, given, np.nan)
+    fa_t = fa_map[..., None] if isinstance(fa_map, np.ndarray) else fa_map
+    r1, bad = r1_from_signal(s, m0_map[..., None], fa_t, tr)
     conc = (r1 - 1.0 / t10_safe[..., None]) / relax
     status = np.zeros(s.shape[:-1], dtype=np.int8)
     status[bad.any(axis=-1)] = 2
     status[~s0_ok] = 1
     status[~t10_ok] = 3
+    status[~b1_ok] = 4
     return ConcentrationResult(conc_mM=conc, r1_per_s=r1, m0=m0_map, out_of_range=bad,
                                status=status)
 
@@ -352,7 +385,7 @@ def concentration_to_signal(conc_mM: ArrayLike, *, t10_s: ArrayLike, m0: ArrayLi
         As in :func:`signal_to_concentration`.
     """
     c = as_float_array(conc_mM, "conc_mM")
-    t10 = as_float_array(t10_s, "t10_s")
+    t10 = check_t10(t10_s, "t10_s")
     if np.any(t10 <= 0):
         raise ValueError(f"t10_s: pre-contrast T1 must be > 0 s, got minimum {t10.min():g}")
     relax = _relaxivity(r1_per_mM_per_s)

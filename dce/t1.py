@@ -37,7 +37,8 @@ code  name                     meaning
                                optimum lies beyond the search grid (T1 -> 0 or
                                infinity)
 3     ``STATUS_OTHER``         other failure: singular regression, non-positive or
-                               non-finite M0, refinement not converged
+                               non-finite M0, refinement not converged, B1 factor
+                               not finite (outside the B1 map)
 ====  =======================  ======================================================
 
 Voxels with a non-zero status have ``valid=False`` and ``NaN`` in ``t1_s``,
@@ -54,9 +55,9 @@ from numpy.typing import ArrayLike, NDArray
 
 from dce._checks import (
     as_float_array,
+    check_b1_factor,
     check_flip_angle,
     check_last_axis,
-    check_positive,
     check_tr,
 )
 
@@ -84,7 +85,8 @@ STATUS_MEANINGS: dict[int, str] = {
     STATUS_OK: "ok",
     STATUS_BAD_SIGNAL: "non-positive (zero or negative) signal at one or more flip angles",
     STATUS_OUT_OF_RANGE: "T1 outside the physical range, or E1 outside (0, 1)",
-    STATUS_OTHER: "other failure (singular regression, non-positive M0, no convergence)",
+    STATUS_OTHER: "other failure (singular regression, non-positive M0, no convergence, "
+                  "B1 factor unknown)",
 }
 
 _CHUNK_VOXELS = 1 << 16        # voxels per chunk: bounds temporary memory
@@ -130,17 +132,20 @@ class VFAModel:
     Parameters
     ----------
     flip_angle_deg : array_like
-        Nominal flip angles in degrees, 1-D, each in (0, 180), at least two distinct.
+        Nominal flip angles in degrees, 1-D, each in (0, 180), at least two distinct
+        (all <= 1.6 is reported as radians).
     tr_s : float
-        Repetition time in seconds, 0 < TR < 1.
+        Repetition time in seconds, 0 < TR < 1 (TR >= 1 is reported as milliseconds).
     method : {"nonlinear", "linear"}, optional
         ``"nonlinear"`` (default): least squares on the SPGR equation.
         ``"linear"``: DESPOT1 linear regression.
     b1 : array_like, optional
         Relative flip-angle scale (dimensionless; 1.0 = nominal; actual flip angle =
         ``b1`` x nominal). A scalar or a map broadcastable to the voxel shape of the
-        signal passed to :meth:`fit`. Must be > 0 and keep every actual flip angle
-        below 180 degrees. Not a percentage.
+        signal passed to :meth:`fit`. Must be > 0 with a median in 0.3-2 (a median
+        near 100 is reported as percent) and keep every actual flip angle below 180
+        degrees. NaN in a map (no B1 there) gives status 3 in that voxel. Convert vendor
+        maps with :func:`dce.b1.b1_factor`.
     t1_range_s : tuple of float, optional
         Physical T1 range ``(min, max)`` in seconds; fits outside get status 2.
         Default ``(0.01, 20.0)``.
@@ -179,11 +184,13 @@ class VFAModel:
         if b1 is None:
             self.b1: NDArray[np.float64] | None = None
         else:
-            b1_arr = check_positive(b1, "b1")
-            max_fa = float(b1_arr.max()) * float(fa.max())
+            b1_arr = check_b1_factor(b1, "b1", allow_nan=True)
+            if b1_arr.size == 1 and not np.isfinite(b1_arr):
+                raise ValueError("b1: a single B1 factor must be finite")
+            max_fa = float(np.nanmax(b1_arr)) * float(fa.max())
             if max_fa >= 180.0:
                 raise ValueError(
-                    f"b1: relative flip-angle scale up to {b1_arr.max():g} gives an actual "
+                    f"b1: relative flip-angle scale up to {np.nanmax(b1_arr):g} gives an actual "
                     f"flip angle of {max_fa:g} deg (must be < 180); b1 is a fraction "
                     "(1.0 = nominal), did you pass percent?")
             self.b1 = b1_arr
@@ -194,6 +201,9 @@ class VFAModel:
         lo, hi = float(rng[0]), float(rng[1])
         if not 0 < lo < hi:
             raise ValueError(f"t1_range_s: need 0 < min < max seconds, got ({lo:g}, {hi:g})")
+        if hi > 2000.0:
+            raise ValueError(f"t1_range_s: ({lo:g}, {hi:g}) looks like ms; the T1 range is "
+                             "in s (default (0.01, 20.0))")
         self.t1_range_s: tuple[float, float] = (lo, hi)
 
     def fit(self, signal: ArrayLike) -> VFAFit:
@@ -231,8 +241,12 @@ class VFAModel:
                     f"b1: shape {self.b1.shape} does not broadcast to the voxel shape "
                     f"{vox_shape} of signal") from None
             b1_flat: NDArray[np.float64] | None = b1_vox.reshape(n_vox)
+            b1_unknown = ~np.isfinite(b1_flat)
+            if b1_unknown.any():
+                b1_flat = np.where(b1_unknown, 1.0, b1_flat)
         else:
             b1_flat = None
+            b1_unknown = np.zeros(n_vox, dtype=bool)
 
         t1 = np.full(n_vox, np.nan)
         m0 = np.full(n_vox, np.nan)
@@ -244,6 +258,7 @@ class VFAModel:
             sl = slice(start, min(start + _CHUNK_VOXELS, n_vox))
             a = a_nom if b1_flat is None else b1_flat[sl, None] * a_nom
             t1[sl], m0[sl], status[sl] = self._fit_chunk(s2[sl], a)
+        status[b1_unknown & (status == STATUS_OK)] = STATUS_OTHER
 
         valid = status == STATUS_OK
         t1[~valid] = np.nan

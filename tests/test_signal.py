@@ -296,7 +296,7 @@ def _three_voxels(n_times: int = 14, n_base: int = 4) -> NDArray[np.float64]:
 
 
 def test_status_codes_documented() -> None:
-    assert set(STATUS_CONC) == {0, 1, 2, 3}
+    assert set(STATUS_CONC) == {0, 1, 2, 3, 4}
 
 
 def test_samples_above_bound_or_nonpositive_flagged() -> None:
@@ -447,7 +447,7 @@ def _cts(**kw: Any) -> Callable[[], object]:
 
 
 FA_MSG = r"flip_angle_deg: flip angle must be in \(0, 180\) degrees"
-TR_MSG = r"tr_s: repetition time must be in seconds, 0 < TR < 1 s, got 5 \(did you pass"
+TR_MSG = r"tr_s: repetition time 5 looks like ms; TR is in s"
 
 ERRORS: list[tuple[str, Callable[[], object], str]] = [
     # NaN / empty / too short signals
@@ -482,8 +482,8 @@ ERRORS: list[tuple[str, Callable[[], object], str]] = [
         ("r1", lambda: r1_from_signal(1.0, 1.0, FA, 5)),
         ("stc", _stc(tr_s=5)),
         ("cts", _cts(tr_s=5.0)))],
-    ("tr 0", lambda: spgr_signal(1.0, 1.0, FA, 0.0), r"tr_s: repetition time .* got 0 "),
-    ("tr negative", _stc(tr_s=-0.005), r"tr_s: repetition time .* got -0.005 "),
+    ("tr 0", lambda: spgr_signal(1.0, 1.0, FA, 0.0), r"tr_s: repetition time must be > 0 s, got 0$"),
+    ("tr negative", _stc(tr_s=-0.005), r"tr_s: repetition time must be > 0 s, got -0.005$"),
     ("tr array", _stc(tr_s=[0.005, 0.006]),
      r"tr_s: expected a single repetition time, got shape \(2,\)"),
     # non-positive T1
@@ -514,6 +514,23 @@ ERRORS: list[tuple[str, Callable[[], object], str]] = [
      r"r1_per_mM_per_s: expected a single value, got shape \(2,\)"),
     ("cts relax array", _cts(r1_per_mM_per_s=[4.5]),
      r"r1_per_mM_per_s: expected a single value, got shape \(1,\)"),
+    # unit hints: T10 in ms, relaxivity per M, flip angle in radians, B1 in percent
+    ("stc t10 ms", _stc(t10_s=1000.0), r"t10_s: T1 of 1000 \(median\) looks like ms; T10 is in s"),
+    ("stc t10 map ms", _stc(t10_s=np.array([1200.0, np.nan, 1400.0])),
+     r"t10_s: T1 of 1300 \(median\) looks like ms"),
+    ("cts t10 ms", _cts(t10_s=1000.0), r"t10_s: .* looks like ms; T10 is in s"),
+    ("stc relax per M", _stc(r1_per_mM_per_s=4500.0),
+     r"r1_per_mM_per_s: relaxivity 4500 looks like per M per s; r1 is per mM per s"),
+    ("cts relax per M", _cts(r1_per_mM_per_s=4500.0), r"looks like per M per s"),
+    ("stc fa radians", _stc(flip_angle_deg=np.deg2rad(15.0)),
+     r"flip_angle_deg: flip angle\(s\) 0.261799 look like radians; flip angles are in degrees"),
+    ("cts fa radians", _cts(flip_angle_deg=0.26), r"look like radians"),
+    ("stc b1 percent", _stc(b1=np.array([95.0, 100.0, 105.0])),
+     r"b1: B1 factor median 100 looks like percent"),
+    ("stc b1 negative", _stc(b1=np.array([1.0, -1.0, 1.0])), r"b1: B1 factor must be > 0"),
+    ("stc b1 shape", _stc(b1=np.ones(4)), r"b1: shape \(4,\) does not match the image shape"),
+    ("stc b1 NaN scalar", _stc(b1=np.nan), r"b1: a single B1 factor must be finite"),
+    ("stc b1 too large", _stc(b1=1.95, flip_angle_deg=95.0), r"b1: .*actual flip angle of 185 deg \(must be < 180\)"),
     # baseline count
     *[(f"baseline count {b}", _stc(baseline=b),
        rf"baseline: number of baseline phases must be in \[1, 13\] for 14 phases, got {b}")
@@ -567,3 +584,38 @@ def test_nan_signal_allowed_where_documented() -> None:
     res = to_conc(s, np.array([0.8, 1.2, 2.0]), baseline=4)
     np.testing.assert_array_equal(res.status, [0, 0, 2])
     assert np.argwhere(res.out_of_range).tolist() == [[2, 9]]
+
+
+# ---------------------------------------------------------------------------------------------
+# B1 correction
+# ---------------------------------------------------------------------------------------------
+
+
+def test_b1_map_recovers_concentration_and_flags_unknown_voxels() -> None:
+    """Signals made with actual flip angle b1 x nominal (spgr_ref, math module) convert back
+    to the true concentration with the b1 map; without it the result is biased; a NaN B1
+    voxel gets status 4 and NaN."""
+    b1 = np.array([0.8, 1.0, 1.2, np.nan])
+    t10, m0, n_base = 1.4, 800.0, 3
+    conc = gamma_curve(16, n_base, peak_mM=1.5)
+    r1 = 1.0 / t10 + RELAX * conc
+    sig = np.array([[spgr_ref(m0, 1.0 / r, FA * (1.0 if np.isnan(b) else b), TR) for r in r1]
+                    for b in b1])
+    res = signal_to_concentration(sig, t10_s=t10, tr_s=TR, flip_angle_deg=FA,
+                                  r1_per_mM_per_s=RELAX, baseline=n_base, b1=b1)
+    assert res.status.tolist() == [0, 0, 0, 4]
+    np.testing.assert_allclose(res.conc_mM[:3], np.broadcast_to(conc, (3, conc.size)),
+                               atol=1e-9)
+    assert np.all(np.isnan(res.m0[3])) and STATUS_CONC[4].startswith("B1 factor")
+    plain = signal_to_concentration(sig[:3], t10_s=t10, tr_s=TR, flip_angle_deg=FA,
+                                    r1_per_mM_per_s=RELAX, baseline=n_base)
+    peak = int(np.argmax(conc))
+    rel = plain.conc_mM[:, peak] / conc[peak] - 1.0
+    assert abs(rel[1]) < 1e-9                          # b1 = 1: identical
+    print("relative peak concentration error without B1, b1 = 0.8, 1.0, 1.2:", rel)
+    assert rel[0] < -0.15 and rel[2] > 0.15            # 0.8: under-, 1.2: overestimated
+    # a given M0 with b1 also works (M0 from the same equation)
+    given_m0 = signal_to_concentration(sig[:3], t10_s=t10, tr_s=TR, flip_angle_deg=FA,
+                                       r1_per_mM_per_s=RELAX, m0=m0, b1=b1[:3])
+    np.testing.assert_allclose(given_m0.conc_mM, np.broadcast_to(conc, (3, conc.size)),
+                               atol=1e-9)

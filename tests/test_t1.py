@@ -188,6 +188,17 @@ def test_leading_shape_and_b1_broadcast(method: Method) -> None:
     np.testing.assert_allclose(one.t1_s, 1.3, rtol=1e-6)
 
 
+def test_b1_map_nan_voxel_gets_status_other() -> None:
+    """A voxel outside the B1 map (NaN factor) is not fitted (status 3); the others are."""
+    fa = np.array([2.0, 5.0, 12.0])
+    b1 = np.array([0.9, np.nan, 1.1])
+    s = spgr_signal(1000.0, 1.2, fa * np.nan_to_num(b1, nan=1.0)[:, None], 0.0054)
+    fit = VFAModel(fa, 0.0054, b1=b1).fit(s)
+    assert fit.status.tolist() == [STATUS_OK, 3, STATUS_OK]
+    np.testing.assert_allclose(fit.t1_s[[0, 2]], 1.2, rtol=1e-6)
+    assert np.isnan(fit.t1_s[1])
+
+
 def test_uniform_b1_scalar_equals_map() -> None:
     rng = np.random.default_rng(3)
     fa = np.array([2.0, 5.0, 12.0])
@@ -305,7 +316,7 @@ SIG3 = [100.0, 150.0, 120.0]
     ({}, [100.0, np.nan, 120.0], r"signal: 1 NaN or infinite"),
     ({}, [100.0, np.inf, 120.0], r"signal: 1 NaN or infinite"),
     ({"flip_angle_deg": [2.0, np.nan, 12.0]}, SIG3, r"flip_angle_deg: 1 NaN"),
-    ({"b1": [1.0, np.nan]}, SIG3, r"b1: 1 NaN"),
+    ({"b1": np.nan}, SIG3, r"b1: a single B1 factor must be finite"),
     ({"tr_s": np.nan}, SIG3, r"tr_s: 1 NaN"),
     # flip angle out of (0, 180)
     ({"flip_angle_deg": [0.0, 5.0, 12.0]}, SIG3,
@@ -315,13 +326,17 @@ SIG3 = [100.0, 150.0, 120.0]
     ({"flip_angle_deg": [5.0, 5.0, 5.0]}, SIG3, r"flip_angle_deg: need at least 2 distinct"),
     ({"flip_angle_deg": [[2.0, 5.0, 12.0]]}, SIG3, r"flip_angle_deg: expected a 1-D"),
     # TR out of range (seconds)
-    ({"tr_s": 5.4}, SIG3, r"tr_s: repetition time must be in seconds.*milliseconds"),
-    ({"tr_s": 0.0}, SIG3, r"tr_s: repetition time must be in seconds"),
-    ({"tr_s": -0.005}, SIG3, r"tr_s: repetition time must be in seconds"),
+    ({"tr_s": 5.4}, SIG3, r"tr_s: repetition time 5.4 looks like ms; TR is in s"),
+    ({"tr_s": 0.0}, SIG3, r"tr_s: repetition time must be > 0 s"),
+    ({"tr_s": -0.005}, SIG3, r"tr_s: repetition time must be > 0 s"),
+    # flip angles in radians
+    ({"flip_angle_deg": np.deg2rad(FA3)}, SIG3,
+     r"flip_angle_deg: .* look like radians; flip angles are in degrees"),
     ({"tr_s": [0.005, 0.005]}, SIG3, r"tr_s: expected a single repetition time"),
     # non-positive values
-    ({"b1": 0.0}, SIG3, r"b1: must be > 0"),
-    ({"b1": [1.0, -0.9]}, SIG3, r"b1: must be > 0"),
+    ({"b1": 0.0}, SIG3, r"b1: B1 factor must be > 0"),
+    ({"b1": [1.0, -0.9]}, SIG3, r"b1: B1 factor must be > 0"),
+    ({"t1_range_s": (10.0, 20000.0)}, SIG3, r"t1_range_s: .* looks like ms"),
     ({"t1_range_s": (0.0, 20.0)}, SIG3, r"t1_range_s: need 0 < min < max"),
     ({"t1_range_s": (5.0, 1.0)}, SIG3, r"t1_range_s: need 0 < min < max"),
     ({"t1_range_s": (0.01, 1.0, 5.0)}, SIG3, r"t1_range_s: expected \(min, max\)"),
@@ -330,7 +345,9 @@ SIG3 = [100.0, 150.0, 120.0]
     ({"flip_angle_deg": []}, SIG3, r"flip_angle_deg: empty array"),
     ({"b1": []}, SIG3, r"b1: empty array"),
     # other
-    ({"b1": 95.0}, SIG3, r"b1: .*did you pass percent"),
+    ({"b1": 95.0}, SIG3, r"b1: B1 factor median 95 looks like percent"),
+    ({"b1": 1.9, "flip_angle_deg": [20.0, 60.0, 100.0]}, SIG3,
+     r"b1: .* actual flip angle of 190 deg"),
     ({"b1": np.ones(4)}, SIG3, r"b1: shape \(4,\) does not broadcast"),
     ({"method": "despot"}, SIG3, r"method: must be 'nonlinear' or 'linear'"),
     ({}, [["a", "b", "c"]], r"signal: expected numbers"),

@@ -10,9 +10,14 @@ import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from dce._checks import check_config_units
 from dce.io.tables import SheetError, read_sheets
 from dce.registry import FIT_STATUS_MAP, fit_map_names, roi_map_names, semiquant_map_names
 
+# unit hints first (the schema's range errors alone do not say "looks like ms")
+_UNIT_PROBLEMS = check_config_units(config)
+if _UNIT_PROBLEMS:
+    raise WorkflowError("configuration: " + "; ".join(_UNIT_PROBLEMS))
 validate(config, schema="../schemas/config.schema.yaml")
 
 RESULTS = config["results"].rstrip("/")
@@ -69,7 +74,13 @@ def _validate_sheet(df, kind, path):
 
 @functools.lru_cache(maxsize=4)
 def _load_sheets(sessions_path, lesions_path, _mtimes):
-    path_columns = ("dicom_dir", "lesion_roi", "marrow_roi", config["aif"]["mask_column"])
+    path_columns = (
+        "dicom_dir",
+        "lesion_roi",
+        "marrow_roi",
+        config["aif"]["mask_column"],
+        "b1_map",
+    )
     try:
         return read_sheets(
             sessions_path,
@@ -150,6 +161,7 @@ def session_outputs(subject, session):
     paths = [
         ses("dce", "nii.gz"),
         ses("T1map", "nii.gz"),
+        ses("B1map", "nii.gz"),
         ses("conc", "nii.gz"),
         ses("aif", "tsv"),
         ses("aif", "png"),

@@ -1,4 +1,4 @@
-# Signal -> contrast agent concentration (SPGR signal equation, T10 and M0 maps).
+# Signal -> contrast agent concentration (SPGR signal equation, T10, M0 and B1 maps).
 
 
 rule concentration:
@@ -6,6 +6,7 @@ rule concentration:
         dce=ses("dce", "nii.gz"),
         t1=ses("T1map", "nii.gz"),
         m0=ses("M0map", "nii.gz"),
+        b1=ses("B1map", "nii.gz"),
     output:
         conc=ses("conc", "nii.gz"),
         status=ses("concstatus", "nii.gz"),
@@ -22,5 +23,6 @@ rule concentration:
         r1=config["acquisition"]["r1_per_mM_per_s"],
         n_baseline=config["acquisition"]["n_baseline"],
         m0=config["concentration"]["m0"],
+        b1=config["b1"],
     script:
         "../scripts/concentration.py"

@@ -1,4 +1,4 @@
-"""Rule concentration: DCE signal + T10 (+ M0) -> contrast agent concentration (mM).
+"""Rule concentration: DCE signal + T10 (+ M0, + B1 factor) -> concentration (mM).
 
 Voxels whose conversion failed (dce.signal.STATUS_CONC) are NaN at every phase; the
 status map says why. A session in which fewer than 1 % of the voxels convert
@@ -8,6 +8,7 @@ the counts.
 
 import numpy as np
 
+from dce.io.b1 import read_b1_output
 from dce.io.jobs import job
 from dce.io.nifti import read_dynamic, read_nifti, write_nifti
 from dce.signal import MIN_CONVERTED_FRACTION, STATUS_CONC, signal_to_concentration
@@ -27,12 +28,13 @@ with job(sm) as log:
         m0_source = "baseline"
     elif m0_source == "vfa":
         m0 = read_nifti(sm.input.m0).data
+    b1, b1_side = read_b1_output(sm.input.b1, use=p.b1["correct"])  # on the DCE grid
     res = signal_to_concentration(dce.data, t10_s=t1.data, tr_s=dce.tr_s,
                                   flip_angle_deg=dce.flip_angle_deg, r1_per_mM_per_s=p.r1,
-                                  m0=m0, baseline=nb if m0 is None else None)
+                                  m0=m0, baseline=nb if m0 is None else None, b1=b1)
     ok, counts = res.status == 0, res.status_counts()
-    log.info("concentration: FA %g deg, TR %.4g s, r1 %g /mM/s, M0 from %s; voxels: %s",
-             dce.flip_angle_deg, dce.tr_s, p.r1, m0_source, counts)
+    log.info("concentration: FA %g deg, TR %.4g s, r1 %g /mM/s, M0 from %s, B1 %s; voxels: "
+             "%s", dce.flip_angle_deg, dce.tr_s, p.r1, m0_source, b1_side, counts)
     no_base = int(np.count_nonzero(res.status == 1))
     if ok.mean() < MIN_CONVERTED_FRACTION:
         raise ValueError(
@@ -52,5 +54,5 @@ with job(sm) as log:
         "AcquisitionTimes_s": dce.t_s.tolist(), "FlipAngle_deg": dce.flip_angle_deg,
         "RepetitionTime_s": dce.tr_s, "Relaxivity_per_mM_per_s": float(p.r1),
         "M0Source": m0_source, "BaselinePhases": nb, "T10Source": t1.sidecar.get("Source"),
-        "VoxelStatusCounts": counts,
+        "VoxelStatusCounts": counts, **b1_side,
         "Description": "NaN in voxels whose conversion failed (see the _concstatus map)"})
