@@ -1,15 +1,24 @@
-"""The ``dce`` command line: convert DICOM visits to NIfTI, write the demo cohort.
+"""The ``dce`` command line: convert DICOM visits to NIfTI, T1 maps and concentrations
+(with B1 correction), write the demo cohort.
 
 ::
 
     dce convert <dicom_dir> <out_dir> [--subject S --session T] [--dce-pattern RE]
                 [--vfa-pattern RE] [--no-vfa-ok]
+    dce t1map <vfa.nii.gz> <T1map.nii.gz> [--b1 B1.nii.gz] [--b1-units U] [--method M]
+              [--flip-angles-deg A ...] [--tr-s TR]
+    dce conc <dce.nii.gz> <conc.nii.gz> (--t1 T1map.nii.gz | --t10-s T) [--b1 B1.nii.gz]
+             [--b1-units U] [--r1-per-mM-per-s R] [--n-baseline N] [--flip-angle-deg A]
+             [--tr-s TR]
     dce demo <out_dir> [--patients N] [--seed S] [--matrix X Y Z] [--phases N]
              [--vendors V ...]
     dce --version
 
-A thin layer over :func:`dce.io.convert.convert_visit`, :func:`dce.phantom.make_cohort`
-and :func:`dce.io.dicom_write.write_cohort_dicom`.  Errors in the input (bad DICOM,
+A thin layer over :func:`dce.io.convert.convert_visit`, :class:`dce.t1.VFAModel`,
+:func:`dce.signal.signal_to_concentration`, :func:`dce.io.b1.read_b1_map`,
+:func:`dce.phantom.make_cohort` and :func:`dce.io.dicom_write.write_cohort_dicom`.
+Physical values are range-checked with unit hints (``--t10-s 1000``: "looks like ms;
+T10 is in s").  Errors in the input (bad DICOM,
 invalid series, bad arguments) end with exit code 2 and one line
 ``error: <file, series or folder>: <problem>`` on stderr, without a traceback and
 without partial output.
@@ -21,11 +30,13 @@ import argparse
 import re
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from dce import __version__
+from dce._checks import check_flip_angle, check_relaxivity, check_t10, check_tr
 
 __all__ = ["main"]
 
@@ -78,6 +89,37 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _checked(check: Callable[[float], object]) -> Callable[[str], float]:
+    """argparse type: a number passed through a range check with a unit hint."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        try:
+            check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+        return value
+
+    return parse
+
+
+_B1_HELP = ("B1 map NIfTI (any grid: matched in world coordinates; actual flip angle = "
+            "B1 factor x nominal)")
+_B1_UNITS_HELP = ("unit of the B1 map: auto (the map's sidecar B1Convention, else from the "
+                  "value range), factor (1 = nominal), percent (100 = nominal), "
+                  "siemens_tfl_b1map (value / 800); default auto")
+
+
+def _add_b1_options(p: argparse.ArgumentParser) -> None:
+    from dce.b1 import CONVENTIONS
+
+    p.add_argument("--b1", type=Path, metavar="B1", help=_B1_HELP)
+    p.add_argument("--b1-units", choices=CONVENTIONS, default="auto", help=_B1_UNITS_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``dce`` command."""
     parser = _Parser(
@@ -113,6 +155,49 @@ def build_parser() -> argparse.ArgumentParser:
                       help="convert the DCE series even if the visit has no VFA series "
                            "(default: missing VFA data is an error)")
     conv.set_defaults(func=_cmd_convert)
+
+    t1 = sub.add_parser(
+        "t1map", help="T1 (T10) and M0 maps from a VFA NIfTI, optionally B1-corrected",
+        description=textwrap.fill(
+            "Fit T1 and M0 in every voxel of a variable-flip-angle NIfTI (the last axis: "
+            "flip angles; dce.t1.VFAModel). Flip angles and TR come from the sidecar "
+            "(FlipAngles_deg, RepetitionTime_s) unless given. Writes the T1 map (s) and, "
+            "next to it, the M0 map (..._M0map).", 79))
+    t1.add_argument("vfa", type=Path, help="VFA NIfTI (4-D) with its JSON sidecar")
+    t1.add_argument("out", type=Path, help="output T1 map (.nii.gz)")
+    _add_b1_options(t1)
+    t1.add_argument("--method", choices=["nonlinear", "linear"], default="nonlinear",
+                    help="VFA fit (default nonlinear)")
+    t1.add_argument("--flip-angles-deg", type=float, nargs="+", metavar="A",
+                    help="nominal flip angles in degrees (default: sidecar; checked as a "
+                         "list: all <= 1.6 is taken for radians)")
+    t1.add_argument("--tr-s", type=_checked(check_tr), metavar="TR",
+                    help="repetition time in s (default: sidecar)")
+    t1.set_defaults(func=_cmd_t1map)
+
+    cc = sub.add_parser(
+        "conc", help="contrast agent concentration (mM) from a DCE NIfTI",
+        description=textwrap.fill(
+            "Convert the DCE signal to concentration with the SPGR equation "
+            "(dce.signal.signal_to_concentration): M0 from the baseline phases and T10 (a "
+            "T1 map or one value), actual flip angle = B1 factor x nominal with --b1. Flip "
+            "angle and TR come from the sidecar unless given.", 79))
+    cc.add_argument("dce", type=Path, help="DCE NIfTI (4-D) with its JSON sidecar")
+    cc.add_argument("out", type=Path, help="output concentration (.nii.gz)")
+    t10 = cc.add_mutually_exclusive_group(required=True)
+    t10.add_argument("--t1", type=Path, metavar="T1MAP", help="T10 map NIfTI (s) on the DCE grid")
+    t10.add_argument("--t10-s", type=_checked(check_t10), metavar="T",
+                     help="one T10 in s for every voxel (e.g. 1.2, not 1200)")
+    _add_b1_options(cc)
+    cc.add_argument("--r1-per-mM-per-s", type=_checked(check_relaxivity), default=4.5,
+                    metavar="R", help="relaxivity per mM per s (default 4.5)")
+    cc.add_argument("--n-baseline", type=_positive, default=4, metavar="N",
+                    help="leading pre-contrast phases (default 4)")
+    cc.add_argument("--flip-angle-deg", type=_checked(check_flip_angle), metavar="A",
+                    help="nominal flip angle in degrees (default: sidecar)")
+    cc.add_argument("--tr-s", type=_checked(check_tr), metavar="TR",
+                    help="repetition time in s (default: sidecar)")
+    cc.set_defaults(func=_cmd_conc)
 
     demo = sub.add_parser(
         "demo", help="write the synthetic demo cohort as DICOM (+ ROIs and truth)",
@@ -166,6 +251,85 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     convert_visit(args.dicom_dir, args.out_dir, subject=subject, session=session,
                   dce_pattern=args.dce_pattern, vfa_pattern=args.vfa_pattern,
                   require_vfa=not args.no_vfa_ok, report=print)
+    return 0
+
+
+def _b1_on_grid(args: argparse.Namespace, shape: tuple[int, ...], affine: Any
+                ) -> tuple[Any, dict[str, Any]]:
+    from dce.io.b1 import SessionB1, read_b1_map
+
+    b1 = (SessionB1(factor=None) if args.b1 is None else
+          read_b1_map(args.b1, shape, affine, convention=args.b1_units))
+    if b1.factor is not None:
+        print(f"B1: {args.b1} ({b1.convention}), median factor {b1.info['B1Median']:g}, "
+              f"{b1.info['B1VoxelsOutsideMap']} voxels outside the map")
+    return b1.factor, b1.sidecar()
+
+
+def _cmd_t1map(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from dce.io.nifti import read_nifti, write_nifti
+    from dce.t1 import STATUS_MEANINGS, VFAModel
+
+    vfa = read_nifti(args.vfa, require_sidecar=args.flip_angles_deg is None
+                     or args.tr_s is None)
+    try:
+        fas = args.flip_angles_deg or vfa.sidecar["FlipAngles_deg"]
+        tr = args.tr_s if args.tr_s is not None else vfa.sidecar["RepetitionTime_s"]
+    except KeyError as exc:
+        raise ValueError(f"{args.vfa}: sidecar lacks {exc}: give --flip-angles-deg and "
+                         "--tr-s") from None
+    b1, b1_side = _b1_on_grid(args, vfa.data.shape[:3], vfa.affine)
+    fit = VFAModel(fas, tr, method=args.method, b1=b1).fit(vfa.data)
+    counts = {STATUS_MEANINGS[int(k)]: int(n)
+              for k, n in zip(*np.unique(fit.status, return_counts=True), strict=True)}
+    side = {"Source": "VFA", "Method": args.method, "FlipAngles_deg": [float(a) for a in fas],
+            "RepetitionTime_s": float(tr), "VoxelStatusCounts": counts, "Units": "s",
+            **b1_side, "B1Applied": b1 is not None}
+    m0_path = Path(str(args.out).replace("T1map", "M0map")) if "T1map" in args.out.name \
+        else args.out.with_name("M0map_" + args.out.name)
+    write_nifti(m0_path, fit.m0.astype(np.float32), vfa.affine,
+                {"Source": "VFA", "Units": "signal units"})
+    write_nifti(args.out, fit.t1_s.astype(np.float32), vfa.affine, side)
+    print(f"T1 map: {args.out} (M0: {m0_path}); voxels: {counts}")
+    return 0
+
+
+def _cmd_conc(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from dce.io.nifti import read_nifti, write_nifti
+    from dce.signal import signal_to_concentration
+
+    dce = read_nifti(args.dce, require_sidecar=args.flip_angle_deg is None or args.tr_s is None)
+    try:
+        fa = (args.flip_angle_deg if args.flip_angle_deg is not None
+              else float(dce.sidecar["FlipAngle_deg"]))
+        tr = args.tr_s if args.tr_s is not None else float(dce.sidecar["RepetitionTime_s"])
+    except KeyError as exc:
+        raise ValueError(f"{args.dce}: sidecar lacks {exc}: give --flip-angle-deg and "
+                         "--tr-s") from None
+    shape = dce.data.shape[:3]
+    if args.t1 is not None:
+        t1 = read_nifti(args.t1)
+        if t1.data.shape[:3] != shape or not np.allclose(t1.affine, dce.affine, atol=1e-3):
+            raise ValueError(f"{args.t1}: the T1 map grid differs from the DCE grid of "
+                             f"{args.dce}")
+        t10: Any = np.asarray(t1.data, dtype=float)
+    else:
+        t10 = args.t10_s
+    b1, b1_side = _b1_on_grid(args, shape, dce.affine)
+    res = signal_to_concentration(dce.data, t10_s=t10, tr_s=tr, flip_angle_deg=fa,
+                                  r1_per_mM_per_s=args.r1_per_mM_per_s,
+                                  baseline=args.n_baseline, b1=b1)
+    ok = res.status == 0
+    conc = np.where(ok[..., None], res.conc_mM, np.nan).astype(np.float32)
+    write_nifti(args.out, conc, dce.affine, {
+        "Units": "mM", "FlipAngle_deg": fa, "RepetitionTime_s": tr,
+        "Relaxivity_per_mM_per_s": args.r1_per_mM_per_s, "BaselinePhases": args.n_baseline,
+        "VoxelStatusCounts": res.status_counts(), **b1_side, "B1Applied": b1 is not None})
+    print(f"concentration: {args.out}; voxels: {res.status_counts()}")
     return 0
 
 

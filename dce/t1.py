@@ -240,10 +240,10 @@ class VFAModel:
                 raise ValueError(
                     f"b1: shape {self.b1.shape} does not broadcast to the voxel shape "
                     f"{vox_shape} of signal") from None
-            b1_flat: NDArray[np.float64] | None = b1_vox.reshape(n_vox)
-            b1_unknown = ~np.isfinite(b1_flat)
-            if b1_unknown.any():
-                b1_flat = np.where(b1_unknown, 1.0, b1_flat)
+            b1_vals = b1_vox.reshape(n_vox)
+            b1_unknown = ~np.isfinite(b1_vals)
+            b1_flat: NDArray[np.float64] | None = (np.where(b1_unknown, 1.0, b1_vals)
+                                                   if b1_unknown.any() else b1_vals)
         else:
             b1_flat = None
             b1_unknown = np.zeros(n_vox, dtype=bool)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import wfutil
-from wfutil import prepare_cohort, report_command, run_cli, snakemake
+from wfutil import add_b1_map, prepare_cohort, report_command, run_cli, snakemake
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -34,9 +34,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(scope="session")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Work directory of the test cohort processed by the workflow (one real run), with
-    ``report.html`` and ``canaries.txt`` (the identifiers planted in the input DICOM)."""
+    ``report.html`` and ``canaries.txt`` (the identifiers planted in the input DICOM); its
+    first session has a sheet ``b1_map`` (wfutil.add_b1_map)."""
     work = tmp_path_factory.mktemp("wf")
     needles = prepare_cohort(work)
+    add_b1_map(work)
     (work / "canaries.txt").write_text("\n".join(needles) + "\n", encoding="utf-8")
     snakemake(work)
     done = run_cli(report_command(work, work / "report.html"))

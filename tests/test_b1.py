@@ -76,8 +76,8 @@ def aif_plasma_mM(t_s: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.where(tau < 0, 0.0, np.where(tau < AIF_RISE_S, rise, decay))
 
 
-def tofts_mM(t_s: NDArray[np.float64], ktrans_per_min: NDArray[np.float64],
-             ve: NDArray[np.float64]) -> NDArray[np.float64]:
+def tofts_mM(t_s: NDArray[Any], ktrans_per_min: NDArray[Any],
+             ve: NDArray[Any]) -> NDArray[np.float64]:
     """Tofts tissue curves: Ktrans * (Cp conv exp(-kep t)), numerical convolution with the
     trapezoid rule on a fine grid, sampled at ``t_s``; shape (*ktrans.shape, t.size)."""
     h = 0.05
@@ -273,18 +273,21 @@ def test_session_b1_sources_and_output(tmp_path: Path) -> None:
 
     got = session_b1(record, None, SHAPE, AFFINE)
     assert (got.source, got.convention, got.file) == ("DICOM series", "percent", raw.name)
+    assert got.factor is not None
     np.testing.assert_allclose(got.factor, truth, atol=1e-6)
 
     sheet = tmp_path / "mine_b1.nii.gz"
     _write_map(sheet, 0.5 * coarse, COARSE_AFFINE)           # no sidecar: auto -> factor
     over = session_b1(record, str(sheet), SHAPE, AFFINE)
     assert (over.source, over.convention) == ("sheet file", "factor")
+    assert over.factor is not None
     np.testing.assert_allclose(over.factor, 0.5 * truth, atol=1e-6)
     assert over.info["B1Median"] == pytest.approx(float(np.median(0.5 * truth)), abs=1e-4)
 
     out = tmp_path / "sub-A_ses-B_B1map.nii.gz"
     write_b1_output(out, over, SHAPE, AFFINE)
     factor, keys = read_b1_output(out)
+    assert factor is not None
     np.testing.assert_allclose(factor, 0.5 * truth, atol=1e-6)
     assert keys["B1Source"] == "sheet file" and keys["B1Applied"] is True
     assert read_b1_output(out, use=False)[0] is None
@@ -296,7 +299,7 @@ def test_session_b1_sources_and_output(tmp_path: Path) -> None:
     factor, keys = read_b1_output(out)
     assert factor is None and keys == {"B1Source": "none", "B1Convention": None,
                                        "B1Median": None, "B1Applied": False}
-    assert np.isnan(nib.load(out).get_fdata()).all()
+    assert np.isnan(np.asarray(nib.load(out).dataobj)).all()  # type: ignore[attr-defined]
 
 
 def test_session_b1_bad_maps(tmp_path: Path) -> None:

@@ -482,7 +482,8 @@ ERRORS: list[tuple[str, Callable[[], object], str]] = [
         ("r1", lambda: r1_from_signal(1.0, 1.0, FA, 5)),
         ("stc", _stc(tr_s=5)),
         ("cts", _cts(tr_s=5.0)))],
-    ("tr 0", lambda: spgr_signal(1.0, 1.0, FA, 0.0), r"tr_s: repetition time must be > 0 s, got 0$"),
+    ("tr 0", lambda: spgr_signal(1.0, 1.0, FA, 0.0),
+     r"tr_s: repetition time must be > 0 s, got 0$"),
     ("tr negative", _stc(tr_s=-0.005), r"tr_s: repetition time must be > 0 s, got -0.005$"),
     ("tr array", _stc(tr_s=[0.005, 0.006]),
      r"tr_s: expected a single repetition time, got shape \(2,\)"),
@@ -530,7 +531,8 @@ ERRORS: list[tuple[str, Callable[[], object], str]] = [
     ("stc b1 negative", _stc(b1=np.array([1.0, -1.0, 1.0])), r"b1: B1 factor must be > 0"),
     ("stc b1 shape", _stc(b1=np.ones(4)), r"b1: shape \(4,\) does not match the image shape"),
     ("stc b1 NaN scalar", _stc(b1=np.nan), r"b1: a single B1 factor must be finite"),
-    ("stc b1 too large", _stc(b1=1.95, flip_angle_deg=95.0), r"b1: .*actual flip angle of 185 deg \(must be < 180\)"),
+    ("stc b1 too large", _stc(b1=1.95, flip_angle_deg=95.0),
+     r"b1: .*actual flip angle of 185 deg \(must be < 180\)"),
     # baseline count
     *[(f"baseline count {b}", _stc(baseline=b),
        rf"baseline: number of baseline phases must be in \[1, 13\] for 14 phases, got {b}")

@@ -143,6 +143,33 @@ def prepare_cohort(work: Path) -> list[str]:
     return plant_canaries(work / DEMO)
 
 
+#: Session of the test cohort given a sheet B1 map by :func:`add_b1_map` (row 0).
+B1_PERCENT = 100.0
+
+
+def add_b1_map(work: Path) -> tuple[str, str]:
+    """Give the first session of the test cohort a ``b1_map``: a uniform 100 % map (the
+    phantom has no B1 inhomogeneity, so the outputs stay those of the phantom) on a
+    coarser grid (2x voxels) shifted by a fraction of a voxel and larger than the DCE
+    field of view, no sidecar (the unit is found from the values). Returns (subject,
+    session)."""
+    sheet = sessions_sheet(work)
+    row = sheet.iloc[0]
+    roi: Any = nib.load(work / DEMO / str(row["lesion_roi"]))     # on the DCE grid
+    lin, origin = np.asarray(roi.affine)[:3, :3], np.asarray(roi.affine)[:3, 3]
+    aff = np.eye(4)
+    aff[:3, :3] = lin * 2.0
+    aff[:3, 3] = origin + lin @ [-1.7, -1.7, -1.7]
+    shape = tuple(int(n) // 2 + 4 for n in roi.shape[:3])
+    rel = Path(str(row["lesion_roi"])).parent / "b1map.nii.gz"
+    nib.save(nib.Nifti1Image(np.full(shape, B1_PERCENT, dtype=np.float32), aff),
+             work / DEMO / rel)
+    sheet["b1_map"] = ""
+    sheet.loc[0, "b1_map"] = str(rel)
+    sheet.to_csv(work / DEMO / "sessions.tsv", sep="\t", index=False)
+    return str(row["subject"]), str(row["session"])
+
+
 # --------------------------------------------------------------------------- broken DICOM
 
 
