@@ -532,7 +532,7 @@ ERRORS: list[tuple[str, Callable[[], object], str]] = [
     ("stc b1 shape", _stc(b1=np.ones(4)), r"b1: shape \(4,\) does not match the image shape"),
     ("stc b1 NaN scalar", _stc(b1=np.nan), r"b1: a single B1 factor must be finite"),
     ("stc b1 too large", _stc(b1=1.95, flip_angle_deg=95.0),
-     r"b1: .*actual flip angle of 185 deg \(must be < 180\)"),
+     r"b1: .*actual flip angle of 185.25 deg \(must be < 180\)"),
     # baseline count
     *[(f"baseline count {b}", _stc(baseline=b),
        rf"baseline: number of baseline phases must be in \[1, 13\] for 14 phases, got {b}")
