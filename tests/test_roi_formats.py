@@ -258,6 +258,22 @@ def test_formats_detected_from_content(files: dict[str, Path]) -> None:
     assert [r.number for r in roi_regions(files["nifti"])] == [1, 2]
 
 
+def test_unknown_files_are_named(files: dict[str, Path], tmp_path: Path) -> None:
+    txt = tmp_path / "notes.txt"
+    txt.write_text("lesion 1 at L1\n")
+    with pytest.raises(ValueError, match=r"notes\.txt: not a recognised ROI file"):
+        roi_format(txt)
+    mr = next((files["seg"].parent / "mr").iterdir())
+    with pytest.raises(ValueError, match=r"DICOM Modality 'MR' is not an ROI"):
+        read_roi(mr, SHAPE, AFFINE)
+    raw = tmp_path / "no_preamble"                         # DICOM without the preamble
+    ds = pydicom.dcmread(files["rtstruct_numbers"])
+    ds.preamble = None
+    del ds.file_meta
+    ds.save_as(raw, enforce_file_format=False, implicit_vr=False, little_endian=True)
+    assert raw.read_bytes()[128:132] != b"DICM" and roi_format(raw) == "rtstruct"
+
+
 @pytest.mark.parametrize(("key", "names"), CASES)
 def test_same_voxels_as_nifti(files: dict[str, Path], key: str,
                               names: dict[int, str] | None) -> None:
@@ -408,3 +424,59 @@ def test_points_in_polygon_against_matplotlib() -> None:
     pts = rng.uniform(-6, 6, (4000, 2))
     np.testing.assert_array_equal(points_in_polygon(pts, poly),
                                   MplPath(poly).contains_points(pts))
+
+
+# --------------------------------------------------------------------------- workflow
+
+def voxel_squares_lps(mask: np.ndarray, affine: np.ndarray) -> list[np.ndarray]:
+    """One square contour (along the voxel's edges, on its slice) per voxel of ``mask``:
+    disjoint polygons whose union contains exactly the centres of ``mask``."""
+    corners = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]])
+    out = []
+    for i, j, k in np.argwhere(mask):
+        vox = np.column_stack([i + corners[:, 0], j + corners[:, 1], np.full(4, k),
+                               np.ones(4)])
+        ras = (affine @ vox.T).T[:, :3]
+        out.append(ras * [-1.0, -1.0, 1.0])
+    return out
+
+
+@pytest.mark.workflow
+def test_workflow_rtstruct_and_seg_nrrd_give_the_nifti_roi_table(run: Path) -> None:
+    """One session of the test cohort with its lesion ROI as an RTSTRUCT (lesions by
+    roi_name, ROI numbers unlike the labels) and its marrow ROI as a .seg.nrrd: the
+    session's roi.tsv equals the one of the NIfTI run."""
+    from wfutil import DEMO, RESULTS, sessions_sheet, snakemake
+
+    demo = run / DEMO
+    sessions = sessions_sheet(run)
+    lesions = pd.read_csv(demo / "lesions.tsv", sep="\t", dtype=str, keep_default_na=False)
+    row = sessions.iloc[0]
+    s, t = row["subject"], row["session"]
+    les: Any = nib.load(demo / row["lesion_roi"])
+    lab = np.asarray(les.dataobj).astype(int)
+    labels = [int(v) for v in lesions.loc[lesions["subject"] == s, "lesion"]]
+    assert labels and set(labels) <= set(np.unique(lab).tolist())
+    write_rtstruct(demo / "lesions_rt.dcm", [
+        {"number": 10 + n, "name": f"GTV {n}", "contours": voxel_squares_lps(lab == n,
+                                                                          les.affine)}
+        for n in labels])
+    mar: Any = nib.load(demo / row["marrow_roi"])
+    mdata = (np.asarray(mar.dataobj) > 0).astype(np.uint8)
+    write_seg_nrrd(demo / "marrow.seg.nrrd", mdata, mar.affine, [("marrow", 1, 0)])
+    sheet = sessions.copy()
+    sheet.loc[sheet.index[0], ["lesion_roi", "marrow_roi"]] = ["lesions_rt.dcm",
+                                                               "marrow.seg.nrrd"]
+    sheet.to_csv(demo / "sessions_fmt.tsv", sep="\t", index=False)
+    lesions["roi_name"] = [f"GTV {v}" if sub == s else ""
+                           for sub, v in zip(lesions["subject"], lesions["lesion"],
+                                             strict=True)]
+    lesions.to_csv(demo / "lesions_fmt.tsv", sep="\t", index=False)
+    stem = f"sub-{s}/ses-{t}/sub-{s}_ses-{t}_roi.tsv"
+    cfg = {"demo": {"enabled": False}, "sessions": f"{DEMO.as_posix()}/sessions_fmt.tsv",
+           "lesions": f"{DEMO.as_posix()}/lesions_fmt.tsv", "results": "results_fmt"}
+    snakemake(run, config=cfg, targets=[f"results_fmt/{stem}"])
+    new = pd.read_csv(run / "results_fmt" / stem, sep="\t")
+    ref = pd.read_csv(run / RESULTS / stem, sep="\t")
+    assert (new["roi"] == "lesion").sum() == len(labels) and "marrow" in set(new["roi"])
+    pd.testing.assert_frame_equal(new, ref)

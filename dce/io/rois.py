@@ -100,25 +100,37 @@ def roi_format(path: PathLike) -> str:
         head = fh.read(132)
     if head[:4] == b"NRRD":
         return "nrrd"
-    if head[128:132] == b"DICM":
-        import pydicom
-
-        ds = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=["Modality"])
-        modality = str(ds.get("Modality", ""))
-        if modality == "RTSTRUCT":
-            return "rtstruct"
-        if modality == "SEG":
-            return "seg"
-        raise ValueError(f"{p}: DICOM Modality {modality!r} is not an ROI; give an RTSTRUCT "
-                         "or SEG file, or a NIfTI/NRRD label volume")
     if head[:2] == b"\x1f\x8b":
         with gzip.open(p, "rb") as fh:
             head = fh.read(348)
-    if len(head) >= 4 and (int.from_bytes(head[:4], "little") in (348, 540)
-                           or int.from_bytes(head[:4], "big") in (348, 540)):
+    if head[128:132] != b"DICM" and len(head) >= 4 and (
+            int.from_bytes(head[:4], "little") in (348, 540)
+            or int.from_bytes(head[:4], "big") in (348, 540)):
         return "nifti"
+    modality = _dicom_modality(p, force=head[128:132] != b"DICM")
+    if modality == "RTSTRUCT":
+        return "rtstruct"
+    if modality == "SEG":
+        return "seg"
+    if modality:
+        raise ValueError(f"{p}: DICOM Modality {modality!r} is not an ROI; give an RTSTRUCT "
+                         "or SEG file, or a NIfTI/NRRD label volume")
     raise ValueError(f"{p}: not a recognised ROI file (supported: NIfTI label volume, DICOM "
                      "RTSTRUCT, DICOM SEG, NRRD / 3D Slicer .seg.nrrd)")
+
+
+def _dicom_modality(path: Path, *, force: bool) -> str:
+    """Modality of a DICOM file (``force``: also without the DICM preamble); ``""`` when
+    the file is not DICOM."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"],
+                             force=force)
+    except (InvalidDicomError, OSError, ValueError, EOFError):
+        return ""
+    return str(ds.get("Modality", "") or "")
 
 
 # ------------------------------------------------------------------------------ readers
