@@ -39,7 +39,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
-from dce.contours import points_in_polygon
+from dce.contours import grid_in_polygon, points_in_polygon
 from dce.io.dicom_write import write_series
 from dce.io.maps import read_roi, read_session_rois
 from dce.io.rois import roi_format, roi_regions
@@ -416,6 +416,22 @@ def test_hole_and_non_closed_contours(tmp_path: Path) -> None:
     np.testing.assert_array_equal(lab, np.where(truth_labels()[..., :] == 1, 1, 0)
                                   * (np.arange(SHAPE[2]) == 3))
     assert any("POINT (1)" in n for n in notes)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_scanline_grid_test_equals_point_test(seed: int) -> None:
+    """The scanline rasteriser decides every grid point like the point test, including
+    polygons with vertices and edges on grid points (ties)."""
+    rng = np.random.default_rng(seed)
+    poly = rng.uniform(-3, 20, (11, 2))
+    poly[::2] = np.rint(poly[::2])                         # integer vertices: ties
+    lo, hi = (-2, 0), (18, 21)
+    gx, gy = np.meshgrid(np.arange(lo[0], hi[0] + 1), np.arange(lo[1], hi[1] + 1),
+                         indexing="ij")
+    expect = points_in_polygon(np.column_stack([gx.ravel(), gy.ravel()]), poly)
+    got = grid_in_polygon(poly, lo, hi)
+    assert got.shape == gx.shape and 0 < got.sum() < got.size
+    np.testing.assert_array_equal(got, expect.reshape(gx.shape))
 
 
 def test_points_in_polygon_against_matplotlib() -> None:
