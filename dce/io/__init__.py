@@ -5,6 +5,7 @@ The only place in :mod:`dce` that touches files.  See :mod:`dce.io.dicom` for th
 timing conventions, :mod:`dce.io.nifti` for the atomic writer, :mod:`dce.io.convert` for
 one visit -> NIfTI, :mod:`dce.io.dicom_write` for the synthetic DICOM writer,
 :mod:`dce.io.maps` for the registry-labelled output maps and a session's ROIs,
+:mod:`dce.io.rois` for ROI files (NIfTI, DICOM RTSTRUCT and SEG, NRRD) on the DCE grid,
 :mod:`dce.io.tables` for the session/lesion sheets, text tables and figure files,
 :mod:`dce.io.results` for the cohort's result objects (one file per field),
 :mod:`dce.io.jobs` for the rule scripts' logging, cleanup and atomic writers, and

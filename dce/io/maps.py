@@ -1,5 +1,6 @@
-"""A session's output maps and ROIs on disk: registry-labelled NIfTI maps, label volumes
-matched to the image grid, and the quality records of a session.
+"""A session's output maps and ROIs on disk: registry-labelled NIfTI maps, ROIs (NIfTI,
+RTSTRUCT, DICOM-SEG, NRRD; :mod:`dce.io.rois`) on the image grid, and the quality records
+of a session.
 
 Every map is written with the sidecar fields of its :mod:`dce.registry` entry
 (``Quantity``, ``Column``, ``Units``) and in the entry's data type.
@@ -9,8 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dce.io.nifti import read_nifti, sidecar_path, write_nifti
+from dce.io.rois import read_roi_labels
 from dce.quality import SessionQuality
 from dce.registry import output_map, sidecar_fields
-from dce.roi import keep_expected_labels, match_roi
+from dce.roi import keep_expected_labels
 
 __all__ = ["read_maps", "read_roi", "read_session_quality", "read_session_rois", "write_map"]
 
@@ -58,40 +59,58 @@ def read_maps(paths: Mapping[str, PathLike]) -> dict[str, NDArray[Any]]:
     return {output_map(name).column: read_nifti(p).data for name, p in paths.items()}
 
 
-def read_roi(path: PathLike, shape: tuple[int, ...], affine: ArrayLike
+def read_roi(path: PathLike, shape: tuple[int, ...], affine: ArrayLike, *,
+             labels: Sequence[int] | None = None, names: Mapping[int, str] | None = None
              ) -> tuple[NDArray[np.int32], list[str]]:
-    """Read an ROI label volume and match it to an image grid (:func:`dce.roi.match_roi`).
+    """Read an ROI file of any supported format onto an image grid.
+
+    NIfTI label volumes are matched with :func:`dce.roi.match_roi`; DICOM RTSTRUCT,
+    DICOM-SEG and NRRD / 3D Slicer files are read by :func:`dce.io.rois.read_roi_labels`
+    (format from the content; regions chosen by number or by name, rules in
+    :mod:`dce.io.rois`).
+
+    Parameters
+    ----------
+    path : path-like
+        ROI file.
+    shape, affine
+        Image grid (voxels; voxel to RAS+ mm).
+    labels, names : optional
+        Lesion labels to read and ROI/segment names of some of them
+        (:func:`dce.io.rois.read_roi_labels`); without them every region is read.
 
     Returns
     -------
     labels : ndarray of int32
         Labels on the image grid.
     notes : list of str
-        Messages of the warnings raised while matching (ROI voxels lost), for the log.
+        Warnings for the log (ROI voxels lost, projected contours, overlaps).
     """
-    img = read_nifti(path)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        lab = match_roi(img.data, img.affine, shape, affine, name=str(path))
-    return lab, [str(w.message) for w in caught]
+    return read_roi_labels(path, shape, affine, labels=labels, names=names)
 
 
 def read_session_rois(lesion_roi: PathLike, marrow_roi: PathLike | None,
                       shape: tuple[int, ...], affine: ArrayLike, *, expected: list[int],
-                      expected_from: str, subject: str
+                      expected_from: str, subject: str,
+                      names: Mapping[int, str] | None = None
                       ) -> tuple[NDArray[Any], NDArray[np.int32] | None, list[str]]:
     """Read a session's lesion labels and normal-marrow ROI on the image grid.
 
     Parameters
     ----------
     lesion_roi, marrow_roi : path-like
-        Label volume of the lesions; binary normal-marrow ROI (or None).
+        Lesion ROI file; normal-marrow ROI file (or None). Any format of
+        :func:`read_roi`; the marrow ROI is every non-zero voxel (the union of the
+        file's regions).
     shape, affine
         Image grid (voxels; voxel to RAS+ mm).
     expected : list of int
         The subject's lesion labels (every one must be present; others are dropped).
     expected_from, subject : str
         Sheet listing the labels and the subject, for messages.
+    names : mapping of int to str, optional
+        ROI/segment name of lesion labels (lesion sheet column ``roi_name``; empty: by
+        number), :mod:`dce.io.rois`.
 
     Returns
     -------
@@ -102,7 +121,10 @@ def read_session_rois(lesion_roi: PathLike, marrow_roi: PathLike | None,
     notes : list of str
         Warnings for the log (ROI voxels lost, labels dropped).
     """
-    lesions, notes = read_roi(lesion_roi, shape, affine)
+    try:
+        lesions, notes = read_roi(lesion_roi, shape, affine, labels=expected, names=names)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (subject {subject}, lesions from {expected_from})") from None
     lesions, extra = keep_expected_labels(lesions, expected, str(lesion_roi),
                                           expected_from=expected_from)
     if extra:

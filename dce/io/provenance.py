@@ -25,7 +25,7 @@ from typing import Any
 
 #: Distributions whose versions are recorded (those that shape the numbers or the files).
 PACKAGES = ("dce", "numpy", "scipy", "pandas", "nibabel", "statsmodels", "matplotlib",
-            "numba", "pydicom", "snakemake")
+            "numba", "pydicom", "highdicom", "pynrrd", "snakemake")
 
 #: Configuration keys left out of the hash: they name where outputs go, not what they are.
 OUTPUT_ONLY_KEYS = ("results",)

@@ -33,5 +33,6 @@ rule aif:
         n_baseline=config["acquisition"]["n_baseline"],
         hematocrit=session_hematocrit,
         r1=config["acquisition"]["r1_per_mM_per_s"],
+        lesions=expected_lesions,  # labels and ROI names of the spine prior's lesion ROI
     script:
         "../scripts/aif.py"

@@ -163,6 +163,7 @@ rule cohort_maps:
         margin_mm=COHORT_CFG["figures"]["margin_mm"],
         n_baseline=config["acquisition"]["n_baseline"],
         level=lambda wc: str(_lesion_row(wc).get("level", "")),
+        roi_name=lambda wc: str(_lesion_row(wc).get("roi_name", "")),  # dce.io.rois
         outcome=_lesion_outcome,
     script:
         "../scripts/cohort_maps.py"

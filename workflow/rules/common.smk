@@ -152,6 +152,12 @@ def expected_lesions(wildcards):
         "labels": [int(v) for v in rows["lesion"]],
         "levels": [str(v) for v in rows["level"]] if "level" in rows else [],
         "sheet": config["lesions"],
+        # lesion label -> ROI/segment name in the lesion ROI file (dce.io.rois); empty: by label
+        "names": (
+            {int(k): str(v) for k, v in zip(rows["lesion"], rows["roi_name"]) if str(v)}
+            if "roi_name" in rows
+            else {}
+        ),
     }
 
 

@@ -6,15 +6,13 @@ reads the images (aorta mask from the sessions.tsv column ``aif.mask_column``, t
 lesion/marrow ROIs for the anterior prior) and writes the results.
 """
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
 from dce.aif_auto import AIFPolicy
 from dce.io.jobs import job, save_figure, write_json, write_tsv
+from dce.io.maps import read_roi
 from dce.io.nifti import read_dynamic, read_nifti, write_nifti
-from dce.roi import match_roi
 from dce.viz.session import aif_qc_figure
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
@@ -26,17 +24,18 @@ with job(sm) as log:
     t1 = read_nifti(sm.input.t1, require_sidecar=True) if policy.blood_t10_s == "vfa" \
         else None
     mask = spine = None
-    if sm.input.aorta:
-        a = read_nifti(sm.input.aorta[0])
-        mask = match_roi(a.data, a.affine, shape, img.affine, name=str(sm.input.aorta[0])) > 0
+    if sm.input.aorta:                          # any ROI format (dce.io.rois): union
+        aorta, notes = read_roi(sm.input.aorta[0], shape, img.affine)
+        mask = aorta > 0
+        for note in notes:
+            log.warning("%s", note)
         log.info("aorta mask %s: %d voxels", sm.input.aorta[0], int(mask.sum()))
     if policy.anterior_prior:
         spine = np.zeros(shape, dtype=bool)
-        for path in [sm.input.lesion_roi, *sm.input.marrow_roi]:
-            r = read_nifti(path)
-            with warnings.catch_warnings():      # ROI problems are reported by rule roi
-                warnings.simplefilter("ignore")
-                spine |= match_roi(r.data, r.affine, shape, img.affine, name=str(path)) > 0
+        les = sm.params.lesions                 # ROI notes are logged by rule roi
+        for path, sel in [(sm.input.lesion_roi, {"labels": les["labels"], "names": les["names"]}),
+                          *[(m, {}) for m in sm.input.marrow_roi]]:
+            spine |= read_roi(path, shape, img.affine, **sel)[0] > 0
     try:
         choice = policy.select(
             img.data, img.t_s, tr_s=img.tr_s, flip_angle_deg=img.flip_angle_deg,

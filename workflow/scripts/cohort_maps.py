@@ -25,7 +25,8 @@ with job(sm) as log:
         nb = int(p.n_baseline)
         anatomy = dce.data[..., :nb].mean(axis=-1)
         shape, affine = anatomy.shape, dce.affine
-        labels, notes = read_roi(sm.input.lesion_roi[k], shape, affine)
+        labels, notes = read_roi(sm.input.lesion_roi[k], shape, affine, labels=[label],
+                                 names={label: p.roi_name})
         for note in notes:
             log.warning("%s", note)
         status = read_nifti(sm.input.fitstatus[k]).data

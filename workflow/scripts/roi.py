@@ -1,9 +1,10 @@
 """Rule roi: lesion and normal-marrow statistics, mean TICs with TIC type, figures.
 
-ROIs are matched to the DCE grid in world coordinates (dce.io.maps.read_session_rois); an
-ROI outside the field of view, empty, or missing a lesion listed in lesions.tsv stops the
-job with a message naming the ROI file. Tables: dce.roi.session_roi_table and
-roi_curve_table; quality columns (T10 source, AIF source and QC, failed-fit fraction):
+ROIs (NIfTI labels, DICOM RTSTRUCT, DICOM-SEG, NRRD; lesions by label or by the lesion
+sheet's roi_name) are put on the DCE grid in world coordinates (dce.io.maps.read_session_rois,
+dce.io.rois); an ROI outside the field of view, empty, or missing a lesion listed in
+lesions.tsv stops the job with a message naming the ROI file. Tables: dce.roi.session_roi_table
+and roi_curve_table; quality columns (T10 and AIF source, AIF QC, failed-fit fraction):
 dce.quality.add_quality_columns.
 """
 
@@ -27,7 +28,7 @@ with job(sm) as log:
     lesions, marrow, notes = read_session_rois(
         sm.input.lesion_roi, sm.input.marrow_roi[0] if sm.input.marrow_roi else None,
         sig.shape[:3], affine, expected=p.lesions["labels"], expected_from=p.lesions["sheet"],
-        subject=wc.subject)
+        subject=wc.subject, names=p.lesions["names"])
     for note in notes:
         log.warning("%s", note)
     levels = dict(zip(p.lesions["labels"], p.lesions["levels"], strict=False))
