@@ -4,12 +4,16 @@
 # import-light public API (sheet reader, output registry) is used at parse time.
 
 import functools
+import glob
 import os
 
 import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from dce.cohort.config import parse_config
+from dce.cohort.sessions import check_sheets, session_exclusions
+from dce.io.jobs import ERROR_RECORD_SUFFIX, read_error_records
 from dce.io.tables import SheetError, read_sheets
 from dce.registry import FIT_STATUS_MAP, fit_map_names, roi_map_names, semiquant_map_names
 
@@ -24,6 +28,11 @@ SES = f"{RESULTS}/sub-{{subject}}/ses-{{session}}/sub-{{subject}}_ses-{{session}
 LOG = f"{RESULTS}/logs/sub-{{subject}}/ses-{{session}}/{{rule}}.log"
 BENCH = f"{RESULTS}/benchmarks/sub-{{subject}}/ses-{{session}}/{{rule}}.tsv"
 WARMUP = f"{RESULTS}/benchmarks/numba_warmup.json"
+# Set (to 1) in the environment of the run that the onerror handler (Snakefile) starts
+# after failed jobs: the workflow then covers only the sessions that completed without
+# error (session_selection), so the cohort analysis runs on them.
+COMPLETED_ONLY_ENV = "DCE_COHORT_COMPLETED_ONLY"
+COMPLETED_ONLY = os.environ.get(COMPLETED_ONLY_ENV) == "1"
 
 # parameter maps written by the rules fit and semiquant ("what" in the file names), from
 # the package's registry of outputs
@@ -71,7 +80,7 @@ def _validate_sheet(df, kind, path):
 def _load_sheets(sessions_path, lesions_path, _mtimes):
     path_columns = ("dicom_dir", "lesion_roi", "marrow_roi", config["aif"]["mask_column"])
     try:
-        return read_sheets(
+        sessions, lesions = read_sheets(
             sessions_path,
             lesions_path,
             path_columns=path_columns,
@@ -79,6 +88,26 @@ def _load_sheets(sessions_path, lesions_path, _mtimes):
         )
     except SheetError as exc:
         raise WorkflowError(str(exc)) from None
+    check_sheets_against_config(sessions, lesions)
+    return sessions, lesions
+
+
+def check_sheets_against_config(sessions, lesions):
+    """The sheets against the cohort configuration, before any per-session job
+    (dce.cohort.sessions.check_sheets: baseline session, endpoint and event-day
+    columns, predictor sessions; dce.cohort.config.parse_config: cross-references)."""
+    if not config["cohort"]["enabled"]:
+        return
+    try:
+        check_sheets(
+            parse_config(config["cohort"]),
+            sessions,
+            lesions,
+            sessions_path=config["sessions"],
+            lesions_path=config["lesions"],
+        )
+    except ValueError as exc:
+        raise WorkflowError(f"{exc} (checked before any job: nothing was run)") from None
 
 
 def sheets():
@@ -164,9 +193,40 @@ def session_outputs(subject, session):
     return [p.format(**wc) for p in paths]
 
 
-def all_session_keys():
+def completed_session(subject, session):
+    """Whether every per-session output of the session exists."""
+    return all(os.path.exists(p) for p in session_outputs(subject, session))
+
+
+def error_records():
+    """The error records of failed per-session jobs (dce.io.jobs), in the logs."""
+    pattern = f"{RESULTS}/logs/sub-*/ses-*/*{ERROR_RECORD_SUFFIX}"
+    return read_error_records(sorted(glob.glob(pattern)))
+
+
+def session_selection():
+    """(sessions the run covers, exclusions table): every session of the sheet and an
+    empty table; with COMPLETED_ONLY_ENV set, the sessions that completed without error
+    (and whose baseline did) and the table of the others with their reasons
+    (dce.cohort.sessions.session_exclusions)."""
     sessions, _ = sheets()
-    return list(zip(sessions["subject"], sessions["session"]))
+    keys = list(zip(sessions["subject"], sessions["session"]))
+    if not COMPLETED_ONLY:
+        return keys, session_exclusions(sessions, keys, [], None)[1]
+    return _completed_selection(tuple(keys))
+
+
+@functools.lru_cache(maxsize=2)
+def _completed_selection(keys):
+    sessions, _ = sheets()
+    completed = [k for k in keys if completed_session(*k)]
+    return session_exclusions(
+        sessions, completed, error_records(), config["cohort"]["baseline_session"]
+    )
+
+
+def all_session_keys():
+    return session_selection()[0]
 
 
 def all_outputs(wildcards):
