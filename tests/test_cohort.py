@@ -601,7 +601,7 @@ def test_session_exclusions_keep_completed_sessions_and_close_over_baselines() -
     sheet = _sheet()
     completed = [("01", "pre"), ("01", "fu2"), ("02", "fu1"), ("03", "base"), ("03", "fu1"),
                  ("01", "fu1")]                      # 01/fu1: stale output, new failure
-    records = [
+    records: list[dict[str, Any]] = [
         {"subject": "02", "session": "pre", "rule": "convert", "error": "OSError: x.dcm"},
         {"subject": "01", "session": "fu1", "rule": "roi", "error": "ValueError: outside"},
         {"subject": "01", "session": "fu1", "rule": "aif", "error": "ValueError: empty"},

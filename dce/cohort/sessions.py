@@ -181,7 +181,8 @@ def analysed_note(n_analysed: int, n_sessions: int, exclusions: pd.DataFrame) ->
     if exclusions.empty:
         return ""
     seen = dict.fromkeys(
-        f"sub-{r.subject} ses-{r.session}" + (f" (rule {r.rule})" if r.rule else "")
-        for r in exclusions.itertuples())
+        f"sub-{s} ses-{t}" + (f" (rule {r})" if r else "")
+        for s, t, r in zip(exclusions["subject"].astype(str), exclusions["session"].astype(str),
+                           exclusions["rule"].astype(str), strict=True))
     return (f"Sessions analysed: {n_analysed} of {n_sessions}; excluded after errors: "
             f"{', '.join(seen)} (reasons in cohort/exclusions.tsv).")
