@@ -191,13 +191,24 @@ def test_a_complete_run_has_an_empty_exclusions_table(run: Path) -> None:
                                      "sessions.tsv", "or to null"]),
     ({"endpoints": [{"name": "progression"}]},
      ["cohort.endpoints: no column 'progression' in", "lesions.tsv"]),
+    ("missing files", ["sessions_missing.tsv: 2 path(s) do not exist", "lesion_roi",
+                       "nowhere/roi.nii.gz", "dicom_dir", "nowhere/dicom"]),
 ])
-def test_sheet_config_mismatch_fails_before_any_job(run: Path, cohort: dict[str, Any],
+def test_sheet_config_mismatch_fails_before_any_job(run: Path, cohort: Any,
                                                     words: list[str]) -> None:
-    """A baseline session no session has, or an endpoint column the lesion sheet lacks,
-    stops the run in seconds with the key, the sheet and what exists; no job ran."""
-    names = sorted(set(sessions_sheet(run)["session"]))
-    extra = {"demo": {"enabled": False}, "sessions": f"{DEMO.as_posix()}/sessions.tsv",
+    """A baseline session no session has, an endpoint column the lesion sheet lacks, or
+    files the session sheet names that do not exist, stop the run in seconds with the key,
+    the sheet and what exists; no job ran."""
+    sessions = sessions_sheet(run)
+    names = sorted(set(sessions["session"]))
+    sheet = "sessions.tsv"
+    if cohort == "missing files":
+        sessions.loc[1, "lesion_roi"] = "nowhere/roi.nii.gz"
+        sessions.loc[3, "dicom_dir"] = "nowhere/dicom"
+        sheet = "sessions_missing.tsv"
+        sessions.to_csv(run / DEMO / sheet, sep="\t", index=False)
+        cohort = {}
+    extra = {"demo": {"enabled": False}, "sessions": f"{DEMO.as_posix()}/{sheet}",
              "lesions": f"{DEMO.as_posix()}/lesions.tsv", "results": "results_mismatch",
              "cohort": cohort}
     t0 = time.perf_counter()

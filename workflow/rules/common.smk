@@ -88,8 +88,27 @@ def _load_sheets(sessions_path, lesions_path, _mtimes):
         )
     except SheetError as exc:
         raise WorkflowError(str(exc)) from None
+    check_sheet_paths(sessions, path_columns)
     check_sheets_against_config(sessions, lesions)
     return sessions, lesions
+
+
+def check_sheet_paths(sessions, columns):
+    """Every file or folder the session sheet names exists (all missing ones in one
+    message, before any job; Snakemake itself would name only the first)."""
+    missing = [
+        f"{s}/{t} {col} {path}"
+        for col in columns
+        if col in sessions.columns
+        for s, t, path in zip(sessions["subject"], sessions["session"], sessions[col])
+        if path and not os.path.exists(path)
+    ]
+    if missing:
+        raise WorkflowError(
+            f"{config['sessions']}: {len(missing)} path(s) do not exist (subject/session "
+            f"column path): {'; '.join(missing)}. Fix the paths (relative to the sheet's "
+            "folder) or remove the sessions' rows (checked before any job: nothing was run)"
+        )
 
 
 def check_sheets_against_config(sessions, lesions):
