@@ -248,9 +248,20 @@ def analyse_completed_sessions():
             f"in {EXCLUSIONS}"
         )
         return
+    try:  # e.g. the demo cohort failed: no sheets
+        sessions, _ = sheets()
+        keys = tuple(zip(sessions["subject"], sessions["session"]))
+        analysed = _completed_selection(keys)[0]
+    except Exception as exc:
+        logger.error(f"no cohort analysis of the completed sessions: {exc}")
+        return
+    if not analysed:
+        logger.error("jobs failed and no session completed: no cohort analysis")
+        return
     logger.warning(
-        "jobs failed: running the cohort analysis on the sessions that completed; the "
-        f"others are listed with their errors in {EXCLUSIONS}"
+        f"jobs failed: running the cohort analysis on the {len(analysed)} of {len(keys)} "
+        "sessions that completed; the others are listed with their errors in "
+        f"{EXCLUSIONS}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         overrides = os.path.join(tmp, "config.yaml")

@@ -262,3 +262,7 @@ def all_benchmarks(wildcards):
     return [
         ses_bench(r).format(subject=s, session=t) for s, t in all_session_keys() for r in rules_
     ]
+
+
+if not DEMO:  # the sheets exist already: check them now, before the DAG is built
+    sheets()
