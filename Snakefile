@@ -36,3 +36,10 @@ rule all:
         WARMUP,  # listed here too, so it compiles while the demo cohort is written
         all_outputs,
         cohort_outputs,
+
+
+# After failed jobs (with --keep-going), the cohort analysis of the sessions that completed,
+# and cohort/exclusions.tsv listing the others with their errors (cohort_common.smk);
+# Snakemake still exits non-zero.
+onerror:
+    analyse_completed_sessions()

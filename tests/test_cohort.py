@@ -582,3 +582,105 @@ def test_report_renders_in_chromium(demo_run: Path, tmp_path: Path) -> None:
     # the ROC figure is on screen: its curves' colours, absent from the landing page
     assert _series_pixels(png) > 1000 > 5 * _series_pixels(landing), (
         _series_pixels(png), _series_pixels(landing))
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+def _sheet() -> pd.DataFrame:
+    rows = [("01", "pre", -5), ("01", "fu1", 30), ("01", "fu2", 90), ("02", "pre", -3),
+            ("02", "fu1", 28), ("03", "base", -1), ("03", "fu1", 60)]
+    return pd.DataFrame(rows, columns=["subject", "session", "days_from_rt"])
+
+
+def test_session_exclusions_keep_completed_sessions_and_close_over_baselines() -> None:
+    """Failed sessions are listed per error record; a session without output and record
+    is listed as not completed; a subject whose baseline failed is left out whole."""
+    from dce.cohort.sessions import NOT_COMPLETED, session_exclusions
+
+    sheet = _sheet()
+    completed = [("01", "pre"), ("01", "fu2"), ("02", "fu1"), ("03", "base"), ("03", "fu1"),
+                 ("01", "fu1")]                      # 01/fu1: stale output, new failure
+    records: list[dict[str, Any]] = [
+        {"subject": "02", "session": "pre", "rule": "convert", "error": "OSError: x.dcm"},
+        {"subject": "01", "session": "fu1", "rule": "roi", "error": "ValueError: outside"},
+        {"subject": "01", "session": "fu1", "rule": "aif", "error": "ValueError: empty"},
+        {"subject": None, "session": None, "rule": "cohort_table", "error": "ignored"},
+        {"subject": "09", "session": "pre", "rule": "convert", "error": "not in sheet"},
+    ]
+    analysed, table = session_exclusions(sheet, completed, records, "pre")
+    # 03 has no session "pre": its sessions stay (the cohort step reports that case)
+    assert analysed == [("01", "pre"), ("01", "fu2"), ("03", "base"), ("03", "fu1")]
+    assert table.to_dict("records") == [
+        {"subject": "01", "session": "fu1", "rule": "aif", "reason": "ValueError: empty"},
+        {"subject": "01", "session": "fu1", "rule": "roi", "reason": "ValueError: outside"},
+        {"subject": "02", "session": "fu1", "rule": "",
+         "reason": "the baseline session pre of subject 02 is excluded: no change from "
+                   "baseline"},
+        {"subject": "02", "session": "pre", "rule": "convert", "reason": "OSError: x.dcm"},
+    ]
+    # earliest session as baseline (baseline_session null); 03/fu1 never completed
+    analysed, table = session_exclusions(sheet, [k for k in completed if k != ("03", "fu1")],
+                                         [], None)
+    assert ("03", "base") in analysed and ("03", "fu1") not in analysed
+    assert ("02", "pre") not in analysed and ("02", "fu1") not in analysed
+    assert list(table["reason"]).count(NOT_COMPLETED) == 2          # 02/pre, 03/fu1
+    assert table.iloc[0].to_dict() == {          # 02/fu1 after its failed baseline
+        "subject": "02", "session": "fu1", "rule": "",
+        "reason": "the baseline session pre of subject 02 is excluded: no change from "
+                  "baseline"}
+    # nothing failed: everything analysed, empty table with the columns
+    keys = list(zip(sheet["subject"], sheet["session"], strict=True))
+    analysed, table = session_exclusions(sheet, keys, [], "pre")
+    assert analysed == keys and table.empty
+    assert list(table.columns) == ["subject", "session", "rule", "reason"]
+
+
+def test_analysed_note_counts_and_names_the_excluded_sessions() -> None:
+    from dce.cohort.sessions import analysed_note
+
+    table = pd.DataFrame([("01", "fu1", "aif", "x"), ("01", "fu1", "roi", "y"),
+                          ("02", "fu1", "", "z")],
+                         columns=["subject", "session", "rule", "reason"])
+    assert analysed_note(5, 7, table) == (
+        "Sessions analysed: 5 of 7; excluded after errors: sub-01 ses-fu1 (rule aif), "
+        "sub-01 ses-fu1 (rule roi), sub-02 ses-fu1 (reasons in cohort/exclusions.tsv).")
+    assert analysed_note(7, 7, table.iloc[:0]) == ""
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"baseline_session": "baseline0"},
+     ["cohort.baseline_session is 'baseline0'", "sessions.tsv",
+      "(sessions: base, fu1, fu2, pre)", "or to null"]),
+    ({"endpoints": [{"name": "progression"}]},
+     ["cohort.endpoints: no column 'progression' in lesions.tsv",
+      "columns: subject, lesion, recurrence, recurrence_day"]),
+    ({"endpoints": [{"name": "recurrence", "day_column": "event_day"}]},
+     ["day_column 'event_day'", "lesions.tsv has no such column"]),
+    ({"endpoints": [{"name": "level"}]},
+     ["column 'level' of lesions.tsv must be 0 or 1", "found L1"]),
+    ({"predictors": [{"name": "p", "parameter": "vp_mean", "session": "fu3"}]},
+     ["predictor 'p' is measured at session 'fu3'", "(sessions: base, fu1, fu2, pre)"]),
+    ({"predictors": [{"name": "p", "parameter": "vp_mean", "session": "baseline"}]},
+     ["predictor 'p' is a pct_change at session 'baseline'"]),
+])
+def test_check_sheets_names_the_key_and_what_exists(change: dict[str, Any],
+                                                     words: list[str]) -> None:
+    from dce.cohort.sessions import check_sheets
+
+    lesions = pd.DataFrame({"subject": ["01", "02"], "lesion": [1, 1],
+                            "recurrence": ["1", ""], "recurrence_day": ["200", ""]})
+    cfg_dict = {"endpoints": [{"name": "recurrence", "day_column": "recurrence_day"}],
+                "predictors": [{"name": "dvp", "parameter": "vp_mean"}],
+                "baseline_session": "pre", **change}
+    cfg = cc.parse_config(cfg_dict)
+    check = dict(sessions_path="sessions.tsv", lesions_path="lesions.tsv")
+    if "level" in str(change):
+        lesions["level"] = ["L1", "L2"]
+    with pytest.raises(ValueError) as info:
+        check_sheets(cfg, _sheet(), lesions, **check)
+    assert all(w in str(info.value) for w in words), str(info.value)
+    check_sheets(cc.parse_config({**cfg_dict, **{k: v for k, v in {
+        "baseline_session": "pre", "endpoints": [{"name": "recurrence"}],
+        "predictors": [{"name": "p", "parameter": "vp_mean", "session": "fu2"}]}.items()}}),
+        _sheet(), lesions, **check)     # a valid configuration passes

@@ -16,7 +16,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dce.io.jobs import job, job_label, save_figure, write_json, write_tsv
+from dce.io.jobs import (
+    error_record_path,
+    job,
+    job_label,
+    read_error_records,
+    save_figure,
+    write_json,
+    write_tsv,
+)
 
 
 class Wildcards(SimpleNamespace):
@@ -96,6 +104,34 @@ def test_job_error_removes_partial_outputs_and_names_the_job(tmp_path: Path) -> 
     text = Path(sm.log[0]).read_text()
     assert "ERROR sub-07 ses-post rule aif: failed: x_dce.nii.gz" in text
     assert "Traceback" in text
+
+
+def test_failed_job_leaves_an_error_record_until_it_succeeds(tmp_path: Path) -> None:
+    """A failure writes logs/<rule>.error.json (subject, session, rule, message on one
+    line); the next start of the job removes it; a job without session wildcards gets
+    None there; the reader sorts by subject, session, rule and skips vanished files."""
+    sm = _sm(tmp_path, ["o.tsv"], rule="convert", subject="03", session="fu2")
+    record = tmp_path / "logs" / "convert.error.json"
+    assert error_record_path(sm.log[0]) == record
+    with pytest.raises(RuntimeError), job(sm):
+        raise OSError("dicom/fu2/IM7: cannot decode pixel data\n  (file truncated)")
+    assert json.loads(record.read_text()) == {
+        "subject": "03", "session": "fu2", "rule": "convert",
+        "error": "OSError: dicom/fu2/IM7: cannot decode pixel data (file truncated)"}
+    cohort = _sm(tmp_path, [], rule="cohort_table")
+    with pytest.raises(RuntimeError), job(cohort):
+        raise ValueError("no ROI table")
+    other = _sm(tmp_path / "b", [], rule="aif", subject="01", session="pre")
+    with pytest.raises(RuntimeError), job(other):
+        raise ValueError("ROI outside the image field of view")
+    paths = [record, tmp_path / "logs" / "cohort_table.error.json",
+             tmp_path / "b" / "logs" / "aif.error.json", tmp_path / "gone.error.json"]
+    recs = read_error_records(paths)
+    assert [(r["subject"], r["session"], r["rule"]) for r in recs] == [
+        ("01", "pre", "aif"), ("03", "fu2", "convert"), (None, None, "cohort_table")]
+    with job(sm):                      # the rerun succeeds: the record is gone
+        Path(sm.output[0]).write_text("ok\n")
+    assert not record.exists()
 
 
 def test_write_tsv_missing_values_and_precision(tmp_path: Path) -> None:

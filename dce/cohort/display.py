@@ -323,12 +323,14 @@ def report_tables(frames: CohortFrames, prepost: PrePostResults, roc: RocResults
 
 
 def render_report_tables(tables: dict[str, tuple[pd.DataFrame, str]], frames: CohortFrames,
-                         cfg: CohortConfig) -> dict[str, str]:
+                         cfg: CohortConfig, *, sessions_note: str = "") -> dict[str, str]:
     """Markdown, LaTeX and HTML text of each table of :func:`report_tables`.
 
     Every table has a footnote with the rows excluded by ``cohort.exclude_flags``; the
     summary and quality tables also explain each quality flag code; the HTML tables
-    carry the :data:`TABLE_NOTES` too.
+    carry the :data:`TABLE_NOTES` too. ``sessions_note`` (sessions analysed and excluded
+    after errors, :func:`dce.cohort.sessions.analysed_note`; empty when none is) opens
+    every footnote.
 
     Returns
     -------
@@ -340,6 +342,7 @@ def render_report_tables(tables: dict[str, tuple[pd.DataFrame, str]], frames: Co
     out = {}
     for name, (df, caption) in tables.items():
         qc = qc_legend if name in ("summary", "quality") else qc_count
+        qc = " ".join(n for n in (sessions_note, qc) if n)
         note = " ".join(n for n in (TABLE_NOTES.get(name), qc) if n)
         out[f"{name}_md"] = to_markdown(df, caption=caption, note=qc)
         out[f"{name}_tex"] = to_latex(df, caption=caption, label=f"tab:{name}", note=qc)

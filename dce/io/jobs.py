@@ -3,8 +3,11 @@ figure writers.
 
 Every rule script is ``with job(snakemake) as log: ...``: :func:`job` sends logging and
 warnings to ``snakemake.log[0]``, limits the BLAS/numba threads to the job's threads, and
-on any error removes the job's partial outputs and re-raises with the subject, session and
-rule in the message (the original error, naming the file, follows).
+on any error removes the job's partial outputs, writes an *error record* (subject, session,
+rule, message; :func:`error_record_path`) beside the log, and re-raises with the subject,
+session and rule in the message (the original error, naming the file, follows). The
+workflow reads the records back (:func:`read_error_records`) to list the sessions it had
+to leave out of the cohort analysis.
 
 Nothing here imports Snakemake: the ``snakemake`` object of a script is taken duck-typed
 (attributes ``wildcards`` (with ``keys()``), ``rule``, ``log``, ``output`` and
@@ -27,10 +30,22 @@ from typing import Any
 from dce.io._atomic import atomic_path
 from dce.io.tables import reproducible_metadata
 
-__all__ = ["job", "job_label", "save_figure", "write_json", "write_tsv"]
+__all__ = [
+    "ERROR_RECORD_SUFFIX",
+    "error_record_path",
+    "job",
+    "job_label",
+    "read_error_records",
+    "save_figure",
+    "write_json",
+    "write_tsv",
+]
 
 #: Variables that cap the threads of the BLAS/OpenMP libraries (set only when unset).
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+#: Suffix of the error record written beside a failed job's log (``<rule>.error.json``).
+ERROR_RECORD_SUFFIX = ".error.json"
 
 
 def job_label(sm: Any) -> str:
@@ -79,6 +94,56 @@ def _outputs(sm: Any) -> list[Path]:
     return paths + extra
 
 
+def error_record_path(log_path: str | os.PathLike[str]) -> Path:
+    """The error record of the job logging to ``log_path``: ``<log stem>.error.json``
+    in the log's folder (e.g. ``logs/sub-01/ses-pre/convert.error.json``)."""
+    p = Path(log_path)
+    stem = p.name[: -len(p.suffix)] if p.suffix else p.name
+    return p.with_name(stem + ERROR_RECORD_SUFFIX)
+
+
+def _error_message(exc: BaseException) -> str:
+    """``<ExceptionType>: <message>`` on one line (runs of white space as one space)."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def _write_error_record(sm: Any, exc: BaseException) -> None:
+    wc = sm.wildcards
+    record = {
+        "subject": str(wc.subject) if "subject" in wc.keys() else None,
+        "session": str(wc.session) if "session" in wc.keys() else None,
+        "rule": str(sm.rule),
+        "error": _error_message(exc),
+    }
+    write_json(record, error_record_path(sm.log[0]))
+
+
+def read_error_records(paths: Any) -> list[dict[str, Any]]:
+    """The error records (:func:`job`) in ``paths``, sorted by subject, session, rule.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        Record files (``*.error.json``); a file that vanished meanwhile is skipped.
+
+    Returns
+    -------
+    list of dict
+        ``subject``, ``session`` (None for a job without these wildcards), ``rule`` and
+        ``error`` (``"<ExceptionType>: <message>"`` on one line; the message names the
+        file and the problem).
+    """
+    out = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                rec = json.load(fh)
+        except FileNotFoundError:
+            continue
+        out.append({k: rec.get(k) for k in ("subject", "session", "rule", "error")})
+    return sorted(out, key=lambda r: (str(r["subject"]), str(r["session"]), str(r["rule"])))
+
+
 @contextmanager
 def job(sm: Any) -> Iterator[logging.Logger]:
     """Run the body of a rule script as one job.
@@ -98,14 +163,17 @@ def job(sm: Any) -> Iterator[logging.Logger]:
     Raises
     ------
     RuntimeError
-        On any error in the body, after logging the traceback and removing the outputs
-        (and NIfTI sidecars) that exist: ``"<job label>: <ExceptionType>: <message>"``
+        On any error in the body, after logging the traceback, removing the outputs
+        (and NIfTI sidecars) that exist and writing the error record
+        (:func:`error_record_path`; a record left by an earlier failure of the job is
+        removed when it starts): ``"<job label>: <ExceptionType>: <message>"``
         (:func:`job_label`), chained to the original exception.
     """
     threads = int(getattr(sm, "threads", 1) or 1)
     _limit_threads(threads)
     log_path = Path(sm.log[0])
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    error_record_path(log_path).unlink(missing_ok=True)
     handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
                                            "%H:%M:%S"))
@@ -125,6 +193,7 @@ def job(sm: Any) -> Iterator[logging.Logger]:
         for p in _outputs(sm):
             if p.is_file():
                 p.unlink()
+        _write_error_record(sm, exc)
         raise RuntimeError(f"{where}: {type(exc).__name__}: {exc}") from exc
     finally:
         handler.flush()

@@ -17,6 +17,11 @@ rule cohort_table:
         lesions=config["lesions"],
     output:
         **cohort_outputs_of(COHORT_FRAMES),
+        exclusions=report(
+            EXCLUSIONS,
+            caption="../report/exclusions.rst",
+            category="6. Data",
+        ),
     log:
         cohort_log("cohort_table"),
     benchmark:
@@ -29,6 +34,8 @@ rule cohort_table:
     params:
         cohort=COHORT_CFG,
         sessions_sheet=config["sessions"],
+        exclusions=cohort_exclusions,
+        sessions=cohort_sessions,
     script:
         "../scripts/cohort_table.py"
 
@@ -110,6 +117,7 @@ rule cohort_report_tables:
         runtime=15,
     params:
         cohort=COHORT_CFG,
+        sessions=cohort_sessions,
     script:
         "../scripts/cohort_report_tables.py"
 

@@ -1,12 +1,21 @@
 # Helpers of the cohort rules (workflow/rules/cohort.smk): constants, input functions,
 # output lists. Included by cohort.smk.
 
+from collections.abc import Mapping
 from types import SimpleNamespace
+
+import yaml
+from snakemake.logging import logger
+
+from dce.cohort.sessions import analysed_note
 
 COHORT = f"{RESULTS}/cohort"
 COHORT_CFG = config["cohort"]
 COHORT_ENDPOINTS = [e["name"] for e in COHORT_CFG["endpoints"]]
 COHORT_LOG = f"{RESULTS}/logs/cohort/{{rule}}.log"
+# sessions left out of the cohort analysis after errors, with the reasons (header only
+# when none is: session_selection in common.smk)
+EXCLUSIONS = f"{COHORT}/exclusions.tsv"
 COHORT_TABLES = ["summary", "prepost", "roc", "delong", "predictions", "lead_time", "quality"]
 
 
@@ -73,9 +82,31 @@ def all_tic_tables(wildcards):
     return [ses("tic", "tsv").format(subject=s, session=t) for s, t in all_session_keys()]
 
 
+def cohort_exclusions(wildcards):
+    """Param function: the rows of the exclusions table (session_selection)."""
+    return session_selection()[1].to_dict("records")
+
+
+def cohort_sessions(wildcards):
+    """Param function: {"analysed": n, "total": n, "note": sentence or ""}."""
+    sessions, _ = sheets()
+    analysed, table = session_selection()
+    return {
+        "analysed": len(analysed),
+        "total": len(sessions),
+        "note": analysed_note(len(analysed), len(sessions), table),
+    }
+
+
 def _subject_sessions(subject):
     sessions, _ = sheets()
-    rows = sessions[sessions["subject"] == subject].sort_values("days_from_rt")
+    covered = set(all_session_keys())
+    rows = sessions[
+        [
+            s == subject and (s, t) in covered
+            for s, t in zip(sessions["subject"], sessions["session"])
+        ]
+    ].sort_values("days_from_rt")
     return list(rows["session"]), [float(d) for d in rows["days_from_rt"]]
 
 
@@ -121,6 +152,8 @@ def _lesion_outcome(wildcards):
 
 def lesion_map_figures():
     _, lesions = sheets()
+    if COMPLETED_ONLY:  # lesions of the subjects analysed
+        lesions = lesions[lesions["subject"].isin({s for s, _ in all_session_keys()})]
     return [
         f"{COHORT}/maps/sub-{s}_lesion-{int(l)}_maps.{ext}"
         for s, l in zip(lesions["subject"], lesions["lesion"])
@@ -133,7 +166,7 @@ def cohort_outputs(wildcards):
     if not COHORT_CFG["enabled"]:
         return []
     results = (COHORT_FRAMES, PREDICTION_RESULTS, ROC_RESULTS, PREPOST_RESULTS)
-    out = list(cohort_inputs_of(*results).values())
+    out = list(cohort_inputs_of(*results).values()) + [EXCLUSIONS]
     out += [f"{COHORT}/tables/summary.tsv", f"{COHORT}/figures/tic_types.png"]
     for name in COHORT_TABLES:
         out += [f"{COHORT}/tables/{name}.{ext}" for ext in ("md", "tex", "html")]
@@ -178,3 +211,76 @@ def _figure_outputs():
     )
     out["tic_pdf"] = f"{COHORT}/figures/tic_types.pdf"
     return out
+
+
+# ------------------------------------------------------------------- after failed jobs
+
+
+def _plain(value):
+    """Configuration overrides as plain dicts and lists (YAML-serialisable)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def analyse_completed_sessions():
+    """The onerror handler (Snakefile): after a --keep-going run of the whole workflow
+    in which jobs failed, run the workflow again, without lock, restricted to the
+    sessions that completed without error (COMPLETED_ONLY_ENV, session_selection): only
+    the cohort analysis, the run provenance and the benchmark summary are left to do.
+    The cohort tables then cover those sessions, and cohort/exclusions.tsv lists the
+    others with the error of each. Snakemake still exits non-zero afterwards."""
+    import subprocess
+    import sys
+    import tempfile
+
+    if COMPLETED_ONLY or not COHORT_CFG["enabled"]:
+        return
+    targets = set(workflow.dag_settings.targets or ())
+    if targets - {"all"}:
+        return  # explicit targets: the cohort was not asked for
+    if not workflow.execution_settings.keep_going:
+        logger.warning(
+            "cohort analysis of the completed sessions skipped: run with --keep-going "
+            "(as the workflow profile does) to analyse them and list the failed sessions "
+            f"in {EXCLUSIONS}"
+        )
+        return
+    try:  # e.g. the demo cohort failed: no sheets
+        sessions, _ = sheets()
+        keys = tuple(zip(sessions["subject"], sessions["session"]))
+        analysed = _completed_selection(keys)[0]
+    except Exception as exc:
+        logger.error(f"no cohort analysis of the completed sessions: {exc}")
+        return
+    if not analysed:
+        logger.error("jobs failed and no session completed: no cohort analysis")
+        return
+    logger.warning(
+        f"jobs failed: running the cohort analysis on the {len(analysed)} of {len(keys)} "
+        "sessions that completed; the others are listed with their errors in "
+        f"{EXCLUSIONS}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        overrides = os.path.join(tmp, "config.yaml")
+        with open(overrides, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(_plain(workflow.config_settings.overwrite_config), fh)
+        cmd = [sys.executable, "-m", "snakemake", "-s", workflow.main_snakefile]
+        cmd += ["-d", os.getcwd(), "--configfile", overrides, "--nolock", "--keep-going"]
+        cmd += ["--cores", str(workflow.resource_settings.cores or 1)]
+        cmd += ["--workflow-profile", "none"]
+        env = {**os.environ, COMPLETED_ONLY_ENV: "1"}
+        try:
+            done = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, check=False)
+            status = done.returncode
+        except OSError as exc:
+            status = str(exc)
+    if status != 0:
+        logger.error(f"the cohort analysis of the completed sessions failed too ({status})")
+    else:
+        logger.warning(
+            f"sessions left out of the cohort analysis: see {EXCLUSIONS}; the report of "
+            f"the analysed sessions: {COMPLETED_ONLY_ENV}=1 snakemake --report report.html"
+        )

@@ -4,6 +4,7 @@
 # import-light public API (sheet reader, output registry) is used at parse time.
 
 import functools
+import glob
 import os
 
 import pandas as pd
@@ -11,6 +12,9 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from dce._checks import check_config_units
+from dce.cohort.config import parse_config
+from dce.cohort.sessions import check_sheets, session_exclusions
+from dce.io.jobs import ERROR_RECORD_SUFFIX, read_error_records
 from dce.io.tables import SheetError, read_sheets
 from dce.registry import FIT_STATUS_MAP, fit_map_names, roi_map_names, semiquant_map_names
 
@@ -29,6 +33,11 @@ SES = f"{RESULTS}/sub-{{subject}}/ses-{{session}}/sub-{{subject}}_ses-{{session}
 LOG = f"{RESULTS}/logs/sub-{{subject}}/ses-{{session}}/{{rule}}.log"
 BENCH = f"{RESULTS}/benchmarks/sub-{{subject}}/ses-{{session}}/{{rule}}.tsv"
 WARMUP = f"{RESULTS}/benchmarks/numba_warmup.json"
+# Set (to 1) in the environment of the run that the onerror handler (Snakefile) starts
+# after failed jobs: the workflow then covers only the sessions that completed without
+# error (session_selection), so the cohort analysis runs on them.
+COMPLETED_ONLY_ENV = "DCE_COHORT_COMPLETED_ONLY"
+COMPLETED_ONLY = os.environ.get(COMPLETED_ONLY_ENV) == "1"
 
 # parameter maps written by the rules fit and semiquant ("what" in the file names), from
 # the package's registry of outputs
@@ -82,7 +91,7 @@ def _load_sheets(sessions_path, lesions_path, _mtimes):
         "b1_map",
     )
     try:
-        return read_sheets(
+        sessions, lesions = read_sheets(
             sessions_path,
             lesions_path,
             path_columns=path_columns,
@@ -90,6 +99,45 @@ def _load_sheets(sessions_path, lesions_path, _mtimes):
         )
     except SheetError as exc:
         raise WorkflowError(str(exc)) from None
+    check_sheet_paths(sessions, path_columns)
+    check_sheets_against_config(sessions, lesions)
+    return sessions, lesions
+
+
+def check_sheet_paths(sessions, columns):
+    """Every file or folder the session sheet names exists (all missing ones in one
+    message, before any job; Snakemake itself would name only the first)."""
+    missing = [
+        f"{s}/{t} {col} {path}"
+        for col in columns
+        if col in sessions.columns
+        for s, t, path in zip(sessions["subject"], sessions["session"], sessions[col])
+        if path and not os.path.exists(path)
+    ]
+    if missing:
+        raise WorkflowError(
+            f"{config['sessions']}: {len(missing)} path(s) do not exist (subject/session "
+            f"column path): {'; '.join(missing)}. Fix the paths (relative to the sheet's "
+            "folder) or remove the sessions' rows (checked before any job: nothing was run)"
+        )
+
+
+def check_sheets_against_config(sessions, lesions):
+    """The sheets against the cohort configuration, before any per-session job
+    (dce.cohort.sessions.check_sheets: baseline session, endpoint and event-day
+    columns, predictor sessions; dce.cohort.config.parse_config: cross-references)."""
+    if not config["cohort"]["enabled"]:
+        return
+    try:
+        check_sheets(
+            parse_config(config["cohort"]),
+            sessions,
+            lesions,
+            sessions_path=config["sessions"],
+            lesions_path=config["lesions"],
+        )
+    except ValueError as exc:
+        raise WorkflowError(f"{exc} (checked before any job: nothing was run)") from None
 
 
 def sheets():
@@ -182,9 +230,40 @@ def session_outputs(subject, session):
     return [p.format(**wc) for p in paths]
 
 
-def all_session_keys():
+def completed_session(subject, session):
+    """Whether every per-session output of the session exists."""
+    return all(os.path.exists(p) for p in session_outputs(subject, session))
+
+
+def error_records():
+    """The error records of failed per-session jobs (dce.io.jobs), in the logs."""
+    pattern = f"{RESULTS}/logs/sub-*/ses-*/*{ERROR_RECORD_SUFFIX}"
+    return read_error_records(sorted(glob.glob(pattern)))
+
+
+def session_selection():
+    """(sessions the run covers, exclusions table): every session of the sheet and an
+    empty table; with COMPLETED_ONLY_ENV set, the sessions that completed without error
+    (and whose baseline did) and the table of the others with their reasons
+    (dce.cohort.sessions.session_exclusions)."""
     sessions, _ = sheets()
-    return list(zip(sessions["subject"], sessions["session"]))
+    keys = list(zip(sessions["subject"], sessions["session"]))
+    if not COMPLETED_ONLY:
+        return keys, session_exclusions(sessions, keys, [], None)[1]
+    return _completed_selection(tuple(keys))
+
+
+@functools.lru_cache(maxsize=2)
+def _completed_selection(keys):
+    sessions, _ = sheets()
+    completed = [k for k in keys if completed_session(*k)]
+    return session_exclusions(
+        sessions, completed, error_records(), config["cohort"]["baseline_session"]
+    )
+
+
+def all_session_keys():
+    return session_selection()[0]
 
 
 def all_outputs(wildcards):
@@ -201,3 +280,7 @@ def all_benchmarks(wildcards):
     return [
         ses_bench(r).format(subject=s, session=t) for s, t in all_session_keys() for r in rules_
     ]
+
+
+if not DEMO:  # the sheets exist already: check them now, before the DAG is built
+    sheets()

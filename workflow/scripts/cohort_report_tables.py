@@ -21,6 +21,7 @@ with job(sm) as log:
                           read_results(RocResults, sm.input),
                           read_results(PredictionResults, sm.input), cfg)
     write_tsv(shown["summary"][0], sm.output.summary_tsv)
-    for name, text in render_report_tables(shown, frames, cfg).items():
+    note = sm.params.sessions["note"]    # sessions excluded after errors (or "")
+    for name, text in render_report_tables(shown, frames, cfg, sessions_note=note).items():
         write_text(text, sm.output[name])
     log.info("tables: %s", ", ".join(shown))
