@@ -23,6 +23,8 @@ import pandas as pd
 import pytest
 from wfutil import DEMO, RESULTS, sessions_sheet, snakemake, text_blobs
 
+from dce.io.provenance import file_sha256
+
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # PuLP via snakemake
 
 #: identifiers a dcm2niix sidecar may hold; none may reach an output
@@ -132,6 +134,13 @@ def test_nifti_bids_input_gives_the_dicom_lesion_tables(run: Path, tmp_path: Pat
             for key in ("AcquisitionTimes_s", "FlipAngle_deg", "FlipAngles_deg",
                         "RepetitionTime_s", "EchoTime_s", "MagneticFieldStrength_T"):
                 assert sa.get(key) == sb.get(key), (rel, what, key)
+        prov = json.loads(Path(f"{b}_provenance.json").read_text())["inputs"]
+        assert "dicom" not in prov
+        for role in ("dce_nifti", "dce_json"):     # input hashes of the NIfTI files
+            path = work / "bids" / r.dce_nifti
+            path = path if role == "dce_nifti" else path.with_name(
+                path.name.replace(".nii.gz", ".json"))
+            assert prov[role]["sha256"] == file_sha256(path), (rel, role)
         rec = json.loads(Path(f"{b}_convert.json").read_text())
         assert rec["source"] == "nifti" and rec["vfa"] is not None
         assert any("NIfTI" in line for line in rec["summary"])
