@@ -137,7 +137,7 @@ def test_nifti_bids_input_gives_the_dicom_lesion_tables(run: Path, tmp_path: Pat
         prov = json.loads(Path(f"{b}_provenance.json").read_text())["inputs"]
         assert "dicom" not in prov
         for role in ("dce_nifti", "dce_json"):     # input hashes of the NIfTI files
-            path = work / "bids" / r.dce_nifti
+            path = work / "bids" / str(r.dce_nifti)
             path = path if role == "dce_nifti" else path.with_name(
                 path.name.replace(".nii.gz", ".json"))
             assert prov[role]["sha256"] == file_sha256(path), (rel, role)

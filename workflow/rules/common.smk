@@ -138,7 +138,7 @@ def _image_source(wildcards):
 
 
 def session_images(wildcards):
-    """Input function (unpack) of the rules convert and provenance: the session's image
+    """Input function (unpack) of the convert and provenance rules; the session's image
     files by role, ``dicom`` (a folder) or ``dce_nifti``, ``dce_json``, ``vfa_nifti_<n>``,
     ``vfa_json_<n>``, ``dce_times_s`` (dce.io.nifti_input.ImageSource.inputs); exactly one
     of the columns dicom_dir and dce_nifti must be given."""
@@ -146,7 +146,7 @@ def session_images(wildcards):
 
 
 def session_image_source(wildcards):
-    """Param function of the rule convert: the session's image source as a dict."""
+    """Param function of the convert rule; the session's image source as a dict."""
     return _image_source(wildcards).as_dict()
 
 
