@@ -3,7 +3,8 @@ sheets, tables, figures and the workflow's job plumbing.
 
 The only place in :mod:`dce` that touches files.  See :mod:`dce.io.dicom` for the axis and
 timing conventions, :mod:`dce.io.nifti` for the atomic writer, :mod:`dce.io.convert` for
-one visit -> NIfTI, :mod:`dce.io.dicom_write` for the synthetic DICOM writer,
+one visit -> NIfTI, :mod:`dce.io.nifti_input` for a NIfTI + JSON (dcm2niix/BIDS) session ->
+the same files, :mod:`dce.io.dicom_write` for the synthetic DICOM writer,
 :mod:`dce.io.maps` for the registry-labelled output maps and a session's ROIs,
 :mod:`dce.io.rois` for ROI files (NIfTI, DICOM RTSTRUCT and SEG, NRRD) on the DCE grid,
 :mod:`dce.io.tables` for the session/lesion sheets, text tables and figure files,

@@ -15,6 +15,7 @@ from dce._checks import check_config_units
 from dce.cohort.config import parse_config
 from dce.cohort.sessions import check_sheets, session_exclusions
 from dce.io.jobs import ERROR_RECORD_SUFFIX, read_error_records
+from dce.io.nifti_input import NiftiInputError, image_source
 from dce.io.tables import SheetError, read_sheets
 from dce.registry import FIT_STATUS_MAP, fit_map_names, roi_map_names, semiquant_map_names
 
@@ -181,6 +182,31 @@ def session_path(column):
         return session_row(wildcards)[column]
 
     return _get
+
+
+def _image_source(wildcards):
+    row = session_row(wildcards)
+    try:
+        return image_source(
+            row.to_dict(),
+            base_dir=os.path.dirname(config["sessions"]) or ".",
+            sheet=config["sessions"],
+        )
+    except NiftiInputError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+def session_images(wildcards):
+    """Input function (unpack) of the convert and provenance rules; the session's image
+    files by role, ``dicom`` (a folder) or ``dce_nifti``, ``dce_json``, ``vfa_nifti_<n>``,
+    ``vfa_json_<n>``, ``dce_times_s`` (dce.io.nifti_input.ImageSource.inputs); exactly one
+    of the columns dicom_dir and dce_nifti must be given."""
+    return _image_source(wildcards).inputs()
+
+
+def session_image_source(wildcards):
+    """Param function of the convert rule; the session's image source as a dict."""
+    return _image_source(wildcards).as_dict()
 
 
 def optional_session_path(column):

@@ -1,9 +1,10 @@
-# DICOM -> NIfTI: the DCE series and, when the session has it, the VFA series.
+# Image input of a session -> DCE (and VFA) NIfTI + JSON sidecars: a DICOM folder
+# (dicom_dir) or NIfTI + JSON sidecars (dce_nifti, vfa_nifti, dce_times_s; dcm2niix/BIDS).
 
 
 rule convert:
     input:
-        dicom=session_path("dicom_dir"),
+        unpack(session_images),
     output:
         dce=ses("dce", "nii.gz"),
         dce_json=ses("dce", "json"),
@@ -18,6 +19,7 @@ rule convert:
         mem_mb=1500,
         runtime=15,
     params:
+        source=session_image_source,
         dce_pattern=config["convert"]["dce_pattern"],
         vfa_pattern=config["convert"]["vfa_pattern"],
     script:

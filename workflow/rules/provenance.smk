@@ -6,8 +6,8 @@
 
 rule provenance:
     input:
+        unpack(session_images),
         roi=ses("roi", "tsv"),
-        dicom=session_path("dicom_dir"),
         lesion_roi=session_path("lesion_roi"),
         marrow_roi=optional_session_path("marrow_roi"),
         aorta_roi=optional_session_path(config["aif"]["mask_column"]),

@@ -1,19 +1,23 @@
-"""Rule convert: DICOM folder of one session -> DCE (and VFA) NIfTI + JSON sidecars.
+"""Rule convert: the images of one session -> DCE (and VFA) NIfTI + JSON sidecars.
 
-Besides the declared outputs, a VFA image ``sub-<s>_ses-<t>_vfa.nii.gz`` (+ .json) is
-written when the session has VFA series; the conversion record ``..._convert.json``
-says whether it was, and the rule t1map reads it from there.
+The source is a DICOM folder (dce.io.convert) or NIfTI + JSON sidecars (dcm2niix/BIDS,
+dce.io.nifti_input); the outputs are the same either way. Besides the declared outputs,
+a VFA image ``sub-<s>_ses-<t>_vfa.nii.gz`` (+ .json) is written when the session has VFA
+data; the conversion record ``..._convert.json`` says whether it was (and the source),
+and the rule t1map reads it from there.
 """
 
 from pathlib import Path
 
 from dce.io.convert import convert_visit, output_paths
 from dce.io.jobs import job, write_json
+from dce.io.nifti_input import convert_nifti_session
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 
 with job(sm) as log:
     subject, session = sm.wildcards.subject, sm.wildcards.session
+    src = sm.params.source
     out_dir = Path(sm.output.dce).parent
     stale = output_paths(out_dir, subject, session)
     for key in ("vfa", "vfa_json"):          # a previous run's VFA must not survive
@@ -25,13 +29,19 @@ with job(sm) as log:
         warn = line.lstrip().startswith("note:") and ("gap" in line or "disagree" in line)
         (log.warning if warn else log.info)("%s", line)
 
-    written = convert_visit(sm.input.dicom, out_dir, subject=subject, session=session,
-                            dce_pattern=sm.params.dce_pattern,
-                            vfa_pattern=sm.params.vfa_pattern, require_vfa=False,
-                            report=report)
+    if src["kind"] == "dicom":
+        written = convert_visit(src["dicom_dir"], out_dir, subject=subject, session=session,
+                                dce_pattern=sm.params.dce_pattern,
+                                vfa_pattern=sm.params.vfa_pattern, require_vfa=False,
+                                report=report)
+    else:
+        written = convert_nifti_session(src["dce_nifti"], out_dir, subject=subject,
+                                        session=session, vfa_nifti=src["vfa_nifti"],
+                                        times=src["dce_times_s"], report=report)
     # the summary holds series descriptions, sizes and relative times only (no identifiers);
     # output paths are stored relative to the record
     record = {
+        "source": src["kind"],
         "dce": written["dce"].name,
         "vfa": written["vfa"].name if "vfa" in written else None,
         "summary": [ln for ln in lines if not ln.startswith("wrote ")],
