@@ -42,7 +42,7 @@ with job(sm) as log:
             img.data, img.t_s, tr_s=img.tr_s, flip_angle_deg=img.flip_angle_deg,
             r1_per_mM_per_s=float(sm.params.r1), n_baseline=int(sm.params.n_baseline),
             hematocrit=float(sm.params.hematocrit),
-            field_strength_t=img.sidecar.get("MagneticFieldStrength_T"),
+            field_strength_t=img.sidecar.get("MagneticFieldStrength"),
             vfa_t10_s=t1.data if t1 is not None and t1.sidecar.get("Source") == "VFA" else None,
             mask=mask, spine_mask=spine, affine=img.affine)
     except ValueError as exc:                  # name the image the policy was applied to

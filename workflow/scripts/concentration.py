@@ -49,8 +49,8 @@ with job(sm) as log:
     conc = np.where(ok[..., None], res.conc_mM, np.nan).astype(np.float32)
     write_nifti(sm.output.conc, conc, dce.affine, {
         "Units": "mM", "Quantity": "contrast agent concentration (OSIPI: C)",
-        "AcquisitionTimes_s": dce.t_s.tolist(), "FlipAngle_deg": dce.flip_angle_deg,
-        "RepetitionTime_s": dce.tr_s, "Relaxivity_per_mM_per_s": float(p.r1),
+        "VolumeTiming": dce.t_s.tolist(), "FlipAngle": dce.flip_angle_deg,
+        "RepetitionTime": dce.tr_s, "Relaxivity_per_mM_per_s": float(p.r1),
         "M0Source": m0_source, "BaselinePhases": nb, "T10Source": t1.sidecar.get("Source"),
         "VoxelStatusCounts": counts,
         "Description": "NaN in voxels whose conversion failed (see the _concstatus map)"})

@@ -26,7 +26,7 @@ with job(sm) as log:
     p, m = sm.params, sm.params.model
     conc_img = read_nifti(sm.input.conc, require_sidecar=True)
     conc, affine = conc_img.data, conc_img.affine
-    t = np.asarray(conc_img.sidecar["AcquisitionTimes_s"], dtype=float)
+    t = np.asarray(conc_img.sidecar["VolumeTiming"], dtype=float)
     aif = pd.read_csv(sm.input.aif, sep="\t")
     if not np.allclose(aif["t_s"].to_numpy(), t, atol=1e-3):
         raise ValueError(f"{sm.input.aif}: AIF times differ from the phase times of "

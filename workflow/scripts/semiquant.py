@@ -18,7 +18,7 @@ sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 with job(sm) as log:
     p = sm.params
     dce = read_nifti(sm.input.dce, require_sidecar=True)
-    t = np.asarray(dce.sidecar["AcquisitionTimes_s"], dtype=float)
+    t = np.asarray(dce.sidecar["VolumeTiming"], dtype=float)
     rule, nb = TICRule(**p.tic), int(p.n_baseline)
     met = semiquant_maps(dce.data, t, n_baseline=nb, iauc_windows_s=[float(w) for w in p.iauc],
                          rule=rule)

@@ -28,7 +28,7 @@ with job(sm) as log:
             raise ValueError(f"{vfa_path}: the VFA grid {vfa.data.shape[:3]} differs from the "
                              f"DCE grid {shape} (affines differ); resampling is not supported")
         fas = np.asarray(vfa.sidecar["FlipAngles_deg"], dtype=float)
-        tr = float(vfa.sidecar["RepetitionTime_s"])
+        tr = float(vfa.sidecar["RepetitionTime"])
         model = VFAModel(fas, tr, method=cfg["method"], t1_range_s=tuple(cfg["t1_range_s"]))
         fit = model.fit(vfa.data)
         counts = {STATUS_MEANINGS[int(k)]: int(n)
@@ -38,7 +38,7 @@ with job(sm) as log:
         t1 = fit.t1_s.astype(np.float32)
         m0 = fit.m0.astype(np.float32)
         side = {"Source": "VFA", "Method": cfg["method"], "FlipAngles_deg": fas.tolist(),
-                "RepetitionTime_s": tr, "T1Range_s": list(cfg["t1_range_s"]),
+                "RepetitionTime": tr, "T1Range_s": list(cfg["t1_range_s"]),
                 "VoxelStatusCounts": counts, "Units": "s",
                 "Description": "pre-contrast T1 (T10); NaN where the VFA fit failed"}
     else:
