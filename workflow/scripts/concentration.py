@@ -8,6 +8,7 @@ the counts.
 
 import numpy as np
 
+from dce.io import derived_sources
 from dce.io.jobs import job
 from dce.io.nifti import read_dynamic, read_nifti, write_nifti
 from dce.signal import MIN_CONVERTED_FRACTION, STATUS_CONC, signal_to_concentration
@@ -27,6 +28,8 @@ with job(sm) as log:
         m0_source = "baseline"
     elif m0_source == "vfa":
         m0 = read_nifti(sm.input.m0).data
+    src = derived_sources([sm.input.dce, sm.input.t1] + ([sm.input.m0] if m0 is not None else []),
+                          sm.config["results"])
     res = signal_to_concentration(dce.data, t10_s=t1.data, tr_s=dce.tr_s,
                                   flip_angle_deg=dce.flip_angle_deg, r1_per_mM_per_s=p.r1,
                                   m0=m0, baseline=nb if m0 is None else None)
@@ -45,12 +48,12 @@ with job(sm) as log:
                     "concentration there)", no_base, ok.size)
     write_nifti(sm.output.status, res.status.astype(np.int8), dce.affine,
                 {"Description": "voxel status of the signal-to-concentration conversion",
-                 "Codes": {str(k): v for k, v in STATUS_CONC.items()}})
+                 "Codes": {str(k): v for k, v in STATUS_CONC.items()}, "Sources": src})
     conc = np.where(ok[..., None], res.conc_mM, np.nan).astype(np.float32)
     write_nifti(sm.output.conc, conc, dce.affine, {
         "Units": "mM", "Quantity": "contrast agent concentration (OSIPI: C)",
         "VolumeTiming": dce.t_s.tolist(), "FlipAngle": dce.flip_angle_deg,
         "RepetitionTime": dce.tr_s, "Relaxivity_per_mM_per_s": float(p.r1),
         "M0Source": m0_source, "BaselinePhases": nb, "T10Source": t1.sidecar.get("Source"),
-        "VoxelStatusCounts": counts,
+        "VoxelStatusCounts": counts, "Sources": src,
         "Description": "NaN in voxels whose conversion failed (see the _concstatus map)"})

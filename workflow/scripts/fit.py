@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dce.fit import fitter_from_config, status_codes, status_counts
-from dce.io import read_nifti
+from dce.io import derived_sources, read_nifti
 from dce.io.jobs import job
 from dce.io.maps import write_map
 from dce.registry import FIT_STATUS_MAP, output_map
@@ -40,7 +40,8 @@ with job(sm) as log:
              int(mask.sum()), counts)
     side = {"Model": m["name"], "Method": m["method"], "FitDelay": bool(p.fit_delay),
             "AIF": "sub-..._aif.tsv (cp_mM)", "VoxelStatusCounts": counts,
-            "FitPolicy": model.policy()}
+            "FitPolicy": model.policy(),
+            "Sources": derived_sources([sm.input.conc, sm.input.aif], sm.config["results"])}
     for name, path in sm.output.items():
         extra = {"Codes": status_codes()} if name == FIT_STATUS_MAP else {}
         write_map(path, name, maps[output_map(name).column], affine, {**side, **extra})

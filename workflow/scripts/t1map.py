@@ -1,15 +1,14 @@
 """Rule t1map: pre-contrast T1 (T10) and M0 maps from the VFA series, or a fixed T10.
 
 Without VFA data the T10 map is ``t1.fallback_t10_s`` everywhere (``t1.missing_vfa:
-fixed``) or the job fails (``error``); the sidecar records the source either way.
-"""
+fixed``) or the job fails (``error``); the sidecar records the source either way."""
 
 import json
 from pathlib import Path
 
 import numpy as np
 
-from dce.io import read_nifti, write_nifti
+from dce.io import derived_sources, read_nifti, write_nifti
 from dce.io.jobs import job
 from dce.t1 import STATUS_MEANINGS, VFAModel
 
@@ -53,7 +52,9 @@ with job(sm) as log:
         side = {"Source": "fixed", "FixedT10_s": t10, "Units": "s",
                 "Reason": "no VFA series in the session (t1.missing_vfa: fixed)",
                 "Description": "pre-contrast T1 (T10), a configured constant"}
+    side["Sources"] = derived_sources([vfa_path if record.get("vfa") else sm.input.dce],
+                                      sm.config["results"])
     write_nifti(sm.output.m0, m0, affine,
-                {"Source": side["Source"], "Units": "signal units",
+                {"Source": side["Source"], "Units": "signal units", "Sources": side["Sources"],
                  "Description": "equilibrium magnetisation from the VFA fit (NaN: none)"})
     write_nifti(sm.output.t1, t1, affine, side)
