@@ -151,7 +151,7 @@ def _rename(src: str, dst: str) -> Callable[[Path], None]:
     return f
 
 
-BAD: dict[str, tuple[Callable[[Path], None], str]] = {
+BAD: dict[str, tuple[Callable[[Path], object], str]] = {
     "no description": (lambda r: (r / "dataset_description.json").unlink(),
                        "dataset_description.json: missing"),
     "raw dataset type": (lambda r: _edit_json(r / "dataset_description.json",
