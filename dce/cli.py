@@ -43,7 +43,7 @@ __all__ = ["main"]
 _EPILOG_CONVERT = """\
 Output files (in OUT_DIR):
   sub-<S>_ses-<T>_dce.nii.gz + .json   4-D DCE signal; sidecar with phase times
-                                       (AcquisitionTimes_s), FA, TR, TE, field strength
+                                       (VolumeTiming), FA, TR, TE, field strength
   sub-<S>_ses-<T>_vfa.nii.gz + .json   variable-flip-angle volumes; FlipAngles_deg
 
 Without --subject/--session the IDs are taken from OUT_DIR when it ends in

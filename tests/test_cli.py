@@ -114,7 +114,7 @@ def test_subcommand_help_and_usage_errors(capsys: pytest.CaptureFixture[str]) ->
     assert exc.value.code == 0
     text = capsys.readouterr().out
     for word in ("--subject", "--session", "--dce-pattern", "--vfa-pattern", "--no-vfa-ok",
-                 "sub-<S>_ses-<T>_dce.nii.gz", "AcquisitionTimes_s", "FlipAngles_deg"):
+                 "sub-<S>_ses-<T>_dce.nii.gz", "VolumeTiming", "FlipAngles_deg"):
         assert word in text
     with pytest.raises(SystemExit) as exc:
         main(["demo", "--help"])
@@ -151,9 +151,9 @@ def test_convert_vendor_styles_back_to_truth(tmp_path: Path, capsys: pytest.Capt
     assert data.shape == s.signal.shape == (24, 24, 4, 12) and data.dtype == np.float32
     np.testing.assert_allclose(data, s.signal, atol=quant_tol(s.signal))
     np.testing.assert_allclose(affine, s.affine, atol=1e-4)
-    np.testing.assert_allclose(meta["AcquisitionTimes_s"], s.t_s, atol=1e-5)
-    assert meta["FlipAngle_deg"] == 20.0 and meta["RepetitionTime_s"] == 0.0045
-    assert meta["MagneticFieldStrength_T"] == 3.0
+    np.testing.assert_allclose(meta["VolumeTiming"], s.t_s, atol=1e-5)
+    assert meta["FlipAngle"] == 20.0 and meta["RepetitionTime"] == 0.0045
+    assert meta["MagneticFieldStrength"] == 3.0
     assert meta["PhaseSpacing_s"] == 5.0 and meta["PhaseSpacingUneven"] is False
     img = nib.load(out_dir / "sub-P01_ses-pre_dce.nii.gz")
     assert isinstance(img, nib.Nifti1Image)
@@ -165,7 +165,7 @@ def test_convert_vendor_styles_back_to_truth(tmp_path: Path, capsys: pytest.Capt
     np.testing.assert_allclose(vdata, s.vfa_signal, atol=quant_tol(s.vfa_signal))
     np.testing.assert_allclose(vaff, s.affine, atol=1e-4)
     assert vmeta["FlipAngles_deg"] == list(s.vfa_flip_angles_deg)
-    assert vmeta["RepetitionTime_s"] == 0.0045
+    assert vmeta["RepetitionTime"] == 0.0045
 
     # the printed summary
     assert f"DCE: '{DCE_DESC[vendor]}' (series 20" in out
@@ -208,7 +208,7 @@ def test_instance_numbers_not_in_time_order(tmp_path: Path, capsys: pytest.Captu
         assert code == 0, err
         data, _, meta = read_nifti(out_dir / f"sub-X_ses-{name}_dce.nii.gz")
         np.testing.assert_allclose(data, s.signal, atol=quant_tol(s.signal))
-        np.testing.assert_allclose(meta["AcquisitionTimes_s"], s.t_s, atol=1e-5)
+        np.testing.assert_allclose(meta["VolumeTiming"], s.t_s, atol=1e-5)
         assert not (out_dir / f"sub-X_ses-{name}_vfa.nii.gz").exists()
 
 
@@ -224,7 +224,7 @@ def test_uneven_phase_spacing_allowed_and_recorded(tmp_path: Path,
                          "--session", "fu1", "--no-vfa-ok")
     assert code == 0, err
     data, _, meta = read_nifti(out_dir / "sub-P1_ses-fu1_dce.nii.gz")
-    np.testing.assert_allclose(meta["AcquisitionTimes_s"], UNEVEN_T, atol=1e-5)
+    np.testing.assert_allclose(meta["VolumeTiming"], UNEVEN_T, atol=1e-5)
     assert meta["PhaseSpacingUneven"] is True
     assert meta["PhaseSpacingRange_s"] == [4.0, 30.0]
     np.testing.assert_allclose(data, s.signal, atol=quant_tol(s.signal))
@@ -501,7 +501,7 @@ def test_demo_then_convert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     truth = cohort.session(row["subject"], row["session"])
     np.testing.assert_allclose(data, truth.signal, atol=quant_tol(truth.signal))
     np.testing.assert_allclose(affine, truth.affine, atol=1e-4)
-    np.testing.assert_allclose(meta["AcquisitionTimes_s"], np.arange(10) * 5.0, atol=1e-5)
+    np.testing.assert_allclose(meta["VolumeTiming"], np.arange(10) * 5.0, atol=1e-5)
     sidecar = json.loads((out_dir / f"sub-{row['subject']}_ses-{row['session']}_vfa.json")
                          .read_text())
     assert sidecar["FlipAngles_deg"] == [2.0, 5.0, 10.0, 15.0, 20.0]

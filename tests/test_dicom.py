@@ -247,11 +247,11 @@ def test_qiba_shape_times_and_orientation(qiba: dict[str, Any]) -> None:
         assert d.data.shape == (50, 80, 1, 61)
         assert d.data.dtype == np.float32
         np.testing.assert_allclose(d.t_s, np.arange(0, 361, 6.0))
-        assert d.meta["AcquisitionTimes_s"] == [6.0 * i for i in range(61)]
+        assert d.meta["VolumeTiming"] == [6.0 * i for i in range(61)]
         assert d.meta["PhaseSpacingUneven"] is False
-        assert d.meta["FlipAngle_deg"] == 30.0
-        assert d.meta["RepetitionTime_s"] == pytest.approx(0.005)
-        assert d.meta["MagneticFieldStrength_T"] == 1.5
+        assert d.meta["FlipAngle"] == 30.0
+        assert d.meta["RepetitionTime"] == pytest.approx(0.005)
+        assert d.meta["MagneticFieldStrength"] == 1.5
     assert ge.meta["TimingSource"].startswith("TriggerTime")
     assert si.meta["TimingSource"].startswith("AcquisitionTime")
     assert "TriggerTime (0018,1060) absent in 1 frame(s)" in ge.meta["Notes"][0]
@@ -369,9 +369,9 @@ def test_enhanced_multiframe(tmp_path: Path) -> None:
     np.testing.assert_allclose(d.t_s, times)
     assert d.meta["TimingSource"] == "FrameAcquisitionDateTime (0018,9074)"
     assert d.meta["PhaseOrderSource"] == "TemporalPositionIndex (0020,9128)"
-    assert d.meta["FlipAngle_deg"] == 10.0
-    assert d.meta["RepetitionTime_s"] == pytest.approx(0.0035)
-    assert d.meta["EchoTime_s"] == pytest.approx(0.0012)
+    assert d.meta["FlipAngle"] == 10.0
+    assert d.meta["RepetitionTime"] == pytest.approx(0.0035)
+    assert d.meta["EchoTime"] == pytest.approx(0.0012)
     assert d.meta["VoxelSize_mm"] == [0.9, 0.8, 4.0]
     # coronal: i -> +x (LPS) = -x (RAS); j -> -z; k -> normal = row x col = (0, 1, 0) LPS
     np.testing.assert_allclose(d.affine[:3, :3], [[-0.9, 0, 0], [0, 0, -4.0], [0, -0.8, 0]],

@@ -93,10 +93,10 @@ def test_job_error_removes_partial_outputs_and_names_the_job(tmp_path: Path) -> 
         for name in ("x_dce.nii.gz", "x_aif.tsv"):
             (tmp_path / name).write_text("partial")
         sidecar.write_text("{}")
-        raise ValueError("x_dce.nii.gz: sidecar lacks 'FlipAngle_deg'")
+        raise ValueError("x_dce.nii.gz: sidecar lacks 'FlipAngle'")
     msg = str(info.value)
     assert msg == ("sub-07 ses-post rule aif: ValueError: x_dce.nii.gz: sidecar lacks "
-                   "'FlipAngle_deg'")
+                   "'FlipAngle'")
     assert isinstance(info.value.__cause__, ValueError)
     assert not (tmp_path / "x_dce.nii.gz").exists() and not (tmp_path / "x_aif.tsv").exists()
     assert not sidecar.exists()  # the NIfTI output's sidecar goes too

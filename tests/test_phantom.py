@@ -408,7 +408,7 @@ def test_reader_round_trip(tmp_path: Path, short_session: ph.SessionPhantom, ven
     np.testing.assert_allclose(dce.t_s, s.t_s, atol=1e-5)
     np.testing.assert_allclose(dce.affine, s.affine, atol=1e-4)
     np.testing.assert_allclose(dce.data, s.signal, atol=float(s.signal.max()) / 65000 * 0.51)
-    assert dce.meta["FlipAngle_deg"] == 20.0 and dce.meta["RepetitionTime_s"] == 0.0045
+    assert dce.meta["FlipAngle"] == 20.0 and dce.meta["RepetitionTime"] == 0.0045
     vfa = dicom.load_vfa(series)
     np.testing.assert_allclose(vfa.flip_angles_deg, s.vfa_flip_angles_deg)
     np.testing.assert_allclose(vfa.affine, s.affine, atol=1e-4)
@@ -484,8 +484,8 @@ def test_write_cohort(tmp_path: Path) -> None:
         np.testing.assert_allclose(dce.t_s, acq.t_s, atol=1e-5)
         # each session's own protocol is written
         sacq = cohort.specs[(r["subject"], r["session"])].acquisition
-        assert dce.meta["FlipAngle_deg"] == pytest.approx(sacq.flip_angle_deg)
-        assert dce.meta["RepetitionTime_s"] == pytest.approx(sacq.tr_s)
+        assert dce.meta["FlipAngle"] == pytest.approx(sacq.flip_angle_deg)
+        assert dce.meta["RepetitionTime"] == pytest.approx(sacq.tr_s)
         assert dicom.load_vfa(series).data.shape[3] == 5
         names = [p.name for p in (tmp_path / r["dicom_dir"]).iterdir()]
         assert not any(r["subject"] in n for n in names)

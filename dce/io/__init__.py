@@ -10,9 +10,11 @@ the same files, :mod:`dce.io.dicom_write` for the synthetic DICOM writer,
 :mod:`dce.io.tables` for the session/lesion sheets, text tables and figure files,
 :mod:`dce.io.results` for the cohort's result objects (one file per field),
 :mod:`dce.io.jobs` for the rule scripts' logging, cleanup and atomic writers, and
-:mod:`dce.io.provenance` for the provenance records (versions, config and input hashes).
+:mod:`dce.io.provenance` for the provenance records (versions, config and input hashes),
+and :mod:`dce.io.derivatives` for the results as a BIDS derivatives dataset.
 """
 
+from dce.io.derivatives import derived_sources
 from dce.io.dicom import (
     DEFAULT_DCE_PATTERN,
     DEFAULT_EXCLUDE_PATTERN,
@@ -41,6 +43,7 @@ __all__ = [
     "NiftiContents",
     "SeriesInfo",
     "VFASeries",
+    "derived_sources",
     "discover_series",
     "load_dce",
     "load_dce_series",

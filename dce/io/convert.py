@@ -115,7 +115,7 @@ def _dce_lines(info: SeriesInfo, d: DynamicSeries) -> list[str]:
     vox = " x ".join(_fmt_s(v) for v in m["VoxelSize_mm"])
     lines = [f"DCE: {info.label}",
              f"  {nx} x {ny} x {nz} voxels of {vox} mm, {nt} phases; FA "
-             f"{_fmt_s(m['FlipAngle_deg'])} deg, TR {_fmt_s(m['RepetitionTime_s'] * 1000)} ms"]
+             f"{_fmt_s(m['FlipAngle'])} deg, TR {_fmt_s(m['RepetitionTime'] * 1000)} ms"]
     if nt > 1:
         spacing = f"spacing {_fmt_s(m['PhaseSpacing_s'])} s"
         if m["PhaseSpacingUneven"]:

@@ -683,10 +683,11 @@ def load_dce_series(info: SeriesInfo) -> DynamicSeries:
     Returns
     -------
     DynamicSeries
-        ``meta`` holds: Manufacturer, ManufacturerModelName, MagneticFieldStrength_T,
-        SeriesDescription, SeriesNumber, FlipAngle_deg, RepetitionTime_s, EchoTime_s,
-        SliceThickness_mm, VoxelSize_mm, NumberOfPhases, AcquisitionTimes_s (phase start
-        times relative to the first phase), TimingSource, PhaseOrderSource,
+        ``meta`` holds (BIDS keys in BIDS units where BIDS defines one): Manufacturer,
+        ManufacturerModelName, MagneticFieldStrength (T), SeriesDescription, SeriesNumber,
+        FlipAngle (deg), RepetitionTime (s), EchoTime (s), SliceThickness (mm),
+        VoxelSize_mm, NumberOfPhases, VolumeTiming (s; phase start times relative to the
+        first phase), TimingSource, PhaseOrderSource,
         PhaseSpacing_s (median), PhaseSpacingRange_s, PhaseSpacingUneven, Notes, and
         the axis convention and conversion software.
 
@@ -713,11 +714,11 @@ def load_dce_series(info: SeriesInfo) -> DynamicSeries:
     meta.update({
         "SeriesDescription": info.description,
         "SeriesNumber": info.series_number,
-        "FlipAngle_deg": fa,
-        "RepetitionTime_s": _ms_to_s(tr),
-        "EchoTime_s": _ms_to_s(te),
+        "FlipAngle": fa,
+        "RepetitionTime": _ms_to_s(tr),
+        "EchoTime": _ms_to_s(te),
         "NumberOfPhases": len(t_s),
-        "AcquisitionTimes_s": [float(v) for v in t_s],
+        "VolumeTiming": [float(v) for v in t_s],
         "TimingSource": timing,
         "PhaseOrderSource": order,
     })
@@ -739,9 +740,10 @@ def load_vfa_series(infos: Sequence[SeriesInfo]) -> VFASeries:
     Returns
     -------
     VFASeries
-        Volumes ordered by ascending flip angle.  ``meta`` holds FlipAngles_deg,
-        RepetitionTime_s, EchoTime_s, SeriesDescriptions, SeriesNumbers, and the
-        acquisition parameters of :func:`load_dce_series` that apply.
+        Volumes ordered by ascending flip angle.  ``meta`` holds FlipAngles_deg (one per
+        volume; BIDS has no list key), RepetitionTime (s), EchoTime (s),
+        SeriesDescriptions, SeriesNumbers, and the acquisition parameters of
+        :func:`load_dce_series` that apply.
 
     Raises
     ------
@@ -782,8 +784,8 @@ def load_vfa_series(infos: Sequence[SeriesInfo]) -> VFASeries:
         "SeriesDescriptions": [s.description for s in infos],
         "SeriesNumbers": [s.series_number for s in infos],
         "FlipAngles_deg": [float(v) for v in fas],
-        "RepetitionTime_s": _ms_to_s(tr),
-        "EchoTime_s": _ms_to_s(te),
+        "RepetitionTime": _ms_to_s(tr),
+        "EchoTime": _ms_to_s(te),
         "Notes": ["each series rescaled with its own RescaleSlope/Intercept; no "
                   "cross-series gain correction"] if len(infos) > 1 else [],
     })
@@ -1193,9 +1195,9 @@ def _common_meta(first: Dataset, geom: _Geometry) -> dict[str, Any]:
         "Modality": text("Modality"),
         "Manufacturer": text("Manufacturer"),
         "ManufacturerModelName": text("ManufacturerModelName"),
-        "MagneticFieldStrength_T": _field_strength(first),
+        "MagneticFieldStrength": _field_strength(first),
         "MRAcquisitionType": text("MRAcquisitionType"),
-        "SliceThickness_mm": _float(first.get("SliceThickness")),
+        "SliceThickness": _float(first.get("SliceThickness")),
         "VoxelSize_mm": [round(v, 6) for v in geom.voxel_mm],
         "MatrixRowsColumns": [geom.rows, geom.cols],
         "NumberOfSlices": geom.n_slices,

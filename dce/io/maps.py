@@ -3,7 +3,10 @@ RTSTRUCT, DICOM-SEG, NRRD; :mod:`dce.io.rois`) on the image grid, and the qualit
 of a session.
 
 Every map is written with the sidecar fields of its :mod:`dce.registry` entry
-(``Quantity``, ``Column``, ``Units``) and in the entry's data type.
+(``Quantity``, ``Column``, ``Units``) and in the entry's data type; the rule scripts add
+``Sources`` (:func:`dce.io.derivatives.derived_sources`, BIDS URIs of the inputs inside
+the results), a required key of the results' naming rules
+(:func:`dce.io.derivatives.check_derivatives`).
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ def write_map(path: PathLike, name: str, data: ArrayLike, affine: ArrayLike,
     affine : array_like, shape (4, 4)
         Voxel to RAS+ mm.
     sidecar : mapping, optional
-        Further sidecar fields, after ``Quantity``, ``Column`` and ``Units``.
+        Further sidecar fields, after ``Quantity``, ``Column`` and ``Units`` (in the
+        workflow: ``Sources`` and the method's settings).
 
     Returns
     -------

@@ -115,7 +115,7 @@ def write_nifti(path: str | os.PathLike[str], data: ArrayLike, affine: ArrayLike
         Voxel to RAS+ mm; written as both qform and sform (code 1, scanner).
     sidecar : dict, optional
         JSON-serialisable metadata written to :func:`sidecar_path`.  If it holds
-        ``AcquisitionTimes_s`` matching the 4th axis, the median phase spacing is stored
+        ``VolumeTiming`` (s) matching the 4th axis, the median phase spacing is stored
         as the 4th pixdim (seconds); otherwise the 4th axis has no time unit.
 
     Returns
@@ -149,7 +149,7 @@ def write_nifti(path: str | os.PathLike[str], data: ArrayLike, affine: ArrayLike
 
     img = nib.Nifti1Image(arr, aff)
     hdr = img.header
-    times = (sidecar or {}).get("AcquisitionTimes_s")
+    times = (sidecar or {}).get("VolumeTiming")
     if arr.ndim == 4 and isinstance(times, (list, tuple)) and len(times) == arr.shape[3] > 1:
         hdr.set_xyzt_units("mm", "sec")
         zooms = list(hdr.get_zooms())
@@ -227,8 +227,8 @@ def read_dynamic(path: str | os.PathLike[str]) -> DynamicContents:
     Parameters
     ----------
     path : path-like
-        A ``.nii`` or ``.nii.gz`` file whose sidecar holds ``AcquisitionTimes_s`` (s),
-        ``FlipAngle_deg`` (deg) and ``RepetitionTime_s`` (s).
+        A ``.nii`` or ``.nii.gz`` file whose sidecar holds ``VolumeTiming`` (s),
+        ``FlipAngle`` (deg) and ``RepetitionTime`` (s).
 
     Returns
     -------
@@ -245,9 +245,9 @@ def read_dynamic(path: str | os.PathLike[str]) -> DynamicContents:
     img = read_nifti(path, require_sidecar=True)
     meta = img.sidecar
     try:
-        t = np.asarray(meta["AcquisitionTimes_s"], dtype=float)
-        fa, tr = float(meta["FlipAngle_deg"]), float(meta["RepetitionTime_s"])
+        t = np.asarray(meta["VolumeTiming"], dtype=float)
+        fa, tr = float(meta["FlipAngle"]), float(meta["RepetitionTime"])
     except (KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: sidecar lacks {exc} (AcquisitionTimes_s, FlipAngle_deg, "
-                         "RepetitionTime_s)") from None
+        raise ValueError(f"{path}: sidecar lacks {exc} (VolumeTiming, FlipAngle, "
+                         "RepetitionTime)") from None
     return DynamicContents(img.data, img.affine, meta, t, fa, tr)

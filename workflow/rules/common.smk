@@ -298,6 +298,8 @@ def all_outputs(wildcards):
         out += session_outputs(subject, session)
     out.append(f"{RESULTS}/benchmarks/summary.tsv")
     out.append(f"{RESULTS}/provenance.json")
+    out.append(f"{RESULTS}/dataset_description.json")
+    out.append(f"{RESULTS}/.bidsignore")
     return out
 
 

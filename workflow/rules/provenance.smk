@@ -1,7 +1,11 @@
 # Provenance of every output set: sub-<s>_ses-<t>_provenance.json in each session folder
 # and <results>/provenance.json for the whole run (package versions, configuration hash,
 # input file hashes; dce.io.provenance, hashed by the script). The whole configuration is a
-# parameter, so a configuration change rewrites the records.
+# parameter, so a configuration change rewrites the records. The results folder is a BIDS
+# derivatives dataset: <results>/dataset_description.json and .bidsignore
+# (dce.io.derivatives; naming rules in README.md).
+
+from dce import __version__ as DCE_VERSION
 
 
 rule provenance:
@@ -46,3 +50,20 @@ rule run_provenance:
         config=config,
     script:
         "../scripts/provenance.py"
+
+
+rule dataset_description:
+    output:
+        description=f"{RESULTS}/dataset_description.json",
+        bidsignore=f"{RESULTS}/.bidsignore",
+    log:
+        f"{RESULTS}/logs/dataset_description.log",
+    conda:
+        "../envs/dce.yaml"
+    resources:
+        mem_mb=200,
+        runtime=5,
+    params:
+        version=DCE_VERSION,  # a new package version rewrites GeneratedBy
+    script:
+        "../scripts/dataset_description.py"

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dce.fit import fitter_from_config, status_codes, status_counts
-from dce.io import read_nifti
+from dce.io import derived_sources, read_nifti
 from dce.io.jobs import job
 from dce.io.maps import write_map
 from dce.registry import FIT_STATUS_MAP, output_map
@@ -26,7 +26,7 @@ with job(sm) as log:
     p, m = sm.params, sm.params.model
     conc_img = read_nifti(sm.input.conc, require_sidecar=True)
     conc, affine = conc_img.data, conc_img.affine
-    t = np.asarray(conc_img.sidecar["AcquisitionTimes_s"], dtype=float)
+    t = np.asarray(conc_img.sidecar["VolumeTiming"], dtype=float)
     aif = pd.read_csv(sm.input.aif, sep="\t")
     if not np.allclose(aif["t_s"].to_numpy(), t, atol=1e-3):
         raise ValueError(f"{sm.input.aif}: AIF times differ from the phase times of "
@@ -40,7 +40,8 @@ with job(sm) as log:
              int(mask.sum()), counts)
     side = {"Model": m["name"], "Method": m["method"], "FitDelay": bool(p.fit_delay),
             "AIF": "sub-..._aif.tsv (cp_mM)", "VoxelStatusCounts": counts,
-            "FitPolicy": model.policy()}
+            "FitPolicy": model.policy(),
+            "Sources": derived_sources([sm.input.conc, sm.input.aif], sm.config["results"])}
     for name, path in sm.output.items():
         extra = {"Codes": status_codes()} if name == FIT_STATUS_MAP else {}
         write_map(path, name, maps[output_map(name).column], affine, {**side, **extra})

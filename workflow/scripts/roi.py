@@ -24,7 +24,7 @@ with job(sm) as log:
     p, wc = sm.params, sm.wildcards
     dce = read_nifti(sm.input.dce, require_sidecar=True)
     sig, affine, nb = dce.data, dce.affine, int(p.n_baseline)
-    t = np.asarray(dce.sidecar["AcquisitionTimes_s"], dtype=float)
+    t = np.asarray(dce.sidecar["VolumeTiming"], dtype=float)
     lesions, marrow, notes = read_session_rois(
         sm.input.lesion_roi, sm.input.marrow_roi[0] if sm.input.marrow_roi else None,
         sig.shape[:3], affine, expected=p.lesions["labels"], expected_from=p.lesions["sheet"],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dce.io import read_nifti, write_nifti
+from dce.io import derived_sources, read_nifti, write_nifti
 from dce.io.b1 import session_b1, write_b1_output
 from dce.io.jobs import job
 from dce.t1 import STATUS_MEANINGS, VFAModel
@@ -17,8 +17,7 @@ sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 with job(sm) as log:
     cfg, b1cfg = sm.params.t1, sm.params.b1
     record = json.loads(Path(sm.input.record).read_text(encoding="utf-8"))
-    dce_hdr = read_nifti(sm.input.dce)            # grid of the DCE series
-    shape, affine = dce_hdr.data.shape[:3], dce_hdr.affine
+    shape, affine = (hdr := read_nifti(sm.input.dce)).data.shape[:3], hdr.affine  # DCE grid
     b1 = session_b1(sm.input.record, sm.input.b1[0] if sm.input.b1 else None, shape, affine,
                     convention=b1cfg["units"])
     log.info("B1: %s", b1.sidecar())  # B1 first: a bad map fails before the fit
@@ -31,7 +30,7 @@ with job(sm) as log:
             raise ValueError(f"{vfa_path}: the VFA grid {vfa.data.shape[:3]} differs from the "
                              f"DCE grid {shape} (affines differ); resampling is not supported")
         fas = np.asarray(vfa.sidecar["FlipAngles_deg"], dtype=float)
-        tr = float(vfa.sidecar["RepetitionTime_s"])
+        tr = float(vfa.sidecar["RepetitionTime"])
         fit = VFAModel(fas, tr, method=cfg["method"], t1_range_s=tuple(cfg["t1_range_s"]),
                        b1=b1_map).fit(vfa.data)
         counts = {STATUS_MEANINGS[int(k)]: int(n)
@@ -40,7 +39,7 @@ with job(sm) as log:
                  counts)
         t1, m0 = fit.t1_s.astype(np.float32), fit.m0.astype(np.float32)
         side = {"Source": "VFA", "Method": cfg["method"], "FlipAngles_deg": fas.tolist(),
-                "RepetitionTime_s": tr, "T1Range_s": list(cfg["t1_range_s"]),
+                "RepetitionTime": tr, "T1Range_s": list(cfg["t1_range_s"]),
                 "VoxelStatusCounts": counts, "Units": "s", **b1_side,
                 "Description": "pre-contrast T1 (T10); NaN where the VFA fit failed"}
     else:
@@ -54,6 +53,8 @@ with job(sm) as log:
         side = {"Source": "fixed", "FixedT10_s": t10, "Units": "s", **b1_side,
                 "Reason": "no VFA series in the session (t1.missing_vfa: fixed)",
                 "Description": "pre-contrast T1 (T10), a configured constant"}
+    side["Sources"] = derived_sources([vfa_path if record.get("vfa") else sm.input.dce],
+                                      sm.config["results"])
     write_nifti(sm.output.m0, m0, affine, {"Source": side["Source"], "Units": "signal units",
-                                           "Description": "M0 from the VFA fit (NaN: none)"})
+                "Sources": side["Sources"], "Description": "M0 from the VFA fit (NaN: none)"})
     write_nifti(sm.output.t1, t1, affine, side)
