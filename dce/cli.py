@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=textwrap.fill(
             "Fit T1 and M0 in every voxel of a variable-flip-angle NIfTI (the last axis: "
             "flip angles; dce.t1.VFAModel). Flip angles and TR come from the sidecar "
-            "(FlipAngles_deg, RepetitionTime_s) unless given. Writes the T1 map (s) and, "
+            "(FlipAngles_deg, RepetitionTime) unless given. Writes the T1 map (s) and, "
             "next to it, the M0 map (..._M0map).", 79))
     t1.add_argument("vfa", type=Path, help="VFA NIfTI (4-D) with its JSON sidecar")
     t1.add_argument("out", type=Path, help="output T1 map (.nii.gz)")
@@ -276,7 +276,7 @@ def _cmd_t1map(args: argparse.Namespace) -> int:
                      or args.tr_s is None)
     try:
         fas = args.flip_angles_deg or vfa.sidecar["FlipAngles_deg"]
-        tr = args.tr_s if args.tr_s is not None else vfa.sidecar["RepetitionTime_s"]
+        tr = args.tr_s if args.tr_s is not None else vfa.sidecar["RepetitionTime"]
     except KeyError as exc:
         raise ValueError(f"{args.vfa}: sidecar lacks {exc}: give --flip-angles-deg and "
                          "--tr-s") from None
@@ -285,7 +285,7 @@ def _cmd_t1map(args: argparse.Namespace) -> int:
     counts = {STATUS_MEANINGS[int(k)]: int(n)
               for k, n in zip(*np.unique(fit.status, return_counts=True), strict=True)}
     side = {"Source": "VFA", "Method": args.method, "FlipAngles_deg": [float(a) for a in fas],
-            "RepetitionTime_s": float(tr), "VoxelStatusCounts": counts, "Units": "s",
+            "RepetitionTime": float(tr), "VoxelStatusCounts": counts, "Units": "s",
             **b1_side, "B1Applied": b1 is not None}
     m0_path = Path(str(args.out).replace("T1map", "M0map")) if "T1map" in args.out.name \
         else args.out.with_name("M0map_" + args.out.name)
@@ -305,8 +305,8 @@ def _cmd_conc(args: argparse.Namespace) -> int:
     dce = read_nifti(args.dce, require_sidecar=args.flip_angle_deg is None or args.tr_s is None)
     try:
         fa = (args.flip_angle_deg if args.flip_angle_deg is not None
-              else float(dce.sidecar["FlipAngle_deg"]))
-        tr = args.tr_s if args.tr_s is not None else float(dce.sidecar["RepetitionTime_s"])
+              else float(dce.sidecar["FlipAngle"]))
+        tr = args.tr_s if args.tr_s is not None else float(dce.sidecar["RepetitionTime"])
     except KeyError as exc:
         raise ValueError(f"{args.dce}: sidecar lacks {exc}: give --flip-angle-deg and "
                          "--tr-s") from None
@@ -326,7 +326,7 @@ def _cmd_conc(args: argparse.Namespace) -> int:
     ok = res.status == 0
     conc = np.where(ok[..., None], res.conc_mM, np.nan).astype(np.float32)
     write_nifti(args.out, conc, dce.affine, {
-        "Units": "mM", "FlipAngle_deg": fa, "RepetitionTime_s": tr,
+        "Units": "mM", "FlipAngle": fa, "RepetitionTime": tr,
         "Relaxivity_per_mM_per_s": args.r1_per_mM_per_s, "BaselinePhases": args.n_baseline,
         "VoxelStatusCounts": res.status_counts(), **b1_side, "B1Applied": b1 is not None})
     print(f"concentration: {args.out}; voxels: {res.status_counts()}")

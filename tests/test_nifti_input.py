@@ -81,9 +81,9 @@ def test_dce_volume_timing_units_and_voxels(tmp_path: Path) -> None:
     assert np.allclose(d.affine, AFFINE, atol=1e-6)
     assert np.allclose(d.t_s, 4.8 * np.arange(N_T))          # relative to the first volume
     m = d.meta
-    assert (m["FlipAngle_deg"], m["RepetitionTime_s"], m["EchoTime_s"],
-            m["MagneticFieldStrength_T"]) == (15.0, 0.0045, 0.0018, 3.0)
-    assert m["AcquisitionTimes_s"] == pytest.approx(list(4.8 * np.arange(N_T)))
+    assert (m["FlipAngle"], m["RepetitionTime"], m["EchoTime"],
+            m["MagneticFieldStrength"]) == (15.0, 0.0045, 0.0018, 3.0)
+    assert m["VolumeTiming"] == pytest.approx(list(4.8 * np.arange(N_T)))
     assert m["TimingSource"] == "sidecar VolumeTiming"
     assert m["VoxelSize_mm"] == pytest.approx([1.5, 1.5, 4.0])
     assert m["PhaseSpacing_s"] == pytest.approx(4.8) and not m["PhaseSpacingUneven"]
@@ -310,9 +310,9 @@ def test_convert_session_outputs_without_identifiers(tmp_path: Path) -> None:
     assert np.array_equal(np.asanyarray(img.dataobj), data.astype(np.float32))
     assert np.allclose(img.affine, AFFINE, atol=1e-5)
     side = json.loads(written["dce_json"].read_text())
-    assert side["AcquisitionTimes_s"] == pytest.approx(list(4.8 * np.arange(N_T)))
+    assert side["VolumeTiming"] == pytest.approx(list(4.8 * np.arange(N_T)))
     vside = json.loads(written["vfa_json"].read_text())
-    assert vside["FlipAngles_deg"] == [3.0, 12.0] and vside["RepetitionTime_s"] == 0.0045
+    assert vside["FlipAngles_deg"] == [3.0, 12.0] and vside["RepetitionTime"] == 0.0045
     assert any("NIfTI" in ln for ln in lines)
     blobs = [p.read_bytes() for p in out.iterdir()]
     blobs = [gzip.decompress(b) if p.name.endswith(".gz") else b

@@ -152,14 +152,14 @@ def test_cli_sidecar_in_wrong_units_and_b1(tmp_path: Path,
     e1 = np.exp(-TR_S * r1)
     sig = np.broadcast_to(800 * np.sin(a) * (1 - e1) / (1 - e1 * np.cos(a)), (4, 4, 2, 8))
     dce = _nifti(tmp_path / "dce.nii.gz", sig, aff,
-                 {"FlipAngle_deg": FA_DEG, "RepetitionTime_s": TR_S * 1000,   # TR in ms
-                  "AcquisitionTimes_s": list(range(8))})
+                 {"FlipAngle": FA_DEG, "RepetitionTime": TR_S * 1000,   # TR in ms
+                  "VolumeTiming": list(range(8))})
     out = tmp_path / "conc.nii.gz"
     assert main(["conc", str(dce), str(out), "--t10-s", "1.2"]) == 2
     assert "tr_s: repetition time 4 looks like ms; TR is in s" in capsys.readouterr().err
     assert not out.exists()
 
-    _nifti(dce, sig, aff, {"FlipAngle_deg": FA_DEG, "RepetitionTime_s": TR_S})
+    _nifti(dce, sig, aff, {"FlipAngle": FA_DEG, "RepetitionTime": TR_S})
     b1 = _nifti(tmp_path / "b1.nii.gz", np.full((3, 3, 3), 100 * b1_true),
                 np.diag([4.0, 4.0, 8.0, 1.0]))
     assert main(["conc", str(dce), str(out), "--t10-s", "1.2", "--b1", str(b1)]) == 0
@@ -180,7 +180,7 @@ def test_cli_t1map_with_b1(tmp_path: Path) -> None:
     e1 = np.exp(-0.0055 / 1.4)
     sig = np.broadcast_to(900 * np.sin(a) * (1 - e1) / (1 - e1 * np.cos(a)), (3, 3, 2, 3))
     vfa = _nifti(tmp_path / "vfa.nii.gz", sig, aff,
-                 {"FlipAngles_deg": fas.tolist(), "RepetitionTime_s": 0.0055})
+                 {"FlipAngles_deg": fas.tolist(), "RepetitionTime": 0.0055})
     b1 = _nifti(tmp_path / "b1.nii.gz", np.full((3, 3, 2), 0.85), aff)
     out = tmp_path / "sub-X_T1map.nii.gz"
     assert main(["t1map", str(vfa), str(out), "--b1", str(b1)]) == 0

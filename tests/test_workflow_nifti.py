@@ -56,11 +56,11 @@ def _bids_copy(run: Path, work: Path) -> pd.DataFrame:
         src = run / RESULTS / f"sub-{s}" / f"ses-{t}" / f"sub-{s}_ses-{t}"
         dce: Any = nib.load(f"{src}_dce.nii.gz")
         dside = json.loads(Path(f"{src}_dce.json").read_text())
-        times = dside["AcquisitionTimes_s"]
+        times = dside["VolumeTiming"]
         side = {"Modality": "MR", "Manufacturer": dside["Manufacturer"],
-                "MagneticFieldStrength": dside["MagneticFieldStrength_T"],
-                "RepetitionTime": dside["RepetitionTime_s"], "EchoTime": dside["EchoTime_s"],
-                "FlipAngle": dside["FlipAngle_deg"], "ConversionSoftware": "dcm2niix",
+                "MagneticFieldStrength": dside["MagneticFieldStrength"],
+                "RepetitionTime": dside["RepetitionTime"], "EchoTime": dside["EchoTime"],
+                "FlipAngle": dside["FlipAngle"], "ConversionSoftware": "dcm2niix",
                 **PLANTED}
         row = {k: v for k, v in r.items() if k != "dicom_dir"}
         stem = f"sub-{s}/ses-{t}"
@@ -81,7 +81,7 @@ def _bids_copy(run: Path, work: Path) -> pd.DataFrame:
         fas = vside["FlipAngles_deg"]
         base = {k: v for k, v in side.items()
                 if k not in ("FlipAngle", "VolumeTiming", "FrameTimesStart")}
-        base |= {"RepetitionTime": vside["RepetitionTime_s"], "EchoTime": vside["EchoTime_s"]}
+        base |= {"RepetitionTime": vside["RepetitionTime"], "EchoTime": vside["EchoTime"]}
         vdata = np.asanyarray(vfa.dataobj)
         if n % 2 == 0:                          # one 4-D file, volumes in reverse order
             vpath = f"{stem}/anat/sub-{s}_ses-{t}_VFA.nii.gz"
@@ -131,8 +131,8 @@ def test_nifti_bids_input_gives_the_dicom_lesion_tables(run: Path, tmp_path: Pat
             sa = json.loads(Path(f"{a}_{what}.json").read_text())
             sb = json.loads(Path(f"{b}_{what}.json").read_text())
             assert set(sa) == set(sb), set(sa) ^ set(sb)
-            for key in ("AcquisitionTimes_s", "FlipAngle_deg", "FlipAngles_deg",
-                        "RepetitionTime_s", "EchoTime_s", "MagneticFieldStrength_T"):
+            for key in ("VolumeTiming", "FlipAngle", "FlipAngles_deg",
+                        "RepetitionTime", "EchoTime", "MagneticFieldStrength"):
                 assert sa.get(key) == sb.get(key), (rel, what, key)
         prov = json.loads(Path(f"{b}_provenance.json").read_text())["inputs"]
         assert "dicom" not in prov

@@ -442,7 +442,7 @@ def _acquisition(side: Mapping[str, Any], where: str) -> dict[str, float | None]
     if b0 is not None and b0 > 12.0:
         raise NiftiInputError(f"{where}: MagneticFieldStrength {b0:g} is not a field strength "
                               "in T (BIDS unit), e.g. 1.5 or 3")
-    return {"RepetitionTime_s": tr, "EchoTime_s": te, "MagneticFieldStrength_T": b0}
+    return {"RepetitionTime": tr, "EchoTime": te, "MagneticFieldStrength": b0}
 
 
 def _check_flip_angles(fas: NDArray[np.float64], where: str) -> None:
@@ -466,9 +466,9 @@ def _common_meta(side: Mapping[str, Any], shape: tuple[int, ...], affine: NDArra
         "Modality": _text(side, "Modality"),
         "Manufacturer": _text(side, "Manufacturer"),
         "ManufacturerModelName": _text(side, "ManufacturerModelName"),
-        "MagneticFieldStrength_T": None,
+        "MagneticFieldStrength": None,
         "MRAcquisitionType": _text(side, "MRAcquisitionType"),
-        "SliceThickness_mm": float(thick) if isinstance(thick, (int, float))
+        "SliceThickness": float(thick) if isinstance(thick, (int, float))
         and not isinstance(thick, bool) else None,
         "VoxelSize_mm": [round(float(v), 6) for v in np.linalg.norm(affine[:3, :3], axis=0)],
         "MatrixRowsColumns": None,
@@ -520,15 +520,15 @@ def load_dce_nifti(path: str | os.PathLike[str], *,
     t_s, source, notes = phase_times(side, data.shape[3], where=where, override=times)
     meta = _common_meta(side, data.shape, affine, affine_source)
     meta.update({
-        "MagneticFieldStrength_T": acq["MagneticFieldStrength_T"],
+        "MagneticFieldStrength": acq["MagneticFieldStrength"],
         "SeriesDescription": _text(side, "SeriesDescription"),
         "SeriesNumber": side.get("SeriesNumber") if isinstance(side.get("SeriesNumber"), int)
         else None,
-        "FlipAngle_deg": fa,
-        "RepetitionTime_s": acq["RepetitionTime_s"],
-        "EchoTime_s": acq["EchoTime_s"],
+        "FlipAngle": fa,
+        "RepetitionTime": acq["RepetitionTime"],
+        "EchoTime": acq["EchoTime"],
         "NumberOfPhases": int(data.shape[3]),
-        "AcquisitionTimes_s": [float(v) for v in t_s],
+        "VolumeTiming": [float(v) for v in t_s],
         "TimingSource": source,
         "PhaseOrderSource": "volume order of the NIfTI file",
     })
@@ -584,8 +584,8 @@ def load_vfa_nifti(paths: Sequence[str | os.PathLike[str]]) -> VFASeries:
                                   f"has {n} volumes")
         _check_flip_angles(angles, where)
         acq = _acquisition(side, where)
-        assert acq["RepetitionTime_s"] is not None
-        trs.append((acq["RepetitionTime_s"], where))
+        assert acq["RepetitionTime"] is not None
+        trs.append((acq["RepetitionTime"], where))
         if first is None:
             first = (side | {"_acq": acq}, data.shape[:3], affine, affine_source)
         elif data.shape[:3] != first[1] or not np.allclose(affine, first[2], atol=1e-3):
@@ -612,16 +612,16 @@ def load_vfa_nifti(paths: Sequence[str | os.PathLike[str]]) -> VFASeries:
     acq0 = side0["_acq"]
     meta = _common_meta(side0, shape, affine, affine_source)
     meta.update({
-        "MagneticFieldStrength_T": acq0["MagneticFieldStrength_T"],
+        "MagneticFieldStrength": acq0["MagneticFieldStrength"],
         "SeriesDescriptions": descriptions,
         "SeriesNumbers": numbers,
         "FlipAngles_deg": [float(v) for v in arr[order]],
-        "RepetitionTime_s": acq0["RepetitionTime_s"],
-        "EchoTime_s": acq0["EchoTime_s"],
+        "RepetitionTime": acq0["RepetitionTime"],
+        "EchoTime": acq0["EchoTime"],
         "Notes": [],
     })
     return VFASeries(data=np.ascontiguousarray(data), flip_angles_deg=arr[order],
-                     tr_s=float(acq0["RepetitionTime_s"]), affine=affine, meta=meta)
+                     tr_s=float(acq0["RepetitionTime"]), affine=affine, meta=meta)
 
 
 # --------------------------------------------------------------------------- session
@@ -673,8 +673,8 @@ def convert_nifti_session(dce_nifti: str | os.PathLike[str], out_dir: str | os.P
     say("source: NIfTI + JSON sidecar (dcm2niix/BIDS), not DICOM")
     say(f"DCE: 4-D NIfTI, {nx} x {ny} x {nz} voxels of "
         + " x ".join(_fmt(v) for v in m["VoxelSize_mm"])
-        + f" mm, {nt} phases; FA {_fmt(m['FlipAngle_deg'])} deg, TR "
-        f"{_fmt(m['RepetitionTime_s'] * 1000)} ms")
+        + f" mm, {nt} phases; FA {_fmt(m['FlipAngle'])} deg, TR "
+        f"{_fmt(m['RepetitionTime'] * 1000)} ms")
     say(f"  phase times 0 .. {_fmt(float(dce.t_s[-1]))} s, spacing "
         + (f"UNEVEN {_fmt(m['PhaseSpacingRange_s'][0])} .. {_fmt(m['PhaseSpacingRange_s'][1])}"
            f" s (median {_fmt(m['PhaseSpacing_s'])} s)" if m["PhaseSpacingUneven"]
