@@ -12,14 +12,14 @@ one visit -> NIfTI, :mod:`dce.io.dicom_write` for the synthetic DICOM writer,
 """
 
 from dce.io.dicom import (
-    DEFAULT_DCE_PATTERN,
     DEFAULT_EXCLUDE_PATTERN,
     DEFAULT_VFA_EXCLUDE_PATTERN,
-    DEFAULT_VFA_PATTERN,
     DicomError,
     DynamicSeries,
     SeriesInfo,
+    SeriesRoles,
     VFASeries,
+    classify_series,
     discover_series,
     load_dce,
     load_dce_series,
@@ -30,15 +30,15 @@ from dce.io.dicom import (
 from dce.io.nifti import NiftiContents, read_nifti, sidecar_path, write_nifti
 
 __all__ = [
-    "DEFAULT_DCE_PATTERN",
     "DEFAULT_EXCLUDE_PATTERN",
     "DEFAULT_VFA_EXCLUDE_PATTERN",
-    "DEFAULT_VFA_PATTERN",
     "DicomError",
     "DynamicSeries",
     "NiftiContents",
     "SeriesInfo",
+    "SeriesRoles",
     "VFASeries",
+    "classify_series",
     "discover_series",
     "load_dce",
     "load_dce_series",

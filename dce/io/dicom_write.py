@@ -100,8 +100,8 @@ _STYLE = {
                  "SoftwareVersions": "syngo MR XA phantom"},
 }
 
-#: Default series descriptions per vendor (matching :data:`dce.io.dicom.DEFAULT_DCE_PATTERN`
-#: and :data:`dce.io.dicom.DEFAULT_VFA_PATTERN`).
+#: Default series descriptions per vendor (typical vendor names; series are found from
+#: their headers, :func:`dce.io.dicom.classify_series`).
 DCE_DESCRIPTIONS = {"ge": "Sag DCE LAVA", "siemens": "t1_vibe_sag_dyn",
                     "philips": "DCE_THRIVE_SAG", "enhanced": "t1_vibe_sag_dyn"}
 VFA_DESCRIPTIONS = {"ge": "Sag VFA T1", "siemens": "t1_vibe_sag_vfa",
