@@ -1,4 +1,4 @@
-# DICOM -> NIfTI: the DCE series and, when the session has it, the VFA series.
+# DICOM -> NIfTI: the DCE series and, when the session has them, the VFA series and a B1 map.
 
 
 rule convert:
@@ -20,5 +20,6 @@ rule convert:
     params:
         dce_pattern=config["convert"]["dce_pattern"],
         vfa_pattern=config["convert"]["vfa_pattern"],
+        b1_pattern=config["convert"]["b1_pattern"],
     script:
         "../scripts/convert.py"
