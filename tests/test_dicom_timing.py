@@ -20,6 +20,8 @@ from dce.cli import main
 from dce.io import DicomError, load_dce
 from dce.io.dicom import parse_dt, parse_tm
 
+pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR:UserWarning")
+
 SHAPE = (3, 2, 3, 6)  # columns, rows, slices, phases
 TIMES = [0.0, 6.0, 12.0, 18.0, 24.0, 30.0]
 

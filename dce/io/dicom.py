@@ -1015,7 +1015,8 @@ class SeriesRoles:
             Several candidates with equally strong evidence; set ``b1_pattern``.
         """
         name = name or (lambda s: s.label)
-        top = self.b1_candidates[:max(self.b1_strong, 1)] if self.b1_candidates else ()
+        top = (self.b1_candidates[:self.b1_strong] if self.b1_strong
+               else self.b1_candidates)  # weak cues only: all of them compete
         if len(top) > 1:
             prefix = f"{where}: " if where else ""
             raise DicomError(f"{prefix}{len(top)} series qualify as the B1 map: "
