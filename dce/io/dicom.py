@@ -1,12 +1,16 @@
-"""DICOM series discovery, sorting, timing and stacking for DCE and VFA MRI.
+"""DICOM series discovery, classification, sorting, timing and stacking for DCE MRI.
 
 Overview
 --------
 :func:`discover_series` walks a folder tree, reads every DICOM header once and groups
-the image files by SeriesInstanceUID.  :func:`load_dce` selects the dynamic series by
-a SeriesDescription regular expression and stacks it into a 4-D array
-``(i, j, k, t)``; :func:`load_vfa` does the same for variable-flip-angle T1 data
-(``(i, j, k, n_fa)``).  Both return the NIfTI affine and a de-identified metadata
+the image files by SeriesInstanceUID, with a header summary per series (frames per slice
+position, flip angles, TR/TE, ImageType, grid).  :func:`classify_series` sorts the series
+into DCE, variable-flip-angle (VFA), B1 map, derived and other, from their headers (see
+its notes; SeriesDescription patterns override a role), with a reason per series for
+messages.  :func:`load_dce` stacks the single DCE series into a 4-D array
+``(i, j, k, t)``; :func:`load_vfa` the VFA data (``(i, j, k, n_fa)``);
+:func:`load_b1_series` a B1 map (``(i, j, k)``, values as stored, convention from
+:func:`b1_convention`).  They return the NIfTI affine and a de-identified metadata
 dictionary meant to be written as the JSON sidecar (see :mod:`dce.io.nifti`).
 
 Axis convention
@@ -26,7 +30,8 @@ in-plane order (first axis = rows) and LPS; the tests check the two against each
 
 Phase timing
 ------------
-``InstanceNumber`` is never used for ordering.  Phases are found in this order:
+``InstanceNumber`` is never used for ordering (only to cross-check it).  Phases are found
+in this order:
 
 1. a temporal index present in every frame (``TemporalPositionIdentifier``
    (0020,0100) in classic files, e.g. Philips, checked against
@@ -35,7 +40,7 @@ Phase timing
 2. otherwise, at every slice position the frames are ranked by acquisition time.
 
 Phase start times come from the first timing tag, in a vendor-dependent order, that is
-present in every frame and actually varies between phases:
+present in every frame, valid, and actually varies between phases:
 
 * GE: ``TriggerTime`` (0018,1060, ms; AcquisitionTime is constant across phases).  A
   missing TriggerTime is read as 0 ms (the QIBA GE files omit it in the first phase);
@@ -45,13 +50,42 @@ present in every frame and actually varies between phases:
 * enhanced multi-frame MR: per-frame ``FrameAcquisitionDateTime``, then
   ``FrameReferenceDateTime``.
 
+Every timing value is parsed strictly (:func:`parse_tm`: hours 00-23, minutes 00-59,
+seconds 00-60, a fraction of 1-6 digits only after the seconds, the old ``HH:MM:SS``
+form accepted; :func:`parse_dt` likewise, with a valid date).  A tag with an invalid
+value in any frame (e.g. ``0969.500``: minutes 69, fraction after the minutes) is
+*broken* for the whole series:
+
+* if no other tag gives the phase times, loading fails with a message naming the
+  file, the tag (keyword and (gggg,eeee)) and the value (the date part of a DT value is
+  masked: dates are identifiers);
+* FALLBACK: if the broken tag comes first in the order above and the next valid tag's
+  phase order is confirmed by an independent reference (increasing with the temporal
+  index; without one, AcquisitionNumber or InstanceNumber as below), its times are
+  used and a WARNING naming file, tag, value and the confirming reference goes into
+  ``meta["TimingWarnings"]`` (the sidecar) and the conversion report; without such a
+  confirmation loading fails;
+* a broken tag that would not have been used anyway is also listed in
+  ``TimingWarnings``.
+
+The time order is cross-checked, and a disagreement is an error naming both files with
+their time and reference values ("inconsistent timeline"; phases are never re-sorted
+silently):
+
+* with a temporal index: the phase times must increase with it;
+* without: ``AcquisitionNumber`` (0020,0012), where constant within each phase and
+  distinct between phases, must increase with time; ``InstanceNumber`` (0020,0013) per
+  slice position, where in time order (or reversed) in at least 80 % of the steps,
+  must be so in all of them (shuffled numbering, common in exports, carries no order
+  and is ignored).  Confirming references are listed in ``meta["Notes"]``.
+
 A phase starts at the earliest time of its slices; times are returned in seconds
 relative to the first phase.  Clock times (TM) without dates are unwrapped across
-midnight.  Other timing tags that also vary between phases are compared with the chosen
-one; a disagreement of more than 0.5 s is reported in ``meta["Notes"]``.  Uneven phase
-spacing is allowed and flagged in the metadata; a gap of about a whole multiple (>= 2) of
-the median spacing is reported in ``meta["Notes"]`` as phase(s) possibly missing from the
-export (with clock timing a lost phase leaves no other trace).
+midnight.  Other valid timing tags that also vary between phases are compared with the
+chosen one; a disagreement of more than 0.5 s is reported in ``meta["Notes"]``.  Uneven
+phase spacing is allowed and flagged in the metadata; a gap of about a whole multiple
+(>= 2) of the median spacing is reported in ``meta["Notes"]`` as phase(s) possibly
+missing from the export (with clock timing a lost phase leaves no other trace).
 
 Errors
 ------
@@ -67,6 +101,9 @@ De-identification
 -----------------
 The metadata returned is built from an explicit allow-list of acquisition parameters;
 no patient, institution, physician, date, clock-time or UID attribute is ever copied.
+An error message about an invalid or inconsistent timing value quotes the stored time of
+day (the user needs it to find and fix the file); the date part of a DT is masked.
+SeriesInfo keeps the UID and the series start time in memory only.
 """
 
 from __future__ import annotations
