@@ -200,3 +200,19 @@ def test_b1_by_description_only_has_unknown_convention(tmp_path: Path) -> None:
                           b1_pattern="second")
     _, _, meta = read_nifti(paths["b1"])
     assert meta["SeriesDescription"] == "B1 second"
+
+
+def test_tfl_b1map_map_preferred_over_its_anatomical_image(tmp_path: Path) -> None:
+    """Siemens tfl_b1map writes an anatomical image and the flip angle map, same name."""
+    write_dce(tmp_path / "dicom")
+    truth = b1_truth((6, 5, 3))
+    dw.write_b1map(tmp_path / "dicom" / "anat", truth * 0 + 0.5, B1_AFFINE, series_number=5,
+                   image_type=["ORIGINAL", "PRIMARY", "M", "ND"], patient_name="X",
+                   patient_id="Y")
+    dw.write_b1map(tmp_path / "dicom" / "map", truth, B1_AFFINE, series_number=6,
+                   patient_name="X", patient_id="Y")
+    roles = classify_series(discover_series(tmp_path / "dicom"))
+    assert len(roles.b1_candidates) == 2
+    b1 = roles.b1()
+    assert b1 is not None and b1.series_number == 6
+    assert "ImageType ORIGINAL/PRIMARY/FLIP ANGLE MAP/ND" in roles.reason(b1)

@@ -990,7 +990,7 @@ class SeriesRoles:
     vfa: tuple[SeriesInfo, ...]
     b1_candidates: tuple[SeriesInfo, ...]
     override: dict[str, str | None] = field(default_factory=dict)
-    b1_strong: int = 0  # how many of b1_candidates have strong (ImageType/name) evidence
+    b1_top: int = 0  # how many of b1_candidates share the strongest evidence
 
     def reason(self, info: SeriesInfo) -> str:
         """The role and reason of one series, e.g. ``"VFA: single phase, FA 5 deg"``."""
@@ -1049,11 +1049,12 @@ class SeriesRoles:
         Raises
         ------
         DicomError
-            Several candidates with equally strong evidence; set ``b1_pattern``.
+            Several candidates with equally strong evidence (ImageType > SequenceName /
+            ProtocolName / SeriesDescription naming a B1 map > ``b1`` in the name);
+            set ``b1_pattern``.
         """
         name = name or (lambda s: s.label)
-        top = (self.b1_candidates[:self.b1_strong] if self.b1_strong
-               else self.b1_candidates)  # weak cues only: all of them compete
+        top = self.b1_candidates[:self.b1_top]
         if len(top) > 1:
             prefix = f"{where}: " if where else ""
             raise DicomError(f"{prefix}{len(top)} series qualify as the B1 map: "
@@ -1074,17 +1075,24 @@ def _derived_cue(s: SeriesInfo) -> str | None:
     return None
 
 
-def _b1_cue(s: SeriesInfo) -> tuple[str, bool] | None:
-    """(reason, strong) if the headers say B1 / flip-angle map."""
+def _b1_cue(s: SeriesInfo) -> tuple[str, int] | None:
+    """(reason, strength) if the headers say B1 / flip-angle map.
+
+    Strength 2: ImageType (e.g. FLIP ANGLE MAP, B1, B1MAP); 1: SequenceName,
+    ProtocolName or SeriesDescription names a B1 / flip-angle / RF map (the anatomical
+    companion of a Siemens ``tfl_b1map`` has the name but not the ImageType); 0: ``b1``
+    as a word in the name of a single-phase series.
+    """
     hits = [t for t in s.image_type if _B1_TYPE_RE.search(t)]
     if hits:
-        return f"B1 map: ImageType {'/'.join(s.image_type)}", True
+        return f"B1 map: ImageType {'/'.join(s.image_type)}", 2
     for kw, text in (("SequenceName", s.sequence_name), ("ProtocolName", s.protocol_name),
                      ("SeriesDescription", s.description)):
         if _B1_NAME_RE.search(text):
-            return f"B1 map: {kw} {text!r}", True
-    if _B1_DESC_RE.search(s.description) or _B1_DESC_RE.search(s.protocol_name):
-        return f"B1 map (weak cue): SeriesDescription/ProtocolName {s.description!r}", False
+            return f"B1 map: {kw} {text!r}", 1
+    single = s.n_positions > 0 and s.n_frames == s.n_positions
+    if single and (_B1_DESC_RE.search(s.description) or _B1_DESC_RE.search(s.protocol_name)):
+        return f"B1 map (weak cue): SeriesDescription/ProtocolName {s.description!r}", 0
     return None
 
 
@@ -1116,10 +1124,10 @@ def classify_series(series: Sequence[SeriesInfo], *, dce_pattern: str | None = N
     Header rules, in this order:
 
     * **B1 map**: ImageType contains B1 / FLIP ANGLE MAP / RF MAP (e.g. Siemens
-      ``tfl_b1map``'s flip angle map, Philips/GE B1 maps), or SequenceName,
-      ProtocolName or SeriesDescription names a B1/flip-angle/RF map (strong
-      evidence); ``b1`` as a word in the description is a weak cue used only when no
-      strong candidate exists.  Any grid.
+      ``tfl_b1map``'s flip angle map, Philips/GE B1 maps); else SequenceName,
+      ProtocolName or SeriesDescription names a B1/flip-angle/RF map; else ``b1`` as a
+      word in the name of a single-phase series.  Only the candidates with the
+      strongest evidence compete (two of them: error).  Any grid.
     * **derived** (never used): ImageType holds SUBTRACTION/SUB, MIP, MPR, MOCO,
       REFORMATTED, PROJECTION IMAGE..., or the description matches
       :data:`DEFAULT_EXCLUDE_PATTERN`.
@@ -1147,19 +1155,19 @@ def classify_series(series: Sequence[SeriesInfo], *, dce_pattern: str | None = N
     role: dict[str, tuple[str, str]] = {}
 
     # B1 maps
-    b1: list[tuple[SeriesInfo, bool]] = []
+    b1: list[tuple[SeriesInfo, int]] = []
     if b1_pattern:
         for s in select_series(series, b1_pattern):
             role[s.uid] = ("b1", f"SeriesDescription matches b1_pattern {b1_pattern!r}")
-            b1.append((s, True))
+            b1.append((s, 2))
     else:
         for s in series:
             cue = _b1_cue(s)
             if cue is not None:
                 role[s.uid] = ("b1", cue[0])
                 b1.append((s, cue[1]))
-    b1.sort(key=lambda x: not x[1])
-    b1_strong = sum(strong for _, strong in b1)
+    b1.sort(key=lambda x: -x[1])
+    b1_top = sum(tier == b1[0][1] for _, tier in b1) if b1 else 0
 
     # derived series
     for s in series:
@@ -1199,7 +1207,7 @@ def classify_series(series: Sequence[SeriesInfo], *, dce_pattern: str | None = N
         roles.append(SeriesRole(s, r, why))
     return SeriesRoles(tuple(roles), tuple(dce), tuple(vfa), tuple(s for s, _ in b1),
                        {"dce": dce_pattern, "vfa": vfa_pattern, "b1": b1_pattern},
-                       b1_strong)
+                       b1_top)
 
 
 def _dce_evidence(s: SeriesInfo) -> str:
