@@ -996,7 +996,7 @@ class SeriesRoles:
         """The role and reason of one series, e.g. ``"VFA: single phase, FA 5 deg"``."""
         for r in self.roles:
             if r.series.uid == info.uid:
-                return f"{r.role.upper() if r.role in ('dce', 'vfa') else r.role}: {r.reason}"
+                return f"{r.role.upper() if r.role in ('dce', 'vfa', 'b1') else r.role}: {r.reason}"
         return "not classified"
 
     def lines(self, name: Callable[[SeriesInfo], str] | None = None) -> list[str]:
