@@ -121,16 +121,22 @@ def test_invalid_tm_fallback_is_loud(tmp_path: Path, capsys: pytest.CaptureFixtu
     np.testing.assert_allclose(d.t_s, TIMES)
     np.testing.assert_array_equal(d.data, stored.astype(np.float32))
     assert d.meta["TimingSource"].startswith("ContentTime")
-    (warning,) = d.meta["TimingWarnings"]
-    assert "FALLBACK" in warning and "'0969.500'" in warning and "InstanceNumber" in warning
-    assert any(str(p) in warning for p in last)
+    (detail,) = d.timing_details  # report and log: file and value
+    assert "FALLBACK" in detail and "'0969.500'" in detail and "InstanceNumber" in detail
+    assert any(str(p) in detail for p in last)
+    (warning,) = d.meta["TimingWarnings"]  # sidecar: no file name, no clock time
+    assert warning == ("AcquisitionTime (0008,0032): 3 of 18 frames hold a value that is not "
+                       "a valid DICOM TM (minutes 69 > 59; a fraction is only allowed after "
+                       "the seconds (HHMMSS.FFFFFF)); FALLBACK: phase times from ContentTime "
+                       "(0008,0033) instead, whose order agrees with InstanceNumber "
+                       "(0020,0013) per slice position")
     # CLI: WARNING on stderr, exit 0, and the warning in the sidecar
     out = tmp_path / "out"
     code = main(["convert", str(tmp_path / "dicom"), str(out), "--subject", "A", "--session",
                  "B"])
     err = capsys.readouterr().err
     assert code == 0
-    assert "WARNING: " in err and "FALLBACK" in err
+    assert f"WARNING (timing): {detail}" in err
     meta = json.loads((out / "sub-A_ses-B_dce.json").read_text())
     assert meta["TimingWarnings"] == [warning]
 
@@ -156,7 +162,7 @@ def test_invalid_tm_with_tpi_falls_back_to_trigger_time(tmp_path: Path) -> None:
     d = load_dce(tmp_path)
     np.testing.assert_allclose(d.t_s, TIMES)
     assert d.meta["TimingSource"].startswith("TriggerTime")
-    assert "FALLBACK" in d.meta["TimingWarnings"][0]
+    assert "FALLBACK" in d.meta["TimingWarnings"][0] and "'1261'" in d.timing_details[0]
     assert "TemporalPositionIdentifier" in d.meta["TimingWarnings"][0]
 
 

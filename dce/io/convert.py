@@ -131,7 +131,7 @@ def _dce_lines(info: SeriesInfo, d: DynamicSeries) -> list[str]:
     lines.append(f"  timing from {m['TimingSource']}; phase order from "
                  f"{m['PhaseOrderSource']}")
     lines += [f"  note: {n}" for n in m.get("Notes", [])]
-    lines += [f"  WARNING: {w}" for w in m.get("TimingWarnings", [])]
+    lines += [f"  WARNING (timing): {w}" for w in d.timing_details]
     return lines
 
 

@@ -62,9 +62,10 @@ value in any frame (e.g. ``0969.500``: minutes 69, fraction after the minutes) i
 * FALLBACK: if the broken tag comes first in the order above and the next valid tag's
   phase order is confirmed by an independent reference (increasing with the temporal
   index; without one, AcquisitionNumber or InstanceNumber as below), its times are
-  used and a WARNING naming file, tag, value and the confirming reference goes into
-  ``meta["TimingWarnings"]`` (the sidecar) and the conversion report; without such a
-  confirmation loading fails;
+  used with a WARNING: in the conversion report and log naming file, tag, value and the
+  confirming reference (``DynamicSeries.timing_details``), in ``meta["TimingWarnings"]``
+  (the sidecar) naming tag, count, reason and reference (no file name, no clock time);
+  without such a confirmation loading fails;
 * a broken tag that would not have been used anyway is also listed in
   ``TimingWarnings``.
 
@@ -362,12 +363,17 @@ class DynamicSeries:
         Voxel ``(i, j, k)`` to RAS+ mm.
     meta : dict
         De-identified sidecar metadata (allow-list only; see :func:`load_dce_series`).
+        ``meta["TimingWarnings"]`` names tag, count and reason, never a file or value.
+    timing_details : tuple of str
+        The same timing warnings naming the file and the stored value, for the report
+        and the log only (file names and clock times are not written to outputs).
     """
 
     data: NDArray[np.float32]
     t_s: NDArray[np.float64]
     affine: NDArray[np.float64]
     meta: dict[str, Any]
+    timing_details: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -1446,8 +1452,9 @@ def load_dce_series(info: SeriesInfo) -> DynamicSeries:
     })
     meta.update(_spacing_meta(t_s))
     meta["Notes"] = notes + _phase_gap_notes(t_s)
-    meta["TimingWarnings"] = warns
-    return DynamicSeries(data=data, t_s=t_s, affine=geom.affine, meta=meta)
+    meta["TimingWarnings"] = [deid for _, deid in warns]
+    return DynamicSeries(data=data, t_s=t_s, affine=geom.affine, meta=meta,
+                         timing_details=tuple(detail for detail, _ in warns))
 
 
 @_quiet
@@ -1878,7 +1885,7 @@ def _check_instance(frames: Sequence[_Frame], phase: NDArray[np.intp], n_phases:
 
 def _assign_phases(frames: Sequence[_Frame], slice_index: NDArray[np.intp], vendor: str,
                    label: str) -> tuple[NDArray[np.intp], NDArray[np.float64], str, str,
-                                        list[str], list[str]]:
+                                        list[str], list[tuple[str, str]]]:
     """Phase index per frame, phase start times (s, relative to the first phase), the
     timing and order sources, notes and timing warnings (see the module notes)."""
     n = len(frames)
@@ -1891,15 +1898,18 @@ def _assign_phases(frames: Sequence[_Frame], slice_index: NDArray[np.intp], vend
                 notes, [])
     broken = _broken_sources(frames, sources)
 
-    def warnings_for(chosen: str, confirmed_by: str) -> list[str]:
+    def warnings_for(chosen: str, confirmed_by: str) -> list[tuple[str, str]]:
+        """(detail naming file and value, de-identified text for the sidecar)."""
         out = []
         for src, bad in broken.items():
             if sources.index(src) < sources.index(chosen):
-                out.append(f"{_bad_value_text(frames, src, bad)}; FALLBACK: phase times from "
-                           f"{_TAGS[chosen]} instead, whose order agrees with {confirmed_by}")
+                tail = (f"FALLBACK: phase times from {_TAGS[chosen]} instead, whose order "
+                        f"agrees with {confirmed_by}")
             else:
-                out.append(f"{_bad_value_text(frames, src, bad)}; not used (phase times "
-                           f"from {_TAGS[chosen]})")
+                tail = f"not used (phase times from {_TAGS[chosen]})"
+            deid = (f"{_TAGS[src]}: {len(bad)} of {len(frames)} frames hold a value that is "
+                    f"not a valid DICOM {_VR[src]} ({frames[bad[0]].bad_times[src]})")
+            out.append((f"{_bad_value_text(frames, src, bad)}; {tail}", f"{deid}; {tail}"))
         return out
 
     if all(v is not None for v in tidx):
