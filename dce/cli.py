@@ -4,7 +4,7 @@
 ::
 
     dce convert <dicom_dir> <out_dir> [--subject S --session T] [--dce-pattern RE]
-                [--vfa-pattern RE] [--no-vfa-ok]
+                [--vfa-pattern RE] [--b1-pattern RE] [--require-vfa]
     dce t1map <vfa.nii.gz> <T1map.nii.gz> [--b1 B1.nii.gz] [--b1-units U] [--method M]
               [--flip-angles-deg A ...] [--tr-s TR]
     dce conc <dce.nii.gz> <conc.nii.gz> (--t1 T1map.nii.gz | --t10-s T) [--b1 B1.nii.gz]
@@ -45,6 +45,18 @@ Output files (in OUT_DIR):
   sub-<S>_ses-<T>_dce.nii.gz + .json   4-D DCE signal; sidecar with phase times
                                        (VolumeTiming), FA, TR, TE, field strength
   sub-<S>_ses-<T>_vfa.nii.gz + .json   variable-flip-angle volumes; FlipAngles_deg
+                                       (when the visit has VFA series)
+  sub-<S>_ses-<T>_B1map_raw.nii.gz + .json
+                                       B1 map as stored, own grid; B1Convention
+                                       (when the visit has a B1 map series)
+
+Series are found from their headers (DCE: >= 2 phases, one flip angle; VFA:
+single-phase series on the DCE grid with >= 2 flip angles; B1: B1/flip-angle map
+ImageType or name); the --*-pattern options override that by SeriesDescription.
+A visit without VFA converts with a WARNING on stderr (--require-vfa: error).
+Invalid DICOM times and an inconsistent timeline are errors naming file, tag and
+value; a documented fallback is printed as WARNING and kept in the sidecar
+(TimingWarnings).
 
 Without --subject/--session the IDs are taken from OUT_DIR when it ends in
 sub-<S>/ses-<T> (the workflow layout, e.g. results/sub-P01/ses-pre).
@@ -132,28 +144,34 @@ def build_parser() -> argparse.ArgumentParser:
                                 parser_class=_Parser)
 
     conv = sub.add_parser(
-        "convert", help="convert the DCE and VFA series of one visit to NIfTI + JSON",
+        "convert", help="convert the DCE, VFA and B1 series of one visit to NIfTI + JSON",
         description=textwrap.fill(
-            "Find the DCE series and the variable-flip-angle (VFA) series of one visit "
-            "under DICOM_DIR (searched recursively), validate them (complete slice x phase "
-            "grid, no duplicates, increasing phase times, one flip angle and TR in the DCE "
-            "series) and write NIfTI images with de-identified JSON sidecars.  Prints what "
-            "it found.", 79),
+            "Find the DCE series, the variable-flip-angle (VFA) series and a B1 map of "
+            "one visit under DICOM_DIR (searched recursively) from their headers, "
+            "validate them (complete slice x phase grid, no duplicates, valid DICOM times, "
+            "a timeline consistent with TemporalPositionIdentifier / AcquisitionNumber / "
+            "InstanceNumber, one flip angle and TR in the DCE series) and write NIfTI "
+            "images with de-identified JSON sidecars.  Prints what it found.", 79),
         epilog=_EPILOG_CONVERT, formatter_class=argparse.RawDescriptionHelpFormatter)
     conv.add_argument("dicom_dir", type=Path, help="folder with the visit's DICOM files")
     conv.add_argument("out_dir", type=Path, help="output folder (created)")
     conv.add_argument("--subject", metavar="S", help="subject ID ([A-Za-z0-9]+)")
     conv.add_argument("--session", metavar="T", help="session ID ([A-Za-z0-9]+)")
     conv.add_argument("--dce-pattern", metavar="RE",
-                      help="SeriesDescription regex of the DCE series (case-insensitive; "
-                           "default matches dce|dyn|perf|twist|disco|multiphase|mph)")
+                      help="SeriesDescription regex of the DCE series (case-insensitive); "
+                           "overrides the header detection")
     conv.add_argument("--vfa-pattern", metavar="RE",
                       help="SeriesDescription regex of the VFA series (one series with all "
-                           "flip angles or one per angle; default matches "
-                           "vfa|variable flip|despot|fa<N>)")
+                           "flip angles or one per angle); overrides the header detection")
+    conv.add_argument("--b1-pattern", metavar="RE",
+                      help="SeriesDescription regex of the B1 map series; overrides the "
+                           "header detection")
+    conv.add_argument("--require-vfa", action="store_true",
+                      help="a visit without VFA series is an error (default: convert "
+                           "without and warn, as the workflow does)")
     conv.add_argument("--no-vfa-ok", action="store_true",
-                      help="convert the DCE series even if the visit has no VFA series "
-                           "(default: missing VFA data is an error)")
+                      help="accepted for old scripts: converting without VFA is the "
+                           "default now")
     conv.set_defaults(func=_cmd_convert)
 
     t1 = sub.add_parser(
@@ -248,9 +266,19 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.out_dir}: cannot tell the subject and session: pass "
                          "--subject and --session, or use an output folder "
                          ".../sub-<S>/ses-<T>")
+    if args.require_vfa and args.no_vfa_ok:
+        raise ValueError("--require-vfa and --no-vfa-ok contradict each other")
+
+    def report(line: str) -> None:
+        if line.lstrip().startswith("WARNING"):
+            print(line.strip(), file=sys.stderr)
+        else:
+            print(line)
+
     convert_visit(args.dicom_dir, args.out_dir, subject=subject, session=session,
                   dce_pattern=args.dce_pattern, vfa_pattern=args.vfa_pattern,
-                  require_vfa=not args.no_vfa_ok, report=print)
+                  b1_pattern=args.b1_pattern, require_vfa=args.require_vfa,
+                  report=report)
     return 0
 
 

@@ -292,7 +292,7 @@ def test_error_messages_carry_no_identifier(tmp_path: Path, capsys: pytest.Captu
     write_visit(tmp_path / "dicom", session, "ge", vfa=False, study_datetime=CANARY_STUDY,
                 extra_tags=CANARY_TAGS, **CANARY_PATIENT)
     code, out, err = run(capsys, "convert", tmp_path / "dicom", tmp_path / "out",
-                         "--subject", "S1", "--session", "base")  # VFA required
+                         "--subject", "S1", "--session", "base", "--require-vfa")
     assert_error(code, err, tmp_path / "out", "no VFA series")
     for needle in ["CANARY", "19870605", "071317", dw.UID_PREFIX]:
         assert needle.lower() not in (out + err).lower()
@@ -469,7 +469,8 @@ def test_convert_visit_returns_paths(tmp_path: Path, session: ph.SessionPhantom)
                                require_vfa=True, report=lines.append)
     assert set(paths) == {"dce", "dce_json", "vfa", "vfa_json"}
     assert all(p.exists() for p in paths.values())
-    assert paths == conv.output_paths(tmp_path / "o", "P1", "pre")
+    expected = conv.output_paths(tmp_path / "o", "P1", "pre")
+    assert paths == {k: expected[k] for k in ("dce", "dce_json", "vfa", "vfa_json")}
     assert any(line.startswith("DCE: 'DCE_THRIVE_SAG'") for line in lines)
     assert "phase order from TemporalPositionIdentifier" in "\n".join(lines)
     quiet = conv.convert_visit(tmp_path / "dicom", tmp_path / "q", subject="P1", session="pre",

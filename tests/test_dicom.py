@@ -433,19 +433,24 @@ def test_non_image_dicom_skipped(tmp_path: Path) -> None:
 
 
 def test_series_selection_errors_list_series(tmp_path: Path) -> None:
+    # issue 13: series are found from their headers; the description is an override
     stored = random_stored((2, 2, 1, 2))
-    write_classic(tmp_path / "a", stored, desc="t2_tse_sag")
-    write_classic(tmp_path / "b", stored, desc="localizer")
-    with pytest.raises(DicomError, match="no series matches") as exc:
+    single = random_stored((2, 2, 1, 1))
+    write_classic(tmp_path / "a", single, desc="t2_tse_sag")
+    write_classic(tmp_path / "b", single, desc="localizer")
+    with pytest.raises(DicomError, match="no DCE series") as exc:
         load_dce(tmp_path)
     msg = str(exc.value)
-    assert "'t2_tse_sag'" in msg and "'localizer'" in msg and "2 files" in msg
+    assert "'t2_tse_sag'" in msg and "'localizer'" in msg and "1 files" in msg
+    assert "convert.dce_pattern" in msg
     write_classic(tmp_path / "c", stored, desc="dyn_1")
     write_classic(tmp_path / "d", stored, desc="DCE_2")
-    write_classic(tmp_path / "e", stored, desc="dyn_1_SUB")  # excluded by default
-    with pytest.raises(DicomError, match="2 series match") as exc:
+    write_classic(tmp_path / "e", stored, desc="dyn_1_SUB")  # derived: excluded
+    with pytest.raises(DicomError, match="2 series match the DCE series by headers") as exc:
         load_dce(tmp_path)
-    assert "'dyn_1'" in str(exc.value) and "'DCE_2'" in str(exc.value)
+    msg = str(exc.value)
+    assert "'dyn_1'" in msg and "'DCE_2'" in msg and "--dce-pattern" in msg
+    assert "'dyn_1_SUB' (series 7, 2 files, 2 frames): derived" in msg
     assert load_dce(tmp_path, pattern=r"^dce_2$").meta["SeriesDescription"] == "DCE_2"
 
 
@@ -584,8 +589,10 @@ def test_vfa_one_series_per_flip_angle_next_to_dce(tmp_path: Path) -> None:
 def test_vfa_mixed_tr_and_single_fa(tmp_path: Path) -> None:
     stored = random_stored((3, 2, 1, 1))
     write_classic(tmp_path / "a", stored, desc="vfa_fa2", fa=2)
+    with pytest.raises(DicomError, match="no series qualifies by headers"):
+        load_vfa(tmp_path)  # one flip angle is not VFA (issue 13: header detection)
     with pytest.raises(DicomError, match="only one flip angle"):
-        load_vfa(tmp_path)
+        load_vfa(tmp_path, pattern="vfa")
     write_classic(tmp_path / "b", stored, desc="vfa_fa15", fa=15, tr=6.0)
     with pytest.raises(DicomError, match="mixed repetition time"):
         load_vfa(tmp_path)

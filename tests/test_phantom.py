@@ -399,7 +399,7 @@ def test_reader_round_trip(tmp_path: Path, short_session: ph.SessionPhantom, ven
     dicom = pytest.importorskip("dce.io.dicom")
     s = short_session
     assert s.vfa_signal is not None
-    _write(tmp_path, s, vendor)
+    _write(tmp_path, s, vendor, series_offset_s=300.0)  # VFA first: pre-contrast (issue 13)
     dw.write_vfa(tmp_path, s.vfa_signal, s.vfa_flip_angles_deg, s.affine, vendor=vendor,
                  separate_series=separate, tr_s=0.0045, te_s=0.0015, patient_name="A^B",
                  patient_id="C", uid_seed="test", series_description=dw.VFA_DESCRIPTIONS[vendor])

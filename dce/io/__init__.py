@@ -16,14 +16,14 @@ and :mod:`dce.io.derivatives` for the results as a BIDS derivatives dataset.
 
 from dce.io.derivatives import derived_sources
 from dce.io.dicom import (
-    DEFAULT_DCE_PATTERN,
     DEFAULT_EXCLUDE_PATTERN,
     DEFAULT_VFA_EXCLUDE_PATTERN,
-    DEFAULT_VFA_PATTERN,
     DicomError,
     DynamicSeries,
     SeriesInfo,
+    SeriesRoles,
     VFASeries,
+    classify_series,
     discover_series,
     load_dce,
     load_dce_series,
@@ -34,15 +34,15 @@ from dce.io.dicom import (
 from dce.io.nifti import NiftiContents, read_nifti, sidecar_path, write_nifti
 
 __all__ = [
-    "DEFAULT_DCE_PATTERN",
     "DEFAULT_EXCLUDE_PATTERN",
     "DEFAULT_VFA_EXCLUDE_PATTERN",
-    "DEFAULT_VFA_PATTERN",
     "DicomError",
     "DynamicSeries",
     "NiftiContents",
     "SeriesInfo",
+    "SeriesRoles",
     "VFASeries",
+    "classify_series",
     "derived_sources",
     "discover_series",
     "load_dce",

@@ -1,16 +1,24 @@
 """Convert one visit folder of DICOM files to NIfTI images with JSON sidecars.
 
 :func:`convert_visit` is the single conversion step shared by the ``dce convert``
-command and the workflow: it finds the DCE series and the variable-flip-angle (VFA)
-series under a folder, stacks them (:mod:`dce.io.dicom`, which validates the grid and
-the timing) and writes, in the output folder::
+command and the workflow: it sorts the series under a folder into DCE, variable-flip-angle
+(VFA) and B1 map from their headers (:func:`dce.io.dicom.classify_series`;
+SeriesDescription patterns override), stacks them (:mod:`dce.io.dicom`, which validates
+the grid and the timing) and writes, in the output folder::
 
-    sub-<subject>_ses-<session>_dce.nii.gz   4-D signal (i, j, k, t), float32
-    sub-<subject>_ses-<session>_dce.json     phase times (s), FA, TR, TE, field, ...
-    sub-<subject>_ses-<session>_vfa.nii.gz   4-D signal (i, j, k, flip angle), float32
-    sub-<subject>_ses-<session>_vfa.json     FlipAngles_deg, TR, TE, ...
+    sub-<subject>_ses-<session>_dce.nii.gz        4-D signal (i, j, k, t), float32
+    sub-<subject>_ses-<session>_dce.json          phase times (s), FA, TR, TE, field, ...
+    sub-<subject>_ses-<session>_vfa.nii.gz        4-D signal (i, j, k, flip angle), float32
+    sub-<subject>_ses-<session>_vfa.json          FlipAngles_deg, TR, TE, ...
+    sub-<subject>_ses-<session>_B1map_raw.nii.gz  B1 map as stored (after rescale), own grid
+    sub-<subject>_ses-<session>_B1map_raw.json    Manufacturer, ImageType, B1Convention, ...
 
-Both series are read and validated before anything is written, and the files are
+A visit without VFA series converts with a ``WARNING`` line (the T1 step decides what to
+do, config ``t1.missing_vfa``); ``require_vfa=True`` makes it an error.  The B1 map is
+written only when the visit has one; its values are not converted (``B1Convention`` in
+the sidecar says how to read them).
+
+All series are read and validated before anything is written, and the files are
 written atomically (:func:`dce.io.nifti.write_nifti`); if a later file cannot be
 written, the files already written by this call are removed.  So an invalid visit
 leaves no output, and a failed write no partial set of files.
@@ -18,7 +26,8 @@ leaves no output, and a failed write no partial set of files.
 De-identification: the sidecars are built from an allow-list of acquisition
 parameters (:mod:`dce.io.dicom`); the summary lines passed to ``report`` hold series
 descriptions, numbers, matrix sizes, times relative to the first phase and the output
-paths, never a patient, institution, date, clock time or UID.
+paths, never a patient, institution, date, clock time or UID.  (Error messages about an
+invalid time value quote that value, which is a clock time: it is needed to fix the file.)
 """
 
 from __future__ import annotations
@@ -31,18 +40,16 @@ from pathlib import Path
 import numpy as np
 
 from dce.io.dicom import (
-    DEFAULT_DCE_PATTERN,
-    DEFAULT_EXCLUDE_PATTERN,
-    DEFAULT_VFA_EXCLUDE_PATTERN,
-    DEFAULT_VFA_PATTERN,
+    B1Series,
     DicomError,
     DynamicSeries,
     SeriesInfo,
     VFASeries,
+    classify_series,
     discover_series,
+    load_b1_series,
     load_dce_series,
     load_vfa_series,
-    select_series,
 )
 from dce.io.nifti import sidecar_path, write_nifti
 
@@ -75,12 +82,15 @@ def output_paths(out_dir: str | os.PathLike[str], subject: str,
     Returns
     -------
     dict
-        ``{"dce": ..., "dce_json": ..., "vfa": ..., "vfa_json": ...}``.
+        ``{"dce": ..., "dce_json": ..., "vfa": ..., "vfa_json": ..., "b1": ...,
+        "b1_json": ...}`` (B1: ``..._B1map_raw.nii.gz``, values as stored).
     """
     stem = f"sub-{_check_id('subject', subject)}_ses-{_check_id('session', session)}"
     out = Path(out_dir)
     dce, vfa = out / f"{stem}_dce.nii.gz", out / f"{stem}_vfa.nii.gz"
-    return {"dce": dce, "dce_json": sidecar_path(dce), "vfa": vfa, "vfa_json": sidecar_path(vfa)}
+    b1 = out / f"{stem}_B1map_raw.nii.gz"
+    return {"dce": dce, "dce_json": sidecar_path(dce), "vfa": vfa, "vfa_json": sidecar_path(vfa),
+            "b1": b1, "b1_json": sidecar_path(b1)}
 
 
 def _listing(series: Sequence[SeriesInfo]) -> str:
@@ -98,11 +108,6 @@ def _where(info: SeriesInfo, root: Path) -> str:
     if len(info.files) == 1:
         folder = folder.parent
     return info.label if folder == Path(".") else f"{info.label} in {folder.as_posix()}/"
-
-
-def _pattern_text(pattern: str, exclude: str | None) -> str:
-    return f"SeriesDescription pattern {pattern!r}" + (
-        f" (excluding {exclude!r})" if exclude else "")
 
 
 def _fmt_s(v: float) -> str:
@@ -126,6 +131,7 @@ def _dce_lines(info: SeriesInfo, d: DynamicSeries) -> list[str]:
     lines.append(f"  timing from {m['TimingSource']}; phase order from "
                  f"{m['PhaseOrderSource']}")
     lines += [f"  note: {n}" for n in m.get("Notes", [])]
+    lines += [f"  WARNING (timing): {w}" for w in d.timing_details]
     return lines
 
 
@@ -146,11 +152,26 @@ def _vfa_lines(infos: Sequence[SeriesInfo], v: VFASeries, d: DynamicSeries) -> l
     return lines
 
 
+def _b1_lines(info: SeriesInfo, b: B1Series) -> list[str]:
+    nx, ny, nz = b.data.shape
+    conv, why = b.meta["B1Convention"], b.meta["B1ConventionSource"]
+    lines = [f"B1: {info.label}",
+             f"  {nx} x {ny} x {nz} voxels on its own grid; values as stored (after "
+             f"rescale), {float(np.min(b.data)):.4g} .. {float(np.max(b.data)):.4g}"]
+    if conv is None:
+        lines.append(f"  WARNING: B1 value convention {why}; B1Convention is null in the "
+                     "sidecar: the B1 correction step must be told the convention")
+    else:
+        lines.append(f"  B1Convention {conv} ({why})")
+    return lines
+
+
 def convert_visit(dicom_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
                   subject: str, session: str, dce_pattern: str | None = None,
-                  vfa_pattern: str | None = None, require_vfa: bool = False,
+                  vfa_pattern: str | None = None, b1_pattern: str | None = None,
+                  require_vfa: bool = False,
                   report: Reporter | None = None) -> dict[str, Path]:
-    """Convert the DCE (and VFA) series of one visit to NIfTI + JSON sidecars.
+    """Convert the DCE (and VFA, B1 map) series of one visit to NIfTI + JSON sidecars.
 
     Parameters
     ----------
@@ -160,38 +181,35 @@ def convert_visit(dicom_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
         Output folder (created).  Files are named ``sub-<subject>_ses-<session>_<what>``.
     subject, session : str
         IDs, letters and digits only.  They are used in the file names only.
-    dce_pattern : str, optional
-        SeriesDescription regular expression (case-insensitive search) of the DCE series;
-        default :data:`dce.io.dicom.DEFAULT_DCE_PATTERN`.  Derived series (subtractions,
-        MIPs, reformats, motion corrected) are always excluded.  Exactly one series
-        must match.
-    vfa_pattern : str, optional
-        SeriesDescription regular expression of the VFA series (one series with several
-        flip angles or one series per flip angle); default
-        :data:`dce.io.dicom.DEFAULT_VFA_PATTERN`.  Anything that looks dynamic and the
-        chosen DCE series are excluded.
+    dce_pattern, vfa_pattern, b1_pattern : str, optional
+        SeriesDescription regular expressions (case-insensitive search) that override
+        the header detection of that series (:func:`dce.io.dicom.classify_series`);
+        default None = from the headers.  Derived series (subtractions, MIPs,
+        reformats, motion corrected) are always excluded from DCE and VFA.
     require_vfa : bool
-        If True, a visit without a matching VFA series is an error; otherwise only the
-        DCE files are written.  A VFA series that matches but is invalid is always an
-        error.
+        If True, a visit without VFA series is an error; otherwise (default, as in the
+        workflow) only the DCE (and B1) files are written and a ``WARNING`` line is
+        reported.  A VFA series that is found but invalid is always an error.
     report : callable, optional
-        Called with each line of a short, de-identified summary (series found, series
-        chosen, shape, phase times and spacing, timing source, files written).
+        Called with each line of a short, de-identified summary (series found with their
+        roles, series chosen, shape, phase times and spacing, timing source, warnings,
+        files written).
 
     Returns
     -------
     dict of Path
-        ``"dce"`` and ``"dce_json"``, plus ``"vfa"`` and ``"vfa_json"`` when VFA data
-        were converted.
+        ``"dce"`` and ``"dce_json"``, plus ``"vfa"``/``"vfa_json"`` when VFA data and
+        ``"b1"``/``"b1_json"`` when a B1 map were converted.
 
     Raises
     ------
     DicomError
-        No or several DCE series match, the DCE series has a single phase, no VFA series
-        and ``require_vfa``, or a series is
-        invalid (missing phase or slice, duplicated position, non-increasing phase times,
-        mixed flip angle or TR, ...; see :func:`dce.io.dicom.load_dce_series`).  The
-        message names the folder, series or file and the problem.
+        No or several DCE series qualify (the message lists every series with its role
+        and reason and names the pattern to set), the DCE series has a single phase, no
+        VFA series and ``require_vfa``, several B1 maps, or a series is invalid (invalid
+        DICOM time values, inconsistent timeline, missing phase or slice, duplicated
+        position, mixed flip angle or TR, ...; see :func:`dce.io.dicom.load_dce_series`).
+        The message names the folder, series or file and the problem.
     ValueError
         Invalid subject/session ID or pattern.
     OSError
@@ -199,39 +217,24 @@ def convert_visit(dicom_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
     """
     say: Reporter = report or (lambda _line: None)
     paths = output_paths(out_dir, subject, session)
-    for what, rx in (("DCE", dce_pattern), ("VFA", vfa_pattern)):
-        try:
-            re.compile(rx or "")
-        except re.error as exc:
-            raise ValueError(f"{what} series pattern {rx!r}: invalid regular expression "
-                             f"({exc})") from None
     dicom_dir = Path(dicom_dir)
     series = discover_series(dicom_dir)
+    roles = classify_series(series, dce_pattern=dce_pattern, vfa_pattern=vfa_pattern,
+                            b1_pattern=b1_pattern)
+
+    def name(s: SeriesInfo) -> str:
+        return _where(s, dicom_dir)
+
     say(f"{len(series)} series found:" if series else _listing(series))
-    for s in series:
-        say(f"  - {s.label}")
-
-    pattern = dce_pattern or DEFAULT_DCE_PATTERN
-    hits = select_series(series, pattern, exclude=DEFAULT_EXCLUDE_PATTERN)
-    if not hits:
-        raise DicomError(f"{dicom_dir}: no DCE series: no series matches "
-                         f"{_pattern_text(pattern, DEFAULT_EXCLUDE_PATTERN)}; "
-                         f"{_listing(series)}")
-    if len(hits) > 1:
-        raise DicomError(f"{dicom_dir}: {len(hits)} series match the DCE "
-                         f"{_pattern_text(pattern, DEFAULT_EXCLUDE_PATTERN)}: "
-                         + "; ".join(_where(s, dicom_dir) for s in hits)
-                         + "; pass a more specific DCE pattern (workflow: config "
-                         "convert.dce_pattern; dce convert: --dce-pattern) or move the "
-                         "unwanted series out of the folder")
-    dce_info = hits[0]
-
-    vpattern = vfa_pattern or DEFAULT_VFA_PATTERN
-    vfa_infos = [s for s in select_series(series, vpattern, exclude=DEFAULT_VFA_EXCLUDE_PATTERN)
-                 if s.uid != dce_info.uid]
+    for line in roles.lines(name):
+        say(f"  - {line}")
+    dce_info = roles.dce(str(dicom_dir), name)
+    b1_info = roles.b1(str(dicom_dir), name)
+    vfa_infos = list(roles.vfa)
     if not vfa_infos and require_vfa:
-        raise DicomError(f"{dicom_dir}: no VFA series: none matches "
-                         f"{_pattern_text(vpattern, DEFAULT_VFA_EXCLUDE_PATTERN)} (VFA data "
+        how = (f"SeriesDescription pattern {vfa_pattern!r}" if vfa_pattern
+               else "headers (single-phase series on the DCE grid with >= 2 flip angles)")
+        raise DicomError(f"{dicom_dir}: no VFA series: none qualifies by {how} (VFA data "
                          f"required); {_listing(series)}")
 
     dce = load_dce_series(dce_info)
@@ -243,8 +246,15 @@ def convert_visit(dicom_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
         say(line)
     vfa = load_vfa_series(vfa_infos) if vfa_infos else None
     for line in (_vfa_lines(vfa_infos, vfa, dce) if vfa is not None
-                 else ["VFA: none found (no T1 map from this visit)"]):
+                 else ["VFA: none found (no T1 map from this visit)",
+                       "WARNING: no VFA series in this visit: converted without; the T1 "
+                       "step decides (workflow config t1.missing_vfa); set "
+                       "convert.vfa_pattern / --vfa-pattern if the VFA series is there"]):
         say(line)
+    b1 = load_b1_series(b1_info) if b1_info is not None else None
+    if b1 is not None and b1_info is not None:
+        for line in _b1_lines(b1_info, b1):
+            say(line)
 
     written: list[Path] = []
     try:
@@ -253,11 +263,16 @@ def convert_visit(dicom_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
         if vfa is not None:
             write_nifti(paths["vfa"], vfa.data, vfa.affine, vfa.meta)
             written += [paths["vfa_json"], paths["vfa"]]
+        if b1 is not None:
+            write_nifti(paths["b1"], b1.data, b1.affine, b1.meta)
+            written += [paths["b1_json"], paths["b1"]]
     except BaseException:
         for p in written:
             p.unlink(missing_ok=True)
         raise
-    out = {k: v for k, v in paths.items() if k.startswith("dce") or vfa is not None}
-    say("wrote " + ", ".join(str(out[k]) for k in ("dce", "vfa") if k in out)
+    out = {k: v for k, v in paths.items()
+           if k.startswith("dce") or (vfa is not None and k.startswith("vfa"))
+           or (b1 is not None and k.startswith("b1"))}
+    say("wrote " + ", ".join(str(out[k]) for k in ("dce", "vfa", "b1") if k in out)
         + " (+ .json sidecars)")
     return out

@@ -1,12 +1,16 @@
-"""DICOM series discovery, sorting, timing and stacking for DCE and VFA MRI.
+"""DICOM series discovery, classification, sorting, timing and stacking for DCE MRI.
 
 Overview
 --------
 :func:`discover_series` walks a folder tree, reads every DICOM header once and groups
-the image files by SeriesInstanceUID.  :func:`load_dce` selects the dynamic series by
-a SeriesDescription regular expression and stacks it into a 4-D array
-``(i, j, k, t)``; :func:`load_vfa` does the same for variable-flip-angle T1 data
-(``(i, j, k, n_fa)``).  Both return the NIfTI affine and a de-identified metadata
+the image files by SeriesInstanceUID, with a header summary per series (frames per slice
+position, flip angles, TR/TE, ImageType, grid).  :func:`classify_series` sorts the series
+into DCE, variable-flip-angle (VFA), B1 map, derived and other, from their headers (see
+its notes; SeriesDescription patterns override a role), with a reason per series for
+messages.  :func:`load_dce` stacks the single DCE series into a 4-D array
+``(i, j, k, t)``; :func:`load_vfa` the VFA data (``(i, j, k, n_fa)``);
+:func:`load_b1_series` a B1 map (``(i, j, k)``, values as stored, convention from
+:func:`b1_convention`).  They return the NIfTI affine and a de-identified metadata
 dictionary meant to be written as the JSON sidecar (see :mod:`dce.io.nifti`).
 
 Axis convention
@@ -26,7 +30,8 @@ in-plane order (first axis = rows) and LPS; the tests check the two against each
 
 Phase timing
 ------------
-``InstanceNumber`` is never used for ordering.  Phases are found in this order:
+``InstanceNumber`` is never used for ordering (only to cross-check it).  Phases are found
+in this order:
 
 1. a temporal index present in every frame (``TemporalPositionIdentifier``
    (0020,0100) in classic files, e.g. Philips, checked against
@@ -35,7 +40,7 @@ Phase timing
 2. otherwise, at every slice position the frames are ranked by acquisition time.
 
 Phase start times come from the first timing tag, in a vendor-dependent order, that is
-present in every frame and actually varies between phases:
+present in every frame, valid, and actually varies between phases:
 
 * GE: ``TriggerTime`` (0018,1060, ms; AcquisitionTime is constant across phases).  A
   missing TriggerTime is read as 0 ms (the QIBA GE files omit it in the first phase);
@@ -45,13 +50,43 @@ present in every frame and actually varies between phases:
 * enhanced multi-frame MR: per-frame ``FrameAcquisitionDateTime``, then
   ``FrameReferenceDateTime``.
 
+Every timing value is parsed strictly (:func:`parse_tm`: hours 00-23, minutes 00-59,
+seconds 00-60, a fraction of 1-6 digits only after the seconds, the old ``HH:MM:SS``
+form accepted; :func:`parse_dt` likewise, with a valid date).  A tag with an invalid
+value in any frame (e.g. ``0969.500``: minutes 69, fraction after the minutes) is
+*broken* for the whole series:
+
+* if no other tag gives the phase times, loading fails with a message naming the
+  file, the tag (keyword and (gggg,eeee)) and the value (the date part of a DT value is
+  masked: dates are identifiers);
+* FALLBACK: if the broken tag comes first in the order above and the next valid tag's
+  phase order is confirmed by an independent reference (increasing with the temporal
+  index; without one, AcquisitionNumber or InstanceNumber as below), its times are
+  used with a WARNING: in the conversion report and log naming file, tag, value and the
+  confirming reference (``DynamicSeries.timing_details``), in ``meta["TimingWarnings"]``
+  (the sidecar) naming tag, count, reason and reference (no file name, no clock time);
+  without such a confirmation loading fails;
+* a broken tag that would not have been used anyway is also listed in
+  ``TimingWarnings``.
+
+The time order is cross-checked, and a disagreement is an error naming both files with
+their time and reference values ("inconsistent timeline"; phases are never re-sorted
+silently):
+
+* with a temporal index: the phase times must increase with it;
+* without: ``AcquisitionNumber`` (0020,0012), where constant within each phase and
+  distinct between phases, must increase with time; ``InstanceNumber`` (0020,0013) per
+  slice position, where in time order (or reversed) in at least 80 % of the steps,
+  must be so in all of them (shuffled numbering, common in exports, carries no order
+  and is ignored).  Confirming references are listed in ``meta["Notes"]``.
+
 A phase starts at the earliest time of its slices; times are returned in seconds
 relative to the first phase.  Clock times (TM) without dates are unwrapped across
-midnight.  Other timing tags that also vary between phases are compared with the chosen
-one; a disagreement of more than 0.5 s is reported in ``meta["Notes"]``.  Uneven phase
-spacing is allowed and flagged in the metadata; a gap of about a whole multiple (>= 2) of
-the median spacing is reported in ``meta["Notes"]`` as phase(s) possibly missing from the
-export (with clock timing a lost phase leaves no other trace).
+midnight.  Other valid timing tags that also vary between phases are compared with the
+chosen one; a disagreement of more than 0.5 s is reported in ``meta["Notes"]``.  Uneven
+phase spacing is allowed and flagged in the metadata; a gap of about a whole multiple
+(>= 2) of the median spacing is reported in ``meta["Notes"]`` as phase(s) possibly
+missing from the export (with clock timing a lost phase leaves no other trace).
 
 Errors
 ------
@@ -67,6 +102,9 @@ De-identification
 -----------------
 The metadata returned is built from an explicit allow-list of acquisition parameters;
 no patient, institution, physician, date, clock-time or UID attribute is ever copied.
+An error message about an invalid or inconsistent timing value quotes the stored time of
+day (the user needs it to find and fix the file); the date part of a DT is masked.
+SeriesInfo keeps the UID and the series start time in memory only.
 """
 
 from __future__ import annotations
@@ -98,28 +136,32 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "unknown"
 
 __all__ = [
-    "DEFAULT_DCE_PATTERN",
     "DEFAULT_EXCLUDE_PATTERN",
     "DEFAULT_VFA_EXCLUDE_PATTERN",
-    "DEFAULT_VFA_PATTERN",
+    "MIN_DCE_PHASES",
+    "B1Series",
     "DicomError",
     "DynamicSeries",
+    "SeriesGrid",
     "SeriesInfo",
+    "SeriesRole",
+    "SeriesRoles",
     "VFASeries",
+    "b1_convention",
+    "classify_series",
     "discover_series",
+    "load_b1_series",
     "load_dce",
     "load_dce_series",
     "load_vfa",
     "load_vfa_series",
+    "parse_dt",
+    "parse_tm",
     "select_series",
 ]
 
 log = logging.getLogger(__name__)
 
-#: SeriesDescription regex (case-insensitive search) for the dynamic series.
-DEFAULT_DCE_PATTERN = r"dce|dyn|perf|twist|disco|multi.?phase|(?<![a-z])mph(?![a-z])"
-#: SeriesDescription regex for variable-flip-angle series ("vfa", "t1_vibe_fa2", "FA 15").
-DEFAULT_VFA_PATTERN = r"vfa|variable.?flip|despot|(?<![a-z])fa.?\d+"
 #: Derived series excluded by default (subtractions, MIPs, reformats, motion corrected).
 DEFAULT_EXCLUDE_PATTERN = r"sub(traction)?(?![a-z])|mip|mpr|moco"
 #: For VFA also exclude anything that looks dynamic (a "dyn fa12" series is DCE).
@@ -162,6 +204,68 @@ def _quiet(func: Callable[_P, _R]) -> Callable[_P, _R]:
 
 
 @dataclass(frozen=True)
+class SeriesGrid:
+    """Geometry summary of a series, for telling series on the same grid apart.
+
+    Attributes
+    ----------
+    orientation : tuple of float
+        ImageOrientationPatient of the first frame (6 direction cosines).
+    mixed_orientation : bool
+        True if frames differ in orientation (localizers, multi-stack series).
+    rows, columns : int
+        Matrix.
+    pixel_spacing_mm : tuple of float
+        PixelSpacing (between rows, between columns), mm.
+    slice_range_mm : tuple of float
+        Lowest and highest slice position along the slice normal (mm).
+    inplane_origin_mm : tuple of float
+        Position of the lowest slice's first voxel along the row and column directions
+        (mm).
+    """
+
+    orientation: tuple[float, ...]
+    mixed_orientation: bool
+    rows: int
+    columns: int
+    pixel_spacing_mm: tuple[float, float]
+    slice_range_mm: tuple[float, float]
+    inplane_origin_mm: tuple[float, float]
+
+    def mismatch(self, other: SeriesGrid, n_self: int, n_other: int) -> str | None:
+        """Why ``other`` is not on this grid (None if it is, within tolerance).
+
+        Parameters
+        ----------
+        other : SeriesGrid
+            The grid to compare with.
+        n_self, n_other : int
+            Numbers of slice positions of the two series.
+
+        Returns
+        -------
+        str or None
+            E.g. ``"matrix 128x128 vs 256x256"``; tolerances: direction cosines 1e-3,
+            spacing 1 %, positions half a pixel / 0.5 mm.
+        """
+        if np.max(np.abs(np.subtract(self.orientation, other.orientation))) > 1e-3:
+            return "orientation differs"
+        if (self.rows, self.columns) != (other.rows, other.columns):
+            return (f"matrix {other.rows}x{other.columns} vs {self.rows}x{self.columns}")
+        if not np.allclose(self.pixel_spacing_mm, other.pixel_spacing_mm, rtol=0.01):
+            return (f"pixel spacing {list(other.pixel_spacing_mm)} vs "
+                    f"{list(self.pixel_spacing_mm)} mm")
+        if n_self != n_other:
+            return f"{n_other} slices vs {n_self}"
+        tol = max(0.5, 0.5 * min(self.pixel_spacing_mm))
+        if (np.max(np.abs(np.subtract(self.slice_range_mm, other.slice_range_mm))) > tol
+                or np.max(np.abs(np.subtract(self.inplane_origin_mm,
+                                             other.inplane_origin_mm))) > tol):
+            return "slice positions differ"
+        return None
+
+
+@dataclass(frozen=True)
 class SeriesInfo:
     """One DICOM image series found by :func:`discover_series`.
 
@@ -184,6 +288,26 @@ class SeriesInfo:
     uid : str
         SeriesInstanceUID: the grouping key, kept in memory only (not shown by ``repr``
         and never written to any output).
+    image_type : tuple of str
+        ImageType (0008,0008) values of the first file, upper case.
+    protocol_name, sequence_name : str
+        ProtocolName (0018,1030) and SequenceName (0018,0024) (enhanced files:
+        PulseSequenceName (0018,9005)), ``""`` if absent.
+    n_positions : int
+        Distinct slice positions (along the slice normal, 0.01 mm tolerance).
+    n_temporal : int
+        Distinct TemporalPositionIdentifier / TemporalPositionIndex values (0 if absent).
+    echo_times_ms, repetition_times_ms : tuple of float
+        Distinct echo and repetition times (ms).
+    grid : SeriesGrid or None
+        Image grid summary (None when a geometry tag is missing).
+    value_units : str
+        Units of the stored values after rescale, when the header says (RealWorldValue
+        MappingSequence units code, else RescaleType), upper case; ``""`` if unknown.
+    start_s : float or None
+        Earliest acquisition date-time of the series (s since 0001-01-01, local time),
+        in memory only (never written); None when a date or time is missing or invalid.
+        Used to tell pre- from post-contrast single-phase series.
     """
 
     description: str
@@ -194,6 +318,23 @@ class SeriesInfo:
     flip_angles_deg: tuple[float, ...]
     enhanced: bool
     uid: str = field(repr=False)
+    image_type: tuple[str, ...] = ()
+    protocol_name: str = ""
+    sequence_name: str = ""
+    n_positions: int = 0
+    n_temporal: int = 0
+    echo_times_ms: tuple[float, ...] = ()
+    repetition_times_ms: tuple[float, ...] = ()
+    grid: SeriesGrid | None = None
+    value_units: str = ""
+    start_s: float | None = field(default=None, repr=False)
+
+    @property
+    def n_phases(self) -> int:
+        """Frames per slice position (or distinct temporal positions, when given)."""
+        if self.n_temporal > 1:
+            return self.n_temporal
+        return round(self.n_frames / self.n_positions) if self.n_positions else 0
 
     @property
     def n_files(self) -> int:
@@ -222,12 +363,17 @@ class DynamicSeries:
         Voxel ``(i, j, k)`` to RAS+ mm.
     meta : dict
         De-identified sidecar metadata (allow-list only; see :func:`load_dce_series`).
+        ``meta["TimingWarnings"]`` names tag, count and reason, never a file or value.
+    timing_details : tuple of str
+        The same timing warnings naming the file and the stored value, for the report
+        and the log only (file names and clock times are not written to outputs).
     """
 
     data: NDArray[np.float32]
     t_s: NDArray[np.float64]
     affine: NDArray[np.float64]
     meta: dict[str, Any]
+    timing_details: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -255,6 +401,26 @@ class VFASeries:
     meta: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class B1Series:
+    """A B1 / flip-angle map on its own grid, values as stored (after rescale).
+
+    Attributes
+    ----------
+    data : ndarray, shape (nx, ny, nz), float32
+        Stored value * RescaleSlope + RescaleIntercept; the unit depends on
+        ``meta["B1Convention"]`` (see :func:`b1_convention`).
+    affine : ndarray, shape (4, 4)
+        Voxel ``(i, j, k)`` to RAS+ mm (the map's own grid).
+    meta : dict
+        De-identified sidecar metadata.
+    """
+
+    data: NDArray[np.float32]
+    affine: NDArray[np.float64]
+    meta: dict[str, Any]
+
+
 @dataclass
 class _Frame:
     """Header information of one 2-D frame (one classic file or one enhanced frame)."""
@@ -270,12 +436,17 @@ class _Frame:
     intercept: float
     temporal_index: int | None
     n_temporal: int | None
-    times: dict[str, float | None]
+    times: dict[str, float | None]  # seconds; None when absent or invalid
+    raw_times: dict[str, str | None]  # the stored values, for messages
+    bad_times: dict[str, str]  # tag keyword -> why the stored value is invalid
     flip_angle: float | None
     tr_ms: float | None
     te_ms: float | None
     thickness: float | None
     spacing_between: float | None
+    instance: int | None = None  # InstanceNumber
+    acq_number: int | None = None  # AcquisitionNumber
+    image_type: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -300,34 +471,115 @@ def _int(value: Any) -> int | None:
     return None if f is None else round(f)
 
 
-_TM_RE = re.compile(r"(\d{2})(\d{2})?(\d{2})?(\.\d+)?")
+_TM_LOOSE = re.compile(r"(\d{2})(\d{2})?(\d{2})?(\.\d*)?")
+_TM_OLD = re.compile(r"(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,6})?)?")
 
 
-def _tm_seconds(value: Any) -> float | None:
-    """DICOM TM ``HHMMSS.FFFFFF`` (or old ``HH:MM:SS``) to seconds of the day."""
-    if value is None:
-        return None
-    s = str(value).strip().replace(":", "")
-    m = _TM_RE.fullmatch(s)
-    if not m:
-        return None
-    h, mi, se, frac = m.groups()
+class _TimeFormatError(ValueError):
+    """A TM/DT value that is not valid DICOM; the message says why (no file, no tag)."""
+
+
+def _tm_parts(s: str) -> float:
+    """Strict DICOM TM to seconds of the day; raises :class:`_TimeFormatError`."""
+    m = _TM_OLD.fullmatch(s)  # ACR-NEMA "HH:MM:SS.frac", still written by some software
+    loose = m or _TM_LOOSE.fullmatch(s)
+    if not loose:
+        raise _TimeFormatError("not of the form HHMMSS.FFFFFF")
+    h, mi, se, frac = loose.groups()
+    problems = []
+    if int(h) > 23:
+        problems.append(f"hours {h} > 23")
+    if mi is not None and int(mi) > 59:
+        problems.append(f"minutes {mi} > 59")
+    if se is not None and int(se) > 60:
+        problems.append(f"seconds {se} > 60")
+    if frac is not None and se is None:
+        problems.append("a fraction is only allowed after the seconds (HHMMSS.FFFFFF)")
+    if frac is not None and not 1 <= len(frac) - 1 <= 6:
+        problems.append("the fraction must have 1 to 6 digits")
+    if problems:
+        raise _TimeFormatError("; ".join(problems))
     return int(h) * 3600 + int(mi or 0) * 60 + int(se or 0) + float(frac or 0.0)
 
 
-def _dt_seconds(value: Any) -> float | None:
-    """DICOM DT ``YYYYMMDDHHMMSS.FFFFFF&ZZXX`` to seconds since 0001-01-01 (local time)."""
+def parse_tm(value: Any) -> float | None:
+    """Parse a DICOM TM (time) value strictly.
+
+    Parameters
+    ----------
+    value : str or None
+        ``HH``, ``HHMM``, ``HHMMSS`` or ``HHMMSS.F`` (1-6 fraction digits), hours 00-23,
+        minutes 00-59, seconds 00-60 (leap second); the old ACR-NEMA form ``HH:MM[:SS[.F]]``
+        is accepted too.  Trailing padding spaces are ignored.
+
+    Returns
+    -------
+    float or None
+        Seconds since midnight (s); None for an absent or empty value.
+
+    Raises
+    ------
+    ValueError
+        The value is not a valid TM; the message says why (e.g. ``minutes 69 > 59``).
+        A fraction after the minutes (``0920.000``) is invalid.
+    """
     if value is None:
         return None
-    s = re.sub(r"[+-]\d{4}$", "", str(value).strip())
-    if len(s) < 8 or not s[:8].isdigit():
+    s = str(value).strip()
+    return None if s == "" else _tm_parts(s)
+
+
+_DT_RE = re.compile(r"(\d{4})(\d{2})?(\d{2})?([0-9.:]*?)([+-]\d{4})?")
+
+
+def parse_dt(value: Any) -> float | None:
+    """Parse a DICOM DT (date time) value strictly.
+
+    Parameters
+    ----------
+    value : str or None
+        ``YYYY[MM[DD[HH[MM[SS[.F]]]]]][&ZZXX]``; the time part follows :func:`parse_tm`.
+        The UTC offset is ignored (times of one series share it).
+
+    Returns
+    -------
+    float or None
+        Seconds since 0001-01-01 00:00 local time (s); None for an absent or empty value.
+
+    Raises
+    ------
+    ValueError
+        Invalid date or time component (the message says which).
+    """
+    if value is None:
         return None
+    s = str(value).strip()
+    if s == "":
+        return None
+    m = _DT_RE.fullmatch(s)
+    if not m:
+        raise _TimeFormatError("not of the form YYYYMMDDHHMMSS.FFFFFF&ZZXX")
+    yy, mm, dd, tm, _ = m.groups()
+    if dd is None and tm:
+        raise _TimeFormatError("a time needs the full date YYYYMMDD before it")
     try:
-        days = date(int(s[:4]), int(s[4:6]), int(s[6:8])).toordinal()
-    except ValueError:
-        return None
-    tm = _tm_seconds(s[8:]) if len(s) > 8 else 0.0
-    return None if tm is None else days * 86400.0 + tm
+        days = date(int(yy), int(mm or 1), int(dd or 1)).toordinal()
+    except ValueError as exc:
+        raise _TimeFormatError(f"invalid date ({exc})") from None
+    if tm and not tm[:2].isdigit():
+        raise _TimeFormatError("not of the form YYYYMMDDHHMMSS.FFFFFF&ZZXX")
+    if ":" in tm:
+        raise _TimeFormatError("no ':' allowed in a DT value")
+    return days * 86400.0 + (_tm_parts(tm) if tm else 0.0)
+
+
+def _time_or_bad(value: Any, parse: Callable[[Any], float | None]
+                 ) -> tuple[float | None, tuple[str, str] | None]:
+    """``(seconds, None)`` for a valid or absent value, ``(None, (raw, reason))`` else."""
+    try:
+        return parse(value), None
+    except _TimeFormatError as exc:
+        return None, (str(value).strip(), str(exc))
 
 
 def _seq_item(ds: Dataset | None, keyword: str) -> Dataset | None:
@@ -341,6 +593,39 @@ def _seq_item(ds: Dataset | None, keyword: str) -> Dataset | None:
 
 
 # --------------------------------------------------------------------------- header -> frames
+
+
+def _parse_ms(value: Any) -> float | None:
+    """A DS value in ms (TriggerTime) to seconds; raises for a non-number."""
+    if value is None or str(value).strip() == "":
+        return None
+    out = _float(value)
+    if out is None:
+        raise _TimeFormatError("not a number")
+    return out / 1000.0
+
+
+def _frame_times(entries: dict[str, tuple[Any, Callable[[Any], float | None]]]
+                 ) -> dict[str, Any]:
+    """``times``, ``raw_times`` and ``bad_times`` of a :class:`_Frame` (seconds)."""
+    times: dict[str, float | None] = {}
+    raw: dict[str, str | None] = {}
+    bad: dict[str, str] = {}
+    for kw, (value, parse) in entries.items():
+        raw[kw] = None if value is None else str(value).strip()
+        times[kw], problem = _time_or_bad(value, parse)
+        if problem is not None:
+            bad[kw] = problem[1]
+    return {"times": times, "raw_times": raw, "bad_times": bad}
+
+
+def _image_type(ds: Dataset) -> tuple[str, ...]:
+    """ImageType (0008,0008) values, upper case (empty tuple when absent)."""
+    value = ds.get("ImageType")
+    if value is None:
+        return ()
+    values = [value] if isinstance(value, str) else list(value)
+    return tuple(str(v).strip().upper() for v in values)
 
 
 def _is_enhanced(ds: Dataset) -> bool:
@@ -364,12 +649,15 @@ def _classic_frame(ds: Dataset, path: Path) -> _Frame:
         intercept=_float(ds.get("RescaleIntercept")) or 0.0,
         temporal_index=_int(ds.get("TemporalPositionIdentifier")),
         n_temporal=_int(ds.get("NumberOfTemporalPositions")),
-        times={
-            "AcquisitionDateTime": _dt_seconds(ds.get("AcquisitionDateTime")),
-            "AcquisitionTime": _tm_seconds(ds.get("AcquisitionTime")),
-            "ContentTime": _tm_seconds(ds.get("ContentTime")),
-            "TriggerTime": None if _float(trig) is None else float(trig) / 1000.0,
-        },
+        **_frame_times({
+            "AcquisitionDateTime": (ds.get("AcquisitionDateTime"), parse_dt),
+            "AcquisitionTime": (ds.get("AcquisitionTime"), parse_tm),
+            "ContentTime": (ds.get("ContentTime"), parse_tm),
+            "TriggerTime": (trig, _parse_ms),
+        }),
+        instance=_int(ds.get("InstanceNumber")),
+        acq_number=_int(ds.get("AcquisitionNumber")),
+        image_type=_image_type(ds),
         flip_angle=_float(ds.get("FlipAngle")),
         tr_ms=_float(ds.get("RepetitionTime")),
         te_ms=_float(ds.get("EchoTime")),
@@ -412,12 +700,13 @@ def _enhanced_frames(ds: Dataset, path: Path) -> list[_Frame]:
             intercept=_float(get("PixelValueTransformationSequence", "RescaleIntercept")) or 0.0,
             temporal_index=_int(get("FrameContentSequence", "TemporalPositionIndex")),
             n_temporal=None,
-            times={
-                "FrameAcquisitionDateTime": _dt_seconds(
-                    get("FrameContentSequence", "FrameAcquisitionDateTime")),
-                "FrameReferenceDateTime": _dt_seconds(
-                    get("FrameContentSequence", "FrameReferenceDateTime")),
-            },
+            **_frame_times({
+                "FrameAcquisitionDateTime": (
+                    get("FrameContentSequence", "FrameAcquisitionDateTime"), parse_dt),
+                "FrameReferenceDateTime": (
+                    get("FrameContentSequence", "FrameReferenceDateTime"), parse_dt),
+            }),
+            image_type=_image_type(ds),
             flip_angle=_float(get("MRTimingAndRelatedParametersSequence", "FlipAngle")),
             tr_ms=_float(get("MRTimingAndRelatedParametersSequence", "RepetitionTime")),
             te_ms=_float(get("MREchoSequence", "EffectiveEchoTime")
@@ -523,15 +812,15 @@ def discover_series(root: str | os.PathLike[str]) -> list[SeriesInfo]:
     out = []
     for uid, items in groups.items():
         first = items[0][1]
-        n_frames = 0
-        fas: set[float] = set()
+        frames = []
         enhanced = False
         for path, ds in items:
-            frames = _frames_of(ds, path)
+            frames += _frames_of(ds, path)
             enhanced = enhanced or _is_enhanced(ds)
-            n_frames += len(frames)
-            fas.update(round(f.flip_angle, _FA_DECIMALS) for f in frames
-                       if f.flip_angle is not None)
+        n_frames = len(frames)
+        fas = {round(f.flip_angle, _FA_DECIMALS) for f in frames if f.flip_angle is not None}
+        grid, n_positions = _grid_summary(frames)
+        seq = first.get("SequenceName") or first.get("PulseSequenceName") or ""
         out.append(SeriesInfo(
             description=str(first.get("SeriesDescription", "") or "").strip(),
             series_number=_int(first.get("SeriesNumber")),
@@ -541,10 +830,83 @@ def discover_series(root: str | os.PathLike[str]) -> list[SeriesInfo]:
             flip_angles_deg=tuple(sorted(fas)),
             enhanced=enhanced,
             uid=uid,
+            image_type=_image_type(first),
+            protocol_name=str(first.get("ProtocolName", "") or "").strip(),
+            sequence_name=str(seq).strip(),
+            n_positions=n_positions,
+            n_temporal=len({f.temporal_index for f in frames
+                            if f.temporal_index is not None}),
+            echo_times_ms=tuple(sorted({round(f.te_ms, 3) for f in frames
+                                        if f.te_ms is not None})),
+            repetition_times_ms=tuple(sorted({round(f.tr_ms, 3) for f in frames
+                                              if f.tr_ms is not None})),
+            grid=grid,
+            value_units=_value_units(first),
+            start_s=_series_start(items, frames),
         ))
     out.sort(key=lambda s: (s.series_number if s.series_number is not None else 1 << 30,
                             s.description, s.files[0]))
     return out
+
+
+def _grid_summary(frames: Sequence[_Frame]) -> tuple[SeriesGrid | None, int]:
+    """Grid summary and number of distinct slice positions of a series' frames."""
+    if not frames or any(f.orientation is None or f.position is None or f.spacing is None
+                         for f in frames):
+        n = len({tuple(np.round(f.position, 2)) for f in frames if f.position is not None})
+        return None, n
+    iop = np.array([f.orientation for f in frames], dtype=np.float64)
+    mixed = bool(np.any(np.abs(iop - iop[0]) > 1e-3))
+    row, col = iop[0, :3], iop[0, 3:]
+    normal = np.cross(row, col)
+    pos = np.array([f.position for f in frames], dtype=np.float64)
+    if mixed:
+        return (SeriesGrid(tuple(iop[0].tolist()), True, frames[0].rows, frames[0].cols,
+                           (0.0, 0.0), (0.0, 0.0), (0.0, 0.0)),
+                len({tuple(v) for v in np.round(pos, 2)}))
+    proj = np.sort(pos @ normal)
+    n_positions = int(1 + np.sum(np.diff(proj) > _POS_TOL_MM))
+    low = pos[int(np.argmin(pos @ normal))]
+    f0 = frames[0]
+    assert f0.spacing is not None
+    return (SeriesGrid(tuple(float(v) for v in iop[0]), False, f0.rows, f0.cols,
+                       (float(f0.spacing[0]), float(f0.spacing[1])),
+                       (float(proj[0]), float(proj[-1])),
+                       (float(low @ row), float(low @ col))), n_positions)
+
+
+def _series_start(items: Sequence[tuple[Path, Dataset]],
+                  frames: Sequence[_Frame]) -> float | None:
+    """Earliest acquisition date-time (s) of a series, None if not known exactly."""
+    fdt = [f.times.get("FrameAcquisitionDateTime") for f in frames]
+    if fdt and all(v is not None for v in fdt):
+        return min(v for v in fdt if v is not None)
+    out: list[float] = []
+    for _, ds in items:
+        try:
+            v = parse_dt(ds.get("AcquisitionDateTime"))
+            if v is None:
+                day = next((ds.get(k) for k in ("AcquisitionDate", "ContentDate", "SeriesDate")
+                            if ds.get(k)), None)
+                tm = parse_tm(ds.get("AcquisitionTime") or ds.get("SeriesTime"))
+                d = parse_dt(day)
+                v = None if d is None or tm is None else d + tm
+        except ValueError:
+            return None
+        if v is None:
+            return None
+        out.append(v)
+    return min(out) if out else None
+
+
+def _value_units(ds: Dataset) -> str:
+    """Units of the rescaled values: RWVM units code value, else RescaleType."""
+    for item in ds.get("RealWorldValueMappingSequence") or []:
+        for unit in item.get("MeasurementUnitsCodeSequence") or []:
+            code = str(unit.get("CodeValue", "") or "").strip()
+            if code:
+                return code.upper()
+    return str(ds.get("RescaleType", "") or "").strip().upper()
 
 
 def _walk(root: Path) -> Iterable[Path]:
@@ -552,12 +914,6 @@ def _walk(root: Path) -> Iterable[Path]:
         dirnames.sort()
         for name in filenames:
             yield Path(dirpath) / name
-
-
-def _listing(series: Sequence[SeriesInfo]) -> str:
-    if not series:
-        return " (no DICOM image series found)"
-    return "".join(f"\n  - {s.label}" for s in series)
 
 
 def select_series(series: Sequence[SeriesInfo], pattern: str, *,
@@ -587,14 +943,393 @@ def select_series(series: Sequence[SeriesInfo], pattern: str, *,
             if rx.search(s.description) and not (rx_ex and rx_ex.search(s.description))]
 
 
+#: Minimum number of phases (frames per slice position) of a DCE series found by headers.
+MIN_DCE_PHASES = 2
+_DERIVED_TOKENS = {"SUBTRACTION", "SUB", "MIP", "MNIP", "MINIP", "MPR", "MOCO", "REFORMATTED",
+                   "PROJECTION IMAGE", "CPR", "CURVED"}
+_B1_TYPE_RE = re.compile(r"B1|FLIP.?ANGLE.?MAP|RF.?MAP", re.IGNORECASE)
+_B1_NAME_RE = re.compile(r"b1.?map|tfl.?b1|rf.?map|flip.?angle.?map", re.IGNORECASE)
+_B1_DESC_RE = re.compile(r"(?<![a-z0-9])b1(?![0-9])", re.IGNORECASE)
+_TFL_RE = re.compile(r"tfl.?b1", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SeriesRole:
+    """The role :func:`classify_series` gave a series, and why.
+
+    Attributes
+    ----------
+    series : SeriesInfo
+    role : {"dce", "vfa", "b1", "derived", "other"}
+        ``dce``/``vfa``/``b1`` are candidates; ``derived`` series (subtractions, MIPs,
+        motion corrected, reformats) are never used; ``other`` is anything else.
+    reason : str
+        Human-readable header evidence (no identifiers).
+    """
+
+    series: SeriesInfo
+    role: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SeriesRoles:
+    """Series of one visit sorted into DCE, VFA and B1 map by :func:`classify_series`.
+
+    Attributes
+    ----------
+    roles : tuple of SeriesRole
+        Every series with its role and reason, in discovery order.
+    dce_candidates : tuple of SeriesInfo
+        Series that qualify as the DCE series (use :meth:`dce`).
+    vfa : tuple of SeriesInfo
+        The variable-flip-angle series (empty when none qualifies).
+    b1_candidates : tuple of SeriesInfo
+        B1 / flip-angle map series, strongest header evidence first (use :meth:`b1`).
+    override : dict
+        ``{"dce": pattern or None, "vfa": ..., "b1": ...}``: the SeriesDescription
+        overrides used.
+    """
+
+    roles: tuple[SeriesRole, ...]
+    dce_candidates: tuple[SeriesInfo, ...]
+    vfa: tuple[SeriesInfo, ...]
+    b1_candidates: tuple[SeriesInfo, ...]
+    override: dict[str, str | None] = field(default_factory=dict)
+    b1_top: int = 0  # how many of b1_candidates share the strongest evidence
+
+    def reason(self, info: SeriesInfo) -> str:
+        """The role and reason of one series, e.g. ``"VFA: single phase, FA 5 deg"``."""
+        for r in self.roles:
+            if r.series.uid == info.uid:
+                return f"{r.role.upper() if r.role in ('dce', 'vfa', 'b1') else r.role}: {r.reason}"
+        return "not classified"
+
+    def lines(self, name: Callable[[SeriesInfo], str] | None = None) -> list[str]:
+        """One line per series: ``<label>: <role>: <reason>``."""
+        name = name or (lambda s: s.label)
+        return [f"{name(r.series)}: {self.reason(r.series)}" for r in self.roles]
+
+    def dce(self, where: str = "", name: Callable[[SeriesInfo], str] | None = None
+            ) -> SeriesInfo:
+        """The single DCE series.
+
+        Parameters
+        ----------
+        where : str
+            Prefix of error messages (e.g. the folder).
+        name : callable, optional
+            Series label function for messages.
+
+        Raises
+        ------
+        DicomError
+            None or several series qualify; the message lists every series with its role
+            and reason and says which pattern to set.
+        """
+        name = name or (lambda s: s.label)
+        prefix = f"{where}: " if where else ""
+        every = "; ".join(self.lines(name)) if self.roles else "no DICOM image series found"
+        how = (f"SeriesDescription pattern {self.override['dce']!r}"
+               if self.override.get("dce") else "headers")
+        if not self.dce_candidates:
+            raise DicomError(f"{prefix}no DCE series: none qualifies by {how} (a DCE series "
+                             f"has >= {MIN_DCE_PHASES} phases, one flip angle, one "
+                             "geometry and is not derived); set a SeriesDescription pattern "
+                             "(workflow: config convert.dce_pattern; dce convert: "
+                             f"--dce-pattern) if it is there; {len(self.roles)} series "
+                             f"found: {every}")
+        if len(self.dce_candidates) > 1:
+            raise DicomError(f"{prefix}{len(self.dce_candidates)} series match the DCE "
+                             f"series by {how}: "
+                             + "; ".join(name(s) for s in self.dce_candidates)
+                             + "; pass a more specific DCE pattern (workflow: config "
+                             "convert.dce_pattern; dce convert: --dce-pattern) or move the "
+                             f"unwanted series out of the folder; all series: {every}")
+        return self.dce_candidates[0]
+
+    def b1(self, where: str = "", name: Callable[[SeriesInfo], str] | None = None
+           ) -> SeriesInfo | None:
+        """The B1 map series, None if there is none.
+
+        Raises
+        ------
+        DicomError
+            Several candidates with equally strong evidence (ImageType > SequenceName /
+            ProtocolName / SeriesDescription naming a B1 map > ``b1`` in the name);
+            set ``b1_pattern``.
+        """
+        name = name or (lambda s: s.label)
+        top = self.b1_candidates[:self.b1_top]
+        if len(top) > 1:
+            prefix = f"{where}: " if where else ""
+            raise DicomError(f"{prefix}{len(top)} series qualify as the B1 map: "
+                             + "; ".join(f"{name(s)}: {self.reason(s)}" for s in top)
+                             + "; choose one with a SeriesDescription pattern (workflow: "
+                             "config convert.b1_pattern; dce convert: --b1-pattern)")
+        return top[0] if top else None
+
+
+def _derived_cue(s: SeriesInfo) -> str | None:
+    tokens = sorted(set(s.image_type) & _DERIVED_TOKENS)
+    if tokens:
+        return f"derived (ImageType {'/'.join(s.image_type)})"
+    m = re.search(DEFAULT_EXCLUDE_PATTERN, s.description, re.IGNORECASE)
+    if m:
+        what = "derived" if not s.image_type or s.image_type[0] != "DERIVED" else "DERIVED"
+        return f"{what}: SeriesDescription contains {m.group(0)!r} (subtraction/MIP/MPR/MOCO)"
+    return None
+
+
+def _b1_cue(s: SeriesInfo) -> tuple[str, int] | None:
+    """(reason, strength) if the headers say B1 / flip-angle map.
+
+    Strength 2: ImageType (e.g. FLIP ANGLE MAP, B1, B1MAP); 1: SequenceName,
+    ProtocolName or SeriesDescription names a B1 / flip-angle / RF map (the anatomical
+    companion of a Siemens ``tfl_b1map`` has the name but not the ImageType); 0: ``b1``
+    as a word in the name of a single-phase series.
+    """
+    hits = [t for t in s.image_type if _B1_TYPE_RE.search(t)]
+    if hits:
+        return f"B1 map: ImageType {'/'.join(s.image_type)}", 2
+    for kw, text in (("SequenceName", s.sequence_name), ("ProtocolName", s.protocol_name),
+                     ("SeriesDescription", s.description)):
+        if _B1_NAME_RE.search(text):
+            return f"B1 map: {kw} {text!r}", 1
+    single = s.n_positions > 0 and s.n_frames == s.n_positions
+    if single and (_B1_DESC_RE.search(s.description) or _B1_DESC_RE.search(s.protocol_name)):
+        return f"B1 map (weak cue): SeriesDescription/ProtocolName {s.description!r}", 0
+    return None
+
+
+def _fa_text(fas: Sequence[float]) -> str:
+    return ", ".join(f"{v:g}" for v in fas) + " deg"
+
+
+def classify_series(series: Sequence[SeriesInfo], *, dce_pattern: str | None = None,
+                    vfa_pattern: str | None = None,
+                    b1_pattern: str | None = None) -> SeriesRoles:
+    """Sort the series of one visit into DCE, VFA and B1 map from their headers.
+
+    Parameters
+    ----------
+    series : sequence of SeriesInfo
+        From :func:`discover_series`.
+    dce_pattern, vfa_pattern, b1_pattern : str, optional
+        SeriesDescription regular expressions (case-insensitive search) that OVERRIDE the
+        header detection of that role; None (default) detects from headers.
+
+    Returns
+    -------
+    SeriesRoles
+        Every series with its role and reason; the DCE candidates (exactly one expected,
+        see :meth:`SeriesRoles.dce`), the VFA series, the B1 map candidates.
+
+    Notes
+    -----
+    Header rules, in this order:
+
+    * **B1 map**: ImageType contains B1 / FLIP ANGLE MAP / RF MAP (e.g. Siemens
+      ``tfl_b1map``'s flip angle map, Philips/GE B1 maps); else SequenceName,
+      ProtocolName or SeriesDescription names a B1/flip-angle/RF map; else ``b1`` as a
+      word in the name of a single-phase series.  Only the candidates with the
+      strongest evidence compete (two of them: error).  Any grid.
+    * **derived** (never used): ImageType holds SUBTRACTION/SUB, MIP, MPR, MOCO,
+      REFORMATTED, PROJECTION IMAGE..., or the description matches
+      :data:`DEFAULT_EXCLUDE_PATTERN`.
+    * **DCE**: >= :data:`MIN_DCE_PHASES` frames per slice position (or temporal
+      positions) that are repetitions (not one frame per flip angle), one echo time,
+      one orientation.  A stray second flip angle keeps it a candidate, so that
+      loading reports the mixed flip angle.
+    * **VFA**: one frame per slice position and flip angle, one echo time, on the DCE
+      grid (orientation, matrix, pixel spacing, slice positions; see
+      :meth:`SeriesGrid.mismatch`), not acquired after the DCE series started (when
+      both acquisition date-times are known), together >= 2 distinct flip angles (one
+      multi-flip-angle series or several single-angle series; a mixed TR is an error
+      when loading).  Without a single DCE candidate the largest group of series
+      sharing a grid is taken.
+    """
+    def compile_rx(what: str, rx: str | None) -> None:
+        try:
+            re.compile(rx or "")
+        except re.error as exc:
+            raise ValueError(f"{what} series pattern {rx!r}: invalid regular expression "
+                             f"({exc})") from None
+
+    for what, rx in (("DCE", dce_pattern), ("VFA", vfa_pattern), ("B1", b1_pattern)):
+        compile_rx(what, rx)
+    role: dict[str, tuple[str, str]] = {}
+
+    # B1 maps
+    b1: list[tuple[SeriesInfo, int]] = []
+    if b1_pattern:
+        for s in select_series(series, b1_pattern):
+            role[s.uid] = ("b1", f"SeriesDescription matches b1_pattern {b1_pattern!r}")
+            b1.append((s, 2))
+    else:
+        for s in series:
+            cue = _b1_cue(s)
+            if cue is not None:
+                role[s.uid] = ("b1", cue[0])
+                b1.append((s, cue[1]))
+    b1.sort(key=lambda x: -x[1])
+    b1_top = sum(tier == b1[0][1] for _, tier in b1) if b1 else 0
+
+    # derived series
+    for s in series:
+        if s.uid not in role and (why := _derived_cue(s)) is not None:
+            role[s.uid] = ("derived", why)
+
+    # DCE
+    dce: list[SeriesInfo] = []
+    if dce_pattern:
+        for s in select_series(series, dce_pattern, exclude=DEFAULT_EXCLUDE_PATTERN):
+            role[s.uid] = ("dce", f"SeriesDescription matches dce_pattern {dce_pattern!r}")
+            dce.append(s)
+    else:
+        for s in series:
+            if s.uid in role:
+                continue
+            why = _dce_evidence(s)
+            if why.startswith("dynamic"):
+                role[s.uid] = ("dce", why)
+                dce.append(s)
+    ref = dce[0] if len(dce) == 1 else None
+
+    # VFA
+    vfa: list[SeriesInfo] = []
+    if vfa_pattern:
+        for s in select_series(series, vfa_pattern, exclude=DEFAULT_VFA_EXCLUDE_PATTERN):
+            if ref is None or s.uid != ref.uid:
+                role[s.uid] = ("vfa", f"SeriesDescription matches vfa_pattern "
+                                      f"{vfa_pattern!r}")
+                vfa.append(s)
+    else:
+        vfa = _vfa_by_headers([s for s in series if s.uid not in role], ref, role)
+
+    roles = []
+    for s in series:
+        r, why = role.get(s.uid, ("other", _dce_evidence(s)))
+        roles.append(SeriesRole(s, r, why))
+    return SeriesRoles(tuple(roles), tuple(dce), tuple(vfa), tuple(s for s, _ in b1),
+                       {"dce": dce_pattern, "vfa": vfa_pattern, "b1": b1_pattern},
+                       b1_top)
+
+
+def _dce_evidence(s: SeriesInfo) -> str:
+    """``"dynamic: ..."`` when ``s`` qualifies as DCE, else why not."""
+    if s.grid is None:
+        return "no complete plane geometry (ImageOrientation/Position, PixelSpacing)"
+    if s.grid.mixed_orientation:
+        return "several orientations (localizer or multi-stack)"
+    n_ph = s.n_phases
+    if len(s.echo_times_ms) > 1:
+        return f"{len(s.echo_times_ms)} echo times (multi-echo)"
+    n_fa = len(s.flip_angles_deg)
+    if n_fa > 1 and s.n_frames <= s.n_positions * n_fa:
+        return f"single phase per flip angle ({_fa_text(s.flip_angles_deg)})"
+    if n_ph < MIN_DCE_PHASES:
+        return (f"{n_ph} frame(s) per slice position over {s.n_positions} position(s): "
+                f"not dynamic (a DCE series has >= {MIN_DCE_PHASES} phases)")
+    fa = _fa_text(s.flip_angles_deg) if s.flip_angles_deg else "no flip angle"
+    if n_fa > 1:
+        fa = f"MIXED {fa}"
+    derived = " (ImageType DERIVED)" if s.image_type[:1] == ("DERIVED",) else ""
+    return (f"dynamic: {n_ph} phases x {s.n_positions} slice(s), FA {fa}, one "
+            f"geometry{derived}")
+
+
+def _vfa_by_headers(pool: Sequence[SeriesInfo], ref: SeriesInfo | None,
+                    role: dict[str, tuple[str, str]]) -> list[SeriesInfo]:
+    """VFA series among ``pool`` (single-phase, on the DCE grid, >= 2 flip angles)."""
+    cands: list[SeriesInfo] = []
+    for s in pool:
+        if s.grid is None or s.grid.mixed_orientation or not s.flip_angles_deg:
+            continue
+        if s.n_frames != s.n_positions * len(s.flip_angles_deg) or len(s.echo_times_ms) > 1:
+            continue
+        if (ref is not None and ref.start_s is not None and s.start_s is not None
+                and s.start_s > ref.start_s):
+            role[s.uid] = ("other", f"single phase, FA {_fa_text(s.flip_angles_deg)}, but "
+                                    "acquired after the DCE series started (post-contrast)")
+            continue
+        if ref is not None and ref.grid is not None:
+            why = ref.grid.mismatch(s.grid, ref.n_positions, s.n_positions)
+            if why is not None:
+                role[s.uid] = ("other", f"single phase, FA {_fa_text(s.flip_angles_deg)}, "
+                                        f"but not on the DCE grid ({why})")
+                continue
+        cands.append(s)
+    # groups of one grid (TR is checked when loading: a mixed TR is an error)
+    groups: list[list[SeriesInfo]] = []
+    for s in cands:
+        for g in groups:
+            g0 = g[0]
+            assert g0.grid is not None and s.grid is not None
+            if g0.grid.mismatch(s.grid, g0.n_positions, s.n_positions) is None:
+                g.append(s)
+                break
+        else:
+            groups.append([s])
+
+    def n_fa(g: Sequence[SeriesInfo]) -> int:
+        return len({a for s in g for a in s.flip_angles_deg})
+
+    groups.sort(key=lambda g: -n_fa(g))
+    best = groups[0] if groups and n_fa(groups[0]) >= 2 else []
+    grid_text = "the DCE grid" if ref is not None else "one grid"
+    for s in cands:
+        if s in best:
+            tr = "/".join(f"{v:g}" for v in s.repetition_times_ms) or "?"
+            role[s.uid] = ("vfa", f"single phase, FA {_fa_text(s.flip_angles_deg)}, TR "
+                                  f"{tr} ms, on {grid_text}; {n_fa(best)} flip angles "
+                                  "together")
+        else:
+            role[s.uid] = ("other", f"single phase, FA {_fa_text(s.flip_angles_deg)}, but no "
+                                    "second flip angle on the same grid")
+    return best
+
+
+def b1_convention(info: SeriesInfo) -> tuple[str | None, str]:
+    """Infer how a B1 map series stores its values, from its headers.
+
+    Parameters
+    ----------
+    info : SeriesInfo
+        The B1 map series.
+
+    Returns
+    -------
+    convention : {"siemens_tfl_b1map", "percent", "factor"} or None
+        ``"siemens_tfl_b1map"``: flip angle in 0.1 deg for a nominal 80 deg (factor =
+        value / 800); ``"percent"``: 100 = nominal; ``"factor"``: 1 = nominal; None when
+        the headers do not say.
+    evidence : str
+        Which header told (for the sidecar and the report).
+    """
+    vendor = info.manufacturer.upper()
+    for kw, text in (("SequenceName", info.sequence_name),
+                     ("ProtocolName", info.protocol_name),
+                     ("SeriesDescription", info.description)):
+        if _TFL_RE.search(text):
+            return "siemens_tfl_b1map", f"{kw} {text!r} (Siemens tfl_b1map)"
+    if "SIEMENS" in vendor and any("FLIP ANGLE MAP" in t.replace("_", " ")
+                                   for t in info.image_type):
+        return "siemens_tfl_b1map", "Siemens ImageType FLIP ANGLE MAP"
+    units = info.value_units
+    if units in ("%", "PERCENT", "PCT"):
+        return "percent", f"value units {units!r}"
+    if units in ("1", "{RATIO}", "RATIO", "FACTOR", "NO UNITS"):
+        return "factor", f"value units {units!r}"
+    if "PHILIPS" in vendor:
+        return "percent", "Philips B1 map (percent of the nominal flip angle)"
+    return None, "not recognised from the headers (Manufacturer, ImageType, units)"
+
+
 def _as_series_list(source: str | os.PathLike[str] | Sequence[SeriesInfo]) -> list[SeriesInfo]:
     if isinstance(source, (str, os.PathLike)):
         return discover_series(source)
     return list(source)
-
-
-def _pattern_text(pattern: str, exclude: str | None) -> str:
-    return f"pattern {pattern!r}" + (f" (excluding {exclude!r})" if exclude else "")
 
 
 # --------------------------------------------------------------------------- public loaders
@@ -602,18 +1337,17 @@ def _pattern_text(pattern: str, exclude: str | None) -> str:
 
 @_quiet
 def load_dce(source: str | os.PathLike[str] | Sequence[SeriesInfo], *,
-             pattern: str = DEFAULT_DCE_PATTERN,
-             exclude: str | None = DEFAULT_EXCLUDE_PATTERN) -> DynamicSeries:
+             pattern: str | None = None) -> DynamicSeries:
     """Find the single DCE series under ``source`` and stack it into 4-D.
 
     Parameters
     ----------
     source : path-like or sequence of SeriesInfo
         A folder tree to search, or the output of :func:`discover_series`.
-    pattern : str
-        SeriesDescription regular expression (case-insensitive) of the DCE series.
-    exclude : str or None
-        SeriesDescription regular expression of series to ignore (derived series).
+    pattern : str, optional
+        SeriesDescription regular expression (case-insensitive) of the DCE series; it
+        overrides the header detection of :func:`classify_series` (default None).
+        Derived series (:data:`DEFAULT_EXCLUDE_PATTERN`) are excluded either way.
 
     Returns
     -------
@@ -622,36 +1356,30 @@ def load_dce(source: str | os.PathLike[str] | Sequence[SeriesInfo], *,
     Raises
     ------
     DicomError
-        No series or more than one series matches (the message lists every series found
-        with its description and number of files), or the series is invalid
-        (see :func:`load_dce_series`).
+        No series or more than one series qualifies (the message lists every series found
+        with its role and reason), or the series is invalid (see :func:`load_dce_series`).
     """
-    series = _as_series_list(source)
-    hits = select_series(series, pattern, exclude=exclude)
-    if len(hits) != 1:
-        what = "no series matches" if not hits else f"{len(hits)} series match"
-        raise DicomError(f"DCE: {what} {_pattern_text(pattern, exclude)}; "
-                         f"pass a more specific pattern. Series found:{_listing(series)}")
-    return load_dce_series(hits[0])
+    roles = classify_series(_as_series_list(source), dce_pattern=pattern)
+    return load_dce_series(roles.dce("DCE"))
 
 
 @_quiet
 def load_vfa(source: str | os.PathLike[str] | Sequence[SeriesInfo], *,
-             pattern: str = DEFAULT_VFA_PATTERN,
-             exclude: str | None = DEFAULT_VFA_EXCLUDE_PATTERN) -> VFASeries:
+             pattern: str | None = None) -> VFASeries:
     """Find the variable-flip-angle series under ``source`` and stack them.
 
     Either one series holding several flip angles or several series (one per flip
-    angle, all matching ``pattern``) are accepted.
+    angle) are accepted; by default they are found from their headers
+    (:func:`classify_series`: single phase, on the DCE grid, >= 2 flip angles).
 
     Parameters
     ----------
     source : path-like or sequence of SeriesInfo
         A folder tree to search, or the output of :func:`discover_series`.
-    pattern : str
-        SeriesDescription regular expression (case-insensitive) of the VFA series.
-    exclude : str or None
-        SeriesDescription regular expression of series to ignore.
+    pattern : str, optional
+        SeriesDescription regular expression (case-insensitive) of the VFA series,
+        overriding the header detection; anything matching
+        :data:`DEFAULT_VFA_EXCLUDE_PATTERN` is excluded.
 
     Returns
     -------
@@ -660,15 +1388,15 @@ def load_vfa(source: str | os.PathLike[str] | Sequence[SeriesInfo], *,
     Raises
     ------
     DicomError
-        No series matches (the message lists the series found), or the data are invalid
-        (see :func:`load_vfa_series`).
+        No series qualifies (the message lists the series with their roles), or the
+        data are invalid (see :func:`load_vfa_series`).
     """
-    series = _as_series_list(source)
-    hits = select_series(series, pattern, exclude=exclude)
-    if not hits:
-        raise DicomError(f"VFA: no series matches {_pattern_text(pattern, exclude)}. "
-                         f"Series found:{_listing(series)}")
-    return load_vfa_series(hits)
+    roles = classify_series(_as_series_list(source), vfa_pattern=pattern)
+    if not roles.vfa:
+        how = f"SeriesDescription pattern {pattern!r}" if pattern else "headers"
+        raise DicomError(f"VFA: no series qualifies by {how}. Series found: "
+                         + ("; ".join(roles.lines()) or "none"))
+    return load_vfa_series(roles.vfa)
 
 
 @_quiet
@@ -707,7 +1435,8 @@ def load_dce_series(info: SeriesInfo) -> DynamicSeries:
     te = _single_value(frames, "te_ms", "echo time (TE)", "ms", label, required=False)
     geom = _geometry(frames, label)
     vendor = _vendor(first)
-    phase, t_s, timing, order, notes = _assign_phases(frames, geom.slice_index, vendor, label)
+    phase, t_s, timing, order, notes, warns = _assign_phases(frames, geom.slice_index,
+                                                              vendor, label)
     data = _assemble(frames, geom, phase, len(t_s), label)
 
     meta = _common_meta(first, geom)
@@ -724,7 +1453,9 @@ def load_dce_series(info: SeriesInfo) -> DynamicSeries:
     })
     meta.update(_spacing_meta(t_s))
     meta["Notes"] = notes + _phase_gap_notes(t_s)
-    return DynamicSeries(data=data, t_s=t_s, affine=geom.affine, meta=meta)
+    meta["TimingWarnings"] = [deid for _, deid in warns]
+    return DynamicSeries(data=data, t_s=t_s, affine=geom.affine, meta=meta,
+                         timing_details=tuple(detail for detail, _ in warns))
 
 
 @_quiet
@@ -792,6 +1523,57 @@ def load_vfa_series(infos: Sequence[SeriesInfo]) -> VFASeries:
     assert tr is not None  # required=True above
     return VFASeries(data=data, flip_angles_deg=fas.astype(np.float64),
                      tr_s=round(tr / 1000.0, 9), affine=geom.affine, meta=meta)
+
+
+@_quiet
+def load_b1_series(info: SeriesInfo) -> B1Series:
+    """Stack a B1 / flip-angle map series into 3-D on its own grid.
+
+    Parameters
+    ----------
+    info : SeriesInfo
+        The B1 map series (see :func:`classify_series`).
+
+    Returns
+    -------
+    B1Series
+        Stored values after RescaleSlope/Intercept, unconverted (the convention is
+        recorded, not applied).  ``meta`` (allow-list) holds Manufacturer, ImageType,
+        B1Convention (see :func:`b1_convention`), B1ConventionSource,
+        SeriesDescription, SeriesNumber, FlipAngle_deg (nominal, if given), the grid and
+        the conversion software.
+
+    Raises
+    ------
+    DicomError
+        More than one frame per slice position, inconsistent geometry, unreadable
+        pixel data.
+    """
+    label = f"B1 map series {info.label}"
+    frames, first = _read_frames(info.files)
+    _check_matrix(frames, label)
+    geom = _geometry(frames, label)
+    group = np.zeros(len(frames), dtype=np.intp)
+    if len(frames) != geom.n_slices:
+        raise DicomError(f"{label}: {len(frames)} frames at {geom.n_slices} slice positions; "
+                         "a B1 map has one frame per slice (if it holds an anatomical image "
+                         "too, set convert.b1_pattern / --b1-pattern to the map series)")
+    _check_grid(frames, geom, group, ["the map"], label)
+    data = _assemble(frames, geom, group, 1, label)[..., 0]
+    convention, evidence = b1_convention(info)
+    meta = _common_meta(first, geom)
+    fa = _float(first.get("FlipAngle"))
+    meta.update({
+        "SeriesDescription": info.description,
+        "SeriesNumber": info.series_number,
+        "ImageType": list(info.image_type),
+        "B1Convention": convention,
+        "B1ConventionSource": evidence,
+        "FlipAngle_deg": fa,
+        "Notes": ["stored values after RescaleSlope/Intercept, not converted to a factor: "
+                  "see B1Convention"],
+    })
+    return B1Series(data=data, affine=geom.affine, meta=meta)
 
 
 # --------------------------------------------------------------------------- internals
@@ -970,10 +1752,144 @@ _TAGS = {
 }
 
 
+_VR = {"TriggerTime": "DS (ms)", "AcquisitionTime": "TM", "ContentTime": "TM",
+       "AcquisitionDateTime": "DT", "FrameAcquisitionDateTime": "DT",
+       "FrameReferenceDateTime": "DT"}
+_INSTANCE = "InstanceNumber (0020,0013)"
+_ACQ_NUMBER = "AcquisitionNumber (0020,0012)"
+_MAX_DISAGREE = 0.2  # InstanceNumber steps against time, at most: "mostly ordered"
+
+
+def _broken_sources(frames: Sequence[_Frame], sources: Sequence[str]) -> dict[str, list[int]]:
+    """Timing tags with an invalid stored value in some frame -> those frames' indices."""
+    out: dict[str, list[int]] = {}
+    for src in sources:
+        bad = [i for i, f in enumerate(frames) if src in f.bad_times]
+        if bad:
+            out[src] = bad
+    return out
+
+
+def _shown(frame: _Frame, src: str) -> str:
+    """The stored timing value for messages; the date part of a DT is masked."""
+    raw = frame.raw_times.get(src)
+    if raw is None:
+        return "absent"
+    if _VR[src] == "DT" and len(raw) >= 8:
+        raw = "YYYYMMDD" + raw[8:]  # dates are identifiers: never printed
+    return repr(raw)
+
+
+def _bad_value_text(frames: Sequence[_Frame], src: str, bad: Sequence[int]) -> str:
+    """``FILE: TAG = 'value' is not a valid DICOM TM: why (n of N frames, also ...)``."""
+    f = frames[bad[0]]
+    others = [f"{frames[i].name}: {_shown(frames[i], src)}" for i in bad[1:3]]
+    more = f"; also {', '.join(others)}" if others else ""
+    return (f"{f.name}: {_TAGS[src]} = {_shown(f, src)} is not a valid DICOM "
+            f"{_VR[src]}: {f.bad_times[src]} ({len(bad)} of {len(frames)} frames invalid"
+            f"{more})")
+
+
+def _order_pair_text(frames: Sequence[_Frame], a: int, b: int, src: str,
+                     ref: str | None = None) -> str:
+    """Two frames with their stored timing (and reference) values, for messages."""
+    def one(i: int) -> str:
+        f = frames[i]
+        parts = [f"{_TAGS[src].split()[0]} {_shown(f, src)}"]
+        if ref == "instance":
+            parts.append(f"InstanceNumber {f.instance}")
+        elif ref == "acq":
+            parts.append(f"AcquisitionNumber {f.acq_number}")
+        elif ref == "tpi":
+            parts.append(f"TemporalPositionIdentifier {f.temporal_index}")
+        return f"{f.name} ({', '.join(parts)})"
+
+    return f"{one(a)} and {one(b)}"
+
+
+def _first_of_phase(vals: NDArray[np.float64], phase: NDArray[np.intp],
+                    n_phases: int) -> NDArray[np.intp]:
+    """Index of the earliest frame of every phase."""
+    order = np.lexsort((vals, phase))
+    first = np.empty(n_phases, dtype=np.intp)
+    first[phase[order[::-1]]] = order[::-1]
+    return first
+
+
+def _check_acq_number(frames: Sequence[_Frame], phase: NDArray[np.intp], n_phases: int,
+                      slice_index: NDArray[np.intp], src: str, label: str) -> str | None:
+    """Cross-check the time order of the phases with AcquisitionNumber.
+
+    Returns the reference's name when it confirms the order, None when it carries no
+    phase order (absent, constant, or varying within a phase); raises when it disagrees.
+    """
+    nums = [f.acq_number for f in frames]
+    if any(v is None for v in nums):
+        return None
+    arr = np.array(nums, dtype=np.int64)
+    lo = np.full(n_phases, np.iinfo(np.int64).max)
+    hi = np.full(n_phases, np.iinfo(np.int64).min)
+    np.minimum.at(lo, phase, arr)
+    np.maximum.at(hi, phase, arr)
+    if np.any(lo != hi) or np.unique(lo).size < n_phases:
+        return None
+    steps = np.diff(lo)
+    if np.all(steps > 0):
+        return _ACQ_NUMBER
+    p = int(np.argmax(steps <= 0))
+    k = int(slice_index[int(np.flatnonzero(phase == p)[0])])
+    a = int(np.flatnonzero((phase == p) & (slice_index == k))[0])
+    b = int(np.flatnonzero((phase == p + 1) & (slice_index == k))[0])
+    raise DicomError(
+        f"{label}: inconsistent timeline: the phase order from {_TAGS[src]} disagrees with "
+        f"{_ACQ_NUMBER}: {_order_pair_text(frames, a, b, src, 'acq')} are phases {p} and "
+        f"{p + 1} by time but AcquisitionNumber {lo[p]} -> {lo[p + 1]}; check the timing "
+        "tags of these files (phases are never re-sorted silently)")
+
+
+def _check_instance(frames: Sequence[_Frame], phase: NDArray[np.intp], n_phases: int,
+                    slice_index: NDArray[np.intp], n_slices: int, src: str,
+                    label: str) -> str | None:
+    """Cross-check the time order at each slice position with InstanceNumber.
+
+    InstanceNumber is often not in time order (shuffled exports), so it counts only when
+    it is mostly ordered: in time order (or reversed) at every slice position confirms
+    the timeline; ordered except for a few steps (at most 20 %) is an error naming the
+    files; otherwise (shuffled) it is not used and None is returned.
+    """
+    nums = [f.instance for f in frames]
+    if n_phases < 2 or any(v is None for v in nums):
+        return None
+    grid = np.zeros((n_slices, n_phases), dtype=np.int64)
+    where = np.zeros((n_slices, n_phases), dtype=np.intp)
+    grid[slice_index, phase] = np.array(nums, dtype=np.int64)
+    where[slice_index, phase] = np.arange(len(frames))
+    steps = np.diff(grid, axis=1)
+    ups, downs, total = int((steps > 0).sum()), int((steps < 0).sum()), steps.size
+    if ups == total:
+        return f"{_INSTANCE} per slice position"
+    if downs == total:
+        return f"{_INSTANCE} per slice position (descending)"
+    minority = min(ups, downs)
+    if ups + downs < total or minority > _MAX_DISAGREE * total:
+        return None  # ties or shuffled: carries no order
+    wrong = (steps < 0) if ups > downs else (steps > 0)
+    k, p = (int(v[0]) for v in np.nonzero(wrong))
+    raise DicomError(
+        f"{label}: inconsistent timeline: the phase order from {_TAGS[src]} disagrees with "
+        f"{_INSTANCE} at slice {k}: "
+        f"{_order_pair_text(frames, where[k, p], where[k, p + 1], src, 'instance')} "
+        f"are phases {p} and {p + 1} by time, but InstanceNumber runs "
+        f"{'up' if ups > downs else 'down'} with time in {max(ups, downs)} of {total} "
+        "steps; check the timing tags of these files (phases are never re-sorted "
+        "silently)")
+
+
 def _assign_phases(frames: Sequence[_Frame], slice_index: NDArray[np.intp], vendor: str,
                    label: str) -> tuple[NDArray[np.intp], NDArray[np.float64], str, str,
-                                        list[str]]:
-    """Phase index per frame and phase start times (s, relative to the first phase)."""
+                                        list[str], list[tuple[str, str]]]:
+    """Phase index per frame, phase start times (s, relative to the first phase), the
+    timing and order sources, notes and timing warnings (see the module notes)."""
     n = len(frames)
     n_slices = int(slice_index.max()) + 1
     notes: list[str] = []
@@ -981,7 +1897,22 @@ def _assign_phases(frames: Sequence[_Frame], slice_index: NDArray[np.intp], vend
     tidx = [f.temporal_index for f in frames]
     if n == n_slices:
         return (np.zeros(n, dtype=np.intp), np.zeros(1), "single phase", "single phase",
-                notes)
+                notes, [])
+    broken = _broken_sources(frames, sources)
+
+    def warnings_for(chosen: str, confirmed_by: str) -> list[tuple[str, str]]:
+        """(detail naming file and value, de-identified text for the sidecar)."""
+        out = []
+        for src, bad in broken.items():
+            if sources.index(src) < sources.index(chosen):
+                tail = (f"FALLBACK: phase times from {_TAGS[chosen]} instead, whose order "
+                        f"agrees with {confirmed_by}")
+            else:
+                tail = f"not used (phase times from {_TAGS[chosen]})"
+            deid = (f"{_TAGS[src]}: {len(bad)} of {len(frames)} frames hold a value that is "
+                    f"not a valid DICOM {_VR[src]} ({frames[bad[0]].bad_times[src]})")
+            out.append((f"{_bad_value_text(frames, src, bad)}; {tail}", f"{deid}; {tail}"))
+        return out
 
     if all(v is not None for v in tidx):
         enhanced = frames[0].frame is not None
@@ -1009,6 +1940,8 @@ def _assign_phases(frames: Sequence[_Frame], slice_index: NDArray[np.intp], vend
                     [f"phase {v} ({order_src.split()[0]})" for v in present], label)
         n_phases = present.size
         for src in sources:
+            if src in broken:
+                continue
             got = _time_values(frames, src)
             if got is None:
                 continue
@@ -1022,14 +1955,23 @@ def _assign_phases(frames: Sequence[_Frame], slice_index: NDArray[np.intp], vend
                 k = int(np.argmax(steps <= _TIME_TOL_S))
                 kind = "duplicate" if abs(steps[k]) <= _TIME_TOL_S else "non-increasing"
                 rel = start - start[0]
+                first = _first_of_phase(vals, phase, n_phases)
                 raise DicomError(
-                    f"{label}: {kind} phase times from {_TAGS[src]}: phase {present[k]} at "
-                    f"{rel[k]:.3f} s, phase {present[k + 1]} at {rel[k + 1]:.3f} s "
-                    f"(phases ordered by {order_src})")
+                    f"{label}: inconsistent timeline: {kind} phase times from {_TAGS[src]}: "
+                    f"phase {present[k]} at {rel[k]:.3f} s, phase {present[k + 1]} at "
+                    f"{rel[k + 1]:.3f} s (phases ordered by {order_src}): "
+                    f"{_order_pair_text(frames, first[k], first[k + 1], src, 'tpi')}; "
+                    "check the timing tags of these files (phases are never re-sorted)")
             if n_def:
                 notes.append(f"{_TAGS[src]} absent in {n_def} frame(s), read as 0 ms")
-            notes += _cross_check(frames, phase, n_phases, src, start, sources)
-            return phase, _relative(start), _TAGS[src], order_src, notes
+            notes += _cross_check(frames, phase, n_phases, src, start, sources, broken)
+            return (phase, _relative(start), _TAGS[src], order_src, notes,
+                    warnings_for(src, order_src))
+        if broken:
+            src = next(iter(broken))
+            raise DicomError(f"{label}: {_bad_value_text(frames, src, broken[src])}; no "
+                             "other timing tag gives the phase times; fix the header or "
+                             "re-export the series")
         raise DicomError(f"{label}: no timing tag varies between phases (tried "
                          f"{', '.join(_TAGS[s] for s in sources)})")
 
@@ -1037,11 +1979,18 @@ def _assign_phases(frames: Sequence[_Frame], slice_index: NDArray[np.intp], vend
     counts = np.bincount(slice_index, minlength=n_slices)
     chosen: tuple[str, NDArray[np.float64], int] | None = None
     for src in sources:
+        if src in broken:
+            continue
         got = _time_values(frames, src)
         if got is not None and np.ptp(got[0]) > 0:
             chosen = (src, got[0], got[1])
             break
     if chosen is None:
+        if broken:
+            src = next(iter(broken))
+            raise DicomError(f"{label}: {_bad_value_text(frames, src, broken[src])}; no "
+                             "other timing tag can order the phases; fix the header or "
+                             "re-export the series")
         raise DicomError(f"{label}: {n} frames at {n_slices} slice position(s) but no timing "
                          f"tag varies between them (tried "
                          f"{', '.join(_TAGS[s] for s in sources)}) and no "
@@ -1062,6 +2011,11 @@ def _assign_phases(frames: Sequence[_Frame], slice_index: NDArray[np.intp], vend
         phase[members] = np.arange(members.size)
     n_phases = int(counts.max())
     if np.any(counts != n_phases):
+        fallback = [s for s in broken if sources.index(s) < sources.index(src)]
+        if fallback:  # the broken tag may be the reason; say so first
+            s0 = fallback[0]
+            raise DicomError(f"{label}: {_bad_value_text(frames, s0, broken[s0])}; "
+                             f"{_TAGS[src]} cannot replace it (incomplete grid by its times)")
         bad = np.flatnonzero(counts != n_phases)
         ref = np.sort(vals[slice_index == int(np.argmax(counts))]) - vals.min()
         parts = []
@@ -1080,20 +2034,34 @@ def _assign_phases(frames: Sequence[_Frame], slice_index: NDArray[np.intp], vend
         p = int(np.argmax(stop[:-1] >= start[1:]))
         raise DicomError(f"{label}: cannot separate phases {p} and {p + 1} by {_TAGS[src]}: "
                          "their slice times overlap (no TemporalPositionIdentifier)")
+    refs = [r for r in (_check_acq_number(frames, phase, n_phases, slice_index, src, label),
+                        _check_instance(frames, phase, n_phases, slice_index, n_slices, src,
+                                        label)) if r is not None]
+    fallback = [s for s in broken if sources.index(s) < sources.index(src)]
+    if fallback and not refs:
+        s0 = fallback[0]
+        raise DicomError(
+            f"{label}: {_bad_value_text(frames, s0, broken[s0])}; {_TAGS[src]} could give "
+            "the phase times instead, but neither TemporalPositionIdentifier, "
+            "AcquisitionNumber nor InstanceNumber confirms its order; fix the header or "
+            "re-export the series")
     if n_def:
         notes.append(f"{_TAGS[src]} absent in {n_def} frame(s), read as 0 ms")
-    notes += _cross_check(frames, phase, n_phases, src, start, sources)
-    return phase, _relative(start), _TAGS[src], order_src, notes
+    if refs:
+        notes.append(f"phase order cross-checked with {' and '.join(refs)}")
+    notes += _cross_check(frames, phase, n_phases, src, start, sources, broken)
+    return (phase, _relative(start), _TAGS[src], order_src, notes,
+            warnings_for(src, " and ".join(refs)) if broken else [])
 
 
 def _cross_check(frames: Sequence[_Frame], phase: NDArray[np.intp], n_phases: int,
                  chosen: str, start: NDArray[np.float64],
-                 sources: Sequence[str]) -> list[str]:
+                 sources: Sequence[str], broken: dict[str, list[int]]) -> list[str]:
     """Notes for other varying timing tags whose phase times disagree with ``chosen``."""
     notes = []
     ref = start - start[0]
     for src in sources:
-        if src == chosen:
+        if src == chosen or src in broken:
             continue
         got = _time_values(frames, src)
         if got is None:

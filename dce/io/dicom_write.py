@@ -2,6 +2,7 @@
 
 :func:`write_series` writes a dynamic (or single) volume series, :func:`write_vfa`
 a variable-flip-angle series (one series with all flip angles, or one per flip angle),
+:func:`write_b1map` a B1 (flip-angle) map in a vendor value convention,
 and :func:`write_cohort_dicom` a whole phantom cohort with ROI label maps (NIfTI) and
 the cohort and truth tables (TSV).
 
@@ -71,9 +72,11 @@ from dce.io.nifti import write_nifti
 from dce.phantom import TISSUE_CODES, Cohort, SessionPhantom
 
 __all__ = [
+    "B1_CONVENTIONS",
     "UID_PREFIX",
     "VENDORS",
     "geometry_from_affine",
+    "write_b1map",
     "write_cohort_dicom",
     "write_series",
     "write_vfa",
@@ -100,8 +103,8 @@ _STYLE = {
                  "SoftwareVersions": "syngo MR XA phantom"},
 }
 
-#: Default series descriptions per vendor (matching :data:`dce.io.dicom.DEFAULT_DCE_PATTERN`
-#: and :data:`dce.io.dicom.DEFAULT_VFA_PATTERN`).
+#: Default series descriptions per vendor (typical vendor names; series are found from
+#: their headers, :func:`dce.io.dicom.classify_series`).
 DCE_DESCRIPTIONS = {"ge": "Sag DCE LAVA", "siemens": "t1_vibe_sag_dyn",
                     "philips": "DCE_THRIVE_SAG", "enhanced": "t1_vibe_sag_dyn"}
 VFA_DESCRIPTIONS = {"ge": "Sag VFA T1", "siemens": "t1_vibe_sag_vfa",
@@ -282,7 +285,8 @@ def _write_volumes(out_dir: str | os.PathLike[str], data: ArrayLike, times_s: Ar
                    study_datetime: datetime, series_offset_s: float, uid_seed: str,
                    study_uid: str | None, frame_of_reference_uid: str | None,
                    shuffle_instance_numbers: bool,
-                   extra_tags: Mapping[str, Any] | None) -> list[Path]:
+                   extra_tags: Mapping[str, Any] | None,
+                   image_type: Sequence[str] | None = None) -> list[Path]:
     vendor = _check_vendor(vendor)
     arr, t, fa = _check_inputs(data, times_s, flip_angles_deg)
     geo = geometry_from_affine(affine)
@@ -324,8 +328,9 @@ def _write_volumes(out_dir: str | os.PathLike[str], data: ArrayLike, times_s: Ar
             n = p * nk + k
             sop = _uid(seed, "instance", p, k)
             ds = _base_dataset(sop_class=_MR_SOP, sop_instance=sop, **common)
-            ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"] if vendor == "philips" else \
-                ["ORIGINAL", "PRIMARY", "OTHER"]
+            ds.ImageType = list(image_type) if image_type else (
+                ["ORIGINAL", "PRIMARY", "M", "ND"] if vendor == "philips"
+                else ["ORIGINAL", "PRIMARY", "OTHER"])
             ds.AcquisitionDate = when.strftime("%Y%m%d")
             ds.ContentDate = when.strftime("%Y%m%d")
             if vendor == "ge":
@@ -607,6 +612,90 @@ def write_vfa(out_dir: str | os.PathLike[str], data: ArrayLike, flip_angles_deg:
                                 series_number=series_number + n,
                                 series_offset_s=series_offset_s + n * volume_duration_s, **kw)
     return paths
+
+
+#: B1 map styles of :func:`write_b1map`: stored value per unit B1 factor, ImageType,
+#: default SeriesDescription and value units (RealWorldValueMapping, UCUM; "" = none).
+B1_CONVENTIONS: dict[str, dict[str, Any]] = {
+    "siemens_tfl_b1map": {"scale": 800.0, "vendor": "siemens", "description": "tfl_b1map",
+                          "image_type": ["ORIGINAL", "PRIMARY", "FLIP ANGLE MAP", "ND"],
+                          "units": ""},
+    "percent": {"scale": 100.0, "vendor": "philips", "description": "B1 map",
+                "image_type": ["ORIGINAL", "PRIMARY", "B1", "NONE"], "units": "%"},
+    "factor": {"scale": 1.0, "vendor": "ge", "description": "B1 map",
+               "image_type": ["DERIVED", "PRIMARY", "B1MAP"], "units": "1"},
+}
+
+
+def write_b1map(out_dir: str | os.PathLike[str], b1_factor: ArrayLike, affine: ArrayLike, *,
+                convention: str = "siemens_tfl_b1map", series_description: str | None = None,
+                series_number: int = 5, flip_angle_deg: float = 8.0, tr_s: float = 5.0,
+                te_s: float = 0.002, field_strength_t: float = 3.0, patient_name: str,
+                patient_id: str, study_datetime: datetime = _DEFAULT_STUDY,
+                series_offset_s: float = 30.0, uid_seed: str | int = 0,
+                study_uid: str | None = None, frame_of_reference_uid: str | None = None,
+                image_type: Sequence[str] | None = None,
+                extra_tags: Mapping[str, Any] | None = None) -> list[Path]:
+    """Write a B1 (flip-angle) map as one single-volume DICOM series in a vendor style.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Destination folder.
+    b1_factor : array_like, shape (n_i, n_j, n_k)
+        Relative B1 (actual / nominal flip angle; 1 = nominal), on the map's own grid.
+    affine : array_like, shape (4, 4)
+        Voxel to RAS+ mm of the map (any grid).
+    convention : {"siemens_tfl_b1map", "percent", "factor"}
+        How values are stored (:data:`B1_CONVENTIONS`): Siemens ``tfl_b1map`` flip
+        angle in 0.1 deg for a nominal 80 deg (value = 800 x factor), percent of nominal
+        (Philips style, RealWorldValueMapping units ``%``), or the factor itself
+        (RealWorldValueMapping units ``1``).
+    series_description : str, optional
+        Default from the convention (``tfl_b1map`` or ``B1 map``).
+    series_number : int
+    flip_angle_deg : float
+        FlipAngle header of the map sequence (deg).
+    tr_s, te_s, field_strength_t, patient_name, patient_id, study_datetime,
+    series_offset_s, uid_seed, study_uid, frame_of_reference_uid, extra_tags
+        As in :func:`write_series`.
+    image_type : sequence of str, optional
+        ImageType; default from the convention (e.g. ``FLIP ANGLE MAP``).
+
+    Returns
+    -------
+    list of Path
+        The files written (one per slice).
+    """
+    if convention not in B1_CONVENTIONS:
+        raise ValueError(f"convention: unknown B1 convention {convention!r}; use one of "
+                         f"{', '.join(B1_CONVENTIONS)}")
+    style = B1_CONVENTIONS[convention]
+    arr = np.asarray(b1_factor, dtype=np.float64)
+    if arr.ndim != 3:
+        raise ValueError(f"b1_factor: expected a 3-D array (i, j, k), got shape {arr.shape}")
+    tags: dict[str, Any] = dict(extra_tags or {})
+    if style["units"]:
+        unit = Dataset()
+        unit.CodeValue = style["units"]
+        unit.CodingSchemeDesignator = "UCUM"
+        unit.CodeMeaning = "percent" if style["units"] == "%" else "no units"
+        item = Dataset()
+        item.MeasurementUnitsCodeSequence = DicomSequence([unit])
+        item.RealWorldValueSlope = 1.0
+        item.RealWorldValueIntercept = 0.0
+        item.LUTLabel = "B1"
+        tags["RealWorldValueMappingSequence"] = DicomSequence([item])
+    return _write_volumes(
+        out_dir, arr[..., np.newaxis] * style["scale"], [0.0], affine,
+        flip_angles_deg=flip_angle_deg, dynamic=False, vendor=style["vendor"], tr_s=tr_s,
+        te_s=te_s, field_strength_t=field_strength_t,
+        series_description=series_description or style["description"],
+        series_number=series_number, patient_name=patient_name, patient_id=patient_id,
+        patient_birth_date="", patient_sex="O", study_datetime=study_datetime,
+        series_offset_s=series_offset_s, uid_seed=str(uid_seed), study_uid=study_uid,
+        frame_of_reference_uid=frame_of_reference_uid, shuffle_instance_numbers=False,
+        extra_tags=tags, image_type=list(image_type or style["image_type"]))
 
 
 def _write_tsv(df: pd.DataFrame, path: Path) -> None:

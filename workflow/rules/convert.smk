@@ -1,5 +1,5 @@
-# Image input of a session -> DCE (and VFA) NIfTI + JSON sidecars: a DICOM folder
-# (dicom_dir) or NIfTI + JSON sidecars (dce_nifti, vfa_nifti, dce_times_s; dcm2niix/BIDS).
+# Image input of a session -> DCE (and VFA, B1 map) NIfTI + JSON sidecars: a DICOM
+# folder (dicom_dir) or NIfTI + JSON sidecars (dce_nifti, vfa_nifti, dce_times_s; dcm2niix/BIDS).
 
 
 rule convert:
@@ -22,5 +22,6 @@ rule convert:
         source=session_image_source,
         dce_pattern=config["convert"]["dce_pattern"],
         vfa_pattern=config["convert"]["vfa_pattern"],
+        b1_pattern=config["convert"]["b1_pattern"],
     script:
         "../scripts/convert.py"

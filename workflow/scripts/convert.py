@@ -1,10 +1,10 @@
-"""Rule convert: the images of one session -> DCE (and VFA) NIfTI + JSON sidecars.
+"""Rule convert: the images of one session -> DCE (and VFA, B1) NIfTI + JSON sidecars.
 
 The source is a DICOM folder (dce.io.convert) or NIfTI + JSON sidecars (dcm2niix/BIDS,
-dce.io.nifti_input); the outputs are the same either way. Besides the declared outputs,
-a VFA image ``sub-<s>_ses-<t>_vfa.nii.gz`` (+ .json) is written when the session has VFA
-data; the conversion record ``..._convert.json`` says whether it was (and the source),
-and the rule t1map reads it from there.
+dce.io.nifti_input); the outputs are the same either way. Besides the declared outputs, a
+VFA image ``sub-<s>_ses-<t>_vfa.nii.gz`` and a raw B1 map ``..._B1map_raw.nii.gz`` (+ .json)
+are written when the session has them; the record ``..._convert.json`` says whether they
+were ("vfa", "b1") and the source; the rule t1map reads it.
 """
 
 from pathlib import Path
@@ -20,19 +20,21 @@ with job(sm) as log:
     src = sm.params.source
     out_dir = Path(sm.output.dce).parent
     stale = output_paths(out_dir, subject, session)
-    for key in ("vfa", "vfa_json"):          # a previous run's VFA must not survive
+    for key in ("vfa", "vfa_json", "b1", "b1_json"):  # a previous run's must not survive
         stale[key].unlink(missing_ok=True)
     lines: list[str] = []
 
     def report(line: str) -> None:
         lines.append(line)
-        warn = line.lstrip().startswith("note:") and ("gap" in line or "disagree" in line)
+        warn = line.lstrip().startswith("WARNING") or (
+            line.lstrip().startswith("note:") and ("gap" in line or "disagree" in line))
         (log.warning if warn else log.info)("%s", line)
 
     if src["kind"] == "dicom":
         written = convert_visit(src["dicom_dir"], out_dir, subject=subject, session=session,
                                 dce_pattern=sm.params.dce_pattern,
-                                vfa_pattern=sm.params.vfa_pattern, require_vfa=False,
+                                vfa_pattern=sm.params.vfa_pattern,
+                                b1_pattern=sm.params.b1_pattern, require_vfa=False,
                                 report=report)
     else:
         written = convert_nifti_session(src["dce_nifti"], out_dir, subject=subject,
@@ -44,6 +46,8 @@ with job(sm) as log:
         "source": src["kind"],
         "dce": written["dce"].name,
         "vfa": written["vfa"].name if "vfa" in written else None,
-        "summary": [ln for ln in lines if not ln.startswith("wrote ")],
+        "b1": written["b1"].name if "b1" in written else None,
+        "summary": [ln for ln in lines if not ln.startswith("wrote ")
+                    and "WARNING (timing)" not in ln],  # names files: log only
     }
     write_json(record, sm.output.record)
