@@ -72,7 +72,7 @@ def test_vfa_found_from_headers(tmp_path: Path, descs: list[str], fas: list[floa
     assert meta["FlipAngles_deg"] == sorted(fas)
     d, _, dmeta = read_nifti(paths["dce"])
     np.testing.assert_array_equal(d, dce.astype(np.float32))
-    assert dmeta["AcquisitionTimes_s"] == [0.0, 6.0, 12.0, 18.0, 24.0]
+    assert dmeta["VolumeTiming"] == [0.0, 6.0, 12.0, 18.0, 24.0]
 
 
 def test_vfa_off_grid_or_post_contrast_is_not_taken(tmp_path: Path) -> None:

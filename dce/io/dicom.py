@@ -1540,7 +1540,7 @@ def load_b1_series(info: SeriesInfo) -> B1Series:
         Stored values after RescaleSlope/Intercept, unconverted (the convention is
         recorded, not applied).  ``meta`` (allow-list) holds Manufacturer, ImageType,
         B1Convention (see :func:`b1_convention`), B1ConventionSource,
-        SeriesDescription, SeriesNumber, FlipAngle_deg (nominal, if given), the grid and
+        SeriesDescription, SeriesNumber, FlipAngle (nominal, if given), the grid and
         the conversion software.
 
     Raises
@@ -1569,7 +1569,7 @@ def load_b1_series(info: SeriesInfo) -> B1Series:
         "ImageType": list(info.image_type),
         "B1Convention": convention,
         "B1ConventionSource": evidence,
-        "FlipAngle_deg": fa,
+        "FlipAngle": fa,
         "Notes": ["stored values after RescaleSlope/Intercept, not converted to a factor: "
                   "see B1Convention"],
     })
