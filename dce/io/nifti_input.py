@@ -703,4 +703,5 @@ def convert_nifti_session(dce_nifti: str | os.PathLike[str], out_dir: str | os.P
         for p in written:
             p.unlink(missing_ok=True)
         raise
-    return {k: v for k, v in paths.items() if k.startswith("dce") or vfa is not None}
+    keys = ("dce", "dce_json") + (("vfa", "vfa_json") if vfa is not None else ())
+    return {k: paths[k] for k in keys}                  # a NIfTI session has no B1 series
