@@ -46,7 +46,7 @@ Output files (in OUT_DIR):
                                        (VolumeTiming), FA, TR, TE, field strength
   sub-<S>_ses-<T>_vfa.nii.gz + .json   variable-flip-angle volumes; FlipAngles_deg
                                        (when the visit has VFA series)
-  sub-<S>_ses-<T>_B1map_raw.nii.gz + .json
+  sub-<S>_ses-<T>_desc-raw_B1map.nii.gz + .json
                                        B1 map as stored, own grid; B1Convention
                                        (when the visit has a B1 map series)
 

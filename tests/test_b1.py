@@ -265,7 +265,7 @@ def test_session_b1_sources_and_output(tmp_path: Path) -> None:
     """Converted DICOM B1 (record key "b1", percent in its sidecar) is used when the sheet
     has none; a sheet map overrides it; the written B1map says where it came from."""
     coarse = coarse_b1_map()
-    raw = tmp_path / "sub-A_ses-B_B1map_raw.nii.gz"
+    raw = tmp_path / "sub-A_ses-B_desc-raw_B1map.nii.gz"
     _write_map(raw, coarse * 100.0, COARSE_AFFINE, "percent")
     record = tmp_path / "sub-A_ses-B_convert.json"
     record.write_text(json.dumps({"vfa": None, "b1": raw.name}))

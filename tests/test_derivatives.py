@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from dce.io.convert import output_paths
 from dce.io.derivatives import (
     RETIRED_KEYS,
     bids_uri,
@@ -129,6 +130,22 @@ def _good_tree(root: Path) -> Path:
 
 def test_good_tree_passes(tmp_path: Path) -> None:
     assert check_derivatives(_good_tree(tmp_path / "r")) == []
+
+
+def test_conversion_file_names_follow_the_rules(tmp_path: Path) -> None:
+    """Every file the convert step can write (DCE, VFA, raw B1 map: dce.io.convert
+    .output_paths) is named by the rules, NIfTI with its sidecar."""
+    root = _good_tree(tmp_path / "r")
+    subject, session = SES.parts[0][4:], SES.parts[1][4:]
+    paths = output_paths(root / SES, subject, session)
+    assert {"dce", "vfa", "b1"} <= set(paths)
+    for key, path in paths.items():
+        if key.endswith("json"):
+            _json(path, {"VolumeTiming": [0, 5], "FlipAngle": 20, "RepetitionTime": 0.0045,
+                         "FlipAngles_deg": [2, 15]})
+        else:
+            path.write_bytes(b"\x1f\x8b")
+    assert check_derivatives(root) == []
 
 
 def _ses(root: Path) -> Path:

@@ -168,7 +168,7 @@ def test_b1_map_detected_and_written_raw(tmp_path: Path, convention: str,
     b1 = roles.b1()
     assert b1 is not None and len(roles.vfa) == 2
     paths = convert_visit(tmp_path / "dicom", tmp_path / "out", subject="S", session="T")
-    assert paths["b1"].name == "sub-S_ses-T_B1map_raw.nii.gz"
+    assert paths["b1"].name == "sub-S_ses-T_desc-raw_B1map.nii.gz"
     data, affine, meta = read_nifti(paths["b1"])
     assert data.shape == truth.shape
     np.testing.assert_allclose(data, truth * scale, atol=1.2 * scale / 65000.0 * 1.3)

@@ -27,6 +27,7 @@ import pytest
 from wfutil import (
     DEMO,
     RESULTS,
+    add_b1_map,
     break_dicom,
     compare_results,
     prepare_cohort,
@@ -345,6 +346,7 @@ def test_sigkill_during_fit_then_rerun_equals_an_uninterrupted_run(
     shared run's (a second clean run: determinism)."""
     work = tmp_path
     prepare_cohort(work)
+    add_b1_map(work)              # as the shared run (conftest.run)
     cmd = snakemake_cli(work)
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

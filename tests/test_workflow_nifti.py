@@ -94,7 +94,7 @@ def _bids_copy(run: Path, work: Path) -> pd.DataFrame:
                 paths.append(f"{stem}/anat/sub-{s}_ses-{t}_flip-{i}_VFA.nii.gz")
                 _save(root / paths[-1], vdata[..., i - 1], vfa.affine, base | {"FlipAngle": fa})
             row["vfa_nifti"] = ";".join(paths)
-        for col in ("lesion_roi", "marrow_roi", "aorta_roi"):
+        for col in ("lesion_roi", "marrow_roi", "aorta_roi", "b1_map"):
             if row.get(col):
                 dst = root / "derivatives" / "rois" / row[col]
                 dst.parent.mkdir(parents=True, exist_ok=True)

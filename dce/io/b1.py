@@ -5,7 +5,7 @@ Sources, in order of precedence:
 
 1. ``sheet``: a NIfTI given in the sessions sheet column ``b1_map`` (any grid);
 2. ``dicom``: the ``b1`` entry of the conversion record ``..._convert.json`` (a
-   ``..._B1map_raw.nii.gz`` written by the convert step next to the record, on the B1
+   ``..._desc-raw_B1map.nii.gz`` written by the convert step next to the record, on the B1
    series' own grid, sidecar key ``B1Convention``);
 3. none.
 

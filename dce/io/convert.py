@@ -10,8 +10,8 @@ the grid and the timing) and writes, in the output folder::
     sub-<subject>_ses-<session>_dce.json          phase times (s), FA, TR, TE, field, ...
     sub-<subject>_ses-<session>_vfa.nii.gz        4-D signal (i, j, k, flip angle), float32
     sub-<subject>_ses-<session>_vfa.json          FlipAngles_deg, TR, TE, ...
-    sub-<subject>_ses-<session>_B1map_raw.nii.gz  B1 map as stored (after rescale), own grid
-    sub-<subject>_ses-<session>_B1map_raw.json    Manufacturer, ImageType, B1Convention, ...
+    sub-<subject>_ses-<session>_desc-raw_B1map.nii.gz  B1 map as stored (after rescale), own grid
+    sub-<subject>_ses-<session>_desc-raw_B1map.json    Manufacturer, ImageType, B1Convention, ...
 
 A visit without VFA series converts with a ``WARNING`` line (the T1 step decides what to
 do, config ``t1.missing_vfa``); ``require_vfa=True`` makes it an error.  The B1 map is
@@ -83,12 +83,12 @@ def output_paths(out_dir: str | os.PathLike[str], subject: str,
     -------
     dict
         ``{"dce": ..., "dce_json": ..., "vfa": ..., "vfa_json": ..., "b1": ...,
-        "b1_json": ...}`` (B1: ``..._B1map_raw.nii.gz``, values as stored).
+        "b1_json": ...}`` (B1: ``..._desc-raw_B1map.nii.gz``, values as stored).
     """
     stem = f"sub-{_check_id('subject', subject)}_ses-{_check_id('session', session)}"
     out = Path(out_dir)
     dce, vfa = out / f"{stem}_dce.nii.gz", out / f"{stem}_vfa.nii.gz"
-    b1 = out / f"{stem}_B1map_raw.nii.gz"
+    b1 = out / f"{stem}_desc-raw_B1map.nii.gz"
     return {"dce": dce, "dce_json": sidecar_path(dce), "vfa": vfa, "vfa_json": sidecar_path(vfa),
             "b1": b1, "b1_json": sidecar_path(b1)}
 

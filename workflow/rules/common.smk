@@ -100,6 +100,8 @@ def _load_sheets(sessions_path, lesions_path, _mtimes):
         )
     except SheetError as exc:
         raise WorkflowError(str(exc)) from None
+    for row in sessions.to_dict("records"):  # exactly one image source per session
+        _checked_image_source(row)
     check_sheet_paths(sessions, path_columns)
     check_sheets_against_config(sessions, lesions)
     return sessions, lesions
@@ -185,10 +187,13 @@ def session_path(column):
 
 
 def _image_source(wildcards):
-    row = session_row(wildcards)
+    return _checked_image_source(session_row(wildcards).to_dict())
+
+
+def _checked_image_source(row):
     try:
         return image_source(
-            row.to_dict(),
+            row,
             base_dir=os.path.dirname(config["sessions"]) or ".",
             sheet=config["sessions"],
         )

@@ -15,6 +15,7 @@ rule provenance:
         lesion_roi=session_path("lesion_roi"),
         marrow_roi=optional_session_path("marrow_roi"),
         aorta_roi=optional_session_path(config["aif"]["mask_column"]),
+        b1_map=optional_session_path("b1_map"),
     output:
         ses("provenance", "json"),
     log:

@@ -15,8 +15,8 @@ with job(sm) as log:
     if sm.rule == "provenance":
         # image roles: "dicom" (a folder), or "dce_nifti", "dce_json", "vfa_nifti_<n>", ...
         inputs = {k: sm.input[k] for k in sm.input.keys()
-                  if k not in ("roi", "marrow_roi", "aorta_roi")}
-        for role in ("marrow_roi", "aorta_roi"):          # optional: [] or [path]
+                  if k not in ("roi", "marrow_roi", "aorta_roi", "b1_map")}
+        for role in ("marrow_roi", "aorta_roi", "b1_map"):  # optional: [] or [path]
             inputs[role] = sm.input[role][0] if sm.input[role] else None
         extra = {"subject": sm.wildcards.subject, "session": sm.wildcards.session}
     else:
