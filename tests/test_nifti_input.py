@@ -159,6 +159,7 @@ def test_dce_timing_override(tmp_path: Path) -> None:
     d = load_dce_nifti(p, times=t)
     assert np.allclose(d.t_s, t)
     assert any("VolumeTiming disagrees" in n for n in d.meta["Notes"])
+    assert any("VolumeTiming disagrees" in n for n in d.meta["TimingWarnings"])
 
 
 def test_dce_affine_qform_fallback_and_no_orientation(tmp_path: Path) -> None:

@@ -534,6 +534,7 @@ def load_dce_nifti(path: str | os.PathLike[str], *,
     })
     meta.update(_spacing_meta(t_s))
     meta["Notes"] = notes + _phase_gap_notes(t_s)
+    meta["TimingWarnings"] = notes      # as for DICOM: timing sources that disagree
     return DynamicSeries(data=data, t_s=t_s, affine=affine, meta=meta)
 
 
