@@ -19,6 +19,7 @@ from test_dicom import random_stored, write_classic
 from dce.cli import main
 from dce.io import DicomError, classify_series, discover_series, load_vfa, read_nifti
 from dce.io import dicom_write as dw
+from dce.io.b1 import session_b1
 from dce.io.convert import convert_visit
 
 NC, NR, NZ = 4, 3, 2  # columns, rows, slices
@@ -179,6 +180,13 @@ def test_b1_map_detected_and_written_raw(tmp_path: Path, convention: str,
     text = json.dumps(meta)
     for needle in ("X", "Y"):  # patient name / ID never copied
         assert f'"{needle}"' not in text
+    # end to end: the conversion record (as rule convert writes it) -> the B1 factor of
+    # the T1 and concentration steps, the convention taken from the sidecar (auto)
+    record = tmp_path / "out" / "sub-S_ses-T_convert.json"
+    record.write_text(json.dumps({"b1": paths["b1"].name}), encoding="utf-8")
+    b1s = session_b1(record, None, truth.shape, B1_AFFINE, convention="auto")
+    assert b1s.factor is not None
+    np.testing.assert_allclose(b1s.factor, truth, atol=1e-4)
 
 
 def test_b1_by_description_only_has_unknown_convention(tmp_path: Path) -> None:
