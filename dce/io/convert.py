@@ -36,6 +36,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ from dce.io.dicom import (
 )
 from dce.io.nifti import sidecar_path, write_nifti
 
-__all__ = ["ID_PATTERN", "convert_visit", "output_paths"]
+__all__ = ["ID_PATTERN", "convert_visit", "output_paths", "write_converted"]
 
 #: Subject and session IDs: letters and digits only (BIDS-like ``sub-<id>``).
 ID_PATTERN = re.compile(r"[A-Za-z0-9]+")
@@ -256,23 +257,31 @@ def convert_visit(dicom_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
         for line in _b1_lines(b1_info, b1):
             say(line)
 
-    written: list[Path] = []
-    try:
-        write_nifti(paths["dce"], dce.data, dce.affine, dce.meta)
-        written += [paths["dce_json"], paths["dce"]]
-        if vfa is not None:
-            write_nifti(paths["vfa"], vfa.data, vfa.affine, vfa.meta)
-            written += [paths["vfa_json"], paths["vfa"]]
-        if b1 is not None:
-            write_nifti(paths["b1"], b1.data, b1.affine, b1.meta)
-            written += [paths["b1_json"], paths["b1"]]
-    except BaseException:
-        for p in written:
-            p.unlink(missing_ok=True)
-        raise
-    out = {k: v for k, v in paths.items()
-           if k.startswith("dce") or (vfa is not None and k.startswith("vfa"))
-           or (b1 is not None and k.startswith("b1"))}
+    out = write_converted(paths, {"dce": dce, "vfa": vfa, "b1": b1})
     say("wrote " + ", ".join(str(out[k]) for k in ("dce", "vfa", "b1") if k in out)
         + " (+ .json sidecars)")
+    return out
+
+
+def write_converted(paths: dict[str, Path], images: dict[str, Any]) -> dict[str, Path]:
+    """Write the converted images (``{"dce": series, "vfa": series or None, ...}``, each
+    with ``data``, ``affine`` and ``meta``) to ``paths[key]`` + ``paths[key + "_json"]``;
+    on any error remove what was written (no partial outputs) and re-raise.
+
+    Returns
+    -------
+    dict
+        The paths written, ``{key: path, key + "_json": path}`` per image given.
+    """
+    out: dict[str, Path] = {}
+    try:
+        for key, img in images.items():
+            if img is None:
+                continue
+            write_nifti(paths[key], img.data, img.affine, img.meta)
+            out[key], out[f"{key}_json"] = paths[key], paths[f"{key}_json"]
+    except BaseException:
+        for p in out.values():
+            p.unlink(missing_ok=True)
+        raise
     return out

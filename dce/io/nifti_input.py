@@ -54,7 +54,7 @@ import nibabel as nib
 import numpy as np
 from numpy.typing import NDArray
 
-from dce.io.convert import output_paths
+from dce.io.convert import output_paths, write_converted
 from dce.io.dicom import (
     DynamicSeries,
     VFASeries,
@@ -62,7 +62,7 @@ from dce.io.dicom import (
     _phase_gap_notes,
     _spacing_meta,
 )
-from dce.io.nifti import sidecar_path, write_nifti
+from dce.io.nifti import sidecar_path
 
 __all__ = [
     "COPIED_KEYS",
@@ -693,16 +693,4 @@ def convert_nifti_session(dce_nifti: str | os.PathLike[str], out_dir: str | os.P
                                                                         atol=1e-3):
             say("  note: the VFA grid differs from the DCE grid; T1 maps need resampling to "
                 "the DCE grid")
-    written: list[Path] = []
-    try:
-        write_nifti(paths["dce"], dce.data, dce.affine, dce.meta)
-        written += [paths["dce_json"], paths["dce"]]
-        if vfa is not None:
-            write_nifti(paths["vfa"], vfa.data, vfa.affine, vfa.meta)
-            written += [paths["vfa_json"], paths["vfa"]]
-    except BaseException:
-        for p in written:
-            p.unlink(missing_ok=True)
-        raise
-    keys = ("dce", "dce_json") + (("vfa", "vfa_json") if vfa is not None else ())
-    return {k: paths[k] for k in keys}                  # a NIfTI session has no B1 series
+    return write_converted(paths, {"dce": dce, "vfa": vfa})  # a NIfTI session has no B1
