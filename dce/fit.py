@@ -51,6 +51,7 @@ from scipy.interpolate import CubicSpline
 from scipy.ndimage import uniform_filter
 
 from dce._checks import as_float_array, check_last_axis, check_times
+from dce._threads import run_chunks
 from dce.models import InputGrid, make_input_grid, tissue_concentration
 from dce.registry import KineticModel, fit_map_names, kinetic_model, output_map, resolve
 
@@ -175,6 +176,7 @@ class _Basis:
     du: float
     a1: NDArray[np.float64] = field(repr=False)  # integral of cp at tissue times, mM*min
     proj: NDArray[np.float64] = field(repr=False)  # (nt, r+4): [u | a1 | cp | T'a1 | T'cp]
+    proj_lin: NDArray[np.float64] = field(repr=False)  # (nt, 4): the last 4 columns of proj
 
 
 def _trapezoid_matrix(t_min: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -214,21 +216,21 @@ def _build_basis(t: NDArray[np.float64], cp: NDArray[np.float64], t_aif: NDArray
     g_tab = np.ascontiguousarray(np.stack([np.sum(w_tab**2, axis=1), w_tab @ w_cp], axis=1))
     return _Basis(grid=grid, u=u, w_tab=np.ascontiguousarray(w_tab), spl=spl, g_tab=g_tab,
                   w_cp=w_cp, w_int=a1 @ u, u0=float(u_tab[0]),
-                  du=float(u_tab[1] - u_tab[0]), a1=a1, proj=proj)
+                  du=float(u_tab[1] - u_tab[0]), a1=a1, proj=proj,
+                  proj_lin=np.ascontiguousarray(proj[:, -4:]))
 
 
 # ----------------------------------------------------------------------------- kernels
+# Serial ``nogil`` kernels over the rows [lo, hi) of their input, run on a few threads by
+# :func:`dce._threads.run_chunks` (numba's ``parallel=True`` costs over a minute of
+# compilation on two cores; these compile in seconds). Only the small per-table-row profile
+# (_row, and the interior case of _box2) is IR-inlined: inlining multiplies the compile time,
+# a call per table row costs 2x in the NLLS search.
 
-@numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
-def _box2(r1: float, r2: float, g11: float, g12: float, g22: float, a_hi: float,
-          b_hi: float) -> tuple[float, float, float]:
-    """min over 0<=a<=a_hi, 0<=b<=b_hi of -2(a r1 + b r2) + a^2 g11 + 2ab g12 + b^2 g22."""
-    det = g11 * g22 - g12 * g12
-    if det > 1e-300:
-        a = (r1 * g22 - r2 * g12) / det
-        b = (r2 * g11 - r1 * g12) / det
-        if 0.0 <= a <= a_hi and 0.0 <= b <= b_hi:
-            return a * a * g11 + 2 * a * b * g12 + b * b * g22 - 2 * (a * r1 + b * r2), a, b
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _box2_edges(r1: float, r2: float, g11: float, g12: float, g22: float, a_hi: float,
+                b_hi: float) -> tuple[float, float, float]:
+    """:func:`_box2` when the unconstrained minimum is outside the box: the best edge."""
     best = 1e300
     ba = 0.0
     bb = 0.0
@@ -253,7 +255,20 @@ def _box2(r1: float, r2: float, g11: float, g12: float, g22: float, a_hi: float,
     return best, ba, bb
 
 
-@numba.njit(cache=True, fastmath=_FASTMATH)
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
+def _box2(r1: float, r2: float, g11: float, g12: float, g22: float, a_hi: float,
+          b_hi: float) -> tuple[float, float, float]:
+    """min over 0<=a<=a_hi, 0<=b<=b_hi of -2(a r1 + b r2) + a^2 g11 + 2ab g12 + b^2 g22."""
+    det = g11 * g22 - g12 * g12
+    if det > 1e-300:
+        a = (r1 * g22 - r2 * g12) / det
+        b = (r2 * g11 - r1 * g12) / det
+        if 0.0 <= a <= a_hi and 0.0 <= b <= b_hi:
+            return a * a * g11 + 2 * a * b * g12 + b * b * g22 - 2 * (a * r1 + b * r2), a, b
+    return _box2_edges(r1, r2, g11, g12, g22, a_hi, b_hi)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _profile(w: NDArray[Any], ct: NDArray[Any], w_cp: NDArray[Any], gcc: float, rcp: float,
              kep: float, model: int, kt_max: float, ve_max: float,
              vp_max: float) -> tuple[float, float, float]:
@@ -272,7 +287,7 @@ def _profile(w: NDArray[Any], ct: NDArray[Any], w_cp: NDArray[Any], gcc: float, 
     return _box2(r1, rcp, g11, g12, gcc, a_hi, vp_max)
 
 
-@numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _spline_w(u: float, spl: NDArray[Any], u0: float, du: float, out: NDArray[Any]) -> None:
     n = spl.shape[1]
     i = int((u - u0) / du)
@@ -282,47 +297,38 @@ def _spline_w(u: float, spl: NDArray[Any], u0: float, du: float, out: NDArray[An
         out[k] = ((spl[0, i, k] * s + spl[1, i, k]) * s + spl[2, i, k]) * s + spl[3, i, k]
 
 
-# output columns of the kernels
+# output rows of the kernels (one row per quantity, one column per voxel), then the SSE
 _OUT = ("ktrans_per_min", "kep_per_min", "ve", "vp", "r2", "rmse_mM", "status")
 _SSE = 7
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _finish(out: NDArray[Any], v: int, kt: float, kep: float, vp: float, sse: float,
             sst: float, st: float, nt: int, model: int) -> None:
-    """Write one voxel's result row: _OUT columns, then the SSE."""
+    """Write one voxel's column of ``out``: _OUT rows, then the SSE."""
     if st == 1.0:
         for k in range(8):
-            out[v, k] = np.nan
-        out[v, 6] = 1.0
+            out[k, v] = np.nan
+        out[6, v] = 1.0
         return
     if st == 3.0 or model == 2:
         kep = np.nan
-    out[v, 0] = kt
-    out[v, 1] = kep
-    out[v, 2] = kt / kep if (np.isfinite(kep) and kep > 0) else np.nan
-    out[v, 3] = vp
-    out[v, 4] = 1.0 - sse / sst if sst > 0 else np.nan
-    out[v, 5] = np.sqrt(sse / nt)
-    out[v, 6] = st
-    out[v, 7] = sse
+    out[0, v] = kt
+    out[1, v] = kep
+    out[2, v] = kt / kep if (np.isfinite(kep) and kep > 0) else np.nan
+    out[3, v] = vp
+    out[4, v] = 1.0 - sse / sst if sst > 0 else np.nan
+    out[5, v] = np.sqrt(sse / nt)
+    out[6, v] = st
+    out[7, v] = sse
 
 
-@numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
-def _profile_tab(j: int, w_tab: NDArray[Any], g_tab: NDArray[Any], ct: NDArray[Any],
-                 gcc: float, rcp: float, kep: float, model: int, kt_max: float, ve_max: float,
-                 vp_max: float) -> float:
-    """Reduced residual at table row ``j`` (Gram entries precomputed in ``g_tab``)."""
-    f, _ = _profile_tab_active(j, w_tab, g_tab, ct, gcc, rcp, kep, model, kt_max, ve_max,
-                               vp_max)
-    return f
-
-
-@numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
-def _profile_tab_active(j: int, w_tab: NDArray[Any], g_tab: NDArray[Any], ct: NDArray[Any],
-                        gcc: float, rcp: float, kep: float, model: int, kt_max: float,
-                        ve_max: float, vp_max: float) -> tuple[float, int]:
-    """Reduced residual at table row ``j`` and a code of the active bounds (bit mask)."""
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
+def _row(j: int, w_tab: NDArray[Any], g_tab: NDArray[Any], ct: NDArray[Any], gcc: float,
+         rcp: float, kep: float, model: int, kt_max: float, ve_max: float,
+         vp_max: float) -> tuple[float, int]:
+    """Reduced residual at table row ``j`` (Gram entries precomputed in ``g_tab``) and a
+    code of the active bounds (bit mask)."""
     r1 = 0.0
     for i in range(ct.shape[0]):
         r1 += w_tab[j, i] * ct[i]
@@ -335,18 +341,84 @@ def _profile_tab_active(j: int, w_tab: NDArray[Any], g_tab: NDArray[Any], ct: ND
     return f, (a <= 0.0) + 2 * (a >= a_hi) + 4 * (b <= 0.0) + 8 * (b >= vp_max)
 
 
+@numba.njit(cache=True, nogil=True)
+def _dot(a: NDArray[Any], b: NDArray[Any]) -> float:
+    s = 0.0
+    for i in range(a.shape[0]):
+        s += a[i] * b[i]
+    return s
+
+
+@numba.njit(cache=True, nogil=True)
+def _median(a: NDArray[Any], n: int) -> float:
+    """Median of ``a[:n]`` (``n >= 1``) by quickselect in place (reorders ``a[:n]``); the
+    same number as ``np.median``: for even ``n`` the mean of the two middle values."""
+    k = n // 2
+    lo = 0
+    hi = n - 1
+    while hi > lo:   # Hoare partition around the middle element until a[k] is in place
+        pivot = a[(lo + hi) // 2]
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                tmp = a[i]
+                a[i] = a[j]
+                a[j] = tmp
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            break
+    m = a[k]
+    if n % 2 == 1:
+        return m
+    below = a[0]        # every a[:k] <= a[k]: the lower middle value is their maximum
+    for i in range(1, k):
+        below = max(below, a[i])
+    return (below + m) / 2
+
+
+#: Robust noise SD of white Gaussian noise: median |consecutive difference| / this.
+_MAD_DIFF = 0.9538725524419648
+
+
+@numba.njit(cache=True, nogil=True)
+def _enhancing(delta: float, thr: float, sum_abs: float, dbuf: NDArray[Any], j: int,
+               scratch: NDArray[Any]) -> bool:
+    """Enhancement test ``delta > thr * median(|d|) / 0.954`` for the differences
+    ``dbuf[:, j]``; the median only when the bounds 0 <= median <= 2 mean(|d|) leave the
+    answer open."""
+    if delta <= 0.0:
+        return False
+    n = dbuf.shape[0]
+    if delta > thr * ((2.0 + 1e-9) * sum_abs / n / _MAD_DIFF):
+        return True
+    for t in range(n):
+        scratch[t] = dbuf[t, j]
+    return delta > thr * (_median(scratch, n) / _MAD_DIFF)
+
+
 _BLK = 256   # voxels per block of the kernels
 
 
-@numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _accumulate(c: NDArray[Any], v0: int, nb: int, t_min: NDArray[Any], vmat: NDArray[Any],
-                xcol: NDArray[Any], acc: NDArray[Any], stats: NDArray[Any],
-                integrals: bool) -> None:
+                pre: NDArray[Any], xcol: NDArray[Any], acc: NDArray[Any], stats: NDArray[Any],
+                dbuf: NDArray[Any], test: bool) -> None:
     """One pass over a block of curves c[v0:v0+nb], time-outer and voxel-inner (SIMD).
 
     acc[k, j] = sum_t vmat[t, k] c[v0+j, t]; stats rows: 0 sum of I^2, 1 -sum I*C (I the
-    running trapezoid integral of the curve, only when ``integrals``), 2 sum C^2, 3 sum C,
-    4 the number of NaN or infinite samples.
+    running trapezoid integral of the curve), 2 sum C^2, 3 sum C, 4 the number of NaN or
+    infinite samples, 5-6 scratch; with ``test``: 7 sum of the baseline (``pre``) samples,
+    8 sum of the others, 9 sum |consecutive difference|, and dbuf[t, j] the differences.
     """
     nt = c.shape[1]
     nk = vmat.shape[1]
@@ -366,219 +438,207 @@ def _accumulate(c: NDArray[Any], v0: int, nb: int, t_min: NDArray[Any], vmat: ND
             stats[4, j] += 0.0 if np.isfinite(x) else 1.0
             stats[2, j] += x * x
             stats[3, j] += x
-        if integrals:
-            h = 0.5 * (t_min[t] - t_min[t - 1]) if t > 0 else 0.0
-            for j in range(nb):
-                x = xcol[j]
-                ig = integ[j] + h * (x + prev[j])
-                integ[j] = ig
-                prev[j] = x
-                stats[0, j] += ig * ig
-                stats[1, j] -= ig * x
+        if test:
+            if pre[t]:
+                for j in range(nb):
+                    stats[7, j] += xcol[j]
+            else:
+                for j in range(nb):
+                    stats[8, j] += xcol[j]
+            if t > 0:
+                for j in range(nb):
+                    d = abs(xcol[j] - prev[j])
+                    dbuf[t - 1, j] = d
+                    stats[9, j] += d
+        h = 0.5 * (t_min[t] - t_min[t - 1]) if t > 0 else 0.0
+        for j in range(nb):
+            x = xcol[j]
+            ig = integ[j] + h * (x + prev[j])
+            integ[j] = ig
+            prev[j] = x
+            stats[0, j] += ig * ig
+            stats[1, j] -= ig * x
 
 
-@numba.njit(cache=True, parallel=True, fastmath=_FASTMATH)
-def _nlls_kernel(c: NDArray[Any], u: NDArray[Any], w_tab: NDArray[Any],
-                 g_tab: NDArray[Any],
-                 spl: NDArray[Any], w_cp: NDArray[Any], w_int: NDArray[Any], u0: float,
-                 du: float, stride: int, model: int, kt_max: float,
-                 ve_max: float, vp_max: float, out: NDArray[Any]) -> None:
-    """Write each voxel's row of ``out`` (columns _OUT + SSE); out[:, 1] holds the start kep.
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _nlls_voxel(ct: NDArray[Any], w: NDArray[Any], cc: float, sst: float, ks: float,
+                w_tab: NDArray[Any], g_tab: NDArray[Any], kep_tab: NDArray[Any],
+                spl: NDArray[Any], w_cp: NDArray[Any], gcc: float, u0: float, du: float,
+                stride: int, model: int, kt_max: float, ve_max: float, vp_max: float,
+                nt: int, out: NDArray[Any], v: int) -> None:
+    """Bounded NLLS of one projected curve ``ct`` (extended Tofts or Tofts), started from
+    the LLSQ kep ``ks``; writes column ``v`` of ``out``.
 
-    Coarse table grid (every ``stride`` rows) and the LLSQ start value -> golden-section
-    search over the table rows around the best point -> parabolic interpolation between the
-    three neighbouring rows -> parameters from the cubic spline at the interpolated ln(kep).
+    Coarse table grid (every ``stride`` rows) and the start value -> golden-section search
+    over the table rows around the best point -> parabolic interpolation between the three
+    neighbouring rows -> parameters from the cubic spline at the interpolated ln(kep).
     """
-    nv, nt = c.shape
-    r = u.shape[1]
     n_tab = w_tab.shape[0]
     u_hi = u0 + (n_tab - 1) * du
+    rcp = _dot(w_cp, ct)
+    # 1. coarse grid over ln(kep), plus the LLSQ start value
+    best_f = 1e300
+    jb = 0
+    for j in range(0, n_tab, stride):
+        f, _ = _row(j, w_tab, g_tab, ct, gcc, rcp, kep_tab[j], model, kt_max, ve_max, vp_max)
+        if f < best_f:
+            best_f = f
+            jb = j
+    if np.isfinite(ks) and ks > 0:
+        js = int(np.floor((np.log(ks) - u0) / du + 0.5))
+        if 0 <= js < n_tab:
+            f, _ = _row(js, w_tab, g_tab, ct, gcc, rcp, kep_tab[js], model, kt_max, ve_max,
+                        vp_max)
+            if f < best_f:
+                best_f = f
+                jb = js
+    # 2. golden-section search over table rows in [jb - stride, jb + stride]
+    lo = max(jb - stride, 0)
+    hi = min(jb + stride, n_tab - 1)
+    x1 = hi - int(0.618 * (hi - lo))
+    x2 = lo + int(0.618 * (hi - lo))
+    f1, _ = _row(x1, w_tab, g_tab, ct, gcc, rcp, kep_tab[x1], model, kt_max, ve_max, vp_max)
+    f2, _ = _row(x2, w_tab, g_tab, ct, gcc, rcp, kep_tab[x2], model, kt_max, ve_max, vp_max)
+    while hi - lo > 3:
+        if f1 <= f2:
+            hi = x2
+            x2 = x1
+            f2 = f1
+            x1 = hi - int(0.618 * (hi - lo))
+            if x1 >= x2:
+                x1 = x2 - 1
+            xn = x1
+        else:
+            lo = x1
+            x1 = x2
+            f1 = f2
+            x2 = lo + int(0.618 * (hi - lo))
+            if x2 <= x1:
+                x2 = x1 + 1
+            xn = x2
+        f, _ = _row(xn, w_tab, g_tab, ct, gcc, rcp, kep_tab[xn], model, kt_max, ve_max,
+                    vp_max)
+        if xn == x1:
+            f1 = f
+        else:
+            f2 = f
+    jm = lo
+    fm = 1e300
+    for j in range(lo, hi + 1):
+        f, _ = _row(j, w_tab, g_tab, ct, gcc, rcp, kep_tab[j], model, kt_max, ve_max, vp_max)
+        if f < fm:
+            fm = f
+            jm = j
+    if best_f < fm:
+        jm = jb
+        fm = best_f
+    # 3. parabola through the neighbouring rows
+    um = u0 + jm * du
+    kink = False
+    if 0 < jm < n_tab - 1:
+        fl = fr = 0.0
+        al = ar = am = 0
+        for q in range(3):
+            f, act = _row(jm - 1 + q, w_tab, g_tab, ct, gcc, rcp, kep_tab[jm - 1 + q], model,
+                          kt_max, ve_max, vp_max)
+            if q == 0:
+                fl = f
+                al = act
+            elif q == 1:
+                am = act
+            else:
+                fr = f
+                ar = act
+        kink = al != am or ar != am
+        den = fl - 2.0 * fm + fr
+        if den > 0:
+            um = um + 0.5 * du * (fl - fr) / den
+    kep = np.exp(um)
+    _spline_w(um, spl, u0, du, w)
+    f, a, b = _profile(w, ct, w_cp, gcc, rcp, kep, model, kt_max, ve_max, vp_max)
+    if f > fm or kink:
+        # a bound becomes active next to the minimum (the profile has a kink there) or
+        # the parabola failed: golden-section search on the spline between the rows
+        ga = u0 + max(jm - 1, 0) * du
+        gb = u0 + min(jm + 1, n_tab - 1) * du
+        y1 = gb - 0.6180339887498949 * (gb - ga)
+        y2 = ga + 0.6180339887498949 * (gb - ga)
+        h1 = h2 = 0.0
+        for it in range(26):    # the two start points, then 24 steps of one evaluation
+            left = it == 0
+            if it == 0:
+                yn = y1
+            elif it == 1:
+                yn = y2
+            elif h1 <= h2:
+                gb = y2
+                y2 = y1
+                h2 = h1
+                y1 = gb - 0.6180339887498949 * (gb - ga)
+                yn = y1
+                left = True
+            else:
+                ga = y1
+                y1 = y2
+                h1 = h2
+                y2 = ga + 0.6180339887498949 * (gb - ga)
+                yn = y2
+            _spline_w(yn, spl, u0, du, w)
+            h, _, _ = _profile(w, ct, w_cp, gcc, rcp, np.exp(yn), model, kt_max, ve_max,
+                               vp_max)
+            if left:
+                h1 = h
+            else:
+                h2 = h
+        um = y1 if h1 <= h2 else y2
+        kep = np.exp(um)
+        _spline_w(um, spl, u0, du, w)
+        f, a, b = _profile(w, ct, w_cp, gcc, rcp, kep, model, kt_max, ve_max, vp_max)
+        if f > fm:  # keep the table row
+            um = u0 + jm * du
+            kep = kep_tab[jm]
+            f, a, b = _profile(w_tab[jm], ct, w_cp, gcc, rcp, kep, model, kt_max, ve_max,
+                               vp_max)
+    st = 0.0
+    if a <= 0.0:
+        st = 3.0
+    elif um >= u_hi - 0.5 * du or a >= kt_max * (1 - 1e-9):
+        st = 6.0   # fast-exchange limit (Ktrans at its bound needs kep >= Ktrans/ve_max)
+    elif um <= u0 + 0.5 * du:
+        st = 7.0
+    elif a >= ve_max * kep * (1 - 1e-9) or b >= vp_max * (1 - 1e-9):
+        st = 2.0
+    _finish(out, v, a, kep, b, max(cc + f, 0.0), sst, st, nt, model)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: NDArray[Any],
+                cp: NDArray[Any], pre: NDArray[Any], thr: float, model: int, mode: int,
+                r: int, w_tab: NDArray[Any], g_tab: NDArray[Any], spl: NDArray[Any],
+                w_cp: NDArray[Any], w_int: NDArray[Any], u0: float, du: float, stride: int,
+                kt_max: float, ve_max: float, vp_max: float, out: NDArray[Any], lo: int,
+                hi: int) -> None:
+    """Enhancement test, Murase linear least squares and the bounded NLLS of curves
+    ``c[lo:hi]`` in one pass over the data; writes columns ``lo:hi`` of ``out`` (rows
+    _OUT + SSE).
+
+    ``thr`` > 0: curves whose post-minus-pre mean is at most ``thr`` robust noise SDs get
+    status 5 (Ktrans = vp = 0, RMSE of the zero curve). ``mode`` 0: NLLS started from the
+    LLSQ kep; 1: LLSQ without goodness of fit (NaN); 2: LLSQ with the residual of its
+    parameters on the exact model; 3: only the finiteness and enhancement test (the other
+    curves get status 0 and NaN values).
+
+    ``vmat`` holds the basis ``u`` (its first ``r`` columns; none in modes 1 and 3), then the
+    vectors a1, cp, T'a1 and T'cp (T: trapezoid running-integral matrix): the linear terms
+    of the normal equations and the basis projection are inner products with them; the
+    terms quadratic in the running integral of the curve are accumulated directly.
+    """
+    nt = c.shape[1]
+    rp = vmat.shape[1] - 4     # leading basis columns
+    n_tab = w_tab.shape[0]
+    u_hi = u0 + spl.shape[1] * du
     kep_tab = np.exp(u0 + du * np.arange(n_tab))
     gcc = _dot(w_cp, w_cp)
-    n_blk = (nv + _BLK - 1) // _BLK
-    for blk in numba.prange(n_blk):  # per-block scratch: no per-voxel allocation
-        ct = np.zeros(r)
-        w = np.empty(r)
-        xcol = np.empty(_BLK)
-        acc = np.empty((r, _BLK))
-        stats = np.empty((7, _BLK))
-        v0 = blk * _BLK
-        nb = min(nv, v0 + _BLK) - v0
-        _accumulate(c, v0, nb, u[:, 0:1], u, xcol, acc, stats, False)
-        for v in range(v0, v0 + nb):
-            j = v - v0
-            for k in range(r):
-                ct[k] = acc[k, j]
-            cc = stats[2, j]
-            sc = stats[3, j]
-            finite = stats[4, j] == 0.0
-            if not finite:
-                _finish(out, v, np.nan, np.nan, np.nan, np.nan, np.nan, 1.0, nt, model)
-                continue
-            sst = cc - sc * sc / nt
-            ks = out[v, 1]
-            rcp = _dot(w_cp, ct)
-            if model == 2:   # Patlak: linear, no kep
-                f, a, b = _box2(_dot(w_int, ct), rcp, _dot(w_int, w_int), _dot(w_int, w_cp), gcc,
-                                kt_max, vp_max)
-                st = 0.0
-                if a >= kt_max or b >= vp_max:
-                    st = 2.0
-                elif a <= 0.0:
-                    st = 3.0
-                _finish(out, v, a, np.nan, b, max(cc + f, 0.0), sst, st, nt, model)
-                continue
-            # 1. coarse grid over ln(kep), plus the LLSQ start value
-            best_f = 1e300
-            jb = 0
-            for j in range(0, n_tab, stride):
-                f = _profile_tab(j, w_tab, g_tab, ct, gcc, rcp, kep_tab[j], model, kt_max, ve_max,
-                                 vp_max)
-                if f < best_f:
-                    best_f = f
-                    jb = j
-            if np.isfinite(ks) and ks > 0:
-                js = int(np.floor((np.log(ks) - u0) / du + 0.5))
-                if 0 <= js < n_tab:
-                    f = _profile_tab(js, w_tab, g_tab, ct, gcc, rcp, kep_tab[js], model, kt_max,
-                                     ve_max, vp_max)
-                    if f < best_f:
-                        best_f = f
-                        jb = js
-            # 2. golden-section search over table rows in [jb - stride, jb + stride]
-            lo = max(jb - stride, 0)
-            hi = min(jb + stride, n_tab - 1)
-            x1 = hi - int(0.618 * (hi - lo))
-            x2 = lo + int(0.618 * (hi - lo))
-            f1 = _profile_tab(x1, w_tab, g_tab, ct, gcc, rcp, kep_tab[x1], model, kt_max, ve_max,
-                              vp_max)
-            f2 = _profile_tab(x2, w_tab, g_tab, ct, gcc, rcp, kep_tab[x2], model, kt_max, ve_max,
-                              vp_max)
-            while hi - lo > 3:
-                if f1 <= f2:
-                    hi = x2
-                    x2 = x1
-                    f2 = f1
-                    x1 = hi - int(0.618 * (hi - lo))
-                    if x1 >= x2:
-                        x1 = x2 - 1
-                    f1 = _profile_tab(x1, w_tab, g_tab, ct, gcc, rcp, kep_tab[x1], model, kt_max,
-                                      ve_max, vp_max)
-                else:
-                    lo = x1
-                    x1 = x2
-                    f1 = f2
-                    x2 = lo + int(0.618 * (hi - lo))
-                    if x2 <= x1:
-                        x2 = x1 + 1
-                    f2 = _profile_tab(x2, w_tab, g_tab, ct, gcc, rcp, kep_tab[x2], model, kt_max,
-                                      ve_max, vp_max)
-            jm = lo
-            fm = 1e300
-            for j in range(lo, hi + 1):
-                f = _profile_tab(j, w_tab, g_tab, ct, gcc, rcp, kep_tab[j], model, kt_max, ve_max,
-                                 vp_max)
-                if f < fm:
-                    fm = f
-                    jm = j
-            if best_f < fm:
-                jm = jb
-                fm = best_f
-            # 3. parabola through the neighbouring rows
-            um = u0 + jm * du
-            kink = False
-            if 0 < jm < n_tab - 1:
-                fl, al = _profile_tab_active(jm - 1, w_tab, g_tab, ct, gcc, rcp, kep_tab[jm - 1],
-                                             model, kt_max, ve_max, vp_max)
-                fr, ar = _profile_tab_active(jm + 1, w_tab, g_tab, ct, gcc, rcp, kep_tab[jm + 1],
-                                             model, kt_max, ve_max, vp_max)
-                _, am = _profile_tab_active(jm, w_tab, g_tab, ct, gcc, rcp, kep_tab[jm], model,
-                                            kt_max, ve_max, vp_max)
-                kink = al != am or ar != am
-                den = fl - 2.0 * fm + fr
-                if den > 0:
-                    um = um + 0.5 * du * (fl - fr) / den
-            kep = np.exp(um)
-            _spline_w(um, spl, u0, du, w)
-            f, a, b = _profile(w, ct, w_cp, gcc, rcp, kep, model, kt_max, ve_max, vp_max)
-            if f > fm or kink:
-                # a bound becomes active next to the minimum (the profile has a kink there) or
-                # the parabola failed: golden-section search on the spline between the rows
-                ga = u0 + max(jm - 1, 0) * du
-                gb = u0 + min(jm + 1, n_tab - 1) * du
-                y1 = gb - 0.6180339887498949 * (gb - ga)
-                y2 = ga + 0.6180339887498949 * (gb - ga)
-                _spline_w(y1, spl, u0, du, w)
-                h1, _, _ = _profile(w, ct, w_cp, gcc, rcp, np.exp(y1), model, kt_max, ve_max,
-                                    vp_max)
-                _spline_w(y2, spl, u0, du, w)
-                h2, _, _ = _profile(w, ct, w_cp, gcc, rcp, np.exp(y2), model, kt_max, ve_max,
-                                    vp_max)
-                for _ in range(24):
-                    if h1 <= h2:
-                        gb = y2
-                        y2 = y1
-                        h2 = h1
-                        y1 = gb - 0.6180339887498949 * (gb - ga)
-                        _spline_w(y1, spl, u0, du, w)
-                        h1, _, _ = _profile(w, ct, w_cp, gcc, rcp, np.exp(y1), model, kt_max,
-                                            ve_max, vp_max)
-                    else:
-                        ga = y1
-                        y1 = y2
-                        h1 = h2
-                        y2 = ga + 0.6180339887498949 * (gb - ga)
-                        _spline_w(y2, spl, u0, du, w)
-                        h2, _, _ = _profile(w, ct, w_cp, gcc, rcp, np.exp(y2), model, kt_max,
-                                            ve_max, vp_max)
-                um = y1 if h1 <= h2 else y2
-                kep = np.exp(um)
-                _spline_w(um, spl, u0, du, w)
-                f, a, b = _profile(w, ct, w_cp, gcc, rcp, kep, model, kt_max, ve_max, vp_max)
-                if f > fm:  # keep the table row
-                    um = u0 + jm * du
-                    kep = kep_tab[jm]
-                    f, a, b = _profile(w_tab[jm], ct, w_cp, gcc, rcp, kep, model, kt_max, ve_max,
-                                       vp_max)
-            st = 0.0
-            if a <= 0.0:
-                st = 3.0
-            elif um >= u_hi - 0.5 * du or a >= kt_max * (1 - 1e-9):
-                st = 6.0   # fast-exchange limit (Ktrans at its bound needs kep >= Ktrans/ve_max)
-            elif um <= u0 + 0.5 * du:
-                st = 7.0
-            elif a >= ve_max * kep * (1 - 1e-9) or b >= vp_max * (1 - 1e-9):
-                st = 2.0
-            _finish(out, v, a, kep, b, max(cc + f, 0.0), sst, st, nt, model)
-
-@numba.njit(cache=True, inline="always")
-def _dot(a: NDArray[Any], b: NDArray[Any]) -> float:
-    s = 0.0
-    for i in range(a.shape[0]):
-        s += a[i] * b[i]
-    return s
-
-
-@numba.njit(cache=True, parallel=True, fastmath=_FASTMATH)
-def _llsq_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: NDArray[Any],
-                 cp: NDArray[Any], model: int, out: NDArray[Any], mode: int, u: NDArray[Any],
-                 spl: NDArray[Any], w_cp: NDArray[Any], w_int: NDArray[Any], u0: float,
-                 du: float) -> None:
-    """Murase linear least squares.
-
-    ``mode`` 0: write only ``out[:, 1]`` (the kep start value of the nonlinear fit);
-    1: each voxel's full row of ``out`` (columns _OUT + SSE) without goodness of fit (NaN);
-    2: full rows with the residual of the LLSQ parameters on the exact model.
-
-    ``vmat`` holds the vectors a1, cp, T'a1 and T'cp (T: trapezoid running-integral matrix),
-    preceded by the basis ``u`` in mode 2: the linear terms of the normal equations (and the
-    basis projection for the residual) are inner products with them; the terms quadratic in
-    the running integral of the curve are accumulated directly.
-    """
-    nv, nt = c.shape
-    r = u.shape[1]
-    n_spl = spl.shape[1]
-    u_hi = u0 + n_spl * du
     # input-only Gram entries
     g11 = 0.0
     g13 = 0.0
@@ -587,32 +647,64 @@ def _llsq_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: N
         g11 += a1[t] * a1[t]
         g13 += a1[t] * cp[t]
         g33 += cp[t] * cp[t]
-    n_blk = (nv + _BLK - 1) // _BLK
-    rp = vmat.shape[1] - 4     # leading basis columns (r with the residual, else 0)
-    for blk in numba.prange(n_blk):  # per-block scratch: no per-voxel allocation
-        ct = np.zeros(r)
-        w = np.empty(r)
-        xcol = np.empty(_BLK)
-        acc = np.empty((vmat.shape[1], _BLK))
-        stats = np.empty((7, _BLK))
-        v0 = blk * _BLK
-        nb = min(nv, v0 + _BLK) - v0
-        _accumulate(c, v0, nb, t_min, vmat, xcol, acc, stats, True)
-        for v in range(v0, v0 + nb):
-            j = v - v0
-            finite = stats[4, j] == 0.0
+    n_pre = 0
+    for t in range(nt):
+        n_pre += pre[t]
+    n_post = max(nt - n_pre, 1)
+    test = thr > 0.0
+    # per-call scratch: no per-voxel allocation
+    ct = np.zeros(r)
+    w = np.empty(r)
+    xcol = np.empty(_BLK)
+    acc = np.empty((vmat.shape[1], _BLK))
+    stats = np.empty((10, _BLK))
+    dbuf = np.empty((nt - 1, _BLK))
+    scratch = np.empty(nt - 1)
+    for v0 in range(lo, hi, _BLK):
+        nb = min(hi, v0 + _BLK) - v0
+        _accumulate(c, v0, nb, t_min, vmat, pre, xcol, acc, stats, dbuf, test)
+        for j in range(nb):
+            v = v0 + j
+            cc = stats[2, j]
+            if stats[4, j] != 0.0:
+                _finish(out, v, np.nan, np.nan, np.nan, np.nan, np.nan, 1.0, nt, model)
+                continue
+            if test:
+                delta = stats[8, j] / n_post
+                if n_pre > 0:
+                    delta -= stats[7, j] / n_pre
+                if not _enhancing(delta, thr, stats[9, j], dbuf, j, scratch):
+                    for k in range(8):
+                        out[k, v] = np.nan
+                    out[0, v] = 0.0
+                    out[3, v] = 0.0
+                    out[5, v] = np.sqrt(cc / nt)
+                    out[6, v] = 5.0
+                    continue
+            if mode == 3:
+                for k in range(8):
+                    out[k, v] = np.nan
+                out[6, v] = 0.0
+                continue
             g22 = stats[0, j]
             y2 = stats[1, j]
-            cc = stats[2, j]
             sc = stats[3, j]
+            sst = cc - sc * sc / nt
             y1 = acc[rp, j]
             y3 = acc[rp + 1, j]
             g12 = -acc[rp + 2, j]
             g23 = -acc[rp + 3, j]
             for k in range(rp):
                 ct[k] = acc[k, j]
-            if not finite:
-                _finish(out, v, np.nan, np.nan, np.nan, np.nan, np.nan, 1.0, nt, model)
+            if mode == 0 and model == 2:   # Patlak: linear in Ktrans and vp, no kep
+                f, a, b = _box2(_dot(w_int, ct), _dot(w_cp, ct), _dot(w_int, w_int),
+                                _dot(w_int, w_cp), gcc, kt_max, vp_max)
+                st = 0.0
+                if a >= kt_max or b >= vp_max:
+                    st = 2.0
+                elif a <= 0.0:
+                    st = 3.0
+                _finish(out, v, a, np.nan, b, max(cc + f, 0.0), sst, st, nt, model)
                 continue
             kt = np.nan
             kep = np.nan
@@ -645,7 +737,8 @@ def _llsq_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: N
                     vp = p3
                     kt = p1 - p2 * p3
             if mode == 0:
-                out[v, 1] = kep
+                _nlls_voxel(ct, w, cc, sst, kep, w_tab, g_tab, kep_tab, spl, w_cp, gcc, u0, du,
+                            stride, model, kt_max, ve_max, vp_max, nt, out, v)
                 continue
             st = 0.0
             if not np.isfinite(kt) or kt < 0 or (model != 2 and not kep > 0) or vp < 0:
@@ -666,62 +759,19 @@ def _llsq_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: N
                     m = kt * w[k] + vp * w_cp[k]
                     sse += m * m - 2.0 * m * ct[k]
                 sse = max(sse, 0.0)
-            _finish(out, v, kt, kep, vp, sse, cc - sc * sc / nt, st, nt, model)
+            _finish(out, v, kt, kep, vp, sse, sst, st, nt, model)
 
 
-@numba.njit(cache=True, parallel=True)
-def _enhancement_kernel(c: NDArray[Any], pre: NDArray[Any], out: NDArray[Any]) -> None:
-    """Per curve: out[:, 0] mean(post) - mean(pre) (mean(post) without baseline phases),
-    out[:, 1] robust noise SD (median |first difference| / 0.9539, exact for white Gaussian
-    noise), out[:, 2] sum of squares. NaN row for curves with NaN or infinite samples."""
-    nv, nt = c.shape
-    n_pre = 0
-    for t in range(nt):
-        n_pre += pre[t]
-    n_post = nt - n_pre
-    n_blk = (nv + _BLK - 1) // _BLK
-    for blk in numba.prange(n_blk):
-        d = np.empty(nt - 1)
-        v0 = blk * _BLK
-        for v in range(v0, min(nv, v0 + _BLK)):
-            s_pre = 0.0
-            s_post = 0.0
-            ss = 0.0
-            finite = True
-            for t in range(nt):
-                x = c[v, t]
-                if not np.isfinite(x):
-                    finite = False
-                    break
-                ss += x * x
-                if pre[t]:
-                    s_pre += x
-                else:
-                    s_post += x
-            if not finite:
-                out[v, 0] = np.nan
-                out[v, 1] = np.nan
-                out[v, 2] = np.nan
-                continue
-            for t in range(nt - 1):
-                d[t] = abs(float(c[v, t + 1]) - float(c[v, t]))
-            delta = s_post / max(n_post, 1)
-            if n_pre > 0:
-                delta -= s_pre / n_pre
-            out[v, 0] = delta
-            out[v, 1] = np.median(d) / 0.9538725524419648
-            out[v, 2] = ss
-
-
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def _nested_kernel(c: NDArray[Any], x1: NDArray[Any], x2: NDArray[Any], a_hi: float,
-                   b_hi: float, out: NDArray[Any]) -> None:
-    """Box-bounded linear fit c ~ a x1 + b x2 (0 <= a <= a_hi, 0 <= b <= b_hi) per curve.
+                   b_hi: float, out: NDArray[Any], lo: int, hi: int) -> None:
+    """Box-bounded linear fit c ~ a x1 + b x2 (0 <= a <= a_hi, 0 <= b <= b_hi) per curve
+    of ``c[lo:hi]``.
 
     out columns: a, b, SSE, total sum of squares about the mean. x2 = 0 gives a one-parameter
     fit (b = 0).
     """
-    nv, nt = c.shape
+    nt = c.shape[1]
     g11 = 0.0
     g12 = 0.0
     g22 = 0.0
@@ -729,7 +779,7 @@ def _nested_kernel(c: NDArray[Any], x1: NDArray[Any], x2: NDArray[Any], a_hi: fl
         g11 += x1[t] * x1[t]
         g12 += x1[t] * x2[t]
         g22 += x2[t] * x2[t]
-    for v in numba.prange(nv):
+    for v in range(lo, hi):
         r1 = 0.0
         r2 = 0.0
         cc = 0.0
@@ -882,6 +932,7 @@ class TracerKineticModel:
         peak = np.max(np.abs(self.cp_mM))
         first = self.t_aif_s[int(np.argmax(np.abs(self.cp_mM) >= 0.1 * peak))]
         self._pre = self.t_s < first + min(0.0, float(self.delays_s[0]))
+        self._t_min = self.t_s / 60.0
 
     def policy(self) -> dict[str, Any]:
         """The delay and status policy in force, for provenance (JSON-serialisable)."""
@@ -982,56 +1033,62 @@ class TracerKineticModel:
                       nb: tuple[int, ...] | None) -> dict[str, NDArray[Any]]:
         """Enhancement test, then the fit of the enhancing curves of ``flat``."""
         nv, nt = flat.shape
-        stats = np.empty((nv, 3))
-        _enhancement_kernel(flat, self._pre, stats)
-        finite = np.isfinite(stats[:, 0])
-        enh = finite.copy()
+        thr = 0.0
         if self.enhancement_z > 0:
             n_pre = int(self._pre.sum())
             se_factor = np.sqrt(1.0 / max(nt - n_pre, 1) + (1.0 / n_pre if n_pre else 0.0))
-            with np.errstate(invalid="ignore"):
-                enh &= stats[:, 0] > self.enhancement_z * se_factor * stats[:, 1]
-        res = {k: np.full(nv, np.nan) for k in (*_OUT, "delay_s")}
-        res["status"][:] = 1.0
-        quiet = finite & ~enh
-        res["status"][quiet] = 5.0
-        res["ktrans_per_min"][quiet] = 0.0
-        res["vp"][quiet] = 0.0
-        res["rmse_mM"][quiet] = np.sqrt(stats[quiet, 2] / nt)
-        idx = np.flatnonzero(enh)
-        if idx.size:
-            c_fit = flat if idx.size == nv else np.ascontiguousarray(flat[idx])
-            c_sel = None
-            if nb is not None:
-                weight = np.zeros(c_img.shape[:-1], dtype=bool)
-                w_flat = weight.reshape(-1)
-                w_flat[idx if sel is None else sel[idx]] = True
-                c_sel = _neighbourhood_curves(c_img, weight, nb)
-                # rows of c_sel follow C order of the image = increasing sel[idx]: matches idx
-            sub = self._fit_flat(c_fit, c_sel)
-            for k, val in sub.items():
-                res[k][idx] = val
-        res["status"] = res["status"].astype(np.int8)
+            thr = self.enhancement_z * se_factor
+        d = self.delays_s
+        delay = np.full(nv, np.nan)
+        if d.size == 1:   # one pass: test, fit, and the not fitted curves' values
+            out = self._run(flat, float(d[0]), thr)
+            if self.method == "nlls" and self.spec.efflux:
+                self._nested(flat, out, np.zeros(nv, dtype=np.intp))
+            delay[(out[6] != 1.0) & (out[6] != 5.0)] = d[0]
+        else:
+            out = self._run(flat, float(d[0]), thr, test_only=True)
+            idx = np.flatnonzero(out[6] == 0.0)
+            if idx.size:
+                c_fit = flat if idx.size == nv else np.ascontiguousarray(flat[idx])
+                c_sel = None
+                if nb is not None:
+                    weight = np.zeros(c_img.shape[:-1], dtype=bool)
+                    w_flat = weight.reshape(-1)
+                    w_flat[idx if sel is None else sel[idx]] = True
+                    c_sel = _neighbourhood_curves(c_img, weight, nb)
+                    # rows of c_sel follow C order of the image = increasing sel[idx]: matches
+                    # idx
+                sub, best_j = self._fit_flat(c_fit, c_sel)
+                if idx.size == nv:
+                    out = sub
+                else:
+                    out[:, idx] = sub
+                delay[idx] = d[best_j]
+        res = {k: out[i] for i, k in enumerate(_OUT[:-1])}
+        res["status"] = out[6].astype(np.int8)
+        res["delay_s"] = delay
         return res
 
-    def _run(self, c: NDArray[Any], delay: float) -> NDArray[np.float64]:
-        """Rows (columns _OUT + SSE) of the fit of curves ``c`` at one delay."""
-        model = self._kernel
+    def _run(self, c: NDArray[Any], delay: float, thr: float = 0.0,
+             test_only: bool = False) -> NDArray[np.float64]:
+        """Columns (rows _OUT + SSE) of the fit of curves ``c`` at one delay; ``thr`` > 0
+        applies the enhancement test (see :func:`_fit_kernel`)."""
         bd = self.bounds
-        mode = (2 if self.goodness_of_fit else 1) if self.method == "llsq" else 0
+        if test_only:
+            mode = 3
+        else:
+            mode = (2 if self.goodness_of_fit else 1) if self.method == "llsq" else 0
         b = self._basis(float(delay))
-        out = np.empty((c.shape[0], 8))
-        vmat = b.proj if mode == 2 else np.ascontiguousarray(b.proj[:, -4:])
-        _llsq_kernel(c, vmat, self.t_s / 60.0, b.a1, b.grid.cp_mM, model, out, mode, b.u,
-                     b.spl, b.w_cp, b.w_int, b.u0, b.du)
-        if mode == 0:
-            _nlls_kernel(c, b.u, b.w_tab, b.g_tab, b.spl, b.w_cp, b.w_int, b.u0,
-                         b.du, self._stride, model, bd.ktrans_max_per_min, bd.ve_max,
-                         bd.vp_max, out)
+        out = np.empty((8, c.shape[0]))
+        run_chunks(_fit_kernel, c.shape[0], c, b.proj if mode in (0, 2) else b.proj_lin,
+                   self._t_min, b.a1, b.grid.cp_mM, self._pre, float(thr), self._kernel, mode,
+                   b.u.shape[1], b.w_tab, b.g_tab, b.spl, b.w_cp, b.w_int, b.u0, b.du,
+                   self._stride, float(bd.ktrans_max_per_min), float(bd.ve_max),
+                   float(bd.vp_max), out, block=_BLK)
         return out
 
     def _search_delay(self, c: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
-        """Best rows over the delay grid and the index of each curve's best delay."""
+        """Best columns over the delay grid and the index of each curve's best delay."""
         d = self.delays_s
         n_d = d.size
         refine = self._refine_delay and n_d > 5
@@ -1042,8 +1099,8 @@ class TracerKineticModel:
         best_j = np.full(c.shape[0], coarse[0], dtype=np.intp)
         for j in coarse[1:]:
             out = self._run(c, d[j])
-            better = out[:, _SSE] < best[:, _SSE]
-            best[better] = out[better]
+            better = out[_SSE] < best[_SSE]
+            best[:, better] = out[:, better]
             best_j[better] = j
         if refine:
             cb = best_j.copy()
@@ -1055,42 +1112,38 @@ class TracerKineticModel:
                 if rows.size == 0:
                     continue
                 out = self._run(np.ascontiguousarray(c[rows]), d[j])
-                better = out[:, _SSE] < best[rows, _SSE]
-                best[rows[better]] = out[better]
+                better = out[_SSE] < best[_SSE, rows]
+                best[:, rows[better]] = out[:, better]
                 best_j[rows[better]] = j
         return best, best_j
 
     def _fit_flat(self, c: NDArray[Any], c_sel: NDArray[Any] | None = None
-                  ) -> dict[str, NDArray[Any]]:
-        """Fit curves ``c`` (all finite); ``c_sel`` (same shape) selects the delays."""
+                  ) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
+        """Fit curves ``c`` (all finite) over the delay grid; ``c_sel`` (same shape) selects
+        the delays. Returns the result columns and each curve's delay index."""
         d = self.delays_s
-        if d.size == 1:
-            out = self._run(c, d[0])
-            best_j = np.zeros(c.shape[0], dtype=np.intp)
-        elif c_sel is None:
+        if c_sel is None:
             out, best_j = self._search_delay(c)
         else:
             _, best_j = self._search_delay(c_sel)
-            out = np.empty((c.shape[0], 8))
+            out = np.empty((8, c.shape[0]))
             for j in np.unique(best_j):
                 rows = np.flatnonzero(best_j == j)
                 sub = c if rows.size == c.shape[0] else np.ascontiguousarray(c[rows])
-                out[rows] = self._run(sub, d[j])
+                out[:, rows] = self._run(sub, d[j])
         if self.method == "nlls" and self.spec.efflux:
             self._nested(c, out, best_j)
-        res = {k: out[:, i] for i, k in enumerate(_OUT)}
-        res["delay_s"] = d[best_j].astype(np.float64)
-        return res
+        return out, best_j
 
     def _nested(self, c: NDArray[Any], out: NDArray[np.float64],
                 best_j: NDArray[np.intp]) -> None:
-        """Replace the rows of curves with kep at a search limit (status 6, 7) by the nested
-        model's values (see :data:`STATUS_FIT`)."""
+        """Replace the columns of curves with kep at a search limit (status 6, 7) by the
+        nested model's values (see :data:`STATUS_FIT`)."""
         bd = self.bounds
         etm = self.spec.plasma_term
         nt = c.shape[1]
         for code in (6, 7):
-            rows_all = np.flatnonzero(out[:, 6] == code)
+            rows_all = np.flatnonzero(out[6] == code)
             for j in np.unique(best_j[rows_all]):
                 rows = rows_all[best_j[rows_all] == j]
                 b = self._basis(float(self.delays_s[j]))
@@ -1100,27 +1153,28 @@ class TracerKineticModel:
                 kt: Any
                 ve: Any
                 vp: Any
+                c_rows = np.ascontiguousarray(c[rows])
                 if code == 6:     # kep -> inf: C = (vp + ve) cp
-                    _nested_kernel(np.ascontiguousarray(c[rows]), cp, zero,
-                                   bd.vp_max if etm else bd.ve_max, 0.0, nest)
+                    run_chunks(_nested_kernel, rows.size, c_rows, cp, zero,
+                               float(bd.vp_max if etm else bd.ve_max), 0.0, nest)
                     if etm:
                         kt, ve, vp = 0.0, np.nan, nest[:, 0]
                     else:
                         kt, ve, vp = np.nan, nest[:, 0], 0.0
                 else:             # kep -> 0: Patlak, C = Ktrans int cp + vp cp
-                    _nested_kernel(np.ascontiguousarray(c[rows]), np.ascontiguousarray(b.a1),
-                                   cp if etm else zero, bd.ktrans_max_per_min,
-                                   bd.vp_max if etm else 0.0, nest)
+                    run_chunks(_nested_kernel, rows.size, c_rows, np.ascontiguousarray(b.a1),
+                               cp if etm else zero, float(bd.ktrans_max_per_min),
+                               float(bd.vp_max) if etm else 0.0, nest)
                     kt, ve, vp = nest[:, 0], np.nan, nest[:, 1] if etm else 0.0
-                out[rows, 0] = kt
-                out[rows, 1] = np.nan
-                out[rows, 2] = ve
-                out[rows, 3] = vp
+                out[0, rows] = kt
+                out[1, rows] = np.nan
+                out[2, rows] = ve
+                out[3, rows] = vp
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    out[rows, 4] = np.where(nest[:, 3] > 0, 1.0 - nest[:, 2] / nest[:, 3],
+                    out[4, rows] = np.where(nest[:, 3] > 0, 1.0 - nest[:, 2] / nest[:, 3],
                                             np.nan)
-                out[rows, 5] = np.sqrt(nest[:, 2] / nt)
-                out[rows, _SSE] = nest[:, 2]
+                out[5, rows] = np.sqrt(nest[:, 2] / nt)
+                out[_SSE, rows] = nest[:, 2]
 
 
 _FITTER = f"{__name__}:{TracerKineticModel.__name__}"

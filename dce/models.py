@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dce._checks import as_float_array, check_times
+from dce._threads import run_chunks
 from dce.registry import kinetic_model, resolve
 
 __all__ = [
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 
-@numba.njit(cache=True, fastmath=False, inline="always")
+@numba.njit(cache=True, nogil=True, fastmath=False)
 def _phi12(x: float) -> tuple[float, float]:
     if x < 1e-4:
         phi1 = 1.0 - x / 2.0 + x * x / 6.0
@@ -60,12 +61,14 @@ def _phi12(x: float) -> tuple[float, float]:
     return phi1, phi2
 
 
-@numba.njit(cache=True, parallel=True)
-def _exp_conv_knots(tk: NDArray[Any], ck: NDArray[Any], kep_per_s: NDArray[Any]) -> NDArray[Any]:
-    """E[j, k] = int_{t_0}^{t_k} c(tau) exp(-kep_j (t_k - tau)) dtau for piecewise-linear c."""
+@numba.njit(cache=True, nogil=True)
+def _exp_conv_knots(tk: NDArray[Any], ck: NDArray[Any], kep_per_s: NDArray[Any],
+                    out: NDArray[Any], lo: int, hi: int) -> None:
+    """out[j, k] = int_{t_0}^{t_k} c(tau) exp(-kep_j (t_k - tau)) dtau for piecewise-linear
+    c, for the rows j in [lo, hi) (a serial ``nogil`` kernel: :func:`dce._threads.run_chunks`)."""
     nk = tk.shape[0]
-    out = np.zeros((kep_per_s.shape[0], nk))
-    for j in numba.prange(kep_per_s.shape[0]):
+    for j in range(lo, hi):
+        out[j, 0] = 0.0
         kep = kep_per_s[j]
         e = 0.0
         # the factors depend on dt only: reuse them while dt repeats (even sampling, or two
@@ -86,7 +89,6 @@ def _exp_conv_knots(tk: NDArray[Any], ck: NDArray[Any], kep_per_s: NDArray[Any])
                 dt_a, em_a, p1_a, p2_a = dt, em, phi1, phi2
             e = em * e + dt * (ck[k] * phi1 + (ck[k + 1] - ck[k]) * phi2)
             out[j, k + 1] = e
-    return out
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,9 @@ class InputGrid:
     def convolve(self, kep_per_min: NDArray[np.float64]) -> NDArray[np.float64]:
         """Exponential convolution at the tissue times, shape (len(kep), n_times), in mM*s."""
         kep = np.ascontiguousarray(np.atleast_1d(kep_per_min), dtype=np.float64) / 60.0
-        e = _exp_conv_knots(self.t_knots_s, self.cp_knots_mM, kep)
+        e = np.empty((kep.shape[0], self.t_knots_s.shape[0]))
+        run_chunks(_exp_conv_knots, kep.shape[0], self.t_knots_s, self.cp_knots_mM, kep, e,
+                   block=64)
         return np.ascontiguousarray(e[:, self.tissue_index])
 
 
