@@ -17,14 +17,25 @@ status); ``etm_llsq_with_r2_seconds`` adds R^2/RMSE of those parameters on the e
 Times are the median of ``--repeats`` runs after a warm-up
 (JIT compilation is reported separately as ``jit_warmup_seconds``).
 
+``first_fit_fresh_seconds`` is what a new environment pays on its first fit: the wall time
+of a subprocess with an empty numba cache directory (``NUMBA_CACHE_DIR``) that imports
+``dce``, builds the default model (extended Tofts, NLLS), loads the volume from a ``.npy``
+file and fits it; ``first_fit_fresh_fit_seconds`` is the ``fit`` call alone (compilation
+included), ``first_fit_fresh_import_seconds`` the imports.
+
 Run: ``python benchmarks/bench_fit.py`` (``--shape 64 64 12`` for a quick check).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -62,6 +73,42 @@ def make_volume(shape: tuple[int, ...], n_t: int = 60, dt_s: float = 5.0,
     return t, cp, {"ktrans_per_min": kt, "ve": ve, "vp": vp, "delay_s": delay}, conc
 
 
+_FRESH = """
+import time
+t0 = time.perf_counter()
+import sys
+import numpy as np
+from dce.fit import TracerKineticModel
+t1 = time.perf_counter()
+d = np.load(sys.argv[1])
+conc = np.load(sys.argv[2])
+model = TracerKineticModel(d["t"], d["cp"])
+t2 = time.perf_counter()
+model.fit(conc)
+t3 = time.perf_counter()
+print(f"{t1 - t0:.3f} {t3 - t2:.3f}")
+"""
+
+
+def first_fit_fresh(t: np.ndarray, cp: np.ndarray, conc: np.ndarray) -> tuple[float, float,
+                                                                             float]:
+    """Wall, import and fit seconds of a first fit in a subprocess with an empty numba cache
+    (the volume is read from a file; reading is part of the wall time)."""
+    with tempfile.TemporaryDirectory(prefix="bench_fit_") as tmp:
+        d = Path(tmp)
+        np.savez(d / "input.npz", t=t, cp=cp)
+        np.save(d / "conc.npy", conc)
+        (d / "cache").mkdir()
+        env = {**os.environ, "NUMBA_CACHE_DIR": str(d / "cache")}
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", _FRESH, str(d / "input.npz"),
+                              str(d / "conc.npy")], env=env, check=True, capture_output=True,
+                             text=True)
+        wall = time.perf_counter() - t0
+    imp, fit = (float(x) for x in out.stdout.split())
+    return wall, imp, fit
+
+
 def within_tolerance(fit: object, truth: dict[str, np.ndarray]) -> float:
     kt = truth["ktrans_per_min"]
     ok = ((np.abs(fit.ktrans_per_min - kt) <= 0.005 + 0.1 * kt)    # type: ignore[attr-defined]
@@ -80,6 +127,8 @@ def main() -> None:
     t0 = time.perf_counter()
     t, cp, truth, conc = make_volume(shape)
     gen_s = time.perf_counter() - t0
+
+    fresh_s, fresh_import_s, fresh_fit_s = first_fit_fresh(t, cp, conc)
 
     t0 = time.perf_counter()
     for method in ("llsq", "nlls"):
@@ -123,6 +172,9 @@ def main() -> None:
     print(f"n_voxels={n_vox}")
     print(f"volume_mb={conc.nbytes / 1e6:.1f}")
     print(f"generate_seconds={gen_s:.2f}")
+    print(f"first_fit_fresh_seconds={fresh_s:.2f}")
+    print(f"first_fit_fresh_import_seconds={fresh_import_s:.2f}")
+    print(f"first_fit_fresh_fit_seconds={fresh_fit_s:.2f}")
     print(f"jit_warmup_seconds={warm_s:.2f}")
     print(f"etm_llsq_seconds={results['llsq'][0]:.3f}")
     print(f"etm_llsq_seconds_min={results['llsq'][1]:.3f}")

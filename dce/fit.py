@@ -395,15 +395,15 @@ def _enhancing(delta: float, thr: float, sum_abs: float, dbuf: NDArray[Any], j: 
                scratch: NDArray[Any]) -> bool:
     """Enhancement test ``delta > thr * median(|d|) / 0.954`` for the differences
     ``dbuf[:, j]``; the median only when the bounds 0 <= median <= 2 mean(|d|) leave the
-    answer open."""
+    answer open. (Products only: the same decision under the callers' fast-math flags.)"""
     if delta <= 0.0:
         return False
     n = dbuf.shape[0]
-    if delta > thr * ((2.0 + 1e-9) * sum_abs / n / _MAD_DIFF):
+    if delta * (_MAD_DIFF * n) > thr * ((2.0 + 1e-9) * sum_abs):
         return True
     for t in range(n):
         scratch[t] = dbuf[t, j]
-    return delta > thr * (_median(scratch, n) / _MAD_DIFF)
+    return delta * _MAD_DIFF > thr * _median(scratch, n)
 
 
 _BLK = 256   # voxels per block of the kernels

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dce import _threads
 from dce.io.jobs import (
     error_record_path,
     job,
@@ -42,15 +43,13 @@ def _sm(tmp: Path, outputs: list[str], rule: str = "aif", **wildcards: str) -> A
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """job() reconfigures the root logger, warnings capture, thread variables and numba's
-    thread count of the process: restore them after each test."""
+    """job() reconfigures the root logger, warnings capture, thread variables and the fit
+    kernels' thread count of the process: restore them after each test."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.delenv(var, raising=False)
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    import numba
-
-    n_threads = numba.get_num_threads()
+    n_threads = _threads._n_threads
     with warnings.catch_warnings():
         yield
     for h in root.handlers:
@@ -59,7 +58,7 @@ def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     root.handlers[:] = handlers
     root.setLevel(level)
     logging.captureWarnings(False)
-    numba.set_num_threads(n_threads)
+    _threads.set_num_threads(n_threads)
 
 
 def test_label_names_subject_session_and_rule(tmp_path: Path) -> None:
@@ -77,6 +76,7 @@ def test_job_logs_to_the_log_file_and_captures_warnings(tmp_path: Path) -> None:
         Path(sm.output[0]).write_text("x\n")
     text = Path(sm.log[0]).read_text()
     assert "sub-01 ses-pre rule aif: start (1 thread(s))" in text
+    assert _threads.get_num_threads() == 1   # the fit kernels use the job's threads
     assert "INFO hello 42" in text and "WARNING library says careful" in text
     assert "UserWarning: numbers look odd" in text
     assert "sub-01 ses-pre rule aif: done in" in text

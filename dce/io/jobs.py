@@ -2,7 +2,8 @@
 figure writers.
 
 Every rule script is ``with job(snakemake) as log: ...``: :func:`job` sends logging and
-warnings to ``snakemake.log[0]``, limits the BLAS/numba threads to the job's threads, and
+warnings to ``snakemake.log[0]``, limits the BLAS threads and those of the fit kernels
+(:mod:`dce._threads`) to the job's threads, and
 on any error removes the job's partial outputs, writes an *error record* (subject, session,
 rule, message; :func:`error_record_path`) beside the log, and re-raises with the subject,
 session and rule in the message (the original error, naming the file, follows). The
@@ -74,13 +75,9 @@ def job_label(sm: Any) -> str:
 def _limit_threads(n: int) -> None:
     for var in _THREAD_VARS:
         os.environ.setdefault(var, str(n))
-    try:
-        import numba
+    from dce._threads import set_num_threads
 
-        limit = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
-        numba.set_num_threads(max(1, min(n, limit)))
-    except ImportError:  # pragma: no cover
-        pass
+    set_num_threads(max(1, n))
 
 
 def _outputs(sm: Any) -> list[Path]:
