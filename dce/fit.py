@@ -169,7 +169,7 @@ class _Basis:
     u: NDArray[np.float64]            # (nt, r) orthonormal
     w_tab: NDArray[np.float64]        # (n_tab, r) projected convolutions, mM*min
     spl: NDArray[np.float64]          # (4, n_tab-1, r) cubic spline coefficients in ln kep
-    g_tab: NDArray[np.float64]        # (n_tab, 2): |E|^2 and E.cp per row
+    g_tab: NDArray[np.float64]        # (n_tab, 4): |E|^2, E.cp, 1/det, 1/|E|^2 per row
     w_cp: NDArray[np.float64]         # (r,)
     w_int: NDArray[np.float64]        # (r,) projected integral of cp, mM*min
     u0: float
@@ -213,7 +213,12 @@ def _build_basis(t: NDArray[np.float64], cp: NDArray[np.float64], t_aif: NDArray
     tm = _trapezoid_matrix(t / 60.0)
     proj = np.ascontiguousarray(np.column_stack([u, a1, grid.cp_mM, tm.T @ a1,
                                                  tm.T @ grid.cp_mM]))
-    g_tab = np.ascontiguousarray(np.stack([np.sum(w_tab**2, axis=1), w_tab @ w_cp], axis=1))
+    g11 = np.sum(w_tab**2, axis=1)
+    g12 = w_tab @ w_cp
+    det = g11 * float(w_cp @ w_cp) - g12 * g12   # of the 2x2 Gram matrix [E, cp]
+    with np.errstate(divide="ignore"):
+        g_tab = np.ascontiguousarray(np.stack([g11, g12, np.where(det > 1e-300, 1.0 / det, 0.0),
+                                               np.where(g11 > 0, 1.0 / g11, 0.0)], axis=1))
     return _Basis(grid=grid, u=u, w_tab=np.ascontiguousarray(w_tab), spl=spl, g_tab=g_tab,
                   w_cp=w_cp, w_int=a1 @ u, u0=float(u_tab[0]),
                   du=float(u_tab[1] - u_tab[0]), a1=a1, proj=proj,
@@ -224,8 +229,8 @@ def _build_basis(t: NDArray[np.float64], cp: NDArray[np.float64], t_aif: NDArray
 # Serial ``nogil`` kernels over the rows [lo, hi) of their input, run on a few threads by
 # :func:`dce._threads.run_chunks` (numba's ``parallel=True`` costs over a minute of
 # compilation on two cores; these compile in seconds). Only the small per-table-row profile
-# (_row, and the interior case of _box2) is IR-inlined: inlining multiplies the compile time,
-# a call per table row costs 2x in the NLLS search.
+# (_prof, _row) is IR-inlined: inlining multiplies the compile time, a call per table row
+# costs 2x in the NLLS search.
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _box2_edges(r1: float, r2: float, g11: float, g12: float, g22: float, a_hi: float,
@@ -255,7 +260,7 @@ def _box2_edges(r1: float, r2: float, g11: float, g12: float, g22: float, a_hi: 
     return best, ba, bb
 
 
-@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _box2(r1: float, r2: float, g11: float, g12: float, g22: float, a_hi: float,
           b_hi: float) -> tuple[float, float, float]:
     """min over 0<=a<=a_hi, 0<=b<=b_hi of -2(a r1 + b r2) + a^2 g11 + 2ab g12 + b^2 g22."""
@@ -324,21 +329,36 @@ def _finish(out: NDArray[Any], v: int, kt: float, kep: float, vp: float, sse: fl
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
-def _row(j: int, w_tab: NDArray[Any], g_tab: NDArray[Any], ct: NDArray[Any], gcc: float,
-         rcp: float, kep: float, model: int, kt_max: float, ve_max: float,
-         vp_max: float) -> tuple[float, int]:
-    """Reduced residual at table row ``j`` (Gram entries precomputed in ``g_tab``) and a
-    code of the active bounds (bit mask)."""
-    r1 = 0.0
-    for i in range(ct.shape[0]):
-        r1 += w_tab[j, i] * ct[i]
+def _prof(r1: float, j: int, g_tab: NDArray[Any], gcc: float, rcp: float, kep: float,
+          model: int, kt_max: float, ve_max: float, vp_max: float) -> tuple[float, int]:
+    """Reduced residual at table row ``j`` given r1 = E_j . C (Gram entries and their
+    reciprocals precomputed in ``g_tab``) and a code of the active bounds (bit mask)."""
     g11 = g_tab[j, 0]
     a_hi = min(kt_max, ve_max * kep)
     if model == 0:
-        a = min(max(r1 / g11, 0.0), a_hi) if g11 > 0 else 0.0
+        a = min(max(r1 * g_tab[j, 3], 0.0), a_hi)
         return a * a * g11 - 2 * a * r1, (a <= 0.0) + 2 * (a >= a_hi)
-    f, a, b = _box2(r1, rcp, g11, g_tab[j, 1], gcc, a_hi, vp_max)
+    g12 = g_tab[j, 1]
+    idet = g_tab[j, 2]
+    if idet > 0.0:   # the unconstrained minimum, if inside the box
+        a = (r1 * gcc - rcp * g12) * idet
+        b = (rcp * g11 - r1 * g12) * idet
+        if 0.0 <= a <= a_hi and 0.0 <= b <= vp_max:
+            return (a * a * g11 + 2 * a * b * g12 + b * b * gcc - 2 * (a * r1 + b * rcp),
+                    (a <= 0.0) + 2 * (a >= a_hi) + 4 * (b <= 0.0) + 8 * (b >= vp_max))
+    f, a, b = _box2_edges(r1, rcp, g11, g12, gcc, a_hi, vp_max)
     return f, (a <= 0.0) + 2 * (a >= a_hi) + 4 * (b <= 0.0) + 8 * (b >= vp_max)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
+def _row(j: int, w_tab: NDArray[Any], g_tab: NDArray[Any], ct: NDArray[Any], gcc: float,
+         rcp: float, kep: float, model: int, kt_max: float, ve_max: float,
+         vp_max: float) -> tuple[float, int]:
+    """:func:`_prof` at table row ``j`` for the projected curve ``ct``."""
+    r1 = 0.0
+    for i in range(ct.shape[0]):
+        r1 += w_tab[j, i] * ct[i]
+    return _prof(r1, j, g_tab, gcc, rcp, kep, model, kt_max, ve_max, vp_max)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -465,7 +485,7 @@ def _nlls_voxel(ct: NDArray[Any], w: NDArray[Any], cc: float, sst: float, ks: fl
                 w_tab: NDArray[Any], g_tab: NDArray[Any], kep_tab: NDArray[Any],
                 spl: NDArray[Any], w_cp: NDArray[Any], gcc: float, u0: float, du: float,
                 stride: int, model: int, kt_max: float, ve_max: float, vp_max: float,
-                nt: int, out: NDArray[Any], v: int) -> None:
+                nt: int, r1c: NDArray[Any], jc: int, out: NDArray[Any], v: int) -> None:
     """Bounded NLLS of one projected curve ``ct`` (extended Tofts or Tofts), started from
     the LLSQ kep ``ks``; writes column ``v`` of ``out``.
 
@@ -479,8 +499,9 @@ def _nlls_voxel(ct: NDArray[Any], w: NDArray[Any], cc: float, sst: float, ks: fl
     # 1. coarse grid over ln(kep), plus the LLSQ start value
     best_f = 1e300
     jb = 0
-    for j in range(0, n_tab, stride):
-        f, _ = _row(j, w_tab, g_tab, ct, gcc, rcp, kep_tab[j], model, kt_max, ve_max, vp_max)
+    for j in range(0, n_tab, stride):   # r1c[q, jc]: E.C of coarse row q of this curve
+        f, _ = _prof(r1c[j // stride, jc], j, g_tab, gcc, rcp, kep_tab[j], model, kt_max,
+                     ve_max, vp_max)
         if f < best_f:
             best_f = f
             jb = j
@@ -660,9 +681,19 @@ def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: ND
     stats = np.empty((10, _BLK))
     dbuf = np.empty((nt - 1, _BLK))
     scratch = np.empty(nt - 1)
+    n_coarse = (n_tab + stride - 1) // stride if mode == 0 else 0
+    r1c = np.empty((n_coarse, _BLK))
     for v0 in range(lo, hi, _BLK):
         nb = min(hi, v0 + _BLK) - v0
         _accumulate(c, v0, nb, t_min, vmat, pre, xcol, acc, stats, dbuf, test)
+        # E.C of the coarse table rows for the whole block (SIMD over the curves)
+        for q in range(n_coarse):
+            for j in range(nb):
+                r1c[q, j] = 0.0
+            for k in range(rp):
+                a = w_tab[q * stride, k]
+                for j in range(nb):
+                    r1c[q, j] += a * acc[k, j]
         for j in range(nb):
             v = v0 + j
             cc = stats[2, j]
@@ -738,7 +769,7 @@ def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: ND
                     kt = p1 - p2 * p3
             if mode == 0:
                 _nlls_voxel(ct, w, cc, sst, kep, w_tab, g_tab, kep_tab, spl, w_cp, gcc, u0, du,
-                            stride, model, kt_max, ve_max, vp_max, nt, out, v)
+                            stride, model, kt_max, ve_max, vp_max, nt, r1c, j, out, v)
                 continue
             st = 0.0
             if not np.isfinite(kt) or kt < 0 or (model != 2 and not kep > 0) or vp < 0:
