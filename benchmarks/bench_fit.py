@@ -21,7 +21,8 @@ Times are the median of ``--repeats`` runs after a warm-up
 of a subprocess with an empty numba cache directory (``NUMBA_CACHE_DIR``) that imports
 ``dce``, builds the default model (extended Tofts, NLLS), loads the volume from a ``.npy``
 file and fits it; ``first_fit_fresh_fit_seconds`` is the ``fit`` call alone (compilation
-included), ``first_fit_fresh_import_seconds`` the imports.
+included), ``first_fit_fresh_import_seconds`` the imports, ``first_fit_fresh_cpu_seconds``
+the subprocess' CPU time (user + system; on a loaded machine the wall time is not).
 
 Run: ``python benchmarks/bench_fit.py`` (``--shape 64 64 12`` for a quick check).
 """
@@ -90,23 +91,26 @@ print(f"{t1 - t0:.3f} {t3 - t2:.3f}")
 """
 
 
-def first_fit_fresh(t: np.ndarray, cp: np.ndarray, conc: np.ndarray) -> tuple[float, float,
-                                                                             float]:
-    """Wall, import and fit seconds of a first fit in a subprocess with an empty numba cache
-    (the volume is read from a file; reading is part of the wall time)."""
+def first_fit_fresh(t: np.ndarray, cp: np.ndarray, conc: np.ndarray
+                    ) -> tuple[float, float, float, float]:
+    """Wall, CPU (user + system), import and fit seconds of a first fit in a subprocess with
+    an empty numba cache (the volume is read from a file; reading is part of the wall time)."""
     with tempfile.TemporaryDirectory(prefix="bench_fit_") as tmp:
         d = Path(tmp)
         np.savez(d / "input.npz", t=t, cp=cp)
         np.save(d / "conc.npy", conc)
         (d / "cache").mkdir()
         env = {**os.environ, "NUMBA_CACHE_DIR": str(d / "cache")}
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         out = subprocess.run([sys.executable, "-c", _FRESH, str(d / "input.npz"),
                               str(d / "conc.npy")], env=env, check=True, capture_output=True,
                              text=True)
         wall = time.perf_counter() - t0
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime
     imp, fit = (float(x) for x in out.stdout.split())
-    return wall, imp, fit
+    return wall, cpu, imp, fit
 
 
 def within_tolerance(fit: object, truth: dict[str, np.ndarray]) -> float:
@@ -128,7 +132,7 @@ def main() -> None:
     t, cp, truth, conc = make_volume(shape)
     gen_s = time.perf_counter() - t0
 
-    fresh_s, fresh_import_s, fresh_fit_s = first_fit_fresh(t, cp, conc)
+    fresh_s, fresh_cpu_s, fresh_import_s, fresh_fit_s = first_fit_fresh(t, cp, conc)
 
     t0 = time.perf_counter()
     for method in ("llsq", "nlls"):
@@ -173,6 +177,7 @@ def main() -> None:
     print(f"volume_mb={conc.nbytes / 1e6:.1f}")
     print(f"generate_seconds={gen_s:.2f}")
     print(f"first_fit_fresh_seconds={fresh_s:.2f}")
+    print(f"first_fit_fresh_cpu_seconds={fresh_cpu_s:.2f}")
     print(f"first_fit_fresh_import_seconds={fresh_import_s:.2f}")
     print(f"first_fit_fresh_fit_seconds={fresh_fit_s:.2f}")
     print(f"jit_warmup_seconds={warm_s:.2f}")
