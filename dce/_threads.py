@@ -38,6 +38,17 @@ _first_call_s = 0.0
 _noticed = False
 
 
+def _forget_pool() -> None:
+    """In a forked child the parent's pool threads do not exist: start a new pool."""
+    global _pool, _pool_size
+    _pool = None
+    _pool_size = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def available_cpus() -> int:
     """CPUs this process may run on (its affinity mask; ``os.cpu_count()`` elsewhere)."""
     try:
@@ -68,7 +79,7 @@ def get_num_threads() -> int:
 def _executor(n: int) -> ThreadPoolExecutor:
     global _pool, _pool_size
     with _lock:
-        if _pool is None or _pool_size < n:
+        if _pool is None or _pool_size != n:
             if _pool is not None:
                 _pool.shutdown(wait=False)
             _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="dce-fit")
@@ -129,7 +140,8 @@ def run_chunks(kernel: Callable[..., None], n: int, *args: Any, block: int = 256
         _first_call(kernel, (*args, 0, lo))
         _warm.add(key)
     rest = n - lo
-    n_thr = min(get_num_threads(), (rest + block - 1) // block)
+    n_all = get_num_threads()
+    n_thr = min(n_all, (rest + block - 1) // block)
     if n_thr <= 1:
         if rest:
             kernel(*args, lo, n)
@@ -139,7 +151,7 @@ def run_chunks(kernel: Callable[..., None], n: int, *args: Any, block: int = 256
     size = -(-rest // n_chunks)
     size = -(-size // block) * block
     bounds = [(a, min(a + size, n)) for a in range(lo, n, size)]
-    pool = _executor(n_thr)
+    pool = _executor(n_all)
     futures = [pool.submit(kernel, *args, a, b) for a, b in bounds]
     for f in futures:
         f.result()

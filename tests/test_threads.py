@@ -110,3 +110,25 @@ def test_slow_first_call_logs_a_compilation_notice(monkeypatch: pytest.MonkeyPat
         _threads.run_chunks(slow, 10)
         _threads.run_chunks(slow, 10)
     assert caplog.text.count("compiling the fit kernels") == 1
+
+
+def _sum_in_child(n: int) -> int:
+    seen = np.zeros(n, dtype=int)
+
+    def kernel(out: np.ndarray, lo: int, hi: int) -> None:
+        out[lo:hi] += 1
+
+    _threads.run_chunks(kernel, n, seen, block=16)
+    return int(seen.sum())
+
+
+def test_a_forked_child_gets_its_own_pool() -> None:
+    """The parent's pool threads do not exist in a forked child: the child must not wait on
+    them forever."""
+    import multiprocessing
+
+    _threads.set_num_threads(2)
+    assert _sum_in_child(1000) == 1000          # the parent's pool now exists
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        assert pool.apply_async(_sum_in_child, (1000,)).get(timeout=60) == 1000
