@@ -99,7 +99,7 @@ def _notice() -> None:
     if not _noticed:
         _noticed = True
         log.warning("compiling the fit kernels for this machine (first use in this "
-                    "environment, about 10 s; cached afterwards in %s)", _cache_dir())
+                    "environment, 10-15 s; cached afterwards in %s)", _cache_dir())
 
 
 def _first_call(kernel: Callable[..., None], args: tuple[Any, ...]) -> None:

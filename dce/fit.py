@@ -32,8 +32,8 @@ in the small basis space and the curve's :math:`k_{ep}`-dependence is a cubic sp
 
 Threads: the compiled kernels run over chunks of voxels on :func:`get_num_threads` threads
 (default: the CPUs available to the process; :func:`set_num_threads` changes it; results do
-not depend on it). They are compiled on first use in an environment (about 10 s on two
-cores, logged on ``dce.fit`` when it takes over 1.5 s) and cached by numba.
+not depend on it). They are compiled on first use in an environment (10-15 s, single-threaded;
+logged on ``dce.fit`` when the wait exceeds 1.5 s) and cached by numba.
 
 Bolus arrival delay: fixed (``delay_s``) or fitted per voxel over a grid of delays
 (``fit_delay=True``; the estimate is the grid delay with the smallest residual).
