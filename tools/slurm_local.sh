@@ -240,7 +240,7 @@ if [[ -n "$LOCAL_RESULTS" ]]; then
     DEMO_ARGS=()
     rm -rf "$OUT/slurm"
 else
-    # a fresh demo cohort, written by the SLURM run's checkpoint, read by both runs
+    # a fresh demo cohort, written by the SLURM run's rule demo_cohort, read by both runs
     DEMO_ARGS=(sessions="$OUT/demo/sessions.tsv" lesions="$OUT/demo/lesions.tsv")
     rm -rf "$OUT/slurm" "$OUT/local" "$OUT/demo"
 fi
