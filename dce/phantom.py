@@ -2009,13 +2009,13 @@ def demo_cohort(n_patients: int = 10, seed: int = 0, *,
     """
     acq = Acquisition()
     if matrix is not None:
-        mat = tuple(int(m) for m in matrix)
-        if len(mat) != 3:
+        if len(matrix) != 3:
             raise ValueError(f"matrix: need 3 sizes, got {matrix}")
+        ni, nj, nk = (int(m) for m in matrix)
         fov = [m * v for m, v in zip(acq.matrix, acq.voxel_mm, strict=True)]
-        acq = replace(acq, matrix=mat,  # type: ignore[arg-type]
-                      voxel_mm=tuple(round(f / m, 6)  # type: ignore[arg-type]
-                                     for f, m in zip(fov, mat, strict=True)))
+        acq = replace(acq, matrix=(ni, nj, nk),
+                      voxel_mm=(round(fov[0] / ni, 6), round(fov[1] / nj, 6),
+                                round(fov[2] / nk, 6)))
     if n_phases is not None:
         acq = replace(acq, n_phases=int(n_phases))
     return make_cohort(int(n_patients), seed=int(seed), acquisition=acq)
