@@ -90,7 +90,7 @@ def _load_sheets(sessions_path, lesions_path, _mtimes):
 @functools.lru_cache(maxsize=1)
 def _demo_sheets():
     """The demo cohort's sheets from its design (dce.phantom.demo_cohort, cohort_sheets:
-    milliseconds, no image), as the rule demo_cohort writes them (demo.smk): the sessions
+    milliseconds, no image), as demo_cohort (demo.smk) writes them, so that the sessions
     and every job are known at parse time, before the files exist."""
     from dce.phantom import cohort_sheets, demo_cohort
 
