@@ -85,8 +85,9 @@ if [[ ! -x "$VENV/bin/snakemake" ]]; then
     make .venv/.installed
 fi
 if ! "$VENV/bin/python" -c "import snakemake_executor_plugin_slurm" 2>/dev/null; then
-    log "installing the SLURM executor plugin into $VENV (pip install -e .[slurm])"
-    "$VENV/bin/pip" install --quiet -e ".[slurm]"
+    log "installing the SLURM executor plugin into $VENV (pip install -c constraints.txt -e .[slurm])"
+    "$VENV/bin/pip" install --quiet -c constraints.txt -e ".[slurm]"
+    "$VENV/bin/pip" check
 fi
 
 # ----------------------------------------------------------------------------- daemons
