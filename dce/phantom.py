@@ -273,7 +273,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from scipy.special import gammainc
 
 __all__ = [
     "SPINE_LEVELS",
@@ -869,6 +868,8 @@ def aif_blood_mM(t_s: Any, spec: AIFSpec) -> _FloatArray:
     ndarray
         ``Cb(t)`` (module notes); exactly 0 up to ``spec.arrival_s``.
     """
+    from scipy.special import gammainc  # here: the workflow imports this module at parse time
+
     spec.validate()
     u = np.asarray(t_s, dtype=np.float64) - spec.arrival_s
     a1 = spec.shape
