@@ -18,8 +18,8 @@ directory ``<work>/p<N>``. Measured per size:
   ``cpu_time`` is a lower bound; it is biased the same way at every size).
 * ``dag_s``: median wall time of ``snakemake -n`` (``--dry-repeats`` runs) on the generated
   cohort with ``demo.enabled: false`` and an empty results folder, i.e. parsing, sheet
-  validation and the DAG of every job; ``dag_jobs`` the jobs it plans. (With the demo
-  enabled a dry run cannot see the sessions: they are known only after the checkpoint.)
+  validation with its path checks and the DAG of every job; ``dag_jobs`` the jobs it
+  plans.
 
 Sizes in ``--dry-patients`` (default 160 patients, about 400 sessions) are generated
 (target ``demo_cohort``) and dry-run only. ``import_cpu_<rule>_s`` is the CPU time of a

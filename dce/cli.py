@@ -31,7 +31,6 @@ import re
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -363,17 +362,11 @@ def _cmd_conc(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from dce.io.dicom_write import write_cohort_dicom
-    from dce.phantom import Acquisition, make_cohort
+    from dce.phantom import demo_cohort
 
-    acq = Acquisition()
-    if args.matrix is not None:
-        fov = [m * v for m, v in zip(acq.matrix, acq.voxel_mm, strict=True)]
-        acq = replace(acq, matrix=tuple(args.matrix),
-                      voxel_mm=tuple(round(f / m, 6) for f, m in zip(fov, args.matrix,
-                                                                     strict=True)))
-    if args.phases is not None:
-        acq = replace(acq, n_phases=args.phases)
-    cohort = make_cohort(args.patients, seed=args.seed, acquisition=acq)
+    cohort = demo_cohort(args.patients, seed=args.seed, matrix=args.matrix,
+                         n_phases=args.phases)
+    acq = next(iter(cohort.specs.values())).acquisition
     n_sessions = len(cohort)
     print(f"demo cohort: {args.patients} patients, {n_sessions} sessions, seed {args.seed}; "
           f"matrix {' x '.join(map(str, acq.matrix))}, voxel "

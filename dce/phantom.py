@@ -267,13 +267,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from scipy.special import gammainc
 
 __all__ = [
     "SPINE_LEVELS",
@@ -289,7 +288,9 @@ __all__ = [
     "TrueAIF",
     "affine_for",
     "aif_blood_mM",
+    "cohort_sheets",
     "default_tissues",
+    "demo_cohort",
     "make_cohort",
     "make_session",
     "render_session",
@@ -867,6 +868,8 @@ def aif_blood_mM(t_s: Any, spec: AIFSpec) -> _FloatArray:
     ndarray
         ``Cb(t)`` (module notes); exactly 0 up to ``spec.arrival_s``.
     """
+    from scipy.special import gammainc  # here: the workflow imports this module at parse time
+
     spec.validate()
     u = np.asarray(t_s, dtype=np.float64) - spec.arrival_s
     a1 = spec.shape
@@ -1616,11 +1619,6 @@ class Cohort:
         recurrence_day (nullable Int64; day of recurrence on conventional MRI, NA when
         controlled), responder_like (0/1: a recurrent lesion that first responds like a
         controlled one), delay_s.
-    truth : DataFrame
-        One row per lesion and session: the nominal parameters and the means of the
-        truth maps over the lesion's voxels (volume-average ``ktrans_per_min``, ``ve``,
-        ``vp``, ``kep_per_min`` and voxel-centre ``*_tissue``; see
-        :meth:`SessionPhantom.lesion_truth`), plus recurrence.
     specs : dict
         ``(subject, session)`` -> :class:`SessionSpec`.
     seed : int
@@ -1630,14 +1628,42 @@ class Cohort:
     -----
     Rendering is deterministic per session and independent of order, so
     ``cohort.session("P03", "fu1")`` always returns identical arrays. Sessions are not
-    cached (a default session holds about 25 MB of float32 signal).
+    cached (a default session holds about 25 MB of float32 signal). The design (tables
+    and specifications) is cheap (milliseconds per session); the lesion truth
+    (:attr:`truth`) renders every session's maps and is computed on first use.
     """
 
     sessions: pd.DataFrame
     lesions: pd.DataFrame
-    truth: pd.DataFrame
     specs: dict[tuple[str, str], SessionSpec] = field(repr=False)
     seed: int = 0
+
+    @cached_property
+    def truth(self) -> pd.DataFrame:
+        """One row per lesion and session: the nominal parameters and the means of the
+        truth maps over the lesion's voxels (volume-average ``ktrans_per_min``, ``ve``,
+        ``vp``, ``kep_per_min`` and voxel-centre ``*_tissue``; see
+        :meth:`SessionPhantom.lesion_truth`), plus recurrence. Computed on first access
+        (renders the maps of every session, not the images)."""
+        truth_frames = []
+        for spec in self.specs.values():
+            maps = _render_maps(spec)
+            # volume averages are needed on the lesion label only
+            voxels = np.flatnonzero(maps.lesion.ravel() > 0)
+            kt_l, ve_l, vp_l = _volume_average(spec, _subvoxels(spec, voxels))
+            avg = []
+            for vals in (kt_l, ve_l, vp_l):
+                full = np.full(maps.lesion.shape, np.nan)
+                full.ravel()[voxels] = vals
+                avg.append(full)
+            ve_v, kep_v = _ve_kep(avg[0], avg[1])
+            truth = {"ktrans_per_min": avg[0], "ve": ve_v, "vp": avg[2], "kep_per_min": kep_v,
+                     "ktrans_per_min_tissue": maps.ktrans, "ve_tissue": maps.ve,
+                     "vp_tissue": maps.vp, "t10_s": maps.t10}
+            truth_frames.append(_lesion_truth(spec, maps.lesion, truth))
+        truth_df = pd.concat(truth_frames, ignore_index=True)
+        return truth_df.merge(self.lesions[["subject", "lesion", "recurrence"]],
+                              on=["subject", "lesion"], how="left")
 
     def session(self, subject: str, session: str) -> SessionPhantom:
         """Render one session.
@@ -1953,26 +1979,90 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
                                   "flip_angle_deg": acq_s.flip_angle_deg, "tr_s": acq_s.tr_s,
                                   "blood_snr": acq_s.snr, "gain": d["gains"][s]})
 
-    truth_frames = []
-    for spec in specs.values():
-        maps = _render_maps(spec)
-        # volume averages are needed on the lesion label only
-        voxels = np.flatnonzero(maps.lesion.ravel() > 0)
-        kt_l, ve_l, vp_l = _volume_average(spec, _subvoxels(spec, voxels))
-        avg = []
-        for vals in (kt_l, ve_l, vp_l):
-            full = np.full(maps.lesion.shape, np.nan)
-            full.ravel()[voxels] = vals
-            avg.append(full)
-        ve_v, kep_v = _ve_kep(avg[0], avg[1])
-        truth = {"ktrans_per_min": avg[0], "ve": ve_v, "vp": avg[2], "kep_per_min": kep_v,
-                 "ktrans_per_min_tissue": maps.ktrans, "ve_tissue": maps.ve,
-                 "vp_tissue": maps.vp, "t10_s": maps.t10}
-        truth_frames.append(_lesion_truth(spec, maps.lesion, truth))
     lesions_df = pd.DataFrame(lesion_rows)
     lesions_df["recurrence_day"] = lesions_df["recurrence_day"].astype("Int64")
-    truth_df = pd.concat(truth_frames, ignore_index=True)
-    truth_df = truth_df.merge(lesions_df[["subject", "lesion", "recurrence"]],
-                              on=["subject", "lesion"], how="left")
-    return Cohort(sessions=pd.DataFrame(sessions_rows), lesions=lesions_df, truth=truth_df,
-                  specs=specs, seed=entropy)
+    return Cohort(sessions=pd.DataFrame(sessions_rows), lesions=lesions_df, specs=specs,
+                  seed=entropy)
+
+
+def demo_cohort(n_patients: int = 10, seed: int = 0, *,
+                matrix: Sequence[int] | None = None,
+                n_phases: int | None = None) -> Cohort:
+    """The demo cohort of the workflow (config ``demo``) and of ``dce demo``.
+
+    :func:`make_cohort` with the default :class:`Acquisition`, its matrix and number of
+    phases replaced; the field of view stays, so the voxel size follows the matrix
+    (rounded to 1e-6 mm).
+
+    Parameters
+    ----------
+    n_patients, seed : int
+        As in :func:`make_cohort`.
+    matrix : sequence of 3 int, optional
+        Anterior-posterior, superior-inferior, slices (default: the acquisition's).
+    n_phases : int, optional
+        Dynamic phases (default: the acquisition's).
+
+    Returns
+    -------
+    Cohort
+        The design only (milliseconds); images are rendered per session on demand.
+    """
+    acq = Acquisition()
+    if matrix is not None:
+        if len(matrix) != 3:
+            raise ValueError(f"matrix: need 3 sizes, got {matrix}")
+        ni, nj, nk = (int(m) for m in matrix)
+        fov = [m * v for m, v in zip(acq.matrix, acq.voxel_mm, strict=True)]
+        acq = replace(acq, matrix=(ni, nj, nk),
+                      voxel_mm=(round(fov[0] / ni, 6), round(fov[1] / nj, 6),
+                                round(fov[2] / nk, 6)))
+    if n_phases is not None:
+        acq = replace(acq, n_phases=int(n_phases))
+    return make_cohort(int(n_patients), seed=int(seed), acquisition=acq)
+
+
+def cohort_sheets(cohort: Cohort, vendors: Sequence[str] = ("ge", "siemens", "philips"), *,
+                  hematocrit: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The session and lesion sheets of a cohort written as files (the layout of
+    :func:`dce.io.dicom_write.write_cohort_dicom`, which writes these rows).
+
+    Parameters
+    ----------
+    cohort : Cohort
+    vendors : sequence of str
+        Scanner styles cycled over patients (patient ``n`` gets ``vendors[n % len]``),
+        lower-cased.
+    hematocrit : bool
+        Add the ``hematocrit`` column (each session's true large-vessel hematocrit).
+
+    Returns
+    -------
+    sessions : DataFrame
+        subject, session, days_from_rt (days), vendor, dicom_dir, lesion_roi, marrow_roi
+        (paths relative to the sheet's folder: ``<subject>/<session>/dicom`` and
+        ``<subject>/<session>/roi/<subject>_<session>_{lesions,marrow}.nii.gz``) and
+        hematocrit (fraction), one row per session in cohort order.
+    lesions : DataFrame
+        subject, lesion, level, recurrence (0/1), recurrence_day (days; NA if controlled).
+    """
+    styles = [str(v).lower() for v in vendors]
+    if not styles:
+        raise ValueError("vendors: need at least one style")
+    subjects = list(dict.fromkeys(cohort.sessions["subject"]))
+    rows = []
+    for subj, ses in zip(cohort.sessions["subject"], cohort.sessions["session"],
+                         strict=True):
+        spec = cohort.specs[(subj, ses)]
+        roi = f"{subj}/{ses}/roi/{subj}_{ses}"
+        row: dict[str, Any] = {
+            "subject": subj, "session": ses, "days_from_rt": spec.days_from_rt,
+            "vendor": styles[subjects.index(subj) % len(styles)],
+            "dicom_dir": f"{subj}/{ses}/dicom", "lesion_roi": f"{roi}_lesions.nii.gz",
+            "marrow_roi": f"{roi}_marrow.nii.gz"}
+        if hematocrit:
+            row["hematocrit"] = float(spec.aif.hematocrit)
+        rows.append(row)
+    cols = [c for c in ("subject", "lesion", "level", "recurrence", "recurrence_day")
+            if c in cohort.lesions.columns]
+    return pd.DataFrame(rows), cohort.lesions[cols].copy()

@@ -501,6 +501,39 @@ def test_write_cohort_without_hematocrit(tmp_path: Path) -> None:
     assert "hematocrit" in pd.read_csv(tmp_path / "truth" / "sessions_truth.tsv", sep="\t")
 
 
+def test_demo_design_sheets_are_the_written_sheets(tmp_path: Path) -> None:
+    """The workflow reads the demo's sheets from its design (parse time, no file); the
+    rule demo_cohort writes them: the same bytes, the same parsed sheets, and every path
+    they name is written."""
+    from dce.io.tables import read_sheets, table_text
+
+    vendors = ("ge", "siemens", "philips")
+    design_cohort = ph.demo_cohort(2, seed=3, matrix=(32, 32, 8), n_phases=4)
+    design = ph.cohort_sheets(design_cohort, vendors)
+    assert "truth" not in design_cohort.__dict__       # the design renders no image
+    # the field of view (96 x 1.8, 96 x 1.8, 10 x 5 mm) stays; the voxel size follows
+    acq = design_cohort.specs[("P01", "pre")].acquisition
+    assert acq.voxel_mm == (5.4, 5.4, 6.25) and acq.n_phases == 4
+    written = dw.write_cohort_dicom(tmp_path, ph.demo_cohort(2, seed=3, matrix=(32, 32, 8),
+                                                             n_phases=4),
+                                    vendors=vendors, write_truth_maps=False)
+    pd.testing.assert_frame_equal(written, design[0])
+    assert (tmp_path / "sessions.tsv").read_text() == table_text(design[0])
+    assert (tmp_path / "lesions.tsv").read_text() == table_text(design[1])
+    paths = ("dicom_dir", "lesion_roi", "marrow_roi")
+    sheets = [tmp_path / "sessions.tsv", tmp_path / "lesions.tsv"]
+    from_files = read_sheets(*sheets, path_columns=paths)
+    from_design = read_sheets(*sheets, path_columns=paths, design=design)
+    for a, b in zip(from_files, from_design, strict=True):
+        pd.testing.assert_frame_equal(a, b)
+    ses = from_files[0]
+    assert len(ses) == len(design_cohort.sessions) >= 4      # 2-3 sessions per patient
+    assert all(Path(p).is_file() for c in ("lesion_roi", "marrow_roi") for p in ses[c])
+    assert all(any(Path(p).iterdir()) for p in ses["dicom_dir"])
+    truth = pd.read_csv(tmp_path / "truth" / "sessions_truth.tsv", sep="\t")
+    np.testing.assert_allclose(ses["hematocrit"], truth["hematocrit"], rtol=1e-5)
+
+
 def test_instance_uids_unique_for_many_slices() -> None:
     """UIDs of (phase 1, slice 10) and (phase 11, slice 0) must differ (regression)."""
     from dce.io.dicom_write import _uid

@@ -126,6 +126,8 @@ def broken(run: Path) -> Broken:
     # d: no VFA series
     shutil.copytree(demo / d.dicom_dir, bad / "novfa")
     for f in (bad / "novfa").iterdir():
+        if f.name == ".snakemake_timestamp":   # Snakemake's mark of a directory() output
+            continue
         if "vfa" in str(pydicom.dcmread(f, stop_before_pixels=True).SeriesDescription).lower():
             f.unlink()
     sessions.loc[d.name, "dicom_dir"] = "bad/novfa"

@@ -13,12 +13,14 @@ import contextlib
 import importlib.util
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from snakemake import api as snakemake_api
 from snakemake.settings import types as st
 from wfutil import (
@@ -95,6 +97,21 @@ def test_lint_clean(tmp_path: Path) -> None:
 def test_dry_run_plans_the_demo_cohort(tmp_path: Path) -> None:
     snakemake(tmp_path, mode="dryrun")
     assert not (tmp_path / DEMO).exists()   # a dry run writes nothing
+    # every session's jobs are planned before the demo cohort exists (no checkpoint: the
+    # sessions are the design's, dce.phantom.demo_cohort; the job total is known at once)
+    from dce.phantom import demo_cohort
+
+    demo = yaml.safe_load(TEST_CONFIG.read_text())["demo"]
+    design = demo_cohort(demo["n_patients"], demo["seed"], matrix=demo["matrix"],
+                         n_phases=demo["n_phases"]).sessions
+    table = plan(snakemake(tmp_path, mode="summary"))
+    planned = {m.groups() for m in map(_SESSION_RE.search, table["output_file"]) if m}
+    assert planned == set(zip(design["subject"], design["session"], strict=True))
+    assert (table["plan"] != "no update").all()
+    assert not (tmp_path / DEMO).exists()
+
+
+_SESSION_RE = re.compile(rf"^{re.escape(RESULTS.as_posix())}/sub-([^/]+)/ses-([^/]+)/")
 
 
 # --------------------------------------------------------------------------- real run

@@ -176,7 +176,11 @@ def add_b1_map(work: Path) -> tuple[str, str]:
 def _dce_files(folder: Path) -> list[tuple[Path, Any]]:
     out = []
     for f in sorted(folder.iterdir()):
-        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        try:  # other files are skipped, as dce.io.dicom does (e.g. Snakemake's
+            # .snakemake_timestamp in the demo's DICOM folders, directory() outputs)
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
+        except pydicom.errors.InvalidDicomError:
+            continue
         if "vfa" not in str(ds.get("SeriesDescription", "")).lower():
             out.append((f, ds))
     return out

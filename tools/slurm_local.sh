@@ -85,8 +85,9 @@ if [[ ! -x "$VENV/bin/snakemake" ]]; then
     make .venv/.installed
 fi
 if ! "$VENV/bin/python" -c "import snakemake_executor_plugin_slurm" 2>/dev/null; then
-    log "installing the SLURM executor plugin into $VENV (pip install -e .[slurm])"
-    "$VENV/bin/pip" install --quiet -e ".[slurm]"
+    log "installing the SLURM executor plugin into $VENV (pip install -c constraints.txt -e .[slurm])"
+    "$VENV/bin/pip" install --quiet -c constraints.txt -e ".[slurm]"
+    "$VENV/bin/pip" check
 fi
 
 # ----------------------------------------------------------------------------- daemons
@@ -240,7 +241,7 @@ if [[ -n "$LOCAL_RESULTS" ]]; then
     DEMO_ARGS=()
     rm -rf "$OUT/slurm"
 else
-    # a fresh demo cohort, written by the SLURM run's checkpoint, read by both runs
+    # a fresh demo cohort, written by the SLURM run's rule demo_cohort, read by both runs
     DEMO_ARGS=(sessions="$OUT/demo/sessions.tsv" lesions="$OUT/demo/lesions.tsv")
     rm -rf "$OUT/slurm" "$OUT/local" "$OUT/demo"
 fi

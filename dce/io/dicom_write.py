@@ -69,7 +69,8 @@ from pydicom.valuerep import format_number_as_ds
 from dce import __version__
 from dce.io._atomic import atomic_path
 from dce.io.nifti import write_nifti
-from dce.phantom import TISSUE_CODES, Cohort, SessionPhantom
+from dce.io.tables import write_table
+from dce.phantom import TISSUE_CODES, Cohort, SessionPhantom, cohort_sheets
 
 __all__ = [
     "B1_CONVENTIONS",
@@ -699,8 +700,7 @@ def write_b1map(out_dir: str | os.PathLike[str], b1_factor: ArrayLike, affine: A
 
 
 def _write_tsv(df: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, sep="\t", index=False, na_rep="", float_format="%.6g")
+    write_table(df, path)
 
 
 def _write_session(root: Path, ph: SessionPhantom, *, vendor: str, study: datetime,
@@ -843,15 +843,14 @@ def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
     place (an existing one is replaced). Sessions are rendered one at a time.
     """
     root = Path(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
     styles = [_check_vendor(v) for v in vendors]
-    if not styles:
-        raise ValueError("vendors: need at least one style")
+    sessions, lesions = cohort_sheets(cohort, styles, hematocrit=write_hematocrit)
+    root.mkdir(parents=True, exist_ok=True)
     subjects = list(dict.fromkeys(cohort.sessions["subject"]))
-    rows, aif_rows = [], []
-    for ph in cohort:
+    aif_rows = []
+    for ph, row in zip(cohort, sessions.itertuples(index=False), strict=True):
         subj, ses = ph.subject, ph.session
-        vendor = styles[subjects.index(subj) % len(styles)]
+        vendor = str(row.vendor)
         sdir = root / subj / ses
         sdir.mkdir(parents=True, exist_ok=True)
         rt_day = datetime(2001, 1, 1, 8, 0, 0) + timedelta(days=30 * subjects.index(subj))
@@ -864,8 +863,7 @@ def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
                        patient_id=patient_id_format.format(subject=subj),
                        vfa_separate=separate, shuffle=shuffle_instance_numbers)
         stem = f"{subj}_{ses}"
-        les_path = sdir / "roi" / f"{stem}_lesions.nii.gz"
-        mar_path = sdir / "roi" / f"{stem}_marrow.nii.gz"
+        les_path, mar_path = root / str(row.lesion_roi), root / str(row.marrow_roi)
         labels = {str(le.label): le.level for le in ph.spec.lesions}
         write_nifti(les_path, ph.lesion_labels, ph.affine, {"Labels": labels})
         write_nifti(mar_path, ph.marrow_roi, ph.affine, {"Labels": {"1": "normal marrow"}})
@@ -882,19 +880,9 @@ def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
         _write_tsv(pd.DataFrame({"t_s": a.t_fine_s, "cb_mM": a.cb_fine_mM,
                                  "cp_mM": a.cp_fine_mM}),
                    sdir / "truth" / f"{stem}_aif_fine.tsv")
-        rows.append({"subject": subj, "session": ses, "days_from_rt": ph.spec.days_from_rt,
-                     "vendor": vendor,
-                     "dicom_dir": (sdir / "dicom").relative_to(root).as_posix(),
-                     "lesion_roi": les_path.relative_to(root).as_posix(),
-                     "marrow_roi": mar_path.relative_to(root).as_posix()})
-        if write_hematocrit:
-            rows[-1]["hematocrit"] = float(ph.aif.hematocrit)
         aif_rows.append(_session_truth_row(ph))
-    sessions = pd.DataFrame(rows)
     _write_tsv(sessions, root / "sessions.tsv")
-    sheet = [c for c in ("subject", "lesion", "level", "recurrence", "recurrence_day")
-             if c in cohort.lesions.columns]
-    _write_tsv(cohort.lesions[sheet], root / "lesions.tsv")
+    _write_tsv(lesions, root / "lesions.tsv")
     (root / "truth").mkdir(exist_ok=True)
     _write_tsv(cohort.lesions, root / "truth" / "lesions_truth.tsv")
     _write_tsv(cohort.truth, root / "truth" / "lesion_truth.tsv")

@@ -7,6 +7,7 @@ Used by :mod:`dce.cohort` and the ``cohort_*`` rule scripts (file I/O stays in
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,6 +29,8 @@ __all__ = [
     "read_sheets",
     "read_tsv",
     "save_figure_formats",
+    "table_text",
+    "write_table",
     "write_text",
 ]
 
@@ -60,11 +63,23 @@ SHEET_KEYS: dict[str, tuple[str, str]] = {
 }
 
 
-def _read_strings(path: str | os.PathLike[str]) -> pd.DataFrame:
-    if not os.path.exists(path):
+def table_text(df: pd.DataFrame) -> str:
+    """The TSV text of a table as the package writes it: a header row, no index, floats
+    with 6 significant digits (``%.6g``), missing values as empty cells."""
+    return df.to_csv(sep="\t", index=False, na_rep="", float_format="%.6g")
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Write :func:`table_text` of ``df`` atomically (e.g. a session or lesion sheet)."""
+    write_text(table_text(df), path)
+
+
+def _read_strings(path: str | os.PathLike[str], text: str | None = None) -> pd.DataFrame:
+    if text is None and not os.path.exists(path):
         raise SheetError(path, "sheet not found (config: sessions/lesions)")
     try:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        df = pd.read_csv(path if text is None else io.StringIO(text), sep="\t", dtype=str,
+                         keep_default_na=False)
     except Exception as exc:  # any parse error, reported with the file name
         raise SheetError(path, f"cannot read as a tab-separated table ({exc})") from None
     df.columns = [c.strip() for c in df.columns]
@@ -90,7 +105,8 @@ def _coerce_numeric(df: pd.DataFrame, col: str, path: str | os.PathLike[str],
         df[col] = num
 
 
-def read_sheet(path: str | os.PathLike[str], kind: str) -> pd.DataFrame:
+def read_sheet(path: str | os.PathLike[str], kind: str, text: str | None = None
+               ) -> pd.DataFrame:
     """A session (``kind="sessions"``) or lesion (``"lesions"``) sheet: a tab-separated
     table with a header row; column names and cells stripped of surrounding blanks.
 
@@ -99,9 +115,10 @@ def read_sheet(path: str | os.PathLike[str], kind: str) -> pd.DataFrame:
     (ROI label) and ``recurrence`` (0/1) as nullable Int64; empty = missing where the
     column is optional. Every other column is a string. Raises :class:`SheetError` naming
     the file (and the row and column) when the file is missing, is not a table, or holds
-    a non-number in a numeric column.
+    a non-number in a numeric column. ``text``: the sheet's contents, read instead of the
+    file (``path`` then only names it in messages).
     """
-    df = _read_strings(path)
+    df = _read_strings(path, text)
     for col, (integer, required) in SHEET_COLUMNS[kind].items():
         if col in df.columns:
             _coerce_numeric(df, col, path, integer, required)
@@ -123,7 +140,9 @@ def check_unique(df: pd.DataFrame, kind: str, path: str | os.PathLike[str]) -> N
 def read_sheets(sessions_path: str | os.PathLike[str], lesions_path: str | os.PathLike[str],
                 *, path_columns: Sequence[str] = (),
                 validate: Callable[[pd.DataFrame, str, str | os.PathLike[str]], None]
-                | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                | None = None,
+                design: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The session and lesion sheets of a cohort, read (:func:`read_sheet`) and checked.
 
     Parameters
@@ -136,6 +155,10 @@ def read_sheets(sessions_path: str | os.PathLike[str], lesions_path: str | os.Pa
     validate : callable, optional
         ``validate(df, kind, path)``, called on each sheet after reading and before the
         uniqueness check (e.g. a JSON-schema validation that fills defaults in place).
+    design : (sessions, lesions) DataFrames, optional
+        The sheets' contents before they are written (e.g. the demo cohort,
+        :func:`dce.phantom.cohort_sheets`): read as if :func:`write_table` had written
+        them to the two paths (the same rounding and types), without touching the files.
 
     Returns
     -------
@@ -148,11 +171,12 @@ def read_sheets(sessions_path: str | os.PathLike[str], lesions_path: str | os.Pa
         A sheet cannot be read or a numeric column holds text (:func:`read_sheet`), a row
         is listed twice, or a subject of the session sheet has no lesion.
     """
-    ses_df = read_sheet(sessions_path, "sessions")
+    texts = (None, None) if design is None else (table_text(design[0]), table_text(design[1]))
+    ses_df = read_sheet(sessions_path, "sessions", texts[0])
     if validate is not None:
         validate(ses_df, "sessions", sessions_path)
     check_unique(ses_df, "sessions", sessions_path)
-    les_df = read_sheet(lesions_path, "lesions")
+    les_df = read_sheet(lesions_path, "lesions", texts[1])
     if validate is not None:
         validate(les_df, "lesions", lesions_path)
     check_unique(les_df, "lesions", lesions_path)

@@ -103,7 +103,7 @@ rule cohort_prepost:
 rule cohort_report_tables:
     input:
         **cohort_inputs_of(COHORT_FRAMES, PREPOST_RESULTS, ROC_RESULTS, PREDICTION_RESULTS),
-        sessions_sheet=config["sessions"],  # the params read it (a checkpoint's output in the demo)
+        sessions_sheet=config["sessions"],  # the params read the sheets (demo: demo_cohort writes it)
     output:
         **_table_outputs(),
         summary_tsv=f"{COHORT}/tables/summary.tsv",

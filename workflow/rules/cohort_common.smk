@@ -248,7 +248,7 @@ def analyse_completed_sessions():
             f"in {EXCLUSIONS}"
         )
         return
-    try:  # e.g. the demo cohort failed: no sheets
+    try:  # whatever fails here must not hide the run's own error
         sessions, _ = sheets()
         keys = tuple(zip(sessions["subject"], sessions["session"]))
         analysed = _completed_selection(keys)[0]

@@ -84,6 +84,30 @@ def _validate_sheet(df, kind, path):
 
 @functools.lru_cache(maxsize=4)
 def _load_sheets(sessions_path, lesions_path, _mtimes):
+    return _checked_sheets(sessions_path, lesions_path)
+
+
+@functools.lru_cache(maxsize=1)
+def _demo_sheets():
+    """The demo cohort's sheets from its design (dce.phantom.demo_cohort, cohort_sheets:
+    milliseconds, no image), as demo_cohort (demo.smk) writes them, so that the sessions
+    and every job are known at parse time, before the files exist."""
+    from dce.phantom import cohort_sheets, demo_cohort
+
+    demo = config["demo"]
+    design = cohort_sheets(
+        demo_cohort(
+            demo["n_patients"],
+            demo["seed"],
+            matrix=demo["matrix"],
+            n_phases=demo["n_phases"],
+        ),
+        demo["vendors"],
+    )
+    return _checked_sheets(config["sessions"], config["lesions"], design=design)
+
+
+def _checked_sheets(sessions_path, lesions_path, design=None):
     path_columns = (
         "dicom_dir",
         "lesion_roi",
@@ -97,12 +121,14 @@ def _load_sheets(sessions_path, lesions_path, _mtimes):
             lesions_path,
             path_columns=path_columns,
             validate=_validate_sheet,
+            design=design,
         )
     except SheetError as exc:
         raise WorkflowError(str(exc)) from None
     for row in sessions.to_dict("records"):  # exactly one image source per session
         _checked_image_source(row)
-    check_sheet_paths(sessions, path_columns)
+    if design is None:  # the demo's files are outputs of the rule demo_cohort
+        check_sheet_paths(sessions, path_columns)
     check_sheets_against_config(sessions, lesions)
     return sessions, lesions
 
@@ -144,9 +170,10 @@ def check_sheets_against_config(sessions, lesions):
 
 
 def sheets():
-    """(sessions, lesions) data frames, validated; paths resolved against the sheet."""
+    """(sessions, lesions) data frames, validated; paths resolved against the sheet
+    (the demo cohort: its design, _demo_sheets)."""
     if DEMO:
-        checkpoints.demo_cohort.get()
+        return _demo_sheets()
     paths = (config["sessions"], config["lesions"])
     mtimes = tuple(os.path.getmtime(p) if os.path.exists(p) else None for p in paths)
     return _load_sheets(*paths, mtimes)
@@ -315,5 +342,4 @@ def all_benchmarks(wildcards):
     ]
 
 
-if not DEMO:  # the sheets exist already: check them now, before the DAG is built
-    sheets()
+sheets()  # check them now, before the DAG is built
