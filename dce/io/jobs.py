@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 import traceback
 import warnings
@@ -27,8 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dce.io._atomic import atomic_path
-from dce.io.tables import reproducible_metadata
+from dce.io._atomic import atomic_path, reproducible_metadata
 
 __all__ = [
     "ERROR_RECORD_SUFFIX",
@@ -72,15 +72,18 @@ def job_label(sm: Any) -> str:
 
 
 def _limit_threads(n: int) -> None:
+    """Cap the BLAS/OpenMP and numba threads at ``n`` without importing numba (a job that
+    does not use it must not pay its import): numba imported already gets
+    ``set_num_threads``, otherwise ``NUMBA_NUM_THREADS`` (read when numba is imported)
+    is set when unset, to ``n`` but at most the CPU count (numba's default)."""
     for var in _THREAD_VARS:
         os.environ.setdefault(var, str(n))
-    try:
-        import numba
-
-        limit = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        limit = numba.config.NUMBA_NUM_THREADS
         numba.set_num_threads(max(1, min(n, limit)))
-    except ImportError:  # pragma: no cover
-        pass
+    else:
+        os.environ.setdefault("NUMBA_NUM_THREADS", str(max(1, min(n, os.cpu_count() or 1))))
 
 
 def _outputs(sm: Any) -> list[Path]:
