@@ -1,5 +1,6 @@
 # DCE-MRI of spinal bone lesions treated with radiation: per-session pipeline
-#   convert -> t1map -> concentration -> aif -> fit -> roi   (+ semiquant, figures)
+#   convert -> concentration (with the T1 maps) -> aif -> fit -> roi (with the
+#   semi-quantitative maps, figures)
 # and the cohort analysis over all sessions; one rule file per stage (workflow/rules/).
 # Configuration: config/config.yaml over the schema defaults (config/README.md).
 # Run: snakemake   (the workflow profile profiles/default sets cores and scheduling;
@@ -19,11 +20,9 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/convert.smk"
-include: "workflow/rules/t1map.smk"
 include: "workflow/rules/concentration.smk"
 include: "workflow/rules/aif.smk"
 include: "workflow/rules/fit.smk"
-include: "workflow/rules/semiquant.smk"
 include: "workflow/rules/roi.smk"
 include: "workflow/rules/benchmarks.smk"
 include: "workflow/rules/provenance.smk"
@@ -33,7 +32,6 @@ include: "workflow/rules/cohort.smk"
 rule all:
     default_target: True
     input:
-        WARMUP,  # listed here too, so it compiles while the demo cohort is written
         all_outputs,
         cohort_outputs,
 

@@ -256,7 +256,6 @@ def measure_size(n_patients: int, work: Path, *, full: bool, cohort: bool, cores
                                                        s=("s", "sum"))
         cohort_files = sorted((results / "benchmarks" / "cohort").rglob("*.tsv"))
         cohort_s, cohort_cpu = bench_sum(cohort_files)
-        warmup_s, _ = bench_sum([results / "benchmarks" / "numba_warmup.tsv"])
         row.update(
             wall_s=m.wall_s, wall_per_session_s=m.wall_s / n_ses, run_cpu_s=m.cpu_s,
             run_cpu_per_session_s=m.cpu_s / n_ses, scheduler_cpu_s=m.self_cpu_s,
@@ -266,7 +265,7 @@ def measure_size(n_patients: int, work: Path, *, full: bool, cohort: bool, cores
             cpu_per_session_p90_s=float(per["cpu"].quantile(0.9)),
             s_per_session_s=float(per["s"].median()),
             session_jobs_s=float(long["s"].sum()), session_jobs_cpu_s=float(per["cpu"].sum()),
-            max_rss_mb=float(long["max_rss"].max()), warmup_s=warmup_s,
+            max_rss_mb=float(long["max_rss"].max()),
             cohort_jobs=len(cohort_files), cohort_s=cohort_s, cohort_cpu_s=cohort_cpu)
         for rule, g in long.groupby("rule"):
             row[f"cpu_{rule}_s"] = float(g["cpu_time"].median())

@@ -30,7 +30,6 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.ndimage import map_coordinates
 
 from dce._checks import B1_FACTOR_RANGE, as_float_array, b1_factor_hint, check_b1_factor
 
@@ -128,6 +127,8 @@ def resample_to_grid(data: ArrayLike, affine: ArrayLike, shape: tuple[int, ...],
         source voxel outside the source grid (between the outermost source centres and
         the edge of the grid the edge value is used).
     """
+    from scipy.ndimage import map_coordinates  # only sessions with a B1 map need scipy
+
     src = as_float_array(data, name, allow_nan=True)
     if src.ndim == 4 and src.shape[3] == 1:
         src = src[..., 0]

@@ -58,7 +58,17 @@ from scipy.ndimage import uniform_filter
 from dce._checks import as_float_array, check_last_axis, check_times
 from dce._threads import get_num_threads, run_chunks, set_num_threads
 from dce.models import InputGrid, make_input_grid, tissue_concentration
-from dce.registry import KineticModel, fit_map_names, kinetic_model, output_map, resolve
+from dce.registry import (
+    STATUS_FIT,
+    STATUS_OUTSIDE_MASK,
+    STATUS_SHOWN,
+    STATUS_USABLE,
+    KineticModel,
+    fit_map_names,
+    kinetic_model,
+    output_map,
+    resolve,
+)
 
 __all__ = ["DEFAULT_DELAY_GRID_S", "DEFAULT_ENHANCEMENT_Z", "STATUS_FIT",
            "STATUS_OUTSIDE_MASK", "STATUS_SHOWN", "STATUS_USABLE", "FitBounds",
@@ -67,33 +77,6 @@ __all__ = ["DEFAULT_DELAY_GRID_S", "DEFAULT_ENHANCEMENT_Z", "STATUS_FIT",
 
 # fast-math without the no-NaN/no-inf assumptions: the kernels test for NaN input
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
-
-#: Per-voxel status codes of :class:`TracerKineticFit`. Precedence when several apply:
-#: 1 > 5 > 3 > 6/7 > 2 > 0. Codes 5-7 carry the values of a nested (simpler) model, never
-#: those of the degenerate full fit, so that maps show no false uptake.
-STATUS_FIT = {
-    0: "ok",
-    1: "curve has NaN or infinite samples: not fitted, parameters NaN",
-    2: "ve, vp (or Patlak Ktrans) stopped at its upper bound: values at the bound (unreliable)",
-    3: "no uptake (Ktrans = 0): vp from the vp-only fit, kep and ve undefined (NaN)",
-    4: "linear least squares singular or gave a non-physical value (llsq only)",
-    5: "not enhancing (post-arrival mean enhancement below z_min standard errors): "
-       "not fitted, Ktrans = vp = 0, kep, ve, delay and R2 NaN",
-    6: "kep at the upper limit of its search range or Ktrans at its upper bound (fast "
-       "exchange: the curve is a scaled input): nested vp-only model, vp = amplitude, "
-       "Ktrans = 0, kep and ve NaN (Tofts: ve = amplitude, Ktrans and kep NaN)",
-    7: "kep at the lower limit of its search range (no measurable efflux): nested Patlak "
-       "model, Ktrans and vp from Patlak, kep and ve NaN",
-}
-
-#: Meaning of status -1 (a voxel outside the fitted mask) in maps and sidecars.
-STATUS_OUTSIDE_MASK = "not fitted (outside mask)"
-
-#: Status codes whose parameter values are meaningful (counted as fitted in ROI statistics;
-#: the others -- -1 outside the mask, 1, 2 at a bound, 4 -- count as failed fits).
-STATUS_USABLE: tuple[int, ...] = (0, 3, 5, 6, 7)
-#: Status codes drawn in parameter-map figures (not enhancing, 5, is transparent).
-STATUS_SHOWN: tuple[int, ...] = (0, 3, 6, 7)
 
 #: Default candidate delays (s) of ``fit_delay=True``: -2 to 10 s in 0.5 s steps.
 DEFAULT_DELAY_GRID_S = (-2.0, 10.0, 0.5)

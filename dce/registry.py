@@ -47,10 +47,44 @@ import importlib
 import re
 from dataclasses import dataclass, field
 
+# Fit status codes live here (not in dce.fit) so that readers of maps need not import the
+# compiled fit code; dce.fit re-exports them.
+#: Per-voxel status codes of :class:`dce.fit.TracerKineticFit`. Precedence when several apply:
+#: 1 > 5 > 3 > 6/7 > 2 > 0. Codes 5-7 carry the values of a nested (simpler) model, never
+#: those of the degenerate full fit, so that maps show no false uptake.
+STATUS_FIT = {
+    0: "ok",
+    1: "curve has NaN or infinite samples: not fitted, parameters NaN",
+    2: "ve, vp (or Patlak Ktrans) stopped at its upper bound: values at the bound (unreliable)",
+    3: "no uptake (Ktrans = 0): vp from the vp-only fit, kep and ve undefined (NaN)",
+    4: "linear least squares singular or gave a non-physical value (llsq only)",
+    5: "not enhancing (post-arrival mean enhancement below z_min standard errors): "
+       "not fitted, Ktrans = vp = 0, kep, ve, delay and R2 NaN",
+    6: "kep at the upper limit of its search range or Ktrans at its upper bound (fast "
+       "exchange: the curve is a scaled input): nested vp-only model, vp = amplitude, "
+       "Ktrans = 0, kep and ve NaN (Tofts: ve = amplitude, Ktrans and kep NaN)",
+    7: "kep at the lower limit of its search range (no measurable efflux): nested Patlak "
+       "model, Ktrans and vp from Patlak, kep and ve NaN",
+}
+
+#: Meaning of status -1 (a voxel outside the fitted mask) in maps and sidecars.
+STATUS_OUTSIDE_MASK = "not fitted (outside mask)"
+
+#: Status codes whose parameter values are meaningful (counted as fitted in ROI statistics;
+#: the others -- -1 outside the mask, 1, 2 at a bound, 4 -- count as failed fits).
+STATUS_USABLE: tuple[int, ...] = (0, 3, 5, 6, 7)
+#: Status codes drawn in parameter-map figures (not enhancing, 5, is transparent).
+STATUS_SHOWN: tuple[int, ...] = (0, 3, 6, 7)
+
+
 __all__ = [
     "FIT_STATUS_MAP",
     "KINETIC_MODELS",
     "MAPS",
+    "STATUS_FIT",
+    "STATUS_OUTSIDE_MASK",
+    "STATUS_SHOWN",
+    "STATUS_USABLE",
     "TIC_CODES",
     "TIC_TYPE_MAP",
     "KineticModel",

@@ -58,8 +58,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from dce.fit import STATUS_SHOWN, STATUS_USABLE
-from dce.registry import output_map
+from dce.registry import STATUS_SHOWN, STATUS_USABLE, output_map
 from dce.semiquant import (
     TICRule,
     classify_tic,
@@ -841,6 +840,7 @@ def session_roi_table(maps: Mapping[str, ArrayLike], signal_4d: ArrayLike, t_s: 
     tic : pandas.DataFrame
         The :func:`roi_tic_table` of the session.
     """
+
     values = dict(maps)
     status = np.asarray(values.pop("status")).astype(np.int64)
     parts = [roi_statistics(values, lesions, status=status, voxel_volume_mm3=voxel_volume_mm3,
@@ -903,6 +903,7 @@ def roi_curve_table(signal_4d: ArrayLike, t_s: ArrayLike, lesions: ArrayLike,
 def shown_map(name: str, data: ArrayLike, status: ArrayLike) -> _F64:
     """A map for display (float): NaN where a map that is ``masked_by_status``
     (:mod:`dce.registry`) has a fit status outside :data:`dce.fit.STATUS_SHOWN`."""
+
     out = np.asarray(data).astype(float)
     if output_map(name).masked_by_status:
         out = np.where(np.isin(status, STATUS_SHOWN), out, np.nan)

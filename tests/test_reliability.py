@@ -249,7 +249,7 @@ def test_strict_settings_stop_the_session(run: Path, broken: Broken) -> None:
     with pytest.raises(Exception):  # noqa: B017
         snakemake(run, config=cfg, targets=targets, keep_going=True)
     log = _logs(run, "results_strict", d.subject, d.session)
-    assert f"sub-{d.subject} ses-{d.session} rule t1map: failed" in log
+    assert f"sub-{d.subject} ses-{d.session} rule concentration: failed" in log
     assert "no VFA series and t1.missing_vfa is 'error'" in log
     assert not _done(run, "results_strict", d.subject, d.session, "T1map.nii.gz")
     log = _logs(run, "results_strict", a.subject, "aiffail")

@@ -1,4 +1,5 @@
-"""Atomic file replacement shared by every writer in :mod:`dce.io` and the workflow."""
+"""Atomic file replacement shared by every writer in :mod:`dce.io` and the workflow, and the
+figure metadata that makes saved figures byte-reproducible."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path"]
+__all__ = ["atomic_path", "reproducible_metadata"]
 
 
 @contextmanager
@@ -28,3 +29,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def reproducible_metadata(path: str | os.PathLike[str]) -> dict[str, None] | None:
+    """``savefig`` metadata without the creation date for PDF, so that the same figure gives
+    the same bytes on every run (PNG carries no date); None for other formats."""
+    return {"CreationDate": None} if Path(path).suffix.lower() == ".pdf" else None

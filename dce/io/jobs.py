@@ -28,8 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dce.io._atomic import atomic_path
-from dce.io.tables import reproducible_metadata
+from dce.io._atomic import atomic_path, reproducible_metadata
 
 __all__ = [
     "ERROR_RECORD_SUFFIX",
@@ -73,6 +72,8 @@ def job_label(sm: Any) -> str:
 
 
 def _limit_threads(n: int) -> None:
+    """Cap the BLAS/OpenMP threads and those of the fit kernels (:mod:`dce._threads`,
+    which does not import numba) at ``n``."""
     for var in _THREAD_VARS:
         os.environ.setdefault(var, str(n))
     from dce._threads import set_num_threads

@@ -15,16 +15,19 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from dce.io.nifti import read_nifti, sidecar_path, write_nifti
-from dce.io.rois import read_roi_labels
-from dce.quality import SessionQuality
 from dce.registry import output_map, sidecar_fields
-from dce.roi import keep_expected_labels
+
+if TYPE_CHECKING:
+    from dce.quality import SessionQuality
+
+# The ROI readers (dce.io.rois, dce.roi) and the quality records (dce.quality, pandas) are
+# imported by the functions using them: a job writing maps (fit, semiquant) needs neither.
 
 __all__ = ["read_maps", "read_roi", "read_session_quality", "read_session_rois", "write_map"]
 
@@ -90,6 +93,8 @@ def read_roi(path: PathLike, shape: tuple[int, ...], affine: ArrayLike, *,
     notes : list of str
         Warnings for the log (ROI voxels lost, projected contours, overlaps).
     """
+    from dce.io.rois import read_roi_labels
+
     return read_roi_labels(path, shape, affine, labels=labels, names=names)
 
 
@@ -125,6 +130,8 @@ def read_session_rois(lesion_roi: PathLike, marrow_roi: PathLike | None,
     notes : list of str
         Warnings for the log (ROI voxels lost, labels dropped).
     """
+    from dce.roi import keep_expected_labels
+
     try:
         lesions, notes = read_roi(lesion_roi, shape, affine, labels=expected, names=names)
     except ValueError as exc:
@@ -143,6 +150,8 @@ def read_session_rois(lesion_roi: PathLike, marrow_roi: PathLike | None,
 
 def read_session_quality(t1_map: PathLike, aif_qc: PathLike) -> SessionQuality:
     """The quality of a session from the T1 map's sidecar and the AIF QC record (JSON)."""
+    from dce.quality import SessionQuality
+
     t1_side = sidecar_path(t1_map)
     return SessionQuality.from_records(
         json.loads(t1_side.read_text(encoding="utf-8")),

@@ -20,9 +20,10 @@ import uuid
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import nibabel as nib
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from dce.io._nibabel import nibabel as nib
 
 __all__ = ["DynamicContents", "NiftiContents", "read_dynamic", "read_nifti", "sidecar_path",
            "write_nifti"]

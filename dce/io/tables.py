@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from dce.io._atomic import atomic_path
+from dce.io._atomic import atomic_path, reproducible_metadata
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -215,12 +215,6 @@ def write_text(text: str, path: str | os.PathLike[str]) -> None:
     """Write text atomically (temporary name in the same folder, then rename)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-
-
-def reproducible_metadata(path: str | os.PathLike[str]) -> dict[str, None] | None:
-    """``savefig`` metadata without the creation date for PDF, so that the same figure gives
-    the same bytes on every run (PNG carries no date); None for other formats."""
-    return {"CreationDate": None} if Path(path).suffix.lower() == ".pdf" else None
 
 
 def save_figure_formats(fig: Figure, paths: Sequence[str | os.PathLike[str]],

@@ -33,14 +33,13 @@ LESIONS_SCHEMA = workflow.source_path("../schemas/lesions.schema.yaml")
 SES = f"{RESULTS}/sub-{{subject}}/ses-{{session}}/sub-{{subject}}_ses-{{session}}"
 LOG = f"{RESULTS}/logs/sub-{{subject}}/ses-{{session}}/{{rule}}.log"
 BENCH = f"{RESULTS}/benchmarks/sub-{{subject}}/ses-{{session}}/{{rule}}.tsv"
-WARMUP = f"{RESULTS}/benchmarks/numba_warmup.json"
 # Set (to 1) in the environment of the run that the onerror handler (Snakefile) starts
 # after failed jobs: the workflow then covers only the sessions that completed without
 # error (session_selection), so the cohort analysis runs on them.
 COMPLETED_ONLY_ENV = "DCE_COHORT_COMPLETED_ONLY"
 COMPLETED_ONLY = os.environ.get(COMPLETED_ONLY_ENV) == "1"
 
-# parameter maps written by the rules fit and semiquant ("what" in the file names), from
+# parameter maps written by the rules fit and roi ("what" in the file names), from
 # the package's registry of outputs
 FIT_MAPS = fit_map_names()
 SEMIQUANT_MAPS = semiquant_map_names(config["semiquant"]["iauc_windows_s"])
@@ -336,7 +335,7 @@ def all_outputs(wildcards):
 
 
 def all_benchmarks(wildcards):
-    rules_ = ["convert", "t1map", "concentration", "aif", "fit", "semiquant", "roi"]
+    rules_ = ["convert", "concentration", "aif", "fit", "roi"]
     return [
         ses_bench(r).format(subject=s, session=t) for s, t in all_session_keys() for r in rules_
     ]

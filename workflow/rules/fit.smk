@@ -1,29 +1,11 @@
-# Voxel-wise tracer-kinetic fit (AIF-dependent), and the one-off numba compilation of its
-# kernels that every fit job waits for.
-
-
-rule numba_warmup:
-    output:
-        WARMUP,
-    log:
-        f"{RESULTS}/logs/numba_warmup.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/numba_warmup.tsv"
-    priority: 100
-    conda:
-        "../envs/dce.yaml"
-    resources:
-        mem_mb=1000,
-        runtime=20,
-    script:
-        "../scripts/numba_warmup.py"
+# Voxel-wise tracer-kinetic fit (AIF-dependent). The fit kernels are compiled on first
+# use and cached (dce.fit).
 
 
 rule fit:
     input:
         conc=ses("conc", "nii.gz"),
         aif=ses("aif", "tsv"),
-        warmup=ancient(WARMUP),
     output:
         **map_outputs(FIT_MAPS),
     log:

@@ -1,17 +1,22 @@
-# Lesion and normal-marrow statistics, mean TICs, figures.
+# Semi-quantitative (model-free) maps from the signal (enhancement, slopes, IAUC, TIC
+# type), then lesion and normal-marrow statistics, mean TICs, figures. One job: the ROI
+# statistics read the semi-quantitative maps, and computing them takes a fraction of a
+# second, so a separate job would only add a process start and a second read of the DCE
+# image (a change of the fit now rewrites the semi-quantitative maps too, same values).
 
 ROI_MAPS = roi_map_names(config["semiquant"]["iauc_windows_s"])  # dce.registry
 
 
 rule roi:
     input:
-        **map_outputs(ROI_MAPS),
+        **map_outputs([name for name in ROI_MAPS if name not in SEMIQUANT_MAPS]),
         dce=ses("dce", "nii.gz"),
         t1=ses("T1map", "nii.gz"),  # its JSON sidecar gives qc_t10_source
         aif_qc=ses("aif", "json"),  # qc_aif_source, qc_aif_passed
         lesion_roi=session_path("lesion_roi"),
         marrow_roi=optional_session_path("marrow_roi"),
     output:
+        **map_outputs(SEMIQUANT_MAPS),
         roi=ses("roi", "tsv"),
         tic=ses("tic", "tsv"),
         tic_png=report(
@@ -41,6 +46,7 @@ rule roi:
         lesions=expected_lesions,
         days_from_rt=lambda wc: float(session_row(wc)["days_from_rt"]),
         map_names=ROI_MAPS,
+        semiquant_maps=SEMIQUANT_MAPS,
         n_baseline=config["acquisition"]["n_baseline"],
         iauc=config["semiquant"]["iauc_windows_s"],
         tic=config["tic"],

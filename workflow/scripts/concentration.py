@@ -1,35 +1,95 @@
-"""Rule concentration: DCE signal + T10 (+ M0, + B1 factor) -> concentration (mM).
+"""Rule concentration: the session's B1 factor, T10 and M0 maps, then DCE signal ->
+concentration (mM); one job, since the concentration always needs the T1 maps of the same
+session (one process start and one read of the DCE image instead of two).
 
-Voxels whose conversion failed (dce.signal.STATUS_CONC) are NaN at every phase; the status
-map says why. A session where fewer than 1 % of the voxels convert (MIN_CONVERTED_FRACTION:
-a blank baseline, a broken export) is refused with the counts."""
+T1 maps: the B1 factor on the DCE grid (sheet ``b1_map`` or converted B1 series,
+dce.io.b1), then T10 and M0 from the VFA series (B1-corrected) or a fixed T10
+(``t1.missing_vfa: fixed``; ``error`` fails the job); sidecars record the sources.
+
+Concentration: from the written T10 (+ M0, + B1 factor) maps. Voxels whose conversion
+failed (dce.signal.STATUS_CONC) are NaN at every phase; the status map says why. A session
+where fewer than 1 % of the voxels convert (MIN_CONVERTED_FRACTION: a blank baseline, a
+broken export) is refused with the counts."""
+
+import json
+from logging import Logger
+from pathlib import Path
 
 import numpy as np
 
-from dce.io import derived_sources
-from dce.io.b1 import read_b1_output
+from dce.io.b1 import read_b1_output, session_b1, write_b1_output
+from dce.io.derivatives import derived_sources
 from dce.io.jobs import job
-from dce.io.nifti import read_dynamic, read_nifti, write_nifti
+from dce.io.nifti import DynamicContents, read_dynamic, read_nifti, write_nifti
 from dce.signal import MIN_CONVERTED_FRACTION, STATUS_CONC, signal_to_concentration
+from dce.t1 import STATUS_MEANINGS, VFAModel
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 
-with job(sm) as log:
+
+def t1_maps(dce: DynamicContents, log: Logger) -> None:
+    """Write the B1 factor, T10 and M0 maps (outputs b1, t1, m0) on the DCE grid."""
+    cfg, b1cfg = sm.params.t1, sm.params.b1
+    record = json.loads(Path(sm.input.record).read_text(encoding="utf-8"))
+    shape, affine = dce.data.shape[:3], dce.affine
+    b1 = session_b1(sm.input.record, sm.input.b1[0] if sm.input.b1 else None, shape, affine,
+                    convention=b1cfg["units"])
+    log.info("B1: %s", b1.sidecar())  # B1 first: a bad map fails before the fit
+    write_b1_output(sm.output.b1, b1, shape, affine)
+    b1_map, b1_side = b1.applied(b1cfg["correct"])
+    if record.get("vfa"):
+        vfa_path = Path(sm.input.record).with_name(record["vfa"])
+        vfa = read_nifti(vfa_path, require_sidecar=True)
+        if vfa.data.shape[:3] != shape or not np.allclose(vfa.affine, affine, atol=1e-3):
+            raise ValueError(f"{vfa_path}: the VFA grid {vfa.data.shape[:3]} differs from the "
+                             f"DCE grid {shape} (affines differ); resampling is not supported")
+        fas = np.asarray(vfa.sidecar["FlipAngles_deg"], dtype=float)
+        tr = float(vfa.sidecar["RepetitionTime"])
+        fit = VFAModel(fas, tr, method=cfg["method"], t1_range_s=tuple(cfg["t1_range_s"]),
+                       b1=b1_map).fit(vfa.data)
+        counts = {STATUS_MEANINGS[int(k)]: int(n)
+                  for k, n in zip(*np.unique(fit.status, return_counts=True), strict=True)}
+        log.info("VFA fit (%s, %d flip angles, TR %.4g s): %s", cfg["method"], fas.size, tr,
+                 counts)
+        t1, m0 = fit.t1_s.astype(np.float32), fit.m0.astype(np.float32)
+        side = {"Source": "VFA", "Method": cfg["method"], "FlipAngles_deg": fas.tolist(),
+                "RepetitionTime": tr, "T1Range_s": list(cfg["t1_range_s"]),
+                "VoxelStatusCounts": counts, "Units": "s", **b1_side,
+                "Description": "pre-contrast T1 (T10); NaN where the VFA fit failed"}
+    else:
+        if cfg["missing_vfa"] == "error":
+            raise ValueError(f"{sm.input.record}: the session has no VFA series and "
+                             "t1.missing_vfa is 'error' (set it to 'fixed' to use "
+                             f"t1.fallback_t10_s = {cfg['fallback_t10_s']} s)")
+        t10 = float(cfg["fallback_t10_s"])
+        log.warning("no VFA series: fixed T10 = %g s in every voxel", t10)
+        t1, m0 = np.full(shape, t10, dtype=np.float32), np.full(shape, np.nan, dtype=np.float32)
+        side = {"Source": "fixed", "FixedT10_s": t10, "Units": "s", **b1_side,
+                "Reason": "no VFA series in the session (t1.missing_vfa: fixed)",
+                "Description": "pre-contrast T1 (T10), a configured constant"}
+    side["Sources"] = derived_sources([vfa_path if record.get("vfa") else sm.input.dce],
+                                      sm.config["results"])
+    write_nifti(sm.output.m0, m0, affine, {"Source": side["Source"], "Units": "signal units",
+                "Sources": side["Sources"], "Description": "M0 from the VFA fit (NaN: none)"})
+    write_nifti(sm.output.t1, t1, affine, side)
+
+
+def concentration(dce: DynamicContents, log: Logger) -> None:
+    """Write the concentration and its status map (outputs conc, status) from the DCE
+    signal and the T10, M0 and B1 maps as written (the values a rerun would read)."""
     p, nb = sm.params, int(sm.params.n_baseline)
-    dce = read_dynamic(sm.input.dce)
-    t1 = read_nifti(sm.input.t1, require_sidecar=True)
-    if t1.data.shape != dce.data.shape[:3] or not np.allclose(t1.affine, dce.affine, atol=1e-3):
-        raise ValueError(f"{sm.input.t1}: T1 map grid differs from {sm.input.dce}")
+    t1 = read_nifti(sm.output.t1, require_sidecar=True)
     m0_source, m0 = p.m0, None
     if m0_source == "vfa" and t1.sidecar.get("Source") != "VFA":
         log.warning("concentration.m0 = vfa but the session has no VFA fit: M0 from the "
                     "baseline phases instead")
         m0_source = "baseline"
     elif m0_source == "vfa":
-        m0 = read_nifti(sm.input.m0).data
-    b1, b1_side = read_b1_output(sm.input.b1, use=p.b1["correct"])  # on the DCE grid
-    src = derived_sources([sm.input.dce, sm.input.t1] + ([sm.input.m0] if m0 is not None else [])
-                          + ([sm.input.b1] if b1 is not None else []), sm.config["results"])
+        m0 = read_nifti(sm.output.m0).data
+    b1, b1_side = read_b1_output(sm.output.b1, use=p.b1["correct"])  # on the DCE grid
+    src = derived_sources([sm.input.dce, sm.output.t1]
+                          + ([sm.output.m0] if m0 is not None else [])
+                          + ([sm.output.b1] if b1 is not None else []), sm.config["results"])
     res = signal_to_concentration(dce.data, t10_s=t1.data, tr_s=dce.tr_s,
                                   flip_angle_deg=dce.flip_angle_deg, r1_per_mM_per_s=p.r1,
                                   m0=m0, baseline=nb if m0 is None else None, b1=b1)
@@ -57,3 +117,9 @@ with job(sm) as log:
         "M0Source": m0_source, "BaselinePhases": nb, "T10Source": t1.sidecar.get("Source"),
         "VoxelStatusCounts": counts, **b1_side, "Sources": src,
         "Description": "NaN in voxels whose conversion failed (see the _concstatus map)"})
+
+
+with job(sm) as log:
+    image = read_dynamic(sm.input.dce)
+    t1_maps(image, log)
+    concentration(image, log)

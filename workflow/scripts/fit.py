@@ -12,7 +12,6 @@ The policy in force is written to every map's sidecar (``FitPolicy``).
 """
 
 import numpy as np
-import pandas as pd
 
 from dce.fit import fitter_from_config, status_codes, status_counts
 from dce.io import derived_sources, read_nifti
@@ -27,11 +26,12 @@ with job(sm) as log:
     conc_img = read_nifti(sm.input.conc, require_sidecar=True)
     conc, affine = conc_img.data, conc_img.affine
     t = np.asarray(conc_img.sidecar["VolumeTiming"], dtype=float)
-    aif = pd.read_csv(sm.input.aif, sep="\t")
-    if not np.allclose(aif["t_s"].to_numpy(), t, atol=1e-3):
+    # columns t_s, cp_mM, ... ("n/a": NaN); numpy's reader, the job needs no pandas
+    aif = np.genfromtxt(sm.input.aif, delimiter="\t", names=True, dtype=float, encoding="utf-8")
+    if not np.allclose(aif["t_s"], t, atol=1e-3):
         raise ValueError(f"{sm.input.aif}: AIF times differ from the phase times of "
                          f"{sm.input.conc}")
-    model = fitter_from_config(t, aif["cp_mM"].to_numpy(), m, fit_delay=bool(p.fit_delay),
+    model = fitter_from_config(t, aif["cp_mM"], m, fit_delay=bool(p.fit_delay),
                                image_ndim=conc.ndim - 1)
     mask = np.all(np.isfinite(conc), axis=-1)
     maps = model.fit(conc, mask=mask).maps()

@@ -1,30 +1,58 @@
-"""Rule roi: lesion and normal-marrow statistics, mean TICs with TIC type, figures.
+"""Rule roi: voxel-wise semi-quantitative maps from the DCE signal, then lesion and
+normal-marrow statistics, mean TICs with TIC type, figures.
+
+Semi-quantitative maps (model-free, independent of the AIF): peak enhancement (%), time to
+peak (s), wash-in slope (%/s), maximum slope (%/s), washout (%), IAUC over the configured
+windows and the TIC type (coded 1-5 = A-E, 0 = not classifiable; dce.registry.TIC_CODES).
 
 ROIs (NIfTI labels, DICOM RTSTRUCT, DICOM-SEG, NRRD; lesions by label or by the lesion
 sheet's roi_name) are put on the DCE grid in world coordinates (dce.io.maps.read_session_rois,
 dce.io.rois); an ROI outside the field of view, empty, or missing a lesion listed in
 lesions.tsv stops the job with a message naming the ROI file. Tables: dce.roi.session_roi_table
 and roi_curve_table; quality columns (T10 and AIF source, AIF QC, failed-fit fraction):
-dce.quality.add_quality_columns.
+dce.quality.add_quality_columns. The statistics read the maps as written (fit and
+semi-quantitative), the values a rerun would read.
 """
+
+from logging import Logger
 
 import numpy as np
 
 from dce import roi
-from dce.io import read_nifti
+from dce.io.derivatives import derived_sources
 from dce.io.jobs import job, save_figure, write_tsv
-from dce.io.maps import read_maps, read_session_quality, read_session_rois
+from dce.io.maps import read_maps, read_session_quality, read_session_rois, write_map
+from dce.io.nifti import NiftiContents, read_nifti
 from dce.quality import add_quality_columns
-from dce.semiquant import TICRule
+from dce.registry import TIC_CODES, TIC_TYPE_MAP, output_map, tic_code_names
+from dce.semiquant import TICRule, semiquant_maps
 from dce.viz.session import MapPanel, TICCurve, parameter_map_figure, tic_figure
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 
-with job(sm) as log:
+
+def write_semiquant_maps(dce: NiftiContents, t: np.ndarray, log: Logger) -> None:
+    """Write the semi-quantitative maps (outputs named by ``params.semiquant_maps``)."""
+    p = sm.params
+    rule, nb = TICRule(**p.tic), int(p.n_baseline)
+    met = semiquant_maps(dce.data, t, n_baseline=nb, iauc_windows_s=[float(w) for w in p.iauc],
+                         rule=rule)
+    codes = met["tic_type_code"]
+    log.info("TIC types over %d voxels: %s", codes.size,
+             {k or "none": int((codes == v).sum()) for k, v in TIC_CODES.items()})
+    for name in p.semiquant_maps:
+        side = {"BaselinePhases": nb, "Source": "DCE signal (model-free)",
+                "Sources": derived_sources([sm.input.dce], sm.config["results"])}
+        if name == TIC_TYPE_MAP:
+            side.update(Codes=tic_code_names(), Rule=rule.describe())
+        write_map(getattr(sm.output, name), name, met[output_map(name).column], dce.affine,
+                  side)
+
+
+def roi_tables_and_figures(dce: NiftiContents, t: np.ndarray, log: Logger) -> None:
+    """Write the ROI and TIC tables and the TIC and parameter-map figures."""
     p, wc = sm.params, sm.wildcards
-    dce = read_nifti(sm.input.dce, require_sidecar=True)
     sig, affine, nb = dce.data, dce.affine, int(p.n_baseline)
-    t = np.asarray(dce.sidecar["VolumeTiming"], dtype=float)
     lesions, marrow, notes = read_session_rois(
         sm.input.lesion_roi, sm.input.marrow_roi[0] if sm.input.marrow_roi else None,
         sig.shape[:3], affine, expected=p.lesions["labels"], expected_from=p.lesions["sheet"],
@@ -32,7 +60,8 @@ with job(sm) as log:
     for note in notes:
         log.warning("%s", note)
     levels = dict(zip(p.lesions["labels"], p.lesions["levels"], strict=False))
-    maps = read_maps({name: getattr(sm.input, name) for name in p.map_names})
+    maps = read_maps({name: getattr(sm.output if name in p.semiquant_maps else sm.input, name)
+                      for name in p.map_names})
     rule = TICRule(**p.tic)
     table, tic = roi.session_roi_table(
         maps, sig, t, lesions, marrow, voxel_volume_mm3=float(abs(np.linalg.det(affine[:3, :3]))),
@@ -58,3 +87,10 @@ with job(sm) as log:
         lesion_names=roi.lesion_names(levels)), sm.output.maps_png)
     log.info("ROI table: %d lesion(s)%s", int((table["roi"] == "lesion").sum()),
              " + normal marrow" if marrow is not None else "")
+
+
+with job(sm) as log:
+    image = read_nifti(sm.input.dce, require_sidecar=True)
+    times = np.asarray(image.sidecar["VolumeTiming"], dtype=float)
+    write_semiquant_maps(image, times, log)
+    roi_tables_and_figures(image, times, log)
