@@ -8,7 +8,7 @@ rule concentration:
         m0=ses("M0map", "nii.gz"),
         b1=ses("B1map", "nii.gz"),
     output:
-        conc=ses("conc", "nii.gz"),
+        conc=intermediate(ses("conc", "nii.gz")),  # read only by the fit
         status=ses("concstatus", "nii.gz"),
     log:
         ses_log("concentration"),
