@@ -379,13 +379,15 @@ def test_one_rescale_is_stored_losslessly_as_16_bit(tmp_path: Path) -> None:
     np.testing.assert_array_equal(back, d.data)
     # the same data without the scaling hint: float32 on disk, the same values read
     plain = write_nifti(tmp_path / "plain.nii.gz", d.data, d.affine, d.meta)
-    assert nib.load(plain).get_data_dtype() == np.float32
+    img = nib.load(plain)
+    assert img.get_data_dtype() == np.float32
     np.testing.assert_array_equal(read_nifti(plain).data, d.data)
     # a hint the data do not follow (one value off the grid): float32, not rounded
     off = d.data.copy()
     off[0, 0, 0, 0] += np.float32(0.25) * np.float32(s32)
     odd = write_nifti(tmp_path / "odd.nii.gz", off, d.affine, d.meta, scaling=d.scaling)
-    assert nib.load(odd).get_data_dtype() == np.float32
+    img = nib.load(odd)
+    assert img.get_data_dtype() == np.float32
     np.testing.assert_array_equal(read_nifti(odd).data, off)
 
 
