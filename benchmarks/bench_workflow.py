@@ -26,7 +26,7 @@ Prints ``key=value`` lines per size (block ``# size=<name>``; the same keys suff
   every session, the cohort analysis; no installation), ``sessions``, ``jobs``,
   ``failed_jobs``, ``dicom_files_per_session`` and the load average before the run.
 
-Run (about 20-30 min on 2 cores):
+Run (on 2 cores about 20 min idle, an hour under heavy load):
 ``python benchmarks/bench_workflow.py --work /tmp/bench_workflow``
 (``--sizes demo`` or ``--demo-patients 2`` for a quicker check).
 """
