@@ -132,6 +132,24 @@ def test_good_tree_passes(tmp_path: Path) -> None:
     assert check_derivatives(_good_tree(tmp_path / "r")) == []
 
 
+def test_removed_intermediate_is_a_source_while_its_sidecar_stays(tmp_path: Path) -> None:
+    """The 4-D concentration removed after the fit (outputs.keep_intermediates false) may
+    stay a Sources entry of the fit maps while its sidecar records it; without the
+    sidecar, or for a removed non-intermediate, the entry names no file."""
+    root = _good_tree(tmp_path / "r")
+    (root / SES / f"{STEM}_conc.nii.gz").unlink()
+    assert check_derivatives(root) == []
+    (root / SES / f"{STEM}_conc.json").unlink()
+    found = check_derivatives(root)
+    assert found == [f"{SES.as_posix()}/{STEM}_ktrans.json: 'Sources' entry "
+                     f"'bids::{SES.as_posix()}/{STEM}_conc.nii.gz' names no file of the "
+                     "dataset"], found
+    root = _good_tree(tmp_path / "r2")
+    (root / SES / f"{STEM}_dce.nii.gz").unlink()     # not an intermediate: its sidecar stays
+    found = check_derivatives(root)
+    assert len(found) == 2 and all("_dce.nii.gz' names no file" in f for f in found), found
+
+
 def test_conversion_file_names_follow_the_rules(tmp_path: Path) -> None:
     """Every file the convert step can write (DCE, VFA, raw B1 map: dce.io.convert
     .output_paths) is named by the rules, NIfTI with its sidecar."""

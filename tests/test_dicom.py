@@ -356,6 +356,41 @@ def test_philips_classic_tpi_rescale_uneven_reversed_slices(tmp_path: Path) -> N
     assert d.affine[2, 3] == pytest.approx(10.0 - 2 * 3.0)  # lowest slice first
 
 
+def test_one_rescale_is_stored_losslessly_as_16_bit(tmp_path: Path) -> None:
+    """A series with one RescaleSlope/Intercept: the NIfTI holds the stored values as
+    16-bit integers with scl_slope/scl_inter, and reading it gives back the converted
+    float32 array bit for bit: stored * slope + intercept with the float32 slope."""
+    stored = np.random.default_rng(7).integers(0, 65000, size=(6, 5, 2, 3)).astype(np.uint16)
+    slope, intercept = 0.0188071101262, -3.25
+    write_classic(tmp_path / "in", stored, times_s=[0.0, 5.0, 10.0], slope=slope,
+                  intercept=intercept)
+    d = load_dce(tmp_path / "in")
+    s32 = float(np.float32(slope))
+    assert d.scaling == (s32, intercept)
+    expected = (stored.astype(np.float64) * s32 + intercept).astype(np.float32)
+    np.testing.assert_array_equal(d.data, expected)
+    assert np.max(np.abs(d.data - (stored * slope + intercept))) <= 1e-6 * 65000 * slope
+    path = write_nifti(tmp_path / "dce.nii.gz", d.data, d.affine, d.meta, scaling=d.scaling)
+    img: Any = nib.load(path)
+    assert img.get_data_dtype() == np.uint16
+    np.testing.assert_array_equal(np.asanyarray(img.dataobj.get_unscaled()), stored)
+    back = read_nifti(path).data
+    assert back.dtype == np.float32
+    np.testing.assert_array_equal(back, d.data)
+    # the same data without the scaling hint: float32 on disk, the same values read
+    plain = write_nifti(tmp_path / "plain.nii.gz", d.data, d.affine, d.meta)
+    img = nib.load(plain)
+    assert img.get_data_dtype() == np.float32
+    np.testing.assert_array_equal(read_nifti(plain).data, d.data)
+    # a hint the data do not follow (one value off the grid): float32, not rounded
+    off = d.data.copy()
+    off[0, 0, 0, 0] += np.float32(0.25) * np.float32(s32)
+    odd = write_nifti(tmp_path / "odd.nii.gz", off, d.affine, d.meta, scaling=d.scaling)
+    img = nib.load(odd)
+    assert img.get_data_dtype() == np.float32
+    np.testing.assert_array_equal(read_nifti(odd).data, off)
+
+
 def test_enhanced_multiframe(tmp_path: Path) -> None:
     stored = random_stored((5, 3, 2, 3), seed=5)
     slopes = np.array([[1.0, 2.0, 0.5], [1.5, 1.0, 3.0]])
@@ -366,6 +401,7 @@ def test_enhanced_multiframe(tmp_path: Path) -> None:
     d = load_dce(series)
     expected = stored.astype(np.float64) * slopes[None, None] + 5.0
     np.testing.assert_allclose(d.data, expected)
+    assert d.scaling is None            # per-frame slopes: written as float32
     np.testing.assert_allclose(d.t_s, times)
     assert d.meta["TimingSource"] == "FrameAcquisitionDateTime (0018,9074)"
     assert d.meta["PhaseOrderSource"] == "TemporalPositionIndex (0020,9128)"

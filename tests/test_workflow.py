@@ -124,12 +124,15 @@ def test_every_session_output_exists(run: Path) -> None:
     for r in sessions.itertuples():
         d = run / RESULTS / f"sub-{r.subject}" / f"ses-{r.session}"
         stem = f"sub-{r.subject}_ses-{r.session}"
-        for what in ("dce.nii.gz", "dce.json", "vfa.nii.gz", "T1map.nii.gz", "conc.nii.gz",
+        for what in ("dce.nii.gz", "dce.json", "vfa.nii.gz", "T1map.nii.gz", "conc.json",
                      "aif.tsv", "aif.json", "aif.png", "aifvoxels.nii.gz", "ktrans.nii.gz",
                      "kep.nii.gz", "ve.nii.gz", "vp.nii.gz", "r2.nii.gz", "fitstatus.nii.gz",
                      "peakenh.nii.gz", "tictype.nii.gz", "iauc60.nii.gz", "roi.tsv", "tic.tsv",
                      "tic.png", "maps.png", "provenance.json"):
             assert (d / f"{stem}_{what}").is_file(), f"{stem}_{what}"
+        # the 4-D concentration is a temporary intermediate (outputs.keep_intermediates
+        # false), removed after the fit; its sidecar stays as the record
+        assert not (d / f"{stem}_conc.nii.gz").exists()
         roi = pd.read_csv(d / f"{stem}_roi.tsv", sep="\t")
         assert set(roi["roi"]) == {"lesion", "marrow"}
         for col in ("ktrans_per_min_mean", "vp_median", "ve_sd", "kep_per_min_p5",
@@ -259,8 +262,13 @@ def test_aif_settings_rerun_only_aif_dependent_jobs(run: Path) -> None:
     # the AIF and everything downstream of it (cohort rules, if any, included) ...
     assert {"aif", "fit", "roi", "benchmark_summary"} <= pending, pending
     assert {"provenance", "run_provenance"} <= pending      # the configuration hash changed
-    # ... but nothing upstream of it or beside it
-    upstream = {"demo_cohort", "convert", "concentration"}
+    # ... and the fit's input, the 4-D concentration: a temporary file removed after the
+    # first fit (outputs.keep_intermediates false), so its rule (with the T1 maps) reruns ...
+    conc = table[table["output_file"].str.endswith("_conc.nii.gz")]
+    assert len(conc) == len(sessions_sheet(run)) and set(conc["rule"]) == {"concentration"}
+    assert set(conc["status"]) == {"removed temp file"}, conc
+    # ... but nothing else upstream of it or beside it
+    upstream = {"demo_cohort", "convert"}
     assert not pending & upstream, pending & upstream
     untouched = set(table.loc[table["plan"] == "no update", "rule"])
-    assert {"convert", "concentration"} <= untouched
+    assert {"convert"} <= untouched

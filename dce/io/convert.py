@@ -278,7 +278,8 @@ def write_converted(paths: dict[str, Path], images: dict[str, Any]) -> dict[str,
         for key, img in images.items():
             if img is None:
                 continue
-            write_nifti(paths[key], img.data, img.affine, img.meta)
+            write_nifti(paths[key], img.data, img.affine, img.meta,
+                        scaling=getattr(img, "scaling", None))
             out[key], out[f"{key}_json"] = paths[key], paths[f"{key}_json"]
     except BaseException:
         for p in out.values():

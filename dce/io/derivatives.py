@@ -20,7 +20,9 @@ The rules (README.md, "Outputs as a BIDS derivatives dataset") that
    their BIDS acquisition keys, every derived image its ``Sources``, every registry map
    ``Quantity``, ``Column``, ``Units``.
 6. ``Sources`` is a list of BIDS URIs ``bids::<path relative to the root>`` of files that
-   exist in the dataset (never absolute paths, ``..`` or source DICOM paths).
+   exist in the dataset (never absolute paths, ``..`` or source DICOM paths), or of a
+   temporary intermediate (:data:`INTERMEDIATES`, removed after the run) whose JSON
+   sidecar exists.
 7. No sidecar uses a retired unit-suffixed key where BIDS defines one
    (:data:`RETIRED_KEYS`, e.g. ``RepetitionTime_s`` -> ``RepetitionTime``).
 """
@@ -39,9 +41,9 @@ from dce import __version__
 from dce.io._atomic import atomic_path
 from dce.registry import output_map
 
-__all__ = ["BIDSIGNORE", "BIDS_VERSION", "EXTENSIONS", "RETIRED_KEYS", "bids_uri",
-           "check_derivatives", "dataset_description", "derived_sources", "required_keys",
-           "write_dataset_description"]
+__all__ = ["BIDSIGNORE", "BIDS_VERSION", "EXTENSIONS", "INTERMEDIATES", "RETIRED_KEYS",
+           "bids_uri", "check_derivatives", "dataset_description", "derived_sources",
+           "required_keys", "write_dataset_description"]
 
 PathLike = str | os.PathLike[str]
 
@@ -53,6 +55,10 @@ BIDSIGNORE = ("cohort/", "logs/", "benchmarks/", "provenance.json", "*.html")
 
 #: File extensions allowed in a session folder.
 EXTENSIONS = (".nii.gz", ".nii", ".json", ".tsv", ".png")
+
+#: Suffixes of the temporary intermediates (the workflow's ``outputs.keep_intermediates``
+#: false): the image may be gone, its JSON sidecar stays as the record of a ``Sources`` entry.
+INTERMEDIATES = ("conc",)
 
 #: Old project key -> BIDS key (same unit: s, deg, T, mm).  Issue 13 item 8.
 RETIRED_KEYS = {
@@ -201,9 +207,20 @@ def _check_json(path: Path, root: Path, suffix: str) -> list[str]:
                 if target is None or target.startswith("/") or ".." in target.split("/"):
                     out.append(f"{rel}: 'Sources' entry {uri!r} is not a BIDS URI "
                                "'bids::<path inside the dataset>'")
-                elif not (root / target).is_file():
+                elif not (root / target).is_file() and not _removed_intermediate(root,
+                                                                                 target):
                     out.append(f"{rel}: 'Sources' entry {uri!r} names no file of the dataset")
     return out
+
+
+def _removed_intermediate(root: Path, target: str) -> bool:
+    """Whether ``target`` (relative to ``root``) is a NIfTI of a temporary intermediate
+    (:data:`INTERMEDIATES`) whose JSON sidecar exists."""
+    split = _split_name(PurePosixPath(target).name)
+    if split is None or split[1] not in (".nii.gz", ".nii"):
+        return False
+    suffix = split[0].rsplit("_", 1)[-1]
+    return suffix in INTERMEDIATES and (root / (target[: -len(split[1])] + ".json")).is_file()
 
 
 def _check_session(ses_dir: Path, root: Path, sub: str, ses: str) -> list[str]:

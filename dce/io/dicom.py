@@ -367,6 +367,11 @@ class DynamicSeries:
     timing_details : tuple of str
         The same timing warnings naming the file and the stored value, for the report
         and the log only (file names and clock times are not written to outputs).
+    scaling : tuple of float or None
+        ``(slope, intercept)`` shared by every frame (float32 values), ``data`` being
+        exactly the stored integers times slope plus intercept: the image can be written
+        losslessly as the 16-bit stored values (:func:`dce.io.nifti.write_nifti`).
+        None when frames differ in rescale or the stored values are not integers.
     """
 
     data: NDArray[np.float32]
@@ -374,6 +379,7 @@ class DynamicSeries:
     affine: NDArray[np.float64]
     meta: dict[str, Any]
     timing_details: tuple[str, ...] = ()
+    scaling: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -392,6 +398,9 @@ class VFASeries:
         Voxel ``(i, j, k)`` to RAS+ mm.
     meta : dict
         De-identified sidecar metadata.
+    scaling : tuple of float or None
+        As :attr:`DynamicSeries.scaling` (None when the flip angles' series differ in
+        rescale).
     """
 
     data: NDArray[np.float32]
@@ -399,6 +408,7 @@ class VFASeries:
     tr_s: float
     affine: NDArray[np.float64]
     meta: dict[str, Any]
+    scaling: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -1437,7 +1447,7 @@ def load_dce_series(info: SeriesInfo) -> DynamicSeries:
     vendor = _vendor(first)
     phase, t_s, timing, order, notes, warns = _assign_phases(frames, geom.slice_index,
                                                               vendor, label)
-    data = _assemble(frames, geom, phase, len(t_s), label)
+    data, scaling = _assemble(frames, geom, phase, len(t_s), label)
 
     meta = _common_meta(first, geom)
     meta.update({
@@ -1455,7 +1465,7 @@ def load_dce_series(info: SeriesInfo) -> DynamicSeries:
     meta["Notes"] = notes + _phase_gap_notes(t_s)
     meta["TimingWarnings"] = [deid for _, deid in warns]
     return DynamicSeries(data=data, t_s=t_s, affine=geom.affine, meta=meta,
-                         timing_details=tuple(detail for detail, _ in warns))
+                         timing_details=tuple(detail for detail, _ in warns), scaling=scaling)
 
 
 @_quiet
@@ -1509,7 +1519,7 @@ def load_vfa_series(infos: Sequence[SeriesInfo]) -> VFASeries:
                          "at least two")
     group = np.searchsorted(fas, fa_key)
     _check_grid(frames, geom, group, [f"flip angle {v:g} deg" for v in fas], label)
-    data = _assemble(frames, geom, group, fas.size, label)
+    data, scaling = _assemble(frames, geom, group, fas.size, label)
     meta = _common_meta(first, geom)
     meta.update({
         "SeriesDescriptions": [s.description for s in infos],
@@ -1522,7 +1532,8 @@ def load_vfa_series(infos: Sequence[SeriesInfo]) -> VFASeries:
     })
     assert tr is not None  # required=True above
     return VFASeries(data=data, flip_angles_deg=fas.astype(np.float64),
-                     tr_s=round(tr / 1000.0, 9), affine=geom.affine, meta=meta)
+                     tr_s=round(tr / 1000.0, 9), affine=geom.affine, meta=meta,
+                     scaling=scaling)
 
 
 @_quiet
@@ -1559,7 +1570,7 @@ def load_b1_series(info: SeriesInfo) -> B1Series:
                          "a B1 map has one frame per slice (if it holds an anatomical image "
                          "too, set convert.b1_pattern / --b1-pattern to the map series)")
     _check_grid(frames, geom, group, ["the map"], label)
-    data = _assemble(frames, geom, group, 1, label)[..., 0]
+    data = _assemble(frames, geom, group, 1, label)[0][..., 0]
     convention, evidence = b1_convention(info)
     meta = _common_meta(first, geom)
     fa = _float(first.get("FlipAngle"))
@@ -2110,9 +2121,25 @@ def _check_grid(frames: Sequence[_Frame], geom: _Geometry | _GridView,
 
 
 def _assemble(frames: Sequence[_Frame], geom: _Geometry, group: NDArray[np.intp],
-              n_groups: int, label: str) -> NDArray[np.float32]:
-    """Read pixel data file by file and place frames into ``(cols, rows, nz, n_groups)``."""
+              n_groups: int, label: str
+              ) -> tuple[NDArray[np.float32], tuple[float, float] | None]:
+    """Read pixel data file by file and place frames into ``(cols, rows, nz, n_groups)``.
+
+    Values are stored value * RescaleSlope + RescaleIntercept (float64 arithmetic, then
+    float32). When every frame has the same slope and intercept, these are first rounded
+    to float32 (a relative change below 6e-8, under float32 resolution) and returned as
+    ``scaling``: the image is then exactly its integer stored values times the float32
+    slope plus intercept, what a NIfTI reader computes from 16-bit data with
+    ``scl_slope``/``scl_inter`` (:func:`dce.io.nifti.write_nifti`, lossless and about
+    two thirds of the float32 size). Otherwise ``scaling`` is None.
+    """
     data = np.empty((geom.cols, geom.rows, geom.n_slices, n_groups), dtype=np.float32)
+    pairs = {(f.slope, f.intercept) for f in frames}
+    scaling = None
+    if len(pairs) == 1:
+        one_slope, one_inter = next(iter(pairs))
+        scaling = (float(np.float32(one_slope)), float(np.float32(one_inter)))
+    integer = True
     by_file: dict[Path, list[int]] = defaultdict(list)
     for i, f in enumerate(frames):
         by_file[f.path].append(i)
@@ -2132,14 +2159,19 @@ def _assemble(frames: Sequence[_Frame], geom: _Geometry, group: NDArray[np.intp]
         if pix.shape[1:] != (geom.rows, geom.cols) or pix.shape[0] < len(members):
             raise DicomError(f"{path} ({label}): pixel data shape {pix.shape} does not match "
                              f"{len(members)} frame(s) of {geom.rows}x{geom.cols}")
+        integer = integer and np.issubdtype(pix.dtype, np.integer)
         for lo in range(0, len(members), 64):  # bounded float64 temporaries
             chunk = members[lo:lo + 64]
             fidx = [frames[i].frame or 0 for i in chunk]
-            slopes = np.array([frames[i].slope for i in chunk])[:, None, None]
-            inter = np.array([frames[i].intercept for i in chunk])[:, None, None]
+            if scaling is not None:
+                slopes = np.full((len(chunk), 1, 1), scaling[0])
+                inter = np.full((len(chunk), 1, 1), scaling[1])
+            else:
+                slopes = np.array([frames[i].slope for i in chunk])[:, None, None]
+                inter = np.array([frames[i].intercept for i in chunk])[:, None, None]
             vals = pix[fidx].astype(np.float64) * slopes + inter
             data[:, :, geom.slice_index[chunk], group[chunk]] = np.transpose(vals, (2, 1, 0))
-    return data
+    return data, scaling if integer else None
 
 
 def _ms_to_s(value: float | None) -> float | None:

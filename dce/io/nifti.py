@@ -101,8 +101,47 @@ def _tmp_name(final: Path, ext: str) -> Path:
     return final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp{ext}")
 
 
+def _integer_packing(arr: NDArray[Any], scaling: tuple[float, float] | None
+                     ) -> NDArray[np.integer[Any]] | None:
+    """The 16-bit integers ``q`` with ``float32(q * slope + inter) == arr`` exactly
+    (float64 arithmetic, as a NIfTI reader applies ``scl_slope``/``scl_inter``), or None.
+
+    Checked in blocks of 4 M values (float64 temporaries of 32 MB, not of the volume).
+    """
+    if scaling is None or arr.dtype != np.float32 or arr.size == 0:
+        return None
+    slope, inter = (float(np.float32(v)) for v in scaling)
+    if not (np.isfinite(slope) and np.isfinite(inter)) or slope == 0.0:
+        return None
+    if (slope, inter) == (1.0, 0.0):   # readers would see unscaled integers, not float32
+        return None
+    flat = np.ascontiguousarray(arr).reshape(-1)
+    q = np.empty(flat.size, dtype=np.int32)
+    lo_ok, hi_ok = np.iinfo(np.int16).min, np.iinfo(np.uint16).max
+    step = 1 << 22
+    for lo in range(0, flat.size, step):
+        block = flat[lo:lo + step]
+        if not np.all(np.isfinite(block)):
+            return None
+        qb = np.rint((block.astype(np.float64) - inter) / slope)
+        if qb.min() < lo_ok or qb.max() > hi_ok:
+            return None
+        if not np.array_equal((qb * slope + inter).astype(np.float32), block):
+            return None
+        q[lo:lo + step] = qb
+    qmin, qmax = int(q.min()), int(q.max())
+    if qmin >= 0:
+        dtype: type[np.integer[Any]] = np.uint16
+    elif qmax <= np.iinfo(np.int16).max:
+        dtype = np.int16
+    else:
+        return None
+    return q.astype(dtype).reshape(arr.shape)
+
+
 def write_nifti(path: str | os.PathLike[str], data: ArrayLike, affine: ArrayLike,
-                sidecar: dict[str, Any] | None = None) -> Path:
+                sidecar: dict[str, Any] | None = None, *,
+                scaling: tuple[float, float] | None = None) -> Path:
     """Write a NIfTI-1 image and its JSON sidecar atomically.
 
     Parameters
@@ -118,6 +157,13 @@ def write_nifti(path: str | os.PathLike[str], data: ArrayLike, affine: ArrayLike
         JSON-serialisable metadata written to :func:`sidecar_path`.  If it holds
         ``VolumeTiming`` (s) matching the 4th axis, the median phase spacing is stored
         as the 4th pixdim (seconds); otherwise the 4th axis has no time unit.
+    scaling : tuple of float, optional
+        ``(slope, intercept)`` of float32 ``data`` that are integers times slope plus
+        intercept (DICOM stored values, :attr:`dce.io.dicom.DynamicSeries.scaling`):
+        stored as 16-bit integers with ``scl_slope``/``scl_inter`` when that reproduces
+        every value exactly (:func:`read_nifti` returns the same float32 array) and the
+        scaling is not the identity, else as float32. Lossless either way; the integers
+        compress to about two thirds.
 
     Returns
     -------
@@ -148,8 +194,11 @@ def write_nifti(path: str | os.PathLike[str], data: ArrayLike, affine: ArrayLike
         except ValueError as exc:
             raise ValueError(f"{json_path}: sidecar has NaN/inf values ({exc})") from None
 
-    img = nib.Nifti1Image(arr, aff)
+    packed = _integer_packing(arr, scaling)
+    img = nib.Nifti1Image(arr if packed is None else packed, aff)
     hdr = img.header
+    if packed is not None and scaling is not None:
+        hdr.set_slope_inter(float(np.float32(scaling[0])), float(np.float32(scaling[1])))
     times = (sidecar or {}).get("VolumeTiming")
     if arr.ndim == 4 and isinstance(times, (list, tuple)) and len(times) == arr.shape[3] > 1:
         hdr.set_xyzt_units("mm", "sec")
@@ -192,8 +241,10 @@ def read_nifti(path: str | os.PathLike[str], *, require_sidecar: bool = False) -
     Returns
     -------
     NiftiContents
-        ``(data, affine, sidecar)``; ``data`` in the stored dtype (scaled if the header
-        has a scale factor), ``affine`` the sform (or qform) voxel to RAS+ mm.
+        ``(data, affine, sidecar)``; ``data`` in the stored dtype, or float32 for integer
+        data with a scale factor (``scl_slope``/``scl_inter`` applied in float64, as
+        :func:`write_nifti` stores DICOM stored values); ``affine`` the sform (or qform)
+        voxel to RAS+ mm.
 
     Raises
     ------
@@ -209,6 +260,9 @@ def read_nifti(path: str | os.PathLike[str], *, require_sidecar: bool = False) -
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise ValueError(f"{path}: not a NIfTI image ({type(img).__name__})")
     data = np.asanyarray(img.dataobj)
+    if (np.issubdtype(img.get_data_dtype(), np.integer)
+            and np.issubdtype(data.dtype, np.floating)):   # scaled integers
+        data = data.astype(np.float32)
     affine = np.asarray(img.affine, dtype=np.float64)
     jpath = sidecar_path(path)
     sidecar: dict[str, Any] = {}

@@ -67,6 +67,12 @@ def map_outputs(names):
     return {name: ses(name, "nii.gz") for name in names}
 
 
+def intermediate(path):
+    """A pure intermediate output: temp() (removed once its consumers have run) unless
+    config outputs.keep_intermediates."""
+    return path if config["outputs"]["keep_intermediates"] else temp(path)
+
+
 # ----------------------------------------------------------------------------- sheets
 
 
@@ -267,13 +273,12 @@ def expected_lesions(wildcards):
 
 
 def session_outputs(subject, session):
-    """Every per-session product of the workflow."""
+    """Every per-session product of the workflow that stays (not the intermediates)."""
     wc = {"subject": subject, "session": session}
     paths = [
         ses("dce", "nii.gz"),
         ses("T1map", "nii.gz"),
         ses("B1map", "nii.gz"),
-        ses("conc", "nii.gz"),
         ses("aif", "tsv"),
         ses("aif", "png"),
         ses("roi", "tsv"),

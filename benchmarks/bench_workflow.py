@@ -1,0 +1,157 @@
+"""Job CPU, disk footprint and wall time of the whole workflow at the demo and clinical sizes.
+
+For each size the synthetic demo cohort of ``config/config.yaml`` (``demo.enabled``) is
+generated and processed by the whole workflow (``snakemake --cores N`` with the workflow
+profile) in a fresh work directory ``<work>/<size>``, with the default settings:
+
+* ``demo``: 96 x 96 x 10 voxels, 60 phases (the demo as shipped; ``--demo-patients``,
+  default 10 patients = 25 sessions at seed 0, the cohort analysis included);
+* ``clinical``: 256 x 256 x 12 voxels, 60 phases, i.e. 720 DCE + 60 VFA = 780 DICOM files
+  per session (``--clinical-patients``, default 1 = 2-3 sessions; the cohort analysis is
+  disabled, one patient is no cohort).
+
+Prints ``key=value`` lines per size (block ``# size=<name>``; the same keys suffixed
+``_<matrix>x<phases>`` in the summary at the end):
+
+* ``job_cpu_per_session_seconds``: median over sessions of the summed ``cpu_time`` of the
+  session's jobs (their benchmark files ``results/benchmarks/sub-*/ses-*/<rule>.tsv``;
+  Snakemake samples a job's CPU time about once a second, so for second-long jobs this is
+  a lower bound); ``job_wall_per_session_seconds`` the same for wall ``s``;
+* ``results_mb_per_session``: everything the run leaves in ``results/`` (session folders,
+  logs, benchmarks, cohort analysis, provenance; apparent file sizes, MB = 10^6 bytes)
+  divided by the sessions; ``session_folder_mb_median``: the median session folder alone;
+  ``size_<what>_mb``: median size per session of each output kind (``<what>`` of
+  ``sub-<s>_ses-<t>_<what>.<ext>``, NIfTI and its JSON sidecar together);
+* ``workflow_wall_seconds``: wall time of the whole ``snakemake`` run (demo generation,
+  every session, the cohort analysis; no installation), ``sessions``, ``jobs``,
+  ``failed_jobs``, ``dicom_files_per_session`` and the load average before the run.
+
+Run (on 2 cores about 20 min idle, an hour under heavy load):
+``python benchmarks/bench_workflow.py --work /tmp/bench_workflow``
+(``--sizes demo`` or ``--demo-patients 2`` for a quicker check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_cohort_scale import (  # a sibling script, not a package
+    failed_rules,
+    fmt,
+    run_measured,
+    session_benchmarks,
+    snakemake_cmd,
+    write_yaml,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "config" / "config.yaml"
+#: name -> (matrix, phases, cohort analysis)
+SIZES: dict[str, tuple[list[int], int, bool]] = {
+    "demo": ([96, 96, 10], 60, True),
+    "clinical": ([256, 256, 12], 60, False),
+}
+_NAME = re.compile(r"^sub-[A-Za-z0-9]+_ses-[A-Za-z0-9]+_(.+?)\.(nii\.gz|nii|json|tsv|png)$")
+
+
+def tree_bytes(root: Path) -> int:
+    """Summed apparent size (bytes) of the files under ``root``."""
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def output_sizes(results: Path) -> pd.DataFrame:
+    """Bytes per session and output kind: columns subject, session, what, bytes."""
+    rows: list[dict[str, Any]] = []
+    for ses_dir in sorted(results.glob("sub-*/ses-*")):
+        per: dict[str, int] = defaultdict(int)
+        for p in ses_dir.iterdir():
+            m = _NAME.match(p.name)
+            per[m.group(1) if m else p.name] += p.stat().st_size
+        for what, n in per.items():
+            rows.append({"subject": ses_dir.parent.name[4:], "session": ses_dir.name[4:],
+                         "what": what, "bytes": n})
+    return pd.DataFrame(rows, columns=["subject", "session", "what", "bytes"])
+
+
+def measure(name: str, work: Path, n_patients: int, cores: int) -> dict[str, Any]:
+    """Generate and process the demo cohort at size ``name``; its key=value row."""
+    matrix, phases, cohort = SIZES[name]
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    overlay = write_yaml(work / "size.yaml", {
+        "demo": {"enabled": True, "n_patients": n_patients, "matrix": matrix,
+                 "n_phases": phases},
+        "cohort": {"enabled": cohort}})
+    row: dict[str, Any] = {"size": f"{'x'.join(map(str, matrix))}x{phases}",
+                           "patients": n_patients, "cohort_analysis": cohort,
+                           "load_before": round(os.getloadavg()[0], 2)}
+    m = run_measured(snakemake_cmd(work, [CONFIG, overlay], cores=cores),
+                     work / "snakemake.log")
+    steps = re.findall(r"(\d+) of (\d+) steps", m.output)
+    results = work / "results"
+    sessions = pd.read_csv(work / "demo" / "sessions.tsv", sep="\t")
+    long = session_benchmarks(results)
+    per = long.groupby(["subject", "session"]).agg(cpu=("cpu_time", "sum"), s=("s", "sum"))
+    sizes = output_sizes(results)
+    folder = sizes.groupby(["subject", "session"])["bytes"].sum()
+    dicom = [sum(1 for p in (work / "demo" / str(d)).rglob("*") if p.is_file())
+             for d in sessions["dicom_dir"]]
+    n_ses = len(sessions)
+    row.update(
+        sessions=n_ses, returncode=m.returncode, failed_jobs=len(failed_rules(m.output)),
+        jobs=int(steps[-1][1]) if steps else 0,
+        dicom_files_per_session=int(np.median(dicom)),
+        workflow_wall_seconds=m.wall_s, run_cpu_seconds=m.cpu_s,
+        sessions_benchmarked=len(per),
+        job_cpu_per_session_seconds=float(per["cpu"].median()),
+        job_wall_per_session_seconds=float(per["s"].median()),
+        results_mb_per_session=tree_bytes(results) / 1e6 / n_ses,
+        session_folder_mb_median=float(folder.median()) / 1e6,
+        load_after=round(os.getloadavg()[0], 2))
+    for rule, g in long.groupby("rule"):
+        row[f"job_cpu_{rule}_seconds"] = float(g["cpu_time"].median())
+    med = sizes.groupby("what")["bytes"].median().sort_values(ascending=False) / 1e6
+    for what, mb in med.items():
+        row[f"size_{what}_mb"] = float(mb)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", nargs="*", default=list(SIZES), choices=list(SIZES))
+    ap.add_argument("--demo-patients", type=int, default=10)
+    ap.add_argument("--clinical-patients", type=int, default=1)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/dce_bench_workflow"),
+                    help="scratch folder; <work>/<size> is emptied and reused")
+    ap.add_argument("--cores", type=int, default=2)
+    args = ap.parse_args()
+    patients = {"demo": args.demo_patients, "clinical": args.clinical_patients}
+    summary: list[tuple[str, Any]] = []
+    for name in args.sizes:
+        row = measure(name, args.work / name, patients[name], args.cores)
+        print(f"# size={name} ({args.work / name})")
+        for k, v in row.items():
+            print(f"{k}={fmt(v)}")
+        sys.stdout.flush()
+        for key in ("job_cpu_per_session_seconds", "results_mb_per_session",
+                    "workflow_wall_seconds", "sessions", "failed_jobs"):
+            summary.append((f"{key}_{row['size']}", row[key]))
+    print("# summary")
+    for k, v in summary:
+        print(f"{k}={fmt(v)}")
+
+
+if __name__ == "__main__":
+    main()
