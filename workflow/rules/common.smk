@@ -175,11 +175,12 @@ def check_sheets_against_config(sessions, lesions):
 
 
 def sheets():
-    """(sessions, lesions) data frames, validated; paths resolved against the sheet
-    (the demo cohort: its design, _demo_sheets)."""
-    if DEMO:
-        return _demo_sheets()
+    """(sessions, lesions) data frames, validated; paths resolved against the sheet.
+    The demo cohort before its files exist: its design (_demo_sheets); once written, the
+    files (identical to the design unless edited since, e.g. a column added)."""
     paths = (config["sessions"], config["lesions"])
+    if DEMO and not all(os.path.exists(p) for p in paths):
+        return _demo_sheets()
     mtimes = tuple(os.path.getmtime(p) if os.path.exists(p) else None for p in paths)
     return _load_sheets(*paths, mtimes)
 
