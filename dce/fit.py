@@ -418,18 +418,19 @@ _MAD_DIFF = 0.9538725524419648
 
 
 @numba.njit(cache=True, nogil=True)
-def _enhancing(delta: float, thr: float, sum_abs: float, dbuf: NDArray[Any], j: int,
+def _enhancing(delta: float, thr: float, sum_abs: float, c: NDArray[Any], v: int,
                scratch: NDArray[Any]) -> bool:
-    """Enhancement test ``delta > thr * median(|d|) / 0.954`` for the differences
-    ``dbuf[:, j]``; the median only when the bounds 0 <= median <= 2 mean(|d|) leave the
-    answer open. (Products only: the same decision under the callers' fast-math flags.)"""
+    """Enhancement test ``delta > thr * median(|d|) / 0.954`` for the consecutive
+    differences ``d`` of the curve ``c[v]`` (``sum_abs``: the sum of ``|d|``); the median
+    only when the bounds 0 <= median <= 2 mean(|d|) leave the answer open. (Products only:
+    the same decision under the callers' fast-math flags.)"""
     if delta <= 0.0:
         return False
-    n = dbuf.shape[0]
+    n = c.shape[1] - 1
     if delta * (_MAD_DIFF * n) > thr * ((2.0 + 1e-9) * sum_abs):
         return True
     for t in range(n):
-        scratch[t] = dbuf[t, j]
+        scratch[t] = abs(np.float64(c[v, t + 1]) - np.float64(c[v, t]))
     return delta * _MAD_DIFF > thr * _median(scratch, n)
 
 
@@ -510,53 +511,103 @@ _BLK = 64   # voxels per block of the kernels
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _accumulate(c: NDArray[Any], v0: int, nb: int, t_min: NDArray[Any], vmat: NDArray[Any],
-                pre: NDArray[Any], xcol: NDArray[Any], acc: NDArray[Any], stats: NDArray[Any],
-                dbuf: NDArray[Any], test: bool) -> None:
-    """One pass over a block of curves c[v0:v0+nb], time-outer and voxel-inner (SIMD).
+                wpre: NDArray[Any], xb: NDArray[Any], acc: NDArray[Any],
+                stats: NDArray[Any]) -> None:
+    """One pass over a block of curves c[v0:v0+nb], time-outer and voxel-inner (SIMD), four
+    time points per update of each accumulator (few loads and stores per sample).
 
     acc[k, j] = sum_t vmat[t, k] c[v0+j, t]; stats rows: 0 sum of I^2, 1 -sum I*C (I the
-    running trapezoid integral of the curve), 2 sum C^2, 3 sum C, 4 the number of NaN or
-    infinite samples, 5-6 scratch; with ``test``: 7 sum of the baseline (``pre``) samples,
-    8 sum of the others, 9 sum |consecutive difference|, and dbuf[t, j] the differences.
+    running trapezoid integral of the curve), 2 sum C^2 (not finite if a sample is not),
+    3 sum C, 4 sum of wpre * C (wpre: 1 at the baseline phases, else 0), 5 sum
+    |consecutive difference|, 6-7 scratch (running integral, previous sample). ``xb``:
+    (4, nb) scratch.
     """
     nt = c.shape[1]
     nk = vmat.shape[1]
-    acc[:, :nb] = 0.0
-    stats[:, :nb] = 0.0
-    integ = stats[5]
-    prev = stats[6]
-    for t in range(nt):
+    integ = stats[6]
+    prev = stats[7]
+    x0 = xb[0]
+    x1 = xb[1]
+    x2 = xb[2]
+    x3 = xb[3]
+    for j in range(nb):
+        x0[j] = c[v0 + j, 0]
+    for k in range(nk):
+        a = vmat[0, k]
         for j in range(nb):
-            xcol[j] = c[v0 + j, t]
+            acc[k, j] = a * x0[j]
+    w = wpre[0]
+    for j in range(nb):
+        x = x0[j]
+        stats[0, j] = 0.0
+        stats[1, j] = 0.0
+        stats[2, j] = x * x
+        stats[3, j] = x
+        stats[4, j] = w * x
+        stats[5, j] = 0.0
+        integ[j] = 0.0
+        prev[j] = x
+    t = 1
+    while t + 4 <= nt:
+        for j in range(nb):
+            x0[j] = c[v0 + j, t]
+            x1[j] = c[v0 + j, t + 1]
+            x2[j] = c[v0 + j, t + 2]
+            x3[j] = c[v0 + j, t + 3]
+        for k in range(nk):
+            a0 = vmat[t, k]
+            a1 = vmat[t + 1, k]
+            a2 = vmat[t + 2, k]
+            a3 = vmat[t + 3, k]
+            for j in range(nb):
+                acc[k, j] += a0 * x0[j] + a1 * x1[j] + a2 * x2[j] + a3 * x3[j]
+        w0 = wpre[t]
+        w1 = wpre[t + 1]
+        w2 = wpre[t + 2]
+        w3 = wpre[t + 3]
+        h0 = 0.5 * (t_min[t] - t_min[t - 1])
+        h1 = 0.5 * (t_min[t + 1] - t_min[t])
+        h2 = 0.5 * (t_min[t + 2] - t_min[t + 1])
+        h3 = 0.5 * (t_min[t + 3] - t_min[t + 2])
+        for j in range(nb):
+            p = prev[j]
+            y0 = x0[j]
+            y1 = x1[j]
+            y2 = x2[j]
+            y3 = x3[j]
+            stats[2, j] += y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3
+            stats[3, j] += y0 + y1 + y2 + y3
+            stats[4, j] += w0 * y0 + w1 * y1 + w2 * y2 + w3 * y3
+            stats[5, j] += abs(y0 - p) + abs(y1 - y0) + abs(y2 - y1) + abs(y3 - y2)
+            i0 = integ[j] + h0 * (y0 + p)
+            i1 = i0 + h1 * (y1 + y0)
+            i2 = i1 + h2 * (y2 + y1)
+            i3 = i2 + h3 * (y3 + y2)
+            stats[0, j] += i0 * i0 + i1 * i1 + i2 * i2 + i3 * i3
+            stats[1, j] -= i0 * y0 + i1 * y1 + i2 * y2 + i3 * y3
+            integ[j] = i3
+            prev[j] = y3
+        t += 4
+    while t < nt:
         for k in range(nk):
             a = vmat[t, k]
             for j in range(nb):
-                acc[k, j] += a * xcol[j]
+                acc[k, j] += a * c[v0 + j, t]
+        w = wpre[t]
+        h = 0.5 * (t_min[t] - t_min[t - 1])
         for j in range(nb):
-            x = xcol[j]
-            stats[4, j] += 0.0 if np.isfinite(x) else 1.0
-            stats[2, j] += x * x
-            stats[3, j] += x
-        if test:
-            if pre[t]:
-                for j in range(nb):
-                    stats[7, j] += xcol[j]
-            else:
-                for j in range(nb):
-                    stats[8, j] += xcol[j]
-            if t > 0:
-                for j in range(nb):
-                    d = abs(xcol[j] - prev[j])
-                    dbuf[t - 1, j] = d
-                    stats[9, j] += d
-        h = 0.5 * (t_min[t] - t_min[t - 1]) if t > 0 else 0.0
-        for j in range(nb):
-            x = xcol[j]
-            ig = integ[j] + h * (x + prev[j])
-            integ[j] = ig
-            prev[j] = x
+            p = prev[j]
+            y = np.float64(c[v0 + j, t])
+            stats[2, j] += y * y
+            stats[3, j] += y
+            stats[4, j] += w * y
+            stats[5, j] += abs(y - p)
+            ig = integ[j] + h * (y + p)
             stats[0, j] += ig * ig
-            stats[1, j] -= ig * x
+            stats[1, j] -= ig * y
+            integ[j] = ig
+            prev[j] = y
+        t += 1
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -811,10 +862,12 @@ def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: ND
     # per-call scratch: no per-voxel allocation
     ct = np.zeros(r)
     w = np.empty(r)
-    xcol = np.empty(_BLK)
+    xb = np.empty((4, _BLK))
+    wpre = np.zeros(nt)
+    for t in range(nt):
+        wpre[t] = 1.0 if pre[t] else 0.0
     acc = np.empty((vmat.shape[1], _BLK))
-    stats = np.empty((10, _BLK))
-    dbuf = np.empty((nt - 1, _BLK))
+    stats = np.empty((8, _BLK))
     scratch = np.empty(nt - 1)
     n_coarse = (n_tab + stride - 1) // stride if mode == 0 else 0
     r1c = np.empty((n_coarse, _BLK))
@@ -822,7 +875,7 @@ def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: ND
     acb = np.empty((n_coarse, _BLK))
     for v0 in range(lo, hi, _BLK):
         nb = min(hi, v0 + _BLK) - v0
-        _accumulate(c, v0, nb, t_min, vmat, pre, xcol, acc, stats, dbuf, test)
+        _accumulate(c, v0, nb, t_min, vmat, wpre, xb, acc, stats)
         # E.C of the coarse table rows for the whole block (SIMD over the curves)
         for q in range(n_coarse):
             for j in range(nb):
@@ -837,14 +890,14 @@ def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: ND
         for j in range(nb):
             v = v0 + j
             cc = stats[2, j]
-            if stats[4, j] != 0.0:
+            if not np.isfinite(cc):
                 _finish(out, v, np.nan, np.nan, np.nan, np.nan, np.nan, 1.0, nt, model)
                 continue
             if test:
-                delta = stats[8, j] / n_post
+                delta = (stats[3, j] - stats[4, j]) / n_post
                 if n_pre > 0:
-                    delta -= stats[7, j] / n_pre
-                if not _enhancing(delta, thr, stats[9, j], dbuf, j, scratch):
+                    delta -= stats[4, j] / n_pre
+                if not _enhancing(delta, thr, stats[5, j], c, v, scratch):
                     for k in range(8):
                         out[k, v] = np.nan
                     out[0, v] = 0.0
@@ -956,7 +1009,7 @@ def _nested_kernel(c: NDArray[Any], x1: NDArray[Any], x2: NDArray[Any], a_hi: fl
         cc = 0.0
         sc = 0.0
         for t in range(nt):
-            x = float(c[v, t])
+            x = np.float64(c[v, t])
             r1 += x1[t] * x
             r2 += x2[t] * x
             cc += x * x
