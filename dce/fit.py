@@ -869,7 +869,7 @@ def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: ND
     acc = np.empty((vmat.shape[1], _BLK))
     stats = np.empty((8, _BLK))
     scratch = np.empty(nt - 1)
-    n_coarse = (n_tab + stride - 1) // stride if mode == 0 else 0
+    n_coarse = (n_tab + stride - 1) // stride if mode == 0 and model != 2 else 0
     r1c = np.empty((n_coarse, _BLK))
     fcb = np.empty((n_coarse + 1, _BLK))   # + a scratch row
     acb = np.empty((n_coarse, _BLK))
