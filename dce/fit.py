@@ -15,8 +15,10 @@ Two estimators, following dipy's ``Model(...).fit(data)`` pattern
     a one-dimensional minimisation over :math:`\\ln k_{ep}` of the residual left by the
     box-bounded linear solve (variable projection, Golub & Pereyra 1973). Per voxel: the
     profile is evaluated at the LLSQ estimate (the start value) and on a coarse log grid
-    (21 points over the ``kep`` range), the best point is bracketed and narrowed by a
-    golden-section search over a fine table (1601 rows, 0.9% steps in kep), and a parabola
+    (21 points over the ``kep`` range, for a block of curves at once), the best point is
+    bracketed by its grid neighbours and narrowed by Brent's method (parabolic steps,
+    golden-section steps when these do not halve the bracket) over the rows of a fine table
+    (1601 rows, 0.9% steps in kep), and a parabola
     through the three best rows gives the final :math:`k_{ep}` (where a bound becomes active
     at the minimum and the profile has a kink, a golden-section search on the spline
     replaces the parabola); :math:`K^{trans}` and
@@ -399,73 +401,196 @@ _MAD_DIFF = 0.9538725524419648
 
 
 @numba.njit(cache=True, nogil=True)
-def _enhancing(delta: float, thr: float, sum_abs: float, dbuf: NDArray[Any], j: int,
+def _enhancing(delta: float, thr: float, sum_abs: float, c: NDArray[Any], v: int,
                scratch: NDArray[Any]) -> bool:
-    """Enhancement test ``delta > thr * median(|d|) / 0.954`` for the differences
-    ``dbuf[:, j]``; the median only when the bounds 0 <= median <= 2 mean(|d|) leave the
-    answer open. (Products only: the same decision under the callers' fast-math flags.)"""
+    """Enhancement test ``delta > thr * median(|d|) / 0.954`` for the consecutive
+    differences ``d`` of the curve ``c[v]`` (``sum_abs``: the sum of ``|d|``); the median
+    only when the bounds 0 <= median <= 2 mean(|d|) leave the answer open. (Products only:
+    the same decision under the callers' fast-math flags.)"""
     if delta <= 0.0:
         return False
-    n = dbuf.shape[0]
+    n = c.shape[1] - 1
     if delta * (_MAD_DIFF * n) > thr * ((2.0 + 1e-9) * sum_abs):
         return True
     for t in range(n):
-        scratch[t] = dbuf[t, j]
+        scratch[t] = abs(np.float64(c[v, t + 1]) - np.float64(c[v, t]))
     return delta * _MAD_DIFF > thr * _median(scratch, n)
 
 
-_BLK = 256   # voxels per block of the kernels
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _coarse_profiles(r1c: NDArray[Any], acc: NDArray[Any], nb: int, w_cp: NDArray[Any],
+                     g_tab: NDArray[Any], kep_tab: NDArray[Any], stride: int, gcc: float,
+                     model: int, kt_max: float, ve_max: float, vp_max: float,
+                     fcb: NDArray[Any], acb: NDArray[Any]) -> None:
+    """:func:`_prof` at the coarse table rows (every ``stride``-th) for a block of ``nb``
+    curves at once, without branches (SIMD over the curves).
+
+    ``r1c[q, j]``: E.C of coarse row q and curve j; ``acc[:r, j]``: the projected curve.
+    Writes the reduced residuals to ``fcb[q, j]`` and the active-bound codes to ``acb``.
+    """
+    rcp = fcb[fcb.shape[0] - 1]   # scratch row: cp.C per curve
+    for j in range(nb):
+        rcp[j] = 0.0
+    for k in range(w_cp.shape[0]):
+        wk = w_cp[k]
+        for j in range(nb):
+            rcp[j] += wk * acc[k, j]
+    igcc = 1.0 / gcc
+    for q in range(fcb.shape[0] - 1):
+        row = q * stride
+        g11 = g_tab[row, 0]
+        g12 = g_tab[row, 1]
+        idet = g_tab[row, 2]
+        ig11 = g_tab[row, 3]
+        a_hi = min(kt_max, ve_max * kep_tab[row])
+        if model == 0:
+            for j in range(nb):
+                r1 = r1c[q, j]
+                a = min(max(r1 * ig11, 0.0), a_hi)
+                fcb[q, j] = a * a * g11 - 2 * a * r1
+                acb[q, j] = (1.0 if a <= 0.0 else 0.0) + (2.0 if a >= a_hi else 0.0)
+            continue
+        for j in range(nb):
+            r1 = r1c[q, j]
+            r2 = rcp[j]
+            # the four edges of the box (as _box2_edges: the first of equal minima)
+            a = min(max(r1 * ig11, 0.0), a_hi)
+            b = 0.0
+            f = a * a * g11 - 2 * a * r1
+            a1 = min(max((r1 - g12 * vp_max) * ig11, 0.0), a_hi)
+            f1 = a1 * a1 * g11 + 2 * a1 * vp_max * g12 + vp_max * vp_max * gcc - 2 * (
+                a1 * r1 + vp_max * r2)
+            if f1 < f:
+                f = f1
+                a = a1
+                b = vp_max
+            b2 = min(max(r2 * igcc, 0.0), vp_max)
+            f2 = b2 * b2 * gcc - 2 * b2 * r2
+            if f2 < f:
+                f = f2
+                a = 0.0
+                b = b2
+            b3 = min(max((r2 - g12 * a_hi) * igcc, 0.0), vp_max)
+            f3 = a_hi * a_hi * g11 + 2 * a_hi * b3 * g12 + b3 * b3 * gcc - 2 * (
+                a_hi * r1 + b3 * r2)
+            if f3 < f:
+                f = f3
+                a = a_hi
+                b = b3
+            # the unconstrained minimum, if inside the box
+            a0 = (r1 * gcc - r2 * g12) * idet
+            b0 = (r2 * g11 - r1 * g12) * idet
+            if idet > 0.0 and a0 >= 0.0 and a0 <= a_hi and b0 >= 0.0 and b0 <= vp_max:
+                f = a0 * a0 * g11 + 2 * a0 * b0 * g12 + b0 * b0 * gcc - 2 * (a0 * r1 + b0 * r2)
+                a = a0
+                b = b0
+            fcb[q, j] = f
+            acb[q, j] = ((1.0 if a <= 0.0 else 0.0) + (2.0 if a >= a_hi else 0.0)
+                         + (4.0 if b <= 0.0 else 0.0) + (8.0 if b >= vp_max else 0.0))
+
+
+_BLK = 64   # voxels per block of the kernels
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _accumulate(c: NDArray[Any], v0: int, nb: int, t_min: NDArray[Any], vmat: NDArray[Any],
-                pre: NDArray[Any], xcol: NDArray[Any], acc: NDArray[Any], stats: NDArray[Any],
-                dbuf: NDArray[Any], test: bool) -> None:
-    """One pass over a block of curves c[v0:v0+nb], time-outer and voxel-inner (SIMD).
+                wpre: NDArray[Any], xb: NDArray[Any], acc: NDArray[Any],
+                stats: NDArray[Any]) -> None:
+    """One pass over a block of curves c[v0:v0+nb], time-outer and voxel-inner (SIMD), four
+    time points per update of each accumulator (few loads and stores per sample).
 
     acc[k, j] = sum_t vmat[t, k] c[v0+j, t]; stats rows: 0 sum of I^2, 1 -sum I*C (I the
-    running trapezoid integral of the curve), 2 sum C^2, 3 sum C, 4 the number of NaN or
-    infinite samples, 5-6 scratch; with ``test``: 7 sum of the baseline (``pre``) samples,
-    8 sum of the others, 9 sum |consecutive difference|, and dbuf[t, j] the differences.
+    running trapezoid integral of the curve), 2 sum C^2 (not finite if a sample is not),
+    3 sum C, 4 sum of wpre * C (wpre: 1 at the baseline phases, else 0), 5 sum
+    |consecutive difference|, 6-7 scratch (running integral, previous sample). ``xb``:
+    (4, nb) scratch.
     """
     nt = c.shape[1]
     nk = vmat.shape[1]
-    acc[:, :nb] = 0.0
-    stats[:, :nb] = 0.0
-    integ = stats[5]
-    prev = stats[6]
-    for t in range(nt):
+    integ = stats[6]
+    prev = stats[7]
+    x0 = xb[0]
+    x1 = xb[1]
+    x2 = xb[2]
+    x3 = xb[3]
+    for j in range(nb):
+        x0[j] = c[v0 + j, 0]
+    for k in range(nk):
+        a = vmat[0, k]
         for j in range(nb):
-            xcol[j] = c[v0 + j, t]
+            acc[k, j] = a * x0[j]
+    w = wpre[0]
+    for j in range(nb):
+        x = x0[j]
+        stats[0, j] = 0.0
+        stats[1, j] = 0.0
+        stats[2, j] = x * x
+        stats[3, j] = x
+        stats[4, j] = w * x
+        stats[5, j] = 0.0
+        integ[j] = 0.0
+        prev[j] = x
+    t = 1
+    while t + 4 <= nt:
+        for j in range(nb):
+            x0[j] = c[v0 + j, t]
+            x1[j] = c[v0 + j, t + 1]
+            x2[j] = c[v0 + j, t + 2]
+            x3[j] = c[v0 + j, t + 3]
+        for k in range(nk):
+            a0 = vmat[t, k]
+            a1 = vmat[t + 1, k]
+            a2 = vmat[t + 2, k]
+            a3 = vmat[t + 3, k]
+            for j in range(nb):
+                acc[k, j] += a0 * x0[j] + a1 * x1[j] + a2 * x2[j] + a3 * x3[j]
+        w0 = wpre[t]
+        w1 = wpre[t + 1]
+        w2 = wpre[t + 2]
+        w3 = wpre[t + 3]
+        h0 = 0.5 * (t_min[t] - t_min[t - 1])
+        h1 = 0.5 * (t_min[t + 1] - t_min[t])
+        h2 = 0.5 * (t_min[t + 2] - t_min[t + 1])
+        h3 = 0.5 * (t_min[t + 3] - t_min[t + 2])
+        for j in range(nb):
+            p = prev[j]
+            y0 = x0[j]
+            y1 = x1[j]
+            y2 = x2[j]
+            y3 = x3[j]
+            stats[2, j] += y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3
+            stats[3, j] += y0 + y1 + y2 + y3
+            stats[4, j] += w0 * y0 + w1 * y1 + w2 * y2 + w3 * y3
+            stats[5, j] += abs(y0 - p) + abs(y1 - y0) + abs(y2 - y1) + abs(y3 - y2)
+            i0 = integ[j] + h0 * (y0 + p)
+            i1 = i0 + h1 * (y1 + y0)
+            i2 = i1 + h2 * (y2 + y1)
+            i3 = i2 + h3 * (y3 + y2)
+            stats[0, j] += i0 * i0 + i1 * i1 + i2 * i2 + i3 * i3
+            stats[1, j] -= i0 * y0 + i1 * y1 + i2 * y2 + i3 * y3
+            integ[j] = i3
+            prev[j] = y3
+        t += 4
+    while t < nt:
         for k in range(nk):
             a = vmat[t, k]
             for j in range(nb):
-                acc[k, j] += a * xcol[j]
+                acc[k, j] += a * c[v0 + j, t]
+        w = wpre[t]
+        h = 0.5 * (t_min[t] - t_min[t - 1])
         for j in range(nb):
-            x = xcol[j]
-            stats[4, j] += 0.0 if np.isfinite(x) else 1.0
-            stats[2, j] += x * x
-            stats[3, j] += x
-        if test:
-            if pre[t]:
-                for j in range(nb):
-                    stats[7, j] += xcol[j]
-            else:
-                for j in range(nb):
-                    stats[8, j] += xcol[j]
-            if t > 0:
-                for j in range(nb):
-                    d = abs(xcol[j] - prev[j])
-                    dbuf[t - 1, j] = d
-                    stats[9, j] += d
-        h = 0.5 * (t_min[t] - t_min[t - 1]) if t > 0 else 0.0
-        for j in range(nb):
-            x = xcol[j]
-            ig = integ[j] + h * (x + prev[j])
-            integ[j] = ig
-            prev[j] = x
+            p = prev[j]
+            y = np.float64(c[v0 + j, t])
+            stats[2, j] += y * y
+            stats[3, j] += y
+            stats[4, j] += w * y
+            stats[5, j] += abs(y - p)
+            ig = integ[j] + h * (y + p)
             stats[0, j] += ig * ig
-            stats[1, j] -= ig * x
+            stats[1, j] -= ig * y
+            integ[j] = ig
+            prev[j] = y
+        t += 1
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -473,12 +598,14 @@ def _nlls_voxel(ct: NDArray[Any], w: NDArray[Any], cc: float, sst: float, ks: fl
                 w_tab: NDArray[Any], g_tab: NDArray[Any], kep_tab: NDArray[Any],
                 spl: NDArray[Any], w_cp: NDArray[Any], gcc: float, u0: float, du: float,
                 stride: int, model: int, kt_max: float, ve_max: float, vp_max: float,
-                nt: int, r1c: NDArray[Any], jc: int, out: NDArray[Any], v: int) -> None:
+                nt: int, fcb: NDArray[Any], acb: NDArray[Any], jc: int,
+                out: NDArray[Any], v: int) -> None:
     """Bounded NLLS of one projected curve ``ct`` (extended Tofts or Tofts), started from
     the LLSQ kep ``ks``; writes column ``v`` of ``out``.
 
-    Coarse table grid (every ``stride`` rows) and the start value -> golden-section search
-    over the table rows around the best point -> parabolic interpolation between the three
+    Coarse table grid (every ``stride`` rows; ``fcb[:, jc]``, ``acb[:, jc]`` from
+    :func:`_coarse_profiles`) and the start value -> Brent's minimisation over the table
+    rows between the best point's neighbours -> parabolic interpolation between the three
     neighbouring rows -> parameters from the cubic spline at the interpolated ln(kep).
     """
     n_tab = w_tab.shape[0]
@@ -486,78 +613,132 @@ def _nlls_voxel(ct: NDArray[Any], w: NDArray[Any], cc: float, sst: float, ks: fl
     rcp = _dot(w_cp, ct)
     # 1. coarse grid over ln(kep), plus the LLSQ start value
     best_f = 1e300
-    jb = 0
-    for j in range(0, n_tab, stride):   # r1c[q, jc]: E.C of coarse row q of this curve
-        f, _ = _prof(r1c[j // stride, jc], j, g_tab, gcc, rcp, kep_tab[j], model, kt_max,
-                     ve_max, vp_max)
+    qb = 0
+    nq = fcb.shape[0] - 1
+    for q in range(nq):   # fcb[q, jc], acb[q, jc]: coarse row q of this curve
+        f = fcb[q, jc]
         if f < best_f:
             best_f = f
-            jb = j
+            qb = q
+    # the bracket [lo, hi] around the best row x: f(x) <= f(lo), f(hi) (lo == x or hi == x only
+    # at the ends of the table)
+    x = qb * stride
+    fx = best_f
+    ax = int(acb[qb, jc])
+    lo = x
+    fa = fx
+    aa = ax
+    if qb > 0:
+        lo = x - stride
+        fa = fcb[qb - 1, jc]
+        aa = int(acb[qb - 1, jc])
+    hi = x
+    fb = fx
+    ab = ax
+    if qb + 1 < nq:
+        hi = x + stride
+        fb = fcb[qb + 1, jc]
+        ab = int(acb[qb + 1, jc])
+    elif x < n_tab - 1:
+        hi = n_tab - 1
+        fb, ab = _row(hi, w_tab, g_tab, ct, gcc, rcp, kep_tab[hi], model, kt_max, ve_max,
+                      vp_max)
     if np.isfinite(ks) and ks > 0:
         js = int(np.floor((np.log(ks) - u0) / du + 0.5))
-        if 0 <= js < n_tab:
-            f, _ = _row(js, w_tab, g_tab, ct, gcc, rcp, kep_tab[js], model, kt_max, ve_max,
-                        vp_max)
-            if f < best_f:
-                best_f = f
-                jb = js
-    # 2. golden-section search over table rows in [jb - stride, jb + stride]
-    lo = max(jb - stride, 0)
-    hi = min(jb + stride, n_tab - 1)
-    x1 = hi - int(0.618 * (hi - lo))
-    x2 = lo + int(0.618 * (hi - lo))
-    f1, _ = _row(x1, w_tab, g_tab, ct, gcc, rcp, kep_tab[x1], model, kt_max, ve_max, vp_max)
-    f2, _ = _row(x2, w_tab, g_tab, ct, gcc, rcp, kep_tab[x2], model, kt_max, ve_max, vp_max)
-    while hi - lo > 3:
-        if f1 <= f2:
-            hi = x2
-            x2 = x1
-            f2 = f1
-            x1 = hi - int(0.618 * (hi - lo))
-            if x1 >= x2:
-                x1 = x2 - 1
-            xn = x1
+        if 0 <= js < n_tab and js != x:
+            f, act = _row(js, w_tab, g_tab, ct, gcc, rcp, kep_tab[js], model, kt_max,
+                          ve_max, vp_max)
+            if f < fx:   # the start row is the best point: bracket it by its coarse rows
+                qs = js // stride
+                lo = qs * stride
+                fa = fcb[qs, jc]
+                aa = int(acb[qs, jc])
+                if qs + 1 < nq:
+                    hi = lo + stride
+                    fb = fcb[qs + 1, jc]
+                    ab = int(acb[qs + 1, jc])
+                else:
+                    hi = n_tab - 1
+                    fb, ab = _row(hi, w_tab, g_tab, ct, gcc, rcp, kep_tab[hi], model, kt_max,
+                                  ve_max, vp_max)
+                x = js
+                fx = f
+                ax = act
+            elif js < x and js > lo:   # narrow the bracket
+                lo = js
+                fa = f
+                aa = act
+            elif x < js < hi:
+                hi = js
+                fb = f
+                ab = act
+    # 2. Brent's minimisation over the table rows in [lo, hi]: parabolic steps through the
+    # bracketing triple, golden-section steps when they do not halve the bracket in two
+    w1 = 3 * (hi - lo)
+    w2 = w1
+    while hi - lo > 2:
+        la = x - lo
+        lb = hi - x
+        u = -1
+        if hi - lo <= 0.5 * w2 and la > 0 and lb > 0:
+            da = fa - fx
+            db = fb - fx
+            den = da * lb + db * la
+            if den > 0.0:
+                s = 0.5 * (da * lb * lb - db * la * la) / den
+                u = int(np.floor(x + s + 0.5))
+                if u == x:
+                    u = x + 1 if s >= 0.0 else x - 1
+                if u <= lo or u >= hi:
+                    u = x + 1 if u <= lo else x - 1
+                if u <= lo or u >= hi:
+                    u = -1
+        if u < 0:   # golden-section step into the larger part
+            if lb >= la:
+                u = x + max(1, int(0.381966 * lb + 0.5))
+            else:
+                u = x - max(1, int(0.381966 * la + 0.5))
+        w2 = w1
+        w1 = hi - lo
+        f, act = _row(u, w_tab, g_tab, ct, gcc, rcp, kep_tab[u], model, kt_max, ve_max,
+                      vp_max)
+        if f < fx:
+            if u < x:
+                hi = x
+                fb = fx
+                ab = ax
+            else:
+                lo = x
+                fa = fx
+                aa = ax
+            x = u
+            fx = f
+            ax = act
+        elif u < x:
+            lo = u
+            fa = f
+            aa = act
         else:
-            lo = x1
-            x1 = x2
-            f1 = f2
-            x2 = lo + int(0.618 * (hi - lo))
-            if x2 <= x1:
-                x2 = x1 + 1
-            xn = x2
-        f, _ = _row(xn, w_tab, g_tab, ct, gcc, rcp, kep_tab[xn], model, kt_max, ve_max,
-                    vp_max)
-        if xn == x1:
-            f1 = f
-        else:
-            f2 = f
-    jm = lo
-    fm = 1e300
-    for j in range(lo, hi + 1):
-        f, _ = _row(j, w_tab, g_tab, ct, gcc, rcp, kep_tab[j], model, kt_max, ve_max, vp_max)
-        if f < fm:
-            fm = f
-            jm = j
-    if best_f < fm:
-        jm = jb
-        fm = best_f
+            hi = u
+            fb = f
+            ab = act
+    jm = x
+    fm = fx
     # 3. parabola through the neighbouring rows
     um = u0 + jm * du
     kink = False
     if 0 < jm < n_tab - 1:
-        fl = fr = 0.0
-        al = ar = am = 0
-        for q in range(3):
-            f, act = _row(jm - 1 + q, w_tab, g_tab, ct, gcc, rcp, kep_tab[jm - 1 + q], model,
-                          kt_max, ve_max, vp_max)
-            if q == 0:
-                fl = f
-                al = act
-            elif q == 1:
-                am = act
-            else:
-                fr = f
-                ar = act
+        fl = fa
+        al = aa
+        if lo != jm - 1:
+            fl, al = _row(jm - 1, w_tab, g_tab, ct, gcc, rcp, kep_tab[jm - 1], model, kt_max,
+                          ve_max, vp_max)
+        fr = fb
+        ar = ab
+        if hi != jm + 1:
+            fr, ar = _row(jm + 1, w_tab, g_tab, ct, gcc, rcp, kep_tab[jm + 1], model, kt_max,
+                          ve_max, vp_max)
+        am = ax
         kink = al != am or ar != am
         den = fl - 2.0 * fm + fr
         if den > 0:
@@ -664,16 +845,20 @@ def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: ND
     # per-call scratch: no per-voxel allocation
     ct = np.zeros(r)
     w = np.empty(r)
-    xcol = np.empty(_BLK)
+    xb = np.empty((4, _BLK))
+    wpre = np.zeros(nt)
+    for t in range(nt):
+        wpre[t] = 1.0 if pre[t] else 0.0
     acc = np.empty((vmat.shape[1], _BLK))
-    stats = np.empty((10, _BLK))
-    dbuf = np.empty((nt - 1, _BLK))
+    stats = np.empty((8, _BLK))
     scratch = np.empty(nt - 1)
-    n_coarse = (n_tab + stride - 1) // stride if mode == 0 else 0
+    n_coarse = (n_tab + stride - 1) // stride if mode == 0 and model != 2 else 0
     r1c = np.empty((n_coarse, _BLK))
+    fcb = np.empty((n_coarse + 1, _BLK))   # + a scratch row
+    acb = np.empty((n_coarse, _BLK))
     for v0 in range(lo, hi, _BLK):
         nb = min(hi, v0 + _BLK) - v0
-        _accumulate(c, v0, nb, t_min, vmat, pre, xcol, acc, stats, dbuf, test)
+        _accumulate(c, v0, nb, t_min, vmat, wpre, xb, acc, stats)
         # E.C of the coarse table rows for the whole block (SIMD over the curves)
         for q in range(n_coarse):
             for j in range(nb):
@@ -682,17 +867,20 @@ def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: ND
                 a = w_tab[q * stride, k]
                 for j in range(nb):
                     r1c[q, j] += a * acc[k, j]
+        if n_coarse:
+            _coarse_profiles(r1c, acc, nb, w_cp, g_tab, kep_tab, stride, gcc, model, kt_max,
+                             ve_max, vp_max, fcb, acb)
         for j in range(nb):
             v = v0 + j
             cc = stats[2, j]
-            if stats[4, j] != 0.0:
+            if not np.isfinite(cc):
                 _finish(out, v, np.nan, np.nan, np.nan, np.nan, np.nan, 1.0, nt, model)
                 continue
             if test:
-                delta = stats[8, j] / n_post
+                delta = (stats[3, j] - stats[4, j]) / n_post
                 if n_pre > 0:
-                    delta -= stats[7, j] / n_pre
-                if not _enhancing(delta, thr, stats[9, j], dbuf, j, scratch):
+                    delta -= stats[4, j] / n_pre
+                if not _enhancing(delta, thr, stats[5, j], c, v, scratch):
                     for k in range(8):
                         out[k, v] = np.nan
                     out[0, v] = 0.0
@@ -757,7 +945,7 @@ def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: ND
                     kt = p1 - p2 * p3
             if mode == 0:
                 _nlls_voxel(ct, w, cc, sst, kep, w_tab, g_tab, kep_tab, spl, w_cp, gcc, u0, du,
-                            stride, model, kt_max, ve_max, vp_max, nt, r1c, j, out, v)
+                            stride, model, kt_max, ve_max, vp_max, nt, fcb, acb, j, out, v)
                 continue
             st = 0.0
             if not np.isfinite(kt) or kt < 0 or (model != 2 and not kep > 0) or vp < 0:
@@ -804,7 +992,7 @@ def _nested_kernel(c: NDArray[Any], x1: NDArray[Any], x2: NDArray[Any], a_hi: fl
         cc = 0.0
         sc = 0.0
         for t in range(nt):
-            x = float(c[v, t])
+            x = np.float64(c[v, t])
             r1 += x1[t] * x
             r2 += x2[t] * x
             cc += x * x

@@ -32,22 +32,25 @@ def test_quickselect_median_equals_numpy(n: int) -> None:
         assert got == np.median(x)       # the same number, not just close
 
 
-def test_enhancement_bounds_agree_with_the_exact_test() -> None:
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_enhancement_bounds_agree_with_the_exact_test(dtype: Any) -> None:
     """The cheap bounds (delta <= 0; median <= 2 mean) never change the decision of
     delta > thr * median(|d|) / 0.954 (checked off the rounding level at the threshold)."""
     rng = np.random.default_rng(7)
     n = 59
-    dbuf = np.abs(rng.normal(size=(n, 500)))
-    dbuf[:, :50] = np.round(dbuf[:, :50], 1)
-    dbuf[: n // 2 + 1, 50:60] = 0.0      # median 0
+    c = rng.normal(size=(500, n + 1))
+    c[:50] = np.round(c[:50], 1)         # ties, as from quantised data
+    c[50:60, : n // 2 + 2] = 1.0         # median |difference| 0
+    c = c.astype(dtype)
+    dbuf = np.abs(np.diff(c.astype(np.float64), axis=1))
     scratch = np.empty(n)
     thr = 1.7
-    for j in range(dbuf.shape[1]):
-        sd = np.median(dbuf[:, j]) / _MAD_DIFF
+    for j in range(c.shape[0]):
+        sd = np.median(dbuf[j]) / _MAD_DIFF
         for delta in (-1.0, 0.0, 0.5 * thr * sd, thr * sd * (1 - 1e-9), thr * sd * (1 + 1e-9),
                       1.5 * thr * sd, 3.0 * thr * sd, 1e-12):
             want = delta > thr * sd
-            assert _enhancing(delta, thr, dbuf[:, j].sum(), dbuf, j, scratch) == want
+            assert _enhancing(delta, thr, dbuf[j].sum(), c, j, scratch) == want
 
 
 def _volume() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
