@@ -14,7 +14,7 @@ rule fit:
         ses_bench("fit")
     conda:
         "../envs/dce.yaml"
-    threads: 2  # numba-parallel kernels; on SLURM also the job's CPUs (--cpus-per-task)
+    threads: 2  # threads of the fit kernels (dce._threads); on SLURM the job CPUs
     resources:
         # delay fit: + ~2x the float32 volume (neighbourhood curves, result rows)
         mem_mb=2000,
