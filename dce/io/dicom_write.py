@@ -699,10 +699,6 @@ def write_b1map(out_dir: str | os.PathLike[str], b1_factor: ArrayLike, affine: A
         extra_tags=tags, image_type=list(image_type or style["image_type"]))
 
 
-def _write_tsv(df: pd.DataFrame, path: Path) -> None:
-    write_table(df, path)
-
-
 def _write_session(root: Path, ph: SessionPhantom, *, vendor: str, study: datetime,
                    uid_seed: str, patient_name: str, patient_id: str,
                    vfa_separate: bool, shuffle: bool) -> None:
@@ -875,16 +871,16 @@ def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
                 write_nifti(sdir / "truth" / f"{stem}_{name}.nii.gz", arr.astype(np.float32),
                             ph.affine)
         a = ph.aif
-        _write_tsv(pd.DataFrame({"t_s": a.t_s, "cb_mM": a.cb_mM, "cp_mM": a.cp_mM}),
+        write_table(pd.DataFrame({"t_s": a.t_s, "cb_mM": a.cb_mM, "cp_mM": a.cp_mM}),
                    sdir / "truth" / f"{stem}_aif.tsv")
-        _write_tsv(pd.DataFrame({"t_s": a.t_fine_s, "cb_mM": a.cb_fine_mM,
+        write_table(pd.DataFrame({"t_s": a.t_fine_s, "cb_mM": a.cb_fine_mM,
                                  "cp_mM": a.cp_fine_mM}),
                    sdir / "truth" / f"{stem}_aif_fine.tsv")
         aif_rows.append(_session_truth_row(ph))
-    _write_tsv(sessions, root / "sessions.tsv")
-    _write_tsv(lesions, root / "lesions.tsv")
+    write_table(sessions, root / "sessions.tsv")
+    write_table(lesions, root / "lesions.tsv")
     (root / "truth").mkdir(exist_ok=True)
-    _write_tsv(cohort.lesions, root / "truth" / "lesions_truth.tsv")
-    _write_tsv(cohort.truth, root / "truth" / "lesion_truth.tsv")
-    _write_tsv(pd.DataFrame(aif_rows), root / "truth" / "sessions_truth.tsv")
+    write_table(cohort.lesions, root / "truth" / "lesions_truth.tsv")
+    write_table(cohort.truth, root / "truth" / "lesion_truth.tsv")
+    write_table(pd.DataFrame(aif_rows), root / "truth" / "sessions_truth.tsv")
     return sessions
