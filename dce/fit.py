@@ -494,56 +494,39 @@ _BLK = 64   # voxels per block of the kernels
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _accumulate(c: NDArray[Any], v0: int, nb: int, t_min: NDArray[Any], vmat: NDArray[Any],
-                wpre: NDArray[Any], xb: NDArray[Any], acc: NDArray[Any],
+                wpre: NDArray[Any], x: NDArray[Any], acc: NDArray[Any],
                 stats: NDArray[Any]) -> None:
-    """One pass over a block of curves c[v0:v0+nb], time-outer and voxel-inner (SIMD), four
-    time points per update of each accumulator (few loads and stores per sample).
+    """One pass over a block of curves c[v0:v0+nb]: the block is copied time-major into
+    ``x`` (n_times, _BLK + 8; the 8 padding columns keep the rows off the same cache sets;
+    columns nb.._BLK are zero), then every sum runs time-outer and voxel-inner over all
+    _BLK columns (a constant trip count over 2-D rows: SIMD without run-time alias checks),
+    four time points per update of each accumulator (few loads and stores per sample).
 
     acc[k, j] = sum_t vmat[t, k] c[v0+j, t]; stats rows: 0 sum of I^2, 1 -sum I*C (I the
     running trapezoid integral of the curve), 2 sum C^2 (not finite if a sample is not),
     3 sum C, 4 sum of wpre * C (wpre: 1 at the baseline phases, else 0), 5 sum
-    |consecutive difference|, 6-7 scratch (running integral, previous sample). ``xb``:
-    (4, nb) scratch.
+    |consecutive difference|, 6 scratch (running integral).
     """
     nt = c.shape[1]
     nk = vmat.shape[1]
-    integ = stats[6]
-    prev = stats[7]
-    x0 = xb[0]
-    x1 = xb[1]
-    x2 = xb[2]
-    x3 = xb[3]
-    for j in range(nb):
-        x0[j] = c[v0 + j, 0]
-    for k in range(nk):
-        a = vmat[0, k]
-        for j in range(nb):
-            acc[k, j] = a * x0[j]
+    for j in range(nb):   # contiguous loads; the strided stores stay in L1
+        for t in range(nt):
+            x[t, j] = c[v0 + j, t]
+    for j in range(nb, _BLK):
+        for t in range(nt):
+            x[t, j] = 0.0
     w = wpre[0]
-    for j in range(nb):
-        x = x0[j]
+    for j in range(_BLK):
+        y = np.float64(x[0, j])
         stats[0, j] = 0.0
         stats[1, j] = 0.0
-        stats[2, j] = x * x
-        stats[3, j] = x
-        stats[4, j] = w * x
+        stats[2, j] = y * y
+        stats[3, j] = y
+        stats[4, j] = w * y
         stats[5, j] = 0.0
-        integ[j] = 0.0
-        prev[j] = x
+        stats[6, j] = 0.0
     t = 1
     while t + 4 <= nt:
-        for j in range(nb):
-            x0[j] = c[v0 + j, t]
-            x1[j] = c[v0 + j, t + 1]
-            x2[j] = c[v0 + j, t + 2]
-            x3[j] = c[v0 + j, t + 3]
-        for k in range(nk):
-            a0 = vmat[t, k]
-            a1 = vmat[t + 1, k]
-            a2 = vmat[t + 2, k]
-            a3 = vmat[t + 3, k]
-            for j in range(nb):
-                acc[k, j] += a0 * x0[j] + a1 * x1[j] + a2 * x2[j] + a3 * x3[j]
         w0 = wpre[t]
         w1 = wpre[t + 1]
         w2 = wpre[t + 2]
@@ -552,45 +535,96 @@ def _accumulate(c: NDArray[Any], v0: int, nb: int, t_min: NDArray[Any], vmat: ND
         h1 = 0.5 * (t_min[t + 1] - t_min[t])
         h2 = 0.5 * (t_min[t + 2] - t_min[t + 1])
         h3 = 0.5 * (t_min[t + 3] - t_min[t + 2])
-        for j in range(nb):
-            p = prev[j]
-            y0 = x0[j]
-            y1 = x1[j]
-            y2 = x2[j]
-            y3 = x3[j]
+        for j in range(_BLK):
+            p = np.float64(x[t - 1, j])
+            y0 = np.float64(x[t, j])
+            y1 = np.float64(x[t + 1, j])
+            y2 = np.float64(x[t + 2, j])
+            y3 = np.float64(x[t + 3, j])
             stats[2, j] += y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3
             stats[3, j] += y0 + y1 + y2 + y3
             stats[4, j] += w0 * y0 + w1 * y1 + w2 * y2 + w3 * y3
             stats[5, j] += abs(y0 - p) + abs(y1 - y0) + abs(y2 - y1) + abs(y3 - y2)
-            i0 = integ[j] + h0 * (y0 + p)
+            i0 = stats[6, j] + h0 * (y0 + p)
             i1 = i0 + h1 * (y1 + y0)
             i2 = i1 + h2 * (y2 + y1)
             i3 = i2 + h3 * (y3 + y2)
             stats[0, j] += i0 * i0 + i1 * i1 + i2 * i2 + i3 * i3
             stats[1, j] -= i0 * y0 + i1 * y1 + i2 * y2 + i3 * y3
-            integ[j] = i3
-            prev[j] = y3
+            stats[6, j] = i3
         t += 4
     while t < nt:
-        for k in range(nk):
-            a = vmat[t, k]
-            for j in range(nb):
-                acc[k, j] += a * c[v0 + j, t]
-        w = wpre[t]
-        h = 0.5 * (t_min[t] - t_min[t - 1])
-        for j in range(nb):
-            p = prev[j]
-            y = np.float64(c[v0 + j, t])
+        w0 = wpre[t]
+        h0 = 0.5 * (t_min[t] - t_min[t - 1])
+        for j in range(_BLK):
+            p = np.float64(x[t - 1, j])
+            y = np.float64(x[t, j])
             stats[2, j] += y * y
             stats[3, j] += y
-            stats[4, j] += w * y
+            stats[4, j] += w0 * y
             stats[5, j] += abs(y - p)
-            ig = integ[j] + h * (y + p)
+            ig = stats[6, j] + h0 * (y + p)
             stats[0, j] += ig * ig
             stats[1, j] -= ig * y
-            integ[j] = ig
-            prev[j] = y
+            stats[6, j] = ig
         t += 1
+    for k in range(nk):
+        a = vmat[0, k]
+        for j in range(_BLK):
+            acc[k, j] = a * np.float64(x[0, j])
+    k = 0
+    while k + 4 <= nk:   # four columns at a time: each sample loaded once per four
+        t = 1
+        while t + 4 <= nt:
+            a00 = vmat[t, k]
+            a01 = vmat[t + 1, k]
+            a02 = vmat[t + 2, k]
+            a03 = vmat[t + 3, k]
+            a10 = vmat[t, k + 1]
+            a11 = vmat[t + 1, k + 1]
+            a12 = vmat[t + 2, k + 1]
+            a13 = vmat[t + 3, k + 1]
+            a20 = vmat[t, k + 2]
+            a21 = vmat[t + 1, k + 2]
+            a22 = vmat[t + 2, k + 2]
+            a23 = vmat[t + 3, k + 2]
+            a30 = vmat[t, k + 3]
+            a31 = vmat[t + 1, k + 3]
+            a32 = vmat[t + 2, k + 3]
+            a33 = vmat[t + 3, k + 3]
+            for j in range(_BLK):
+                x0 = np.float64(x[t, j])
+                x1 = np.float64(x[t + 1, j])
+                x2 = np.float64(x[t + 2, j])
+                x3 = np.float64(x[t + 3, j])
+                acc[k, j] += a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
+                acc[k + 1, j] += a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
+                acc[k + 2, j] += a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
+                acc[k + 3, j] += a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
+            t += 4
+        while t < nt:
+            for q in range(k, k + 4):
+                a = vmat[t, q]
+                for j in range(_BLK):
+                    acc[q, j] += a * np.float64(x[t, j])
+            t += 1
+        k += 4
+    for q in range(k, nk):
+        t = 1
+        while t + 4 <= nt:
+            a0 = vmat[t, q]
+            a1 = vmat[t + 1, q]
+            a2 = vmat[t + 2, q]
+            a3 = vmat[t + 3, q]
+            for j in range(_BLK):
+                acc[q, j] += (a0 * np.float64(x[t, j]) + a1 * np.float64(x[t + 1, j])
+                              + a2 * np.float64(x[t + 2, j]) + a3 * np.float64(x[t + 3, j]))
+            t += 4
+        while t < nt:
+            a = vmat[t, q]
+            for j in range(_BLK):
+                acc[q, j] += a * np.float64(x[t, j])
+            t += 1
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -845,7 +879,7 @@ def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: ND
     # per-call scratch: no per-voxel allocation
     ct = np.zeros(r)
     w = np.empty(r)
-    xb = np.empty((4, _BLK))
+    xt = np.empty((nt, _BLK + 8), dtype=c.dtype)
     wpre = np.zeros(nt)
     for t in range(nt):
         wpre[t] = 1.0 if pre[t] else 0.0
@@ -858,7 +892,7 @@ def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: ND
     acb = np.empty((n_coarse, _BLK))
     for v0 in range(lo, hi, _BLK):
         nb = min(hi, v0 + _BLK) - v0
-        _accumulate(c, v0, nb, t_min, vmat, wpre, xb, acc, stats)
+        _accumulate(c, v0, nb, t_min, vmat, wpre, xt, acc, stats)
         # E.C of the coarse table rows for the whole block (SIMD over the curves)
         for q in range(n_coarse):
             for j in range(nb):
