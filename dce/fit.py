@@ -836,6 +836,63 @@ def _nlls_voxel(ct: NDArray[Any], w: NDArray[Any], cc: float, sst: float, ks: fl
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _llsq_block(acc: NDArray[Any], stats: NDArray[Any], rp: int, nb: int, g11: float,
+                g13: float, g33: float, model: int, out: NDArray[Any], v0: int) -> None:
+    """Murase LLSQ without goodness of fit for a block of curves (SIMD over the curves):
+    columns v0..v0+nb of ``out`` as :func:`_finish` writes them (status 0 or 4; the caller
+    then overwrites the columns of not finite and not enhancing curves). ``acc`` rows rp..:
+    the products with a1, cp, T'a1, T'cp; ``stats`` as :func:`_accumulate` leaves them."""
+    for j in range(nb):
+        v = v0 + j
+        g22 = stats[0, j]
+        y2 = stats[1, j]
+        y1 = acc[rp, j]
+        y3 = acc[rp + 1, j]
+        g12 = -acc[rp + 2, j]
+        g23 = -acc[rp + 3, j]
+        kt = np.nan
+        kep = np.nan
+        vp = np.nan
+        if model == 0:
+            det = g11 * g22 - g12 * g12
+            if abs(det) > 1e-12 * g11 * g22:
+                kt = (y1 * g22 - y2 * g12) / det
+                kep = (y2 * g11 - y1 * g12) / det
+                vp = 0.0
+        elif model == 2:
+            det = g11 * g33 - g13 * g13
+            if abs(det) > 1e-12 * g11 * g33:
+                kt = (y1 * g33 - y3 * g13) / det
+                vp = (y3 * g11 - y1 * g13) / det
+        else:
+            c11 = g22 * g33 - g23 * g23
+            c12 = g13 * g23 - g12 * g33
+            c13 = g12 * g23 - g13 * g22
+            det = g11 * c11 + g12 * c12 + g13 * c13
+            if abs(det) > 1e-14 * g11 * g22 * g33:
+                c22 = g11 * g33 - g13 * g13
+                c23 = g12 * g13 - g11 * g23
+                c33 = g11 * g22 - g12 * g12
+                p1 = (c11 * y1 + c12 * y2 + c13 * y3) / det
+                p2 = (c12 * y1 + c22 * y2 + c23 * y3) / det
+                p3 = (c13 * y1 + c23 * y2 + c33 * y3) / det
+                kep = p2
+                vp = p3
+                kt = p1 - p2 * p3
+        bad = not np.isfinite(kt) or kt < 0 or (model != 2 and not kep > 0) or vp < 0
+        if model == 2:
+            kep = np.nan
+        out[0, v] = kt
+        out[1, v] = kep
+        out[2, v] = kt / kep if (np.isfinite(kep) and kep > 0) else np.nan
+        out[3, v] = vp
+        out[4, v] = np.nan
+        out[5, v] = np.nan
+        out[6, v] = 4.0 if bad else 0.0
+        out[7, v] = np.nan
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: NDArray[Any],
                 cp: NDArray[Any], pre: NDArray[Any], thr: float, model: int, mode: int,
                 r: int, w_tab: NDArray[Any], g_tab: NDArray[Any], spl: NDArray[Any],
@@ -904,6 +961,8 @@ def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: ND
         if n_coarse:
             _coarse_profiles(r1c, acc, nb, w_cp, g_tab, kep_tab, stride, gcc, model, kt_max,
                              ve_max, vp_max, fcb, acb)
+        if mode == 1:
+            _llsq_block(acc, stats, rp, nb, g11, g13, g33, model, out, v0)
         for j in range(nb):
             v = v0 + j
             cc = stats[2, j]
@@ -922,6 +981,8 @@ def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: ND
                     out[5, v] = np.sqrt(cc / nt)
                     out[6, v] = 5.0
                     continue
+            if mode == 1:   # written by _llsq_block
+                continue
             if mode == 3:
                 for k in range(8):
                     out[k, v] = np.nan
