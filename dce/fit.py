@@ -837,11 +837,27 @@ def _nlls_voxel(ct: NDArray[Any], w: NDArray[Any], cc: float, sst: float, ks: fl
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _llsq_block(acc: NDArray[Any], stats: NDArray[Any], rp: int, nb: int, g11: float,
-                g13: float, g33: float, model: int, out: NDArray[Any], v0: int) -> None:
+                g13: float, g33: float, model: int, thr: float, n_pre: int, n_post: int,
+                n_diff: int, out: NDArray[Any], v0: int) -> None:
     """Murase LLSQ without goodness of fit for a block of curves (SIMD over the curves):
-    columns v0..v0+nb of ``out`` as :func:`_finish` writes them (status 0 or 4; the caller
-    then overwrites the columns of not finite and not enhancing curves). ``acc`` rows rp..:
-    the products with a1, cp, T'a1, T'cp; ``stats`` as :func:`_accumulate` leaves them."""
+    columns v0..v0+nb of ``out`` as :func:`_finish` writes them (status 0 or 4), and
+    ``stats[7, j]`` = 1 where the curve is finite and passes the enhancement test on its
+    cheap bound (:func:`_enhancing`, with margins), else 0: the caller handles those columns
+    one by one.
+    ``acc`` rows rp..: the products with a1, cp, T'a1, T'cp; ``stats`` as
+    :func:`_accumulate` leaves them."""
+    for j in range(nb):
+        cc = stats[2, j]
+        ok = np.isfinite(cc)
+        if thr > 0.0:
+            delta = (stats[3, j] - stats[4, j]) / n_post
+            if n_pre > 0:
+                delta -= stats[4, j] / n_pre
+            # with margins over the rounding of delta: where this says yes, the exact test
+            # (the caller's, same sums, other operation order) says yes
+            ok = ok and delta > 1e-12 * (abs(stats[3, j]) + abs(stats[4, j])) and delta * (
+                _MAD_DIFF * n_diff) > thr * ((2.0 + 1e-6) * stats[5, j])
+        stats[7, j] = 1.0 if ok else 0.0
     for j in range(nb):
         v = v0 + j
         g22 = stats[0, j]
@@ -962,8 +978,11 @@ def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: ND
             _coarse_profiles(r1c, acc, nb, w_cp, g_tab, kep_tab, stride, gcc, model, kt_max,
                              ve_max, vp_max, fcb, acb)
         if mode == 1:
-            _llsq_block(acc, stats, rp, nb, g11, g13, g33, model, out, v0)
+            _llsq_block(acc, stats, rp, nb, g11, g13, g33, model, thr, n_pre, n_post, nt - 1,
+                        out, v0)
         for j in range(nb):
+            if mode == 1 and stats[7, j] == 1.0:
+                continue
             v = v0 + j
             cc = stats[2, j]
             if not np.isfinite(cc):
