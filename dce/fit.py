@@ -967,15 +967,16 @@ def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: ND
         nb = min(hi, v0 + _BLK) - v0
         _accumulate(c, v0, nb, t_min, vmat, wpre, xt, acc, stats)
         # E.C of the coarse table rows for the whole block (SIMD over the curves)
+        # (all _BLK columns: a constant trip count; the padding columns are zero curves)
         for q in range(n_coarse):
-            for j in range(nb):
+            for j in range(_BLK):
                 r1c[q, j] = 0.0
             for k in range(rp):
                 a = w_tab[q * stride, k]
-                for j in range(nb):
+                for j in range(_BLK):
                     r1c[q, j] += a * acc[k, j]
         if n_coarse:
-            _coarse_profiles(r1c, acc, nb, w_cp, g_tab, kep_tab, stride, gcc, model, kt_max,
+            _coarse_profiles(r1c, acc, _BLK, w_cp, g_tab, kep_tab, stride, gcc, model, kt_max,
                              ve_max, vp_max, fcb, acb)
         if mode == 1:
             _llsq_block(acc, stats, rp, nb, g11, g13, g33, model, thr, n_pre, n_post, nt - 1,
