@@ -535,6 +535,25 @@ def _accumulate(c: NDArray[Any], v0: int, nb: int, t_min: NDArray[Any], vmat: ND
         h1 = 0.5 * (t_min[t + 1] - t_min[t])
         h2 = 0.5 * (t_min[t + 2] - t_min[t + 1])
         h3 = 0.5 * (t_min[t + 3] - t_min[t + 2])
+        if w0 == 0.0 and w1 == 0.0 and w2 == 0.0 and w3 == 0.0:
+            for j in range(_BLK):   # no baseline phase: the sum of wpre * C gains +-0 only
+                p = np.float64(x[t - 1, j])
+                y0 = np.float64(x[t, j])
+                y1 = np.float64(x[t + 1, j])
+                y2 = np.float64(x[t + 2, j])
+                y3 = np.float64(x[t + 3, j])
+                stats[2, j] += y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3
+                stats[3, j] += y0 + y1 + y2 + y3
+                stats[5, j] += abs(y0 - p) + abs(y1 - y0) + abs(y2 - y1) + abs(y3 - y2)
+                i0 = stats[6, j] + h0 * (y0 + p)
+                i1 = i0 + h1 * (y1 + y0)
+                i2 = i1 + h2 * (y2 + y1)
+                i3 = i2 + h3 * (y3 + y2)
+                stats[0, j] += i0 * i0 + i1 * i1 + i2 * i2 + i3 * i3
+                stats[1, j] -= i0 * y0 + i1 * y1 + i2 * y2 + i3 * y3
+                stats[6, j] = i3
+            t += 4
+            continue
         for j in range(_BLK):
             p = np.float64(x[t - 1, j])
             y0 = np.float64(x[t, j])
@@ -840,7 +859,8 @@ def _llsq_block(acc: NDArray[Any], stats: NDArray[Any], rp: int, nb: int, g11: f
                 g13: float, g33: float, model: int, thr: float, n_pre: int, n_post: int,
                 n_diff: int, out: NDArray[Any], v0: int) -> None:
     """Murase LLSQ without goodness of fit for a block of curves (SIMD over the curves):
-    columns v0..v0+nb of ``out`` as :func:`_finish` writes them (status 0 or 4), and
+    columns v0..v0+nb of ``out`` as :func:`_finish` writes them (status 0 or 4; not the
+    SSE row, which no caller of this mode reads), and
     ``stats[7, j]`` = 1 where the curve is finite and passes the enhancement test on its
     cheap bound (:func:`_enhancing`, with margins), else 0: the caller handles those columns
     one by one.
@@ -905,7 +925,6 @@ def _llsq_block(acc: NDArray[Any], stats: NDArray[Any], rp: int, nb: int, g11: f
         out[4, v] = np.nan
         out[5, v] = np.nan
         out[6, v] = 4.0 if bad else 0.0
-        out[7, v] = np.nan
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
