@@ -592,9 +592,9 @@ def _accumulate(c: NDArray[Any], v0: int, nb: int, t_min: NDArray[Any], vmat: ND
         for j in range(_BLK):
             acc[k, j] = a * np.float64(x[0, j])
     k = 0
+    t_end = 1 + 4 * ((nt - 1) // 4)
     while k + 4 <= nk:   # four columns at a time: each sample loaded once per four
-        t = 1
-        while t + 4 <= nt:
+        for t in range(1, t_end, 4):
             a00 = vmat[t, k]
             a01 = vmat[t + 1, k]
             a02 = vmat[t + 2, k]
@@ -620,17 +620,9 @@ def _accumulate(c: NDArray[Any], v0: int, nb: int, t_min: NDArray[Any], vmat: ND
                 acc[k + 1, j] += a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
                 acc[k + 2, j] += a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
                 acc[k + 3, j] += a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
-            t += 4
-        while t < nt:
-            for q in range(k, k + 4):
-                a = vmat[t, q]
-                for j in range(_BLK):
-                    acc[q, j] += a * np.float64(x[t, j])
-            t += 1
         k += 4
-    for q in range(k, nk):
-        t = 1
-        while t + 4 <= nt:
+    for q in range(k, nk):   # the remaining columns
+        for t in range(1, t_end, 4):
             a0 = vmat[t, q]
             a1 = vmat[t + 1, q]
             a2 = vmat[t + 2, q]
@@ -638,12 +630,11 @@ def _accumulate(c: NDArray[Any], v0: int, nb: int, t_min: NDArray[Any], vmat: ND
             for j in range(_BLK):
                 acc[q, j] += (a0 * np.float64(x[t, j]) + a1 * np.float64(x[t + 1, j])
                               + a2 * np.float64(x[t + 2, j]) + a3 * np.float64(x[t + 3, j]))
-            t += 4
-        while t < nt:
+    for q in range(nk):   # the remaining time points
+        for t in range(t_end, nt):
             a = vmat[t, q]
             for j in range(_BLK):
                 acc[q, j] += a * np.float64(x[t, j])
-            t += 1
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -856,8 +847,8 @@ def _nlls_voxel(ct: NDArray[Any], w: NDArray[Any], cc: float, sst: float, ks: fl
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _llsq_block(acc: NDArray[Any], stats: NDArray[Any], rp: int, nb: int, g11: float,
-                g13: float, g33: float, model: int, thr: float, n_pre: int, n_post: int,
-                n_diff: int, out: NDArray[Any], v0: int) -> None:
+                g13: float, g33: float, model: int, thr: float, n_pre: float, n_post: float,
+                n_diff: float, out: NDArray[Any], v0: int) -> None:
     """Murase LLSQ without goodness of fit for a block of curves (SIMD over the curves):
     columns v0..v0+nb of ``out`` as :func:`_finish` writes them (status 0 or 4; not the
     SSE row, which no caller of this mode reads), and
@@ -998,8 +989,9 @@ def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: ND
             _coarse_profiles(r1c, acc, _BLK, w_cp, g_tab, kep_tab, stride, gcc, model, kt_max,
                              ve_max, vp_max, fcb, acb)
         if mode == 1:
-            _llsq_block(acc, stats, rp, nb, g11, g13, g33, model, thr, n_pre, n_post, nt - 1,
-                        out, v0)
+            # (counts as floats: the same numbers, one compiled signature)
+            _llsq_block(acc, stats, rp, nb, g11, g13, g33, model, thr, float(n_pre),
+                        float(n_post), float(nt - 1), out, v0)
         for j in range(nb):
             if mode == 1 and stats[7, j] == 1.0:
                 continue
