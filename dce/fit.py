@@ -191,7 +191,7 @@ def _not_a_knot_spline(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArra
     dxr = dx.reshape([dx.shape[0]] + [1] * (y.ndim - 1))
     slope = np.diff(y, axis=0) / dxr
     a = np.zeros((3, n))                        # banded: upper, diagonal, lower
-    b = np.empty((n,) + y.shape[1:], dtype=y.dtype)
+    b = np.empty((n, *y.shape[1:]), dtype=y.dtype)
     a[1, 1:-1] = 2 * (dx[:-1] + dx[1:])
     a[0, 2:] = dx[:-1]
     a[-1, :-2] = dx[1:]
@@ -204,8 +204,7 @@ def _not_a_knot_spline(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArra
     a[-1, -2] = x[-1] - x[-3]
     d = x[-1] - x[-3]
     b[-1] = (dxr[-1] ** 2 * slope[-2] + (2 * d + dxr[-1]) * dxr[-2] * slope[-1]) / d
-    m = b.shape[0]
-    s = scipy.linalg.solve_banded((1, 1), a, b.reshape(m, -1), overwrite_ab=True,
+    s = scipy.linalg.solve_banded((1, 1), a, b.reshape(n, -1), overwrite_ab=True,
                                   overwrite_b=True, check_finite=False).reshape(b.shape)
     t = (s[:-1] + s[1:] - 2 * slope) / dxr
     return np.stack((t / dxr, (slope - s[:-1]) / dxr - t, s[:-1], y[:-1]))
