@@ -54,7 +54,6 @@ import numba
 import numpy as np
 import scipy.linalg
 from numpy.typing import ArrayLike, NDArray
-from scipy.interpolate import CubicSpline
 from scipy.ndimage import uniform_filter
 
 from dce._checks import as_float_array, check_last_axis, check_times
@@ -181,6 +180,36 @@ def _trapezoid_matrix(t_min: NDArray[np.float64]) -> NDArray[np.float64]:
     return m
 
 
+def _not_a_knot_spline(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Coefficients ``c`` (4, n - 1, ...) of the not-a-knot cubic spline through ``(x, y)``
+    along axis 0 (n >= 4 strictly increasing, finite): ``scipy.interpolate.CubicSpline(x,
+    y, axis=0).c``, the same operations (SciPy 1.17) without importing
+    ``scipy.interpolate`` (and with it ``scipy.optimize``), about 0.25 s of every fit
+    job's start. ``tests/test_fit.py`` checks the equality, bit for bit."""
+    n = x.shape[0]
+    dx = np.diff(x)
+    dxr = dx.reshape([dx.shape[0]] + [1] * (y.ndim - 1))
+    slope = np.diff(y, axis=0) / dxr
+    a = np.zeros((3, n))                        # banded: upper, diagonal, lower
+    b = np.empty((n, *y.shape[1:]), dtype=y.dtype)
+    a[1, 1:-1] = 2 * (dx[:-1] + dx[1:])
+    a[0, 2:] = dx[:-1]
+    a[-1, :-2] = dx[1:]
+    b[1:-1] = 3 * (dxr[1:] * slope[:-1] + dxr[:-1] * slope[1:])
+    a[1, 0] = dx[1]
+    a[0, 1] = x[2] - x[0]
+    d = x[2] - x[0]
+    b[0] = ((dxr[0] + 2 * d) * dxr[1] * slope[0] + dxr[0] ** 2 * slope[1]) / d
+    a[1, -1] = dx[-2]
+    a[-1, -2] = x[-1] - x[-3]
+    d = x[-1] - x[-3]
+    b[-1] = (dxr[-1] ** 2 * slope[-2] + (2 * d + dxr[-1]) * dxr[-2] * slope[-1]) / d
+    s = scipy.linalg.solve_banded((1, 1), a, b.reshape(n, -1), overwrite_ab=True,
+                                  overwrite_b=True, check_finite=False).reshape(b.shape)
+    t = (s[:-1] + s[1:] - 2 * slope) / dxr
+    return np.stack((t / dxr, (slope - s[:-1]) / dxr - t, s[:-1], y[:-1]))
+
+
 def _build_basis(t: NDArray[np.float64], cp: NDArray[np.float64], t_aif: NDArray[np.float64],
                  delay_s: float, bounds: FitBounds, n_tab: int) -> _Basis:
     grid = make_input_grid(t, cp, t_aif_s=t_aif, delay_s=delay_s)
@@ -198,7 +227,7 @@ def _build_basis(t: NDArray[np.float64], cp: NDArray[np.float64], t_aif: NDArray
     r = int(np.count_nonzero(s > 1e-8 * s[0]))
     u = np.ascontiguousarray(uu[:, :r])
     w_tab = e_tab @ u
-    spl = np.ascontiguousarray(CubicSpline(u_tab, w_tab, axis=0).c)
+    spl = np.ascontiguousarray(_not_a_knot_spline(u_tab, w_tab))
     w_cp = grid.cp_mM @ u
     tm = _trapezoid_matrix(t / 60.0)
     proj = np.ascontiguousarray(np.column_stack([u, a1, grid.cp_mM, tm.T @ a1,

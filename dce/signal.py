@@ -233,6 +233,10 @@ class ConcentrationResult:
         return {STATUS_CONC[int(k)]: int(n) for k, n in zip(codes, counts, strict=True)}
 
 
+#: Values per slab of :func:`signal_to_concentration`'s element-wise inversion.
+_SLAB_VALUES = 1 << 22
+
+
 def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
                             flip_angle_deg: float, r1_per_mM_per_s: float,
                             baseline: Baseline | None = None,
@@ -318,8 +322,19 @@ def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
         s0_ok = np.isfinite(given) & (given > 0)
         m0_map = np.where(s0_ok & t10_ok & b1_ok, given, np.nan)
     fa_t = fa_map[..., None] if isinstance(fa_map, np.ndarray) else fa_map
-    r1, bad = r1_from_signal(s, m0_map[..., None], fa_t, tr)
-    conc = (r1 - 1.0 / t10_safe[..., None]) / relax
+    # element-wise, in slabs of phases: the temporaries of the inversion stay small (at
+    # 256x256x12x60 the whole-volume float64 temporaries took about 2 GB and seconds of
+    # page faults); the values are those of the whole-volume expressions
+    r1 = np.empty_like(s)
+    bad = np.empty_like(s, dtype=bool)
+    conc = np.empty_like(s)
+    m0_t, inv_t10 = m0_map[..., None], 1.0 / t10_safe[..., None]
+    n_t = s.shape[-1]
+    step = max(1, _SLAB_VALUES // max(1, s.size // n_t))
+    for lo in range(0, n_t, step):
+        slab = (..., slice(lo, lo + step))
+        r1[slab], bad[slab] = r1_from_signal(s[slab], m0_t, fa_t, tr)
+        conc[slab] = (r1[slab] - inv_t10) / relax
     status = np.zeros(s.shape[:-1], dtype=np.int8)
     status[bad.any(axis=-1)] = 2
     status[~s0_ok] = 1

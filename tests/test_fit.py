@@ -173,3 +173,32 @@ def test_fit_bad_data() -> None:
         model.fit(np.zeros((3, 60)), mask=[True, False])
     with pytest.raises(ValueError, match=r"bounds\.kep_per_min"):
         FitBounds(kep_per_min=(1.0, 0.5))
+
+
+@pytest.mark.parametrize("n", [4, 5, 64, 1601])
+@pytest.mark.parametrize("width", [None, 1, 25])
+def test_spline_table_equals_scipy_cubic_spline(n: int, width: int | None) -> None:
+    """The kep-table spline (dce.fit builds it without importing scipy.interpolate) is
+    SciPy's not-a-knot CubicSpline, bit for bit."""
+    from scipy.interpolate import CubicSpline
+
+    from dce.fit import _not_a_knot_spline
+
+    rng = np.random.default_rng(n)
+    x = np.linspace(np.log(0.01), np.log(10.0), n) if n % 2 else np.sort(rng.uniform(-3, 3, n))
+    y = rng.normal(size=(n,) if width is None else (n, width))
+    ref = CubicSpline(x, y, axis=0).c
+    got = _not_a_knot_spline(x, y)
+    assert got.shape == ref.shape and np.array_equal(got, ref)
+
+
+def test_fit_module_does_not_import_scipy_interpolate() -> None:
+    """The fit job's start: dce.fit needs neither scipy.interpolate nor scipy.optimize."""
+    import subprocess
+    import sys
+
+    code = ("import sys, dce.fit; print(sorted(m for m in ('scipy.interpolate', "
+            "'scipy.optimize', 'pandas', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

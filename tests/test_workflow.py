@@ -131,7 +131,9 @@ def test_every_session_output_exists(run: Path) -> None:
                      "tic.png", "maps.png", "provenance.json"):
             assert (d / f"{stem}_{what}").is_file(), f"{stem}_{what}"
         # the 4-D concentration is a temporary intermediate (outputs.keep_intermediates
-        # false), removed after the fit; its sidecar stays as the record
+        # false; written uncompressed, _conc.nii), removed after the fit; its sidecar stays
+        # as the record
+        assert not (d / f"{stem}_conc.nii").exists()
         assert not (d / f"{stem}_conc.nii.gz").exists()
         roi = pd.read_csv(d / f"{stem}_roi.tsv", sep="\t")
         assert set(roi["roi"]) == {"lesion", "marrow"}
@@ -264,7 +266,7 @@ def test_aif_settings_rerun_only_aif_dependent_jobs(run: Path) -> None:
     assert {"provenance", "run_provenance"} <= pending      # the configuration hash changed
     # ... and the fit's input, the 4-D concentration: a temporary file removed after the
     # first fit (outputs.keep_intermediates false), so its rule (with the T1 maps) reruns ...
-    conc = table[table["output_file"].str.endswith("_conc.nii.gz")]
+    conc = table[table["output_file"].str.endswith("_conc.nii")]
     assert len(conc) == len(sessions_sheet(run)) and set(conc["rule"]) == {"concentration"}
     assert set(conc["status"]) == {"removed temp file"}, conc
     # ... but nothing else upstream of it or beside it

@@ -19,8 +19,9 @@ if _HIDE:
     sys.modules["pydicom"] = None  # type: ignore[assignment]
 try:
     import nibabel
+    import nibabel.volumeutils as nibabel_volumeutils
 finally:
     if _HIDE:
         del sys.modules["pydicom"]
 
-__all__ = ["nibabel"]
+__all__ = ["nibabel", "nibabel_volumeutils"]

@@ -126,6 +126,7 @@ import pydicom
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.pixels import pixel_array
 
 try:
     from importlib.metadata import PackageNotFoundError
@@ -308,6 +309,11 @@ class SeriesInfo:
         Earliest acquisition date-time of the series (s since 0001-01-01, local time),
         in memory only (never written); None when a date or time is missing or invalid.
         Used to tell pre- from post-contrast single-phase series.
+    headers : tuple of (Path, Dataset)
+        The file headers read by :func:`discover_series` (pixel data not read), in memory
+        only (not shown by ``repr``, not compared): the loaders reuse them instead of
+        parsing every header a second time. Empty for a SeriesInfo made by hand (the
+        loaders then read the headers).
     """
 
     description: str
@@ -328,6 +334,7 @@ class SeriesInfo:
     grid: SeriesGrid | None = None
     value_units: str = ""
     start_s: float | None = field(default=None, repr=False)
+    headers: tuple[tuple[Path, Dataset], ...] = field(default=(), repr=False, compare=False)
 
     @property
     def n_phases(self) -> int:
@@ -853,6 +860,7 @@ def discover_series(root: str | os.PathLike[str]) -> list[SeriesInfo]:
             grid=grid,
             value_units=_value_units(first),
             start_s=_series_start(items, frames),
+            headers=tuple(sorted(items, key=lambda item: item[0])),
         ))
     out.sort(key=lambda s: (s.series_number if s.series_number is not None else 1 << 30,
                             s.description, s.files[0]))
@@ -1438,7 +1446,7 @@ def load_dce_series(info: SeriesInfo) -> DynamicSeries:
         or truncated pixel data.  The message names the series and the problem.
     """
     label = f"DCE series {info.label}"
-    frames, first = _read_frames(info.files)
+    frames, first = _read_frames(info.files, _header_cache([info]))
     _check_matrix(frames, label)
     fa = _single_value(frames, "flip_angle", "flip angle", "deg", label)
     tr = _single_value(frames, "tr_ms", "repetition time (TR)", "ms", label)
@@ -1447,7 +1455,7 @@ def load_dce_series(info: SeriesInfo) -> DynamicSeries:
     vendor = _vendor(first)
     phase, t_s, timing, order, notes, warns = _assign_phases(frames, geom.slice_index,
                                                               vendor, label)
-    data, scaling = _assemble(frames, geom, phase, len(t_s), label)
+    data, scaling = _assemble(frames, geom, phase, len(t_s), label, _header_cache([info]))
 
     meta = _common_meta(first, geom)
     meta.update({
@@ -1504,7 +1512,8 @@ def load_vfa_series(infos: Sequence[SeriesInfo]) -> VFASeries:
     names = ", ".join(s.label for s in infos)
     label = f"VFA series {names}"
     files = [p for s in infos for p in s.files]
-    frames, first = _read_frames(files)
+    headers = _header_cache(infos)
+    frames, first = _read_frames(files, headers)
     _check_matrix(frames, label)
     missing = [f.name for f in frames if f.flip_angle is None]
     if missing:
@@ -1519,7 +1528,7 @@ def load_vfa_series(infos: Sequence[SeriesInfo]) -> VFASeries:
                          "at least two")
     group = np.searchsorted(fas, fa_key)
     _check_grid(frames, geom, group, [f"flip angle {v:g} deg" for v in fas], label)
-    data, scaling = _assemble(frames, geom, group, fas.size, label)
+    data, scaling = _assemble(frames, geom, group, fas.size, label, headers)
     meta = _common_meta(first, geom)
     meta.update({
         "SeriesDescriptions": [s.description for s in infos],
@@ -1561,7 +1570,8 @@ def load_b1_series(info: SeriesInfo) -> B1Series:
         pixel data.
     """
     label = f"B1 map series {info.label}"
-    frames, first = _read_frames(info.files)
+    headers = _header_cache([info])
+    frames, first = _read_frames(info.files, headers)
     _check_matrix(frames, label)
     geom = _geometry(frames, label)
     group = np.zeros(len(frames), dtype=np.intp)
@@ -1570,7 +1580,7 @@ def load_b1_series(info: SeriesInfo) -> B1Series:
                          "a B1 map has one frame per slice (if it holds an anatomical image "
                          "too, set convert.b1_pattern / --b1-pattern to the map series)")
     _check_grid(frames, geom, group, ["the map"], label)
-    data = _assemble(frames, geom, group, 1, label)[0][..., 0]
+    data = _assemble(frames, geom, group, 1, label, headers)[0][..., 0]
     convention, evidence = b1_convention(info)
     meta = _common_meta(first, geom)
     fa = _float(first.get("FlipAngle"))
@@ -1590,11 +1600,21 @@ def load_b1_series(info: SeriesInfo) -> B1Series:
 # --------------------------------------------------------------------------- internals
 
 
-def _read_frames(files: Sequence[Path]) -> tuple[list[_Frame], Dataset]:
+def _header_cache(infos: Sequence[SeriesInfo]) -> dict[Path, Dataset]:
+    """The headers :func:`discover_series` read, by path (empty for hand-made infos)."""
+    return {path: ds for info in infos for path, ds in info.headers}
+
+
+def _read_frames(files: Sequence[Path], headers: dict[Path, Dataset] | None = None
+                 ) -> tuple[list[_Frame], Dataset]:
+    """Frames and first header of ``files``; headers from ``headers`` where given (read
+    by :func:`discover_series`), else read from the files."""
     frames: list[_Frame] = []
     first: Dataset | None = None
     for path in files:
-        ds = _read_header(path)
+        ds = headers.get(path) if headers else None
+        if ds is None:
+            ds = _read_header(path)
         if ds is None:
             raise DicomError(f"{path}: not a DICOM file (anymore?)")
         if first is None:
@@ -2121,7 +2141,7 @@ def _check_grid(frames: Sequence[_Frame], geom: _Geometry | _GridView,
 
 
 def _assemble(frames: Sequence[_Frame], geom: _Geometry, group: NDArray[np.intp],
-              n_groups: int, label: str
+              n_groups: int, label: str, headers: dict[Path, Dataset] | None = None
               ) -> tuple[NDArray[np.float32], tuple[float, float] | None]:
     """Read pixel data file by file and place frames into ``(cols, rows, nz, n_groups)``.
 
@@ -2132,6 +2152,10 @@ def _assemble(frames: Sequence[_Frame], geom: _Geometry, group: NDArray[np.intp]
     slope plus intercept, what a NIfTI reader computes from 16-bit data with
     ``scl_slope``/``scl_inter`` (:func:`dce.io.nifti.write_nifti`, lossless and about
     two thirds of the float32 size). Otherwise ``scaling`` is None.
+
+    A file whose header is in ``headers`` (read by :func:`discover_series`) has only its
+    pixel data decoded (:func:`pydicom.pixels.pixel_array`), without a second parse of
+    the whole header into a dataset.
     """
     data = np.empty((geom.cols, geom.rows, geom.n_slices, n_groups), dtype=np.float32)
     pairs = {(f.slope, f.intercept) for f in frames}
@@ -2145,10 +2169,11 @@ def _assemble(frames: Sequence[_Frame], geom: _Geometry, group: NDArray[np.intp]
         by_file[f.path].append(i)
     for path, members in by_file.items():
         try:
-            ds = pydicom.dcmread(path)
+            head = headers.get(path) if headers else None
+            ds = head if head is not None else pydicom.dcmread(path)
             if int(ds.get("SamplesPerPixel", 1)) != 1:
                 raise DicomError(f"{path}: colour images are not supported")
-            pix = np.asarray(ds.pixel_array)
+            pix = np.asarray(pixel_array(path) if head is not None else ds.pixel_array)
         except DicomError:
             raise
         except Exception as exc:

@@ -73,6 +73,13 @@ def intermediate(path):
     return path if config["outputs"]["keep_intermediates"] else temp(path)
 
 
+# The 4-D concentration, a pure intermediate read only by the fit. Kept
+# (outputs.keep_intermediates) it is compressed like every kept image; as a temporary file
+# it is written uncompressed (.nii): gzip of a 4-D float32 volume costs seconds of CPU at
+# clinical size (write and read) for a file that is removed once the fit has run.
+CONC = ses("conc", "nii.gz" if config["outputs"]["keep_intermediates"] else "nii")
+
+
 # ----------------------------------------------------------------------------- sheets
 
 

@@ -14,7 +14,7 @@ rule concentration:
         t1=ses("T1map", "nii.gz"),
         m0=ses("M0map", "nii.gz"),
         b1=ses("B1map", "nii.gz"),
-        conc=intermediate(ses("conc", "nii.gz")),  # read only by the fit
+        conc=intermediate(CONC),  # read only by the fit
         status=ses("concstatus", "nii.gz"),
     log:
         ses_log("concentration"),

@@ -4,7 +4,7 @@
 
 rule fit:
     input:
-        conc=ses("conc", "nii.gz"),
+        conc=CONC,
         aif=ses("aif", "tsv"),
     output:
         **map_outputs(FIT_MAPS),

@@ -49,8 +49,10 @@ def write_semiquant_maps(dce: NiftiContents, t: np.ndarray, log: Logger) -> None
                   side)
 
 
-def roi_tables_and_figures(dce: NiftiContents, t: np.ndarray, log: Logger) -> None:
-    """Write the ROI and TIC tables and the TIC and parameter-map figures."""
+def roi_tables_and_figures(dce: NiftiContents, t: np.ndarray, anatomy: np.ndarray,
+                           log: Logger) -> None:
+    """Write the ROI and TIC tables and the TIC and parameter-map figures (``anatomy``:
+    the mean baseline image)."""
     p, wc = sm.params, sm.wildcards
     sig, affine, nb = dce.data, dce.affine, int(p.n_baseline)
     lesions, marrow, notes = read_session_rois(
@@ -79,7 +81,6 @@ def roi_tables_and_figures(dce: NiftiContents, t: np.ndarray, log: Logger) -> No
     write_tsv(curves, sm.output.tic)
     items = [TICCurve(**c) for c in roi.tic_curve_fields(by_roi, tic, levels)]
     save_figure(tic_figure(t, items, n_baseline=nb, rule_text=rule.describe()), sm.output.tic_png)
-    anatomy = sig[..., :nb].mean(axis=-1)
     panels = [MapPanel(**f) for f in roi.map_panel_fields(maps, p.figure_maps, maps["status"])]
     save_figure(parameter_map_figure(
         anatomy, panels, affine=affine, lesion_labels=lesions, marrow_mask=marrow,
@@ -92,5 +93,11 @@ def roi_tables_and_figures(dce: NiftiContents, t: np.ndarray, log: Logger) -> No
 with job(sm) as log:
     image = read_nifti(sm.input.dce, require_sidecar=True)
     times = np.asarray(image.sidecar["VolumeTiming"], dtype=float)
+    # figure background, from the image as read (Fortran order, as nibabel returns it)
+    base_mean = image.data[..., :int(sm.params.n_baseline)].mean(axis=-1)
+    # then one copy in C order: the semi-quantitative maps and every ROI curve view the
+    # signal as (voxels, phases) rows, a fresh transposing copy of the 4-D image each time
+    # from Fortran order (seconds at 256x256x12x60), a view from C order; same values
+    image = image._replace(data=np.ascontiguousarray(image.data))
     write_semiquant_maps(image, times, log)
-    roi_tables_and_figures(image, times, log)
+    roi_tables_and_figures(image, times, base_mean, log)
