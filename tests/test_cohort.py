@@ -332,7 +332,7 @@ def test_display_tables_render_in_every_format(analysed: dict[str, Any]) -> None
 def test_tables_cells_and_escaping() -> None:
     assert tables.fmt_ci(0.912, 0.781, 1.0) == "0.91 (0.78–1.00)"
     assert tables.fmt_ci(np.nan, 0, 1) == "–"
-    assert tables.fmt_p(0.0004) == "<0.001" and tables.fmt_p(0.0123) == "0.012"
+    assert tables.fmt_p(0.0004) == "< 0.001" and tables.fmt_p(0.0123) == "0.012"
     assert tables.fmt_p(0.5) == "0.50"
     assert tables.fmt_pct(3, 4, 0.75, 0.3, 0.95) == "3/4, 75% (30–95%)"
     assert tables.fmt_median_iqr(1.5, 1.0, 2.25) == "1.5 [1, 2.25]"

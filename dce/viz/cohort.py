@@ -285,7 +285,7 @@ def prepost_figure(panels: Sequence[PairedPanel], *, endpoint: str = "outcome",
         ax.set_ylabel(p.unit or p.title)
         head = p.title
         if p.p_values:
-            head += "\n" + "; ".join(f"{g}: {v}" for g, v in p.p_values.items())
+            head += "".join(f"\n{g}: {v}" for g, v in p.p_values.items())
         ax.set_title(head, fontsize=7.5)
         ax.grid(axis="y", alpha=0.3)
     for ax in axes[n:]:
