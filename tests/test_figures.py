@@ -25,6 +25,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
+from matplotlib.legend import Legend
 from matplotlib.text import Text
 from PIL import Image
 
@@ -231,8 +232,14 @@ def test_figure_text_sizes_and_no_raw_names(name: str) -> None:
         assert not [p for p in display.FORBIDDEN_RAW if p in s], (name, s)
         assert t.get_fontsize() >= MIN_FONT_PT, (name, s, t.get_fontsize())
         ext = t.get_window_extent(renderer)
-        assert ext.x0 >= box.x0 - 1 and ext.x1 <= box.x1 + 1 and ext.y0 >= box.y0 - 1 \
-            and ext.y1 <= box.y1 + 1, (name, s, ext, box)       # not clipped
+        assert _inside(ext, box), (name, s, ext)                # not clipped
+    for leg in fig.findobj(Legend):                             # legend boxes too
+        assert _inside(leg.get_window_extent(renderer), box), name
+
+
+def _inside(ext: Any, box: Any) -> bool:
+    return bool(ext.x0 >= box.x0 - 0.5 and ext.x1 <= box.x1 + 0.5 and ext.y0 >= box.y0 - 0.5
+                and ext.y1 <= box.y1 + 0.5)
 
 
 def test_saved_png_is_300_dpi_with_a_vector_pdf(tmp_path: Path) -> None:
@@ -252,7 +259,7 @@ def _pixel(fig: Figure, ax: Any, rgba: np.ndarray, row: int, col: int) -> np.nda
     """The rendered RGB at the centre of data cell (row, col) of ``ax``."""
     x, y = ax.transData.transform((col, row))
     h = rgba.shape[0]
-    return rgba[int(round(h - y)), int(round(x)), :3].astype(int)
+    return rgba[round(h - y), round(x), :3].astype(int)
 
 
 @pytest.mark.parametrize("kind", ["session", "cohort"])
@@ -285,7 +292,7 @@ def test_map_overlay_is_transparent_where_not_fitted(kind: str) -> None:
     canvas.draw()
     img = np.asarray(canvas.buffer_rgba())
     # a not-enhancing voxel inside the body (status 5) renders grey, a fitted one coloured
-    rr, cc = np.nonzero((status == 5))
+    rr, cc = np.nonzero(status == 5)
     px = _pixel(fig, ax, img, rr[len(rr) // 2], cc[len(cc) // 2])
     assert np.ptp(px) <= 2 and px[0] > 60, px              # grey level of the body
     rr, cc = np.nonzero(status == 0)

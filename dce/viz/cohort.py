@@ -24,6 +24,7 @@ named by label and vertebral level only, sessions by name (``pre``, ``fu1``) or 
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +43,15 @@ from dce.cohort.config import CohortConfig, Endpoint
 from dce.cohort.display import column_label, display_scale
 from dce.cohort.frames import CohortFrames, paired_values, tic_type_curves
 from dce.viz.sections import sagittal_section, to_ras
-from dce.viz.style import OKABE_ITO, ONE_COLUMN_MM, TWO_COLUMN_MM, figsize_mm, journal
+from dce.viz.style import (
+    OKABE_ITO,
+    ONE_COLUMN_MM,
+    OVERLAY_FLOOR,
+    TWO_COLUMN_MM,
+    figsize_mm,
+    journal,
+    overlay_cmap,
+)
 from dce.viz.tables import fmt_p_eq, fmt_range
 
 __all__ = [
@@ -77,11 +86,9 @@ LESION_OUTLINE = "#FF2A00"
 MAP_CMAP = "viridis"
 
 
-def overlay_cmap(name: str = MAP_CMAP) -> Any:
-    """A colour map whose "bad" (NaN, masked) colour is fully transparent."""
-    import matplotlib as mpl
-
-    return mpl.colormaps[name].with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
+def _print_minus(text: str) -> str:
+    """A configured name for print: a hyphen before a digit (``-20``) as a minus sign."""
+    return re.sub(r"(?<![\w.])-(?=\d)", "\u2212", text)
 
 
 def _wrap_title(text: str, width_mm: float, pt: float = 8.0) -> str:
@@ -141,7 +148,8 @@ class RocSeries:
 def roc_figure(series: Sequence[RocSeries], *, title: str = "",
                ci_label: str = "95% CI") -> Figure:
     """ROC curves with confidence bands (module notes), one column wide; the legend
-    (one line per series) is under the axes. Up to 8 series."""
+    (one entry per series) is under the axes. Up to 8 series; with more than two, only
+    the first series' band is drawn (overlapping bands hide each other)."""
     if not series:
         raise ValueError("roc_figure: no ROC series")
     fig = Figure(figsize=figsize_mm(ONE_COLUMN_MM, 84 + 7.5 * len(series)),
@@ -150,7 +158,10 @@ def roc_figure(series: Sequence[RocSeries], *, title: str = "",
     ax.plot([0, 1], [0, 1], ls=":", color="#888888", lw=0.8)
     for k, s in enumerate(series):
         c = _SERIES_COLOURS[k % len(_SERIES_COLOURS)]
-        if s.band_fpr is not None and s.band_lo is not None and s.band_hi is not None:
+        # overlapping bands of many series mix into an unreadable tint: the first only
+        band = k == 0 or len(series) <= 2
+        if band and s.band_fpr is not None and s.band_lo is not None \
+                and s.band_hi is not None:
             ax.fill_between(_f64(s.band_fpr), _f64(s.band_lo), _f64(s.band_hi), color=c,
                             alpha=0.12, step="post", lw=0)
         lab = f"{s.label}\nAUC {s.auc:.2f}"
@@ -169,8 +180,8 @@ def roc_figure(series: Sequence[RocSeries], *, title: str = "",
     ax.set_xlabel("1 − specificity")
     ax.set_ylabel("sensitivity")
     ax.grid(alpha=0.3)
-    fig.legend(loc="outside lower center", ncol=1, title=f"AUC ({ci_label})",
-               alignment="left")
+    fig.legend(loc="outside lower center", ncol=1, alignment="left",
+               title=f"AUC ({ci_label}); circle: Youden cut-off")
     if title:
         ax.set_title(_wrap_title(title, ONE_COLUMN_MM))
     return fig
@@ -220,8 +231,9 @@ def waterfall_figure(values: ArrayLike, outcome: ArrayLike, *, ylabel: str,
     ax.set_ylabel(ylabel)
     handles = _outcome_handles(names, set(outs))
     line_handles, _ = ax.get_legend_handles_labels()
+    n_leg = len(handles) + len(line_handles)
     fig.legend(handles=handles + line_handles, loc="outside lower center",
-               ncol=min(len(handles) + len(line_handles), 3))
+               ncol=n_leg if width > ONE_COLUMN_MM else min(n_leg, 2))
     ax.grid(axis="y", alpha=0.3)
     n_missing = int((~keep).sum())
     if title or n_missing:
@@ -253,7 +265,8 @@ def prepost_figure(panels: Sequence[PairedPanel], *, endpoint: str = "outcome",
                    title: str = "") -> Figure:
     """Paired baseline / follow-up lines per lesion (module notes), one panel per
     parameter, two columns wide with at most 3 panels per row. Thick lines: the median
-    of each outcome group. ``p_values`` of a panel are written under its title."""
+    of each outcome group. The panel's ``title`` (and ``unit``) label its y axis, its
+    ``p_values`` are written above it."""
     if not panels:
         raise ValueError("prepost_figure: no panel")
     n = len(panels)
@@ -281,12 +294,11 @@ def prepost_figure(panels: Sequence[PairedPanel], *, endpoint: str = "outcome",
                 ax.plot([0, 1], [np.median(a[sel]), np.median(b[sel])],
                         color=OUTCOME_COLOURS[key], lw=2.4, solid_capstyle="round")
         ax.set_xticks([0, 1], [p.pre_label, p.post_label])
-        ax.set_xlim(-0.25, 1.25)
-        ax.set_ylabel(p.unit or p.title)
-        head = p.title
-        if p.p_values:
-            head += "".join(f"\n{g}: {v}" for g, v in p.p_values.items())
-        ax.set_title(head, fontsize=7.5)
+        ax.set_xlim(-0.4, 1.4)
+        ax.set_ylabel(p.title + (f" ({p.unit})" if p.unit else ""))
+        if p.p_values:       # the parameter is named on the y axis
+            ax.set_title("\n".join(f"{g}: {v}" for g, v in p.p_values.items()),
+                         fontsize=7.5)
         ax.grid(axis="y", alpha=0.3)
     for ax in axes[n:]:
         ax.set_visible(False)
@@ -402,8 +414,10 @@ def lesion_maps_figure(rows: Sequence[LesionMapRow], *, title: str = "",
     session, two columns wide (one for a single session). The parameter is drawn over the
     grey anatomy, transparent where it is NaN (not fitted, not enhancing: the caller
     blanks those voxels, :func:`dce.roi.shown_map`), the lesion outlined; one colour
-    scale per row (2nd-98th percentile of the lesion voxels over the sessions unless
-    given) with a colour bar labelled with the unit. ``title`` e.g. "lesion 1 (T12)";
+    scale per row (up to the 98th percentile of the lesion voxels over the sessions
+    unless given; from :data:`dce.viz.style.OVERLAY_FLOOR` of it for non-negative maps,
+    weaker voxels transparent) with a colour bar labelled with the unit. ``title`` e.g.
+    "lesion 1 (T12)";
     ``outcome`` a short note (e.g. "recurrence: yes"); neither may carry identifiers."""
     if not rows or not rows[0].cells:
         raise ValueError("lesion_maps_figure: no map")
@@ -418,8 +432,9 @@ def lesion_maps_figure(rows: Sequence[LesionMapRow], *, title: str = "",
     axes = fig.subplots(nrow, ncol, squeeze=False)
     for i, r in enumerate(rows):
         lo, hi = _range(r.cells)
-        vmin = r.vmin if r.vmin is not None else lo
         vmax = r.vmax if r.vmax is not None else hi
+        # non-negative maps: transparent below OVERLAY_FLOOR of the scale (style notes)
+        vmin = r.vmin if r.vmin is not None else (OVERLAY_FLOOR * vmax if lo == 0 else lo)
         im = None
         for j in range(ncol):
             ax = axes[i, j]
@@ -579,7 +594,7 @@ def _prepost_for(e: Endpoint, frames: CohortFrames, cfg: CohortConfig,
 
 
 def cohort_figures(frames: CohortFrames, roc: RocResults, tic: pd.DataFrame,
-                   cfg: CohortConfig, *, tic_rule: str) -> Iterator[tuple[str, Figure]]:
+                   cfg: CohortConfig) -> Iterator[tuple[str, Figure]]:
     """Every figure of the cohort analysis, one at a time.
 
     Parameters
@@ -592,8 +607,6 @@ def cohort_figures(frames: CohortFrames, roc: RocResults, tic: pd.DataFrame,
     cfg : CohortConfig
         ``cfg.figures`` chooses the waterfall predictor (default the first), the ROC
         predictors shown and the follow-up of the pre/post figure (default ``last``).
-    tic_rule : str
-        The TIC classification rule in words (:meth:`dce.semiquant.TICRule.describe`).
 
     Yields
     ------
@@ -608,7 +621,8 @@ def cohort_figures(frames: CohortFrames, roc: RocResults, tic: pd.DataFrame,
     for e in cfg.endpoints:
         yield f"roc_{e.name}", _roc_for(e, roc, cfg.figures.get("roc"))
         scale = display_scale(wf.column)
-        cut = {r.name: r.threshold * scale for r in cfg.rules if r.predictor == wf.name}
+        cut = {_print_minus(r.name): r.threshold * scale for r in cfg.rules
+               if r.predictor == wf.name}
         yield f"waterfall_{e.name}", waterfall_figure(
             frame[wf.name].to_numpy(float) * scale, frame[e.name].to_numpy(object),
             ylabel=wf.title, endpoint=e.title, cutoffs=cut, title=f"Per lesion, by {e.title}")
@@ -617,6 +631,5 @@ def cohort_figures(frames: CohortFrames, roc: RocResults, tic: pd.DataFrame,
     curves = [TICTypeCurve(tic_type=str(t), t_s=g["t_s"], mean=g["mean"], sd=g["sd"],
                            n=int(g["n"].iloc[0]))
               for t, g in mean.groupby("tic_type", sort=False)]
-    yield "tic", (tic_types_figure(curves, rule_text=tic_rule,
-                                   title="Mean lesion TIC per type (all sessions)")
+    yield "tic", (tic_types_figure(curves, title="Mean lesion TIC per type (all sessions)")
                   if curves else message_figure("no classified TIC"))

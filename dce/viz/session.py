@@ -22,13 +22,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike, NDArray
 
 from dce.viz.sections import sagittal_section, to_ras
-from dce.viz.style import MIN_FONT_PT, OKABE_ITO, TWO_COLUMN_MM, figsize_mm, journal
+from dce.viz.style import (
+    MIN_FONT_PT,
+    OKABE_ITO,
+    OVERLAY_FLOOR,
+    TWO_COLUMN_MM,
+    figsize_mm,
+    journal,
+    overlay_cmap,
+)
 
 __all__ = [
     "MapPanel",
@@ -330,8 +337,9 @@ class MapPanel:
         Unit for the colour bar, e.g. ``"/min"`` (empty for fractions).
     data : array_like, shape (n_i, n_j, n_k)
     vmin, vmax : float, optional
-        Colour range; default the 2nd-98th percentile over the lesion and marrow ROIs
-        (over the overlay mask without ROIs), from 0 for non-negative maps.
+        Colour range (values below ``vmin`` transparent); default the 2nd-98th
+        percentile over the lesion and marrow ROIs (over the overlay mask without ROIs),
+        from :data:`dce.viz.style.OVERLAY_FLOOR` x ``vmax`` for non-negative maps.
     cmap : str
     """
 
@@ -435,12 +443,12 @@ def parameter_map_figure(anatomy: ArrayLike, panels: Sequence[MapPanel], *,
             show &= sagittal_section(ovl, x)
         ref = vol[np.isfinite(vol) & scale_mask]
         lo, hi = _robust_range(ref)
-        if ref.size and float(np.min(ref)) >= 0:
-            lo = 0.0
-        vmin = p.vmin if p.vmin is not None else lo
         vmax = p.vmax if p.vmax is not None else hi
+        if ref.size and float(np.min(ref)) >= 0:      # transparent below the floor
+            lo = OVERLAY_FLOOR * vmax
+        vmin = p.vmin if p.vmin is not None else lo
         _show_anatomy(ax, base, aspect)
-        cmap = mpl.colormaps[p.cmap].with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
+        cmap = overlay_cmap(p.cmap)
         im = ax.imshow(np.ma.masked_where(~show, sec), cmap=cmap, vmin=vmin, vmax=vmax,
                        alpha=0.9, aspect=aspect, interpolation="nearest")
         _contours(ax, les_s, mar_s)

@@ -8,6 +8,7 @@ import yaml
 from snakemake.logging import logger
 
 from dce.cohort.sessions import analysed_note
+from dce.semiquant import TICRule
 
 COHORT = f"{RESULTS}/cohort"
 COHORT_CFG = config["cohort"]
