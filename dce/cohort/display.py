@@ -54,6 +54,7 @@ __all__ = [
     "display_roc",
     "display_scale",
     "fmt_value",
+    "group_label",
     "parse_column",
     "predictor_label",
     "quality_note",
@@ -252,6 +253,13 @@ def column_label(column: str, *, session: str | None = None) -> str:
     return f"{name}{when}" + (f" ({q.unit})" if q.unit else "")
 
 
+def group_label(group: str) -> str:
+    """An endpoint group for print: ``recurrence=1`` -> ``"recurrence: yes"``,
+    ``recurrence=0`` -> ``"recurrence: no"``; other names unchanged."""
+    m = re.fullmatch(r"(.+)=([01])", group)
+    return f"{m.group(1)}: {'yes' if m.group(2) == '1' else 'no'}" if m else group
+
+
 def predictor_label(parameter: str, kind: str, session: str) -> str:
     """Label of a cohort predictor: the ROI statistic ``parameter`` as measured
     (``kind`` ``value``) or its change (``change``, ``pct_change``) at ``session``."""
@@ -353,7 +361,7 @@ def cohort_summary(cohort: pd.DataFrame, frame: pd.DataFrame, changes_df: pd.Dat
                 col["excluded (cohort.exclude_flags): lesion sessions / follow-ups"] = (
                     f"{int(quality.excluded(c, cfg.exclude_flags).sum())} / "
                     f"{int(quality.excluded(ch, cfg.exclude_flags).sum())}")
-            cols[gname] = col
+            cols[group_label(gname)] = col
         names = list(next(iter(cols.values())).keys())
         for nm in names:
             row = {"endpoint": e.name, "characteristic": nm}
@@ -484,7 +492,7 @@ def display_prepost(paired: pd.DataFrame, between: pd.DataFrame) -> pd.DataFrame
         row: dict[str, Any] = {"endpoint": ep, "session": session_phrase(str(ses)),
                                "parameter": column_label(str(par))}
         for r in g.itertuples():
-            grp = str(r.group).replace("=", " = ")
+            grp = group_label(str(r.group))
             row[f"{grp}: n"] = fmt_num(r.n)
             row[f"{grp}: change (%), median [IQR]"] = fmt_median_iqr(
                 r.median_pct_change, r.q25_pct_change, r.q75_pct_change, fixed=1)
