@@ -46,8 +46,8 @@ __all__ = [
 ]
 
 #: Lesion outlines and curves (Okabe-Ito), normal marrow, the AIF.
-_LESION_COLOURS = tuple(OKABE_ITO[k] for k in ("vermillion", "orange", "reddish_purple",
-                                                "sky_blue", "yellow", "black"))
+_LESION_COLOURS = tuple(OKABE_ITO[k] for k in ("vermillion", "blue", "reddish_purple",
+                                                "orange", "sky_blue", "black"))
 _MARROW_COLOUR = OKABE_ITO["bluish_green"]
 _AIF_COLOUR = OKABE_ITO["vermillion"]
 _MAP_CMAP = "viridis"

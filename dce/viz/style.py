@@ -52,7 +52,7 @@ PNG_DPI = 300
 #: their colour scale up; weaker voxels are transparent (the anatomy shows), as in the
 #: overlay threshold of clinical DCE viewers -- otherwise fitted noise in barely enhancing
 #: marrow reads as a checkerboard.
-OVERLAY_FLOOR = 0.1
+OVERLAY_FLOOR = 0.2
 
 #: Okabe & Ito (2008) colour-blind-safe palette.
 OKABE_ITO = {

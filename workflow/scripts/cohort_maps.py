@@ -35,7 +35,7 @@ with job(sm) as log:
         maps = {name: shown_map(name, read_nifti(sm.input.maps[k * len(names) + j]).data, status)
                 for j, name in enumerate(names)}
         sections.append(cl.lesion_section(anatomy, maps, labels, label, affine))
-        titles.append(f"{ses} (day {p.days[k]:g})")
+        titles.append(f"{ses} (day {fmt_num(p.days[k])})")
     crops = cl.crop_sections(sections, margin_mm=float(p.margin_mm))
     rows = []
     for name in names:
