@@ -470,12 +470,15 @@ def _accuracy_cells(r: Any) -> dict[str, str]:
     }
 
 
-def display_delong(delong: pd.DataFrame) -> pd.DataFrame:
+def display_delong(delong: pd.DataFrame, labels: dict[str, str] | None = None
+                   ) -> pd.DataFrame:
     """The DeLong comparisons (:class:`dce.cohort.analysis.DeLongRow` columns) with
-    formatted cells."""
+    formatted cells; ``labels``: predictor name -> display label."""
     rows = []
+    lab = labels or {}
     for r in _records(delong):
-        rows.append({"endpoint": r.endpoint, "comparison": f"{r.predictor_a} vs {r.predictor_b}",
+        a, b = (lab.get(str(x), str(x)) for x in (r.predictor_a, r.predictor_b))
+        rows.append({"endpoint": r.endpoint, "comparison": f"{a} vs {b}",
                      "AUC a": fmt_num(r.auc_a, fixed=2), "AUC b": fmt_num(r.auc_b, fixed=2),
                      "difference (95% CI)": fmt_ci(r.diff, r.diff_lo, r.diff_hi),
                      "z": fmt_num(r.z, fixed=2), "p": fmt_p(r.p)})
@@ -493,10 +496,10 @@ def display_prepost(paired: pd.DataFrame, between: pd.DataFrame) -> pd.DataFrame
                                "parameter": column_label(str(par))}
         for r in g.itertuples():
             grp = group_label(str(r.group))
-            row[f"{grp}: n"] = fmt_num(r.n)
-            row[f"{grp}: change (%), median [IQR]"] = fmt_median_iqr(
+            row[f"{grp}, n"] = fmt_num(r.n)
+            row[f"{grp}, change (%), median [IQR]"] = fmt_median_iqr(
                 r.median_pct_change, r.q25_pct_change, r.q75_pct_change, fixed=1)
-            row[f"{grp}: Wilcoxon p"] = fmt_p(r.p)
+            row[f"{grp}, Wilcoxon p"] = fmt_p(r.p)
         p_mw = bt["p"].get((ep, ses, par), np.nan) if len(bt) else np.nan
         row["Mann-Whitney p"] = fmt_p(p_mw)
         rows.append(row)
@@ -568,7 +571,8 @@ def report_tables(frames: CohortFrames, prepost: PrePostResults, roc: RocResults
                 "ROC analysis per endpoint and predictor: AUC with DeLong and bootstrap "
                 "95% CIs; sensitivity, specificity, PPV, NPV (Wilson 95% CIs) at the "
                 "Youden cut-off chosen on the whole cohort (apparent, optimistic)"),
-        "delong": (display_delong(roc.delong), "DeLong test of paired AUCs"),
+        "delong": (display_delong(roc.delong, {p.name: p.title for p in cfg.predictors}),
+                   "DeLong test of paired AUCs"),
         "predictions": (display_predictions(predictions.summary),
                         "Predictions: fixed rules, leave-one-patient-out Youden cut-offs "
                         "and logistic models (lesion and patient level, Wilson 95% CIs)"),
