@@ -206,9 +206,10 @@ def _drawn_texts(fig: Figure) -> list[Text]:
     axis range are kept by matplotlib but not drawn)."""
     hidden: set[int] = set()
     for ax in fig.axes:
+        axis: Any
         for axis in (ax.xaxis, ax.yaxis):
-            drawn = {id(t) for t in axis._update_ticks()} if ax.axison and ax.get_visible() and \
-                axis.get_visible() else set()                 # what Axis.draw draws
+            shown = ax.axison and ax.get_visible() and axis.get_visible()
+            drawn = {id(t) for t in axis._update_ticks()} if shown else set()  # Axis.draw
             for t in axis.get_major_ticks() + axis.get_minor_ticks():
                 if id(t) not in drawn:
                     hidden |= {id(t.label1), id(t.label2)}
@@ -230,7 +231,7 @@ def test_figure_text_sizes_and_no_raw_names(name: str) -> None:
     for t in texts:
         s = t.get_text()
         assert not [p for p in display.FORBIDDEN_RAW if p in s], (name, s)
-        assert t.get_fontsize() >= MIN_FONT_PT, (name, s, t.get_fontsize())
+        assert float(t.get_fontsize()) >= MIN_FONT_PT, (name, s, t.get_fontsize())
         ext = t.get_window_extent(renderer)
         assert _inside(ext, box), (name, s, ext)                # not clipped
     for leg in fig.findobj(Legend):                             # legend boxes too
@@ -281,6 +282,7 @@ def test_map_overlay_is_transparent_where_not_fitted(kind: str) -> None:
     grey, overlay = images[0], images[1]
     assert grey.get_cmap().name == "gray"
     data = overlay.get_array()
+    assert data is not None
     rgba = overlay.to_rgba(data)
     hidden = ~np.isin(status, STATUS_SHOWN)
     assert hidden.any() and (~hidden).any()

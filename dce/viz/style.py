@@ -22,6 +22,7 @@ from typing import Any, ParamSpec
 
 import matplotlib as mpl
 from matplotlib.figure import Figure
+from matplotlib.rcsetup import cycler
 
 __all__ = [
     "JOURNAL_RC",
@@ -82,7 +83,7 @@ JOURNAL_RC: dict[str, Any] = {
     "axes.spines.top": False,
     "axes.spines.right": False,
     "image.cmap": "viridis",
-    "axes.prop_cycle": mpl.cycler(color=[OKABE_ITO[k] for k in (
+    "axes.prop_cycle": cycler(color=[OKABE_ITO[k] for k in (
         "blue", "vermillion", "bluish_green", "reddish_purple", "orange", "sky_blue",
         "black", "yellow")]),
 }
@@ -104,7 +105,7 @@ def journal(build: Callable[P, Figure]) -> Callable[P, Figure]:
 
     @functools.wraps(build)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> Figure:
-        with mpl.rc_context(JOURNAL_RC):
+        with mpl.rc_context(JOURNAL_RC):  # type: ignore[arg-type]  # rc keys as plain str
             fig = build(*args, **kwargs)
         for ax in fig.axes:
             ax.tick_params(labelsize=MIN_FONT_PT)
