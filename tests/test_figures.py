@@ -129,7 +129,7 @@ def _phantom() -> dict[str, Any]:
     status[:, 5:35, 8:22] = 5                                  # body: not enhancing
     status[:, 12:25, 9:20] = 0                                 # fitted around the lesion
     vp = np.where(status >= 0, 0.02, np.nan)
-    vp[lesion > 0] = 0.08
+    vp[lesion > 0] = np.linspace(0.04, 0.08, int((lesion > 0).sum()))
     return {"anat": anat, "lesion": lesion, "marrow": marrow, "status": status, "vp": vp,
             "affine": np.diag([2.0, 1.0, 1.0, 1.0])}
 
@@ -285,9 +285,11 @@ def test_map_overlay_is_transparent_where_not_fitted(kind: str) -> None:
     assert data is not None
     rgba = overlay.to_rgba(data)
     hidden = ~np.isin(status, STATUS_SHOWN)
-    assert hidden.any() and (~hidden).any()
+    # coloured: fitted voxels with a value at or above the bottom of the colour scale
+    coloured = ~hidden & (np.ma.filled(data, np.nan) >= overlay.norm.vmin)
+    assert hidden.any() and coloured.any()
     assert np.all(rgba[..., 3][hidden] == 0)              # transparent where not shown
-    assert np.all(rgba[..., 3][~hidden] > 0)
+    assert np.all(rgba[..., 3][coloured] > 0)
     anat = np.asarray(grey.get_array())
     assert np.all(np.isfinite(anat[hidden]))              # the anatomy is there underneath
     canvas = FigureCanvasAgg(fig)
