@@ -100,7 +100,8 @@ def _contours(ax: Any, labels_section: NDArray[Any] | None,
 
 def _orientation_marks(ax: Any) -> None:
     kw = {"transform": ax.transAxes, "color": "white", "fontsize": MIN_FONT_PT,
-          "fontweight": "bold"}
+          "fontweight": "bold",      # legible on bright anatomy too
+          "bbox": {"facecolor": "black", "alpha": 0.5, "lw": 0, "pad": 0.8}}
     ax.text(0.02, 0.5, "A", ha="left", va="center", **kw)
     ax.text(0.98, 0.5, "P", ha="right", va="center", **kw)
     ax.text(0.5, 0.98, "S", ha="center", va="top", **kw)
