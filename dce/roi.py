@@ -900,27 +900,40 @@ def roi_curve_table(signal_4d: ArrayLike, t_s: ArrayLike, lesions: ArrayLike,
     return table, curves
 
 
+#: Fit status codes hidden in every map figure, kinetic or not: outside the fitted mask
+#: (-1), curve not finite (1), not enhancing (5) -- the anatomy shows through there.
+STATUS_HIDDEN_ALL: tuple[int, ...] = (-1, 1, 5)
+
+
 def shown_map(name: str, data: ArrayLike, status: ArrayLike) -> _F64:
-    """A map for display (float): NaN where a map that is ``masked_by_status``
-    (:mod:`dce.registry`) has a fit status outside :data:`dce.fit.STATUS_SHOWN`."""
+    """A map for display (float, NaN where not shown): a map that is
+    ``masked_by_status`` (:mod:`dce.registry`) only where the fit status is in
+    :data:`dce.registry.STATUS_SHOWN`; any other map not where the status is in
+    :data:`STATUS_HIDDEN_ALL` (not fitted, not enhancing)."""
 
     out = np.asarray(data).astype(float)
-    if output_map(name).masked_by_status:
-        out = np.where(np.isin(status, STATUS_SHOWN), out, np.nan)
-    return out
+    st = np.asarray(status)
+    keep = np.isin(st, STATUS_SHOWN) if output_map(name).masked_by_status else \
+        ~np.isin(st, STATUS_HIDDEN_ALL)
+    return np.where(keep, out, np.nan)
 
 
 def map_panel_fields(maps: Mapping[str, ArrayLike], names: Iterable[str],
                      status: ArrayLike) -> list[dict[str, Any]]:
-    """Title, unit and display data (:func:`shown_map`) of each named map, from the
-    registry (the fields of :class:`dce.viz.session.MapPanel`).
+    """Title, unit and display data (:func:`shown_map`, in display units) of each named
+    map (the fields of :class:`dce.viz.session.MapPanel`): name, unit and scale from
+    :func:`dce.cohort.display.quantity`.
 
     ``maps`` is keyed by column (:func:`dce.io.maps.read_maps`)."""
+    from dce.cohort.display import quantity
+
     out = []
     for name in names:
         m = output_map(name)
-        out.append({"title": m.label, "unit": m.unit,
-                    "data": shown_map(name, maps[m.column], status)})
+        q = quantity(m.column)
+        title, unit, scale = (q.symbol, q.unit, q.scale) if q else (m.label, m.unit, 1.0)
+        out.append({"title": title, "unit": unit,
+                    "data": shown_map(name, maps[m.column], status) * scale})
     return out
 
 

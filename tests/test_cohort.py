@@ -332,7 +332,7 @@ def test_display_tables_render_in_every_format(analysed: dict[str, Any]) -> None
 def test_tables_cells_and_escaping() -> None:
     assert tables.fmt_ci(0.912, 0.781, 1.0) == "0.91 (0.78–1.00)"
     assert tables.fmt_ci(np.nan, 0, 1) == "–"
-    assert tables.fmt_p(0.0004) == "<0.001" and tables.fmt_p(0.0123) == "0.012"
+    assert tables.fmt_p(0.0004) == "< 0.001" and tables.fmt_p(0.0123) == "0.012"
     assert tables.fmt_p(0.5) == "0.50"
     assert tables.fmt_pct(3, 4, 0.75, 0.3, 0.95) == "3/4, 75% (30–95%)"
     assert tables.fmt_median_iqr(1.5, 1.0, 2.25) == "1.5 [1, 2.25]"
@@ -455,6 +455,46 @@ def test_workflow_cohort_outputs(demo_run: Path) -> None:
 
 
 @pytest.mark.workflow
+def test_workflow_figures_and_tables_are_journal_ready(demo_run: Path) -> None:
+    """Issue 15 acceptance: every PNG of the run (session QC and cohort figures) is
+    >= 300 dpi (the pHYs chunk, read by PIL) at one- or two-column width, every cohort
+    figure has a vector PDF, and no header of a display table (HTML, Markdown, LaTeX, the
+    summary TSV for humans) shows a raw column name."""
+    from PIL import Image
+
+    res = _results(demo_run)
+    pngs = sorted(res.rglob("*.png"))
+    assert len(pngs) > 20
+    for png in pngs:
+        with Image.open(png) as im:
+            assert min(im.info["dpi"]) >= 299.5, (png.name, im.info.get("dpi"))
+            width_mm = im.size[0] / im.info["dpi"][0] * 25.4
+            assert min(abs(width_mm - 89), abs(width_mm - 183)) < 1, (png.name, width_mm)
+    for png in (res / "cohort").rglob("*.png"):
+        assert png.with_suffix(".pdf").read_bytes().startswith(b"%PDF"), png.name
+    tables_dir = res / "cohort" / "tables"
+    headers = []
+    for html in tables_dir.glob("*.html"):
+        headers += re.findall(r"<th>(.*?)</th>", html.read_text(encoding="utf-8"))
+    for md in tables_dir.glob("*.md"):
+        lines = md.read_text(encoding="utf-8").splitlines()
+        head = next(ln for ln in lines if ln.startswith("| "))
+        headers += [c.strip() for c in head.strip("|").split(" | ")]
+    for tex in tables_dir.glob("*.tex"):
+        lines = tex.read_text(encoding="utf-8").splitlines()
+        headers += lines[lines.index(r"\toprule") + 1].split(" & ")
+    headers += list(pd.read_csv(tables_dir / "summary.tsv", sep="\t", nrows=0).columns)
+    assert len(headers) > 40
+    for h in headers:
+        h = h.replace(r"\_", "_")                       # LaTeX escapes back
+        assert not [p for p in display.FORBIDDEN_RAW if p in h], h
+    # the ROC table's predictors and the pre/post table's parameters are labels too
+    roc = (tables_dir / "roc.md").read_text(encoding="utf-8")
+    assert "ΔVp from baseline to first follow-up (%)" in roc
+    assert "vp_mean" not in (tables_dir / "prepost.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.workflow
 def test_workflow_dvp_agrees_with_truth(demo_run: Path) -> None:
     """Issue 5 acceptance: AUC of the measured dVp within 0.05 of the AUC of the true dVp;
     controlled lesions' median dVp within 10 percentage points of the truth."""
@@ -542,8 +582,8 @@ def _series_pixels(png: Path) -> int:
 
     img = mpimg.imread(png)[..., :3][:, 700:]
     total = 0
-    for hx in ("1b9e77", "d95f02", "7570b3", "e7298a", "66a61e"):
-        rgb = np.array([int(hx[i:i + 2], 16) for i in (0, 2, 4)]) / 255.0
+    for hx in figures._SERIES_COLOURS[:5]:
+        rgb = np.array([int(hx[i:i + 2], 16) for i in (1, 3, 5)]) / 255.0
         total += int(np.all(np.abs(img - rgb) < 0.1, axis=-1).sum())
     return total
 

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from dce import registry
+from dce.cohort import display
 from dce.fit import STATUS_SHOWN, TracerKineticModel, kinetic_fitter
 from dce.io.maps import read_maps, write_map
 from dce.models import tissue_concentration
@@ -200,11 +201,15 @@ def test_figure_labels_and_masks_come_from_the_registry() -> None:
     status = np.array([[0, 1], [5, 3]], dtype=np.int8)
     maps = {output_map(n).column: np.full((2, 2), 2.0) for n in names}
     panels = map_panel_fields(maps, names, status)
+    # every figure map has a display quantity (name, unit, scale) in the naming layer
+    quantities = [display.quantity(output_map(n).column) for n in names]
+    assert all(q is not None for q in quantities)
     assert [(f["title"], f["unit"]) for f in panels] == \
-        [(output_map(n).label, output_map(n).unit) for n in names]
+        [(q.symbol, q.unit) for q in quantities if q is not None]
     shown = np.isin(status, STATUS_SHOWN)
-    for n, f in zip(names, panels, strict=True):
-        expect = np.where(shown, 2.0, np.nan) if output_map(n).masked_by_status \
-            else np.full((2, 2), 2.0)
-        np.testing.assert_array_equal(f["data"], expect)
+    enhancing = np.array([[True, False], [False, True]])     # status 1 and 5 hidden
+    for n, f, q in zip(names, panels, quantities, strict=True):
+        assert q is not None
+        expect = np.where(shown if output_map(n).masked_by_status else enhancing, 2.0, np.nan)
+        np.testing.assert_array_equal(f["data"], expect * q.scale)
         np.testing.assert_array_equal(shown_map(n, maps[output_map(n).column], status), expect)

@@ -52,10 +52,14 @@ class Predictor:
 
     @property
     def title(self) -> str:
+        """The configured ``label``, else the display label of the column
+        (:func:`dce.cohort.display.predictor_label`, e.g. "ΔVp from baseline to first
+        follow-up (%)")."""
         if self.label:
             return self.label
-        what = {"value": "", "change": "Δ", "pct_change": "%Δ"}[self.kind]
-        return f"{what}{self.parameter} ({self.session})"
+        from dce.cohort.display import predictor_label  # display imports this module
+
+        return predictor_label(self.parameter, self.kind, self.session)
 
 
 @dataclass(frozen=True)

@@ -8,42 +8,285 @@ them as Markdown, LaTeX or HTML); :func:`report_tables` gives every table of the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from dce import quality
-from dce.cohort.analysis import PredictionResults, PrePostResults, RocResults
-from dce.cohort.config import CohortConfig
-from dce.cohort.frames import CohortFrames, baseline_rows, endpoint_groups
+from dce.registry import MAPS
 from dce.viz.tables import (
     fmt_ci,
     fmt_median_iqr,
     fmt_num,
     fmt_p,
     fmt_pct,
+    fmt_range,
     is_missing,
     to_html,
     to_latex,
     to_markdown,
 )
 
+if TYPE_CHECKING:       # the analysis modules import this one (labels): no cycle at run time
+    from dce.cohort.analysis import PredictionResults, PrePostResults, RocResults
+    from dce.cohort.config import CohortConfig
+    from dce.cohort.frames import CohortFrames
+
 __all__ = [
+    "FORBIDDEN_RAW",
+    "QUANTITIES",
+    "STATISTICS",
     "TABLE_NOTES",
+    "ColumnName",
+    "Quantity",
     "cohort_summary",
+    "column_label",
     "display_delong",
     "display_lead",
     "display_predictions",
     "display_prepost",
     "display_quality",
     "display_roc",
+    "display_scale",
+    "fmt_value",
+    "group_label",
+    "parse_column",
+    "predictor_label",
     "quality_note",
+    "quantity",
     "render_report_tables",
     "report_tables",
+    "session_phrase",
 ]
+
+# --------------------------------------------------------------------------- naming
+#
+# The one display-naming layer: table columns are machine names built from a scheme
+#   <map column>_<statistic>[_change | _pct_change]      (ROI statistics, their changes)
+# e.g. ``vp_mean``, ``ktrans_per_min_p95_pct_change``, ``iauc_60s_mean``, plus a few
+# fixed names (``days_from_rt``, ``tic_type``, ``p_holm``, ...). Every figure, display
+# table and the report shows them through :func:`column_label` (and predictors through
+# :func:`predictor_label`), numbers through :func:`fmt_value`. Machine TSVs keep the
+# machine names.
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """How one map's values are shown.
+
+    Attributes
+    ----------
+    symbol : str
+        Display name, e.g. ``"Ktrans"``.
+    unit : str
+        Display unit (``""`` when dimensionless), e.g. ``"min⁻¹"``.
+    decimals : int
+        Decimals printed (in display units).
+    scale : float
+        Machine value x ``scale`` = display value (``vp``: fraction -> %).
+    change_unit : str or None
+        Unit of an absolute change when it differs from ``unit`` (``vp``: percentage
+        points).
+    """
+
+    symbol: str
+    unit: str
+    decimals: int
+    scale: float = 1.0
+    change_unit: str | None = None
+
+    def label(self, unit: str | None = None) -> str:
+        """``"Ktrans (min⁻¹)"``; ``unit`` overrides the unit."""
+        u = self.unit if unit is None else unit
+        return f"{self.symbol} ({u})" if u else self.symbol
+
+
+#: Display quantity per registry map column (:data:`dce.registry.MAPS`); IAUC columns
+#: (``iauc_<w>s``) are made by :func:`quantity`.
+QUANTITIES: dict[str, Quantity] = {
+    "ktrans_per_min": Quantity("Ktrans", "min⁻¹", 3),
+    "kep_per_min": Quantity("kep", "min⁻¹", 2),
+    "ve": Quantity("ve", "", 2),
+    "vp": Quantity("Vp", "%", 1, scale=100.0, change_unit="percentage points"),
+    "r2": Quantity("R²", "", 2),
+    "rmse_mM": Quantity("RMSE", "mM", 3),
+    "delay_s": Quantity("delay", "s", 1),
+    "status": Quantity("fit status", "", 0),
+    "peak_enhancement_pct": Quantity("peak enhancement", "%", 0),
+    "time_to_peak_s": Quantity("time to peak", "s", 0),
+    "wash_in_slope_pct_per_s": Quantity("wash-in slope", "%/s", 2),
+    "max_slope_pct_per_s": Quantity("maximum slope", "%/s", 2),
+    "washout_pct": Quantity("washout", "%", 1),
+    "tic_type_code": Quantity("TIC type", "", 0),
+}
+_IAUC_COLUMN = re.compile(r"iauc_(\d+(?:\.\d+)?)s")
+
+#: Statistic suffixes of the ROI tables (:func:`dce.roi.roi_statistics`) -> words
+#: (``mean`` is the default summary and is not spelt out).
+STATISTICS: dict[str, str] = {
+    "mean": "", "median": "median", "sd": "SD", "p5": "5th percentile",
+    "p25": "25th percentile", "p75": "75th percentile", "p95": "95th percentile",
+    "max": "maximum", "min": "minimum", "n_finite": "voxels with a value",
+}
+
+#: Fixed column names (not built from a map) -> label.
+_FIXED: dict[str, str] = {
+    "days_from_rt": "days from RT",
+    "tic_type": "TIC type",
+    "tic": "TIC type",
+    "volume_mm3": "volume (mm³)",
+    "n_voxels": "voxels",
+    "n_fit_failed": "voxels with failed fits",
+    "fit_failed_fraction": "failed-fit fraction",
+    "rslope_max": "RSlope max",
+    "qc_flags": "QC flags",
+    "p": "p", "p_holm": "p (Holm)", "p_bh": "p (Benjamini–Hochberg)",
+    "p_adj": "p (adjusted)", "q": "q (Benjamini–Hochberg)",
+    "auc": "AUC", "auc_lo": "AUC, lower 95% limit", "auc_hi": "AUC, upper 95% limit",
+    "n": "n", "n_pos": "n positive", "n_neg": "n negative",
+    "sensitivity": "sensitivity", "specificity": "specificity", "ppv": "PPV", "npv": "NPV",
+    "effect_size": "effect size", "rank_biserial": "rank-biserial r",
+    "cliffs_delta": "Cliff's δ", "hodges_lehmann": "Hodges–Lehmann shift",
+    "youden_threshold": "Youden cut-off", "threshold": "cut-off",
+    "level": "vertebral level", "label": "lesion", "roi": "ROI",
+    "median_pct_change": "median change (%)", "q25_pct_change": "25th percentile change (%)",
+    "q75_pct_change": "75th percentile change (%)",
+}
+
+#: Substrings that betray a raw column name in a figure or display table (tests).
+FORBIDDEN_RAW: tuple[str, ...] = (
+    "_mean", "_median", "_per_min", "pct_change", "_pct", "_p95", "_p5", "_max", "_sd",
+    "_s_", "iauc_", "days_from_rt", "tic_type", "p_holm", "p_bh", "_change", "e+0", "e-0",
+    "per_s", "_mM", "=<", "%Δ",
+)
+
+
+def quantity(column: str) -> Quantity | None:
+    """The display quantity of a map column (``vp``, ``iauc_60s``), or None."""
+    if column in QUANTITIES:
+        return QUANTITIES[column]
+    m = _IAUC_COLUMN.fullmatch(column)
+    if m:
+        return Quantity(f"iAUC{float(m.group(1)):g}", "a.u.·s", 0)
+    return None
+
+
+@dataclass(frozen=True)
+class ColumnName:
+    """A column name taken apart: map column, statistic, change kind (``""``,
+    ``change`` or ``pct_change``)."""
+
+    map_column: str
+    statistic: str
+    change: str = ""
+
+    @property
+    def quantity(self) -> Quantity:
+        q = quantity(self.map_column)
+        assert q is not None
+        return q
+
+
+_MAP_COLUMNS = sorted({m.column for m in MAPS} | set(QUANTITIES), key=len, reverse=True)
+
+
+def parse_column(column: str) -> ColumnName | None:
+    """Take a statistic column apart (``vp_p95_pct_change`` -> ``vp``, ``p95``,
+    ``pct_change``); a bare map column (``vp``) has the statistic ``""``. None when
+    the name does not follow the scheme."""
+    change = ""
+    base = column
+    for suffix in ("_pct_change", "_change"):
+        if base.endswith(suffix):
+            base, change = base[: -len(suffix)], suffix[1:]
+            break
+    m = re.match(r"(iauc_\d+(?:\.\d+)?s)(?:_(.+))?$", base)
+    if m:
+        mc, stat = m.group(1), m.group(2) or ""
+    else:
+        mc = next((c for c in _MAP_COLUMNS if base == c or base.startswith(c + "_")), "")
+        if not mc:
+            return None
+        stat = base[len(mc) + 1:]
+    if stat and stat not in STATISTICS:
+        return None
+    return ColumnName(mc, stat, change)
+
+
+def session_phrase(session: str) -> str:
+    """``first`` -> ``"first follow-up"``, ``baseline``, ``last`` -> ``"last
+    follow-up"``, a session name -> ``"session <name>"``."""
+    return {"first": "first follow-up", "last": "last follow-up",
+            "baseline": "baseline"}.get(session, f"session {session}")
+
+
+def column_label(column: str, *, session: str | None = None) -> str:
+    """The display label with units of a column name.
+
+    ``vp_mean`` -> ``"Vp (%)"``, ``ktrans_per_min_p95`` -> ``"Ktrans 95th percentile
+    (min⁻¹)"``, ``vp_mean_pct_change`` -> ``"ΔVp from baseline (%)"``,
+    ``vp_mean_change`` -> ``"ΔVp from baseline (percentage points)"``, ``iauc_60s_mean``
+    -> ``"iAUC60 (a.u.·s)"``, ``p_holm`` -> ``"p (Holm)"``. ``session``
+    (:func:`session_phrase`) places the value in time: ``"ΔVp from baseline to first
+    follow-up (%)"``, ``"kep at last follow-up (min⁻¹)"``. Unknown names are returned
+    with underscores as spaces.
+    """
+    col = parse_column(column)
+    if col is None:
+        return _FIXED.get(column, column.replace("_", " "))
+    q = col.quantity
+    if col.statistic == "n_finite":
+        return f"voxels with a {q.symbol} value"
+    name = q.symbol + (f" {STATISTICS[col.statistic]}" if STATISTICS.get(col.statistic)
+                       else "")
+    if col.change:
+        unit = "%" if col.change == "pct_change" else (q.change_unit or q.unit)
+        when = " from baseline" + (f" to {session_phrase(session)}" if session and
+                                   session != "baseline" else "")
+        return f"Δ{name}{when}" + (f" ({unit})" if unit else "")
+    when = f" at {session_phrase(session)}" if session else ""
+    return f"{name}{when}" + (f" ({q.unit})" if q.unit else "")
+
+
+def group_label(group: str) -> str:
+    """An endpoint group for print: ``recurrence=1`` -> ``"recurrence: yes"``,
+    ``recurrence=0`` -> ``"recurrence: no"``; other names unchanged."""
+    m = re.fullmatch(r"(.+)=([01])", group)
+    return f"{m.group(1)}: {'yes' if m.group(2) == '1' else 'no'}" if m else group
+
+
+def predictor_label(parameter: str, kind: str, session: str) -> str:
+    """Label of a cohort predictor: the ROI statistic ``parameter`` as measured
+    (``kind`` ``value``) or its change (``change``, ``pct_change``) at ``session``."""
+    suffix = {"value": "", "change": "_change", "pct_change": "_pct_change"}[kind]
+    return column_label(parameter + suffix, session=session)
+
+
+def fmt_value(column: str, v: Any) -> str:
+    """A value of ``column`` for print: scaled to display units, the quantity's fixed
+    decimals (percent changes: 1), proper minus sign; an en dash when missing."""
+    col = parse_column(column)
+    if col is None or is_missing(v):
+        return fmt_num(v)
+    q = col.quantity
+    if col.change == "pct_change":
+        return fmt_num(v, fixed=1)
+    dec = q.decimals if col.statistic != "n_finite" else 0
+    return fmt_num(float(v) * (1.0 if col.statistic == "n_finite" else q.scale), fixed=dec)
+
+
+def display_scale(column: str) -> float:
+    """Factor from machine to display units of ``column`` (1 for percent changes)."""
+    col = parse_column(column)
+    if col is None or col.change == "pct_change" or col.statistic == "n_finite":
+        return 1.0
+    return col.quantity.scale
+
 
 #: Notes under the HTML tables of the report.
 TABLE_NOTES = {
@@ -78,7 +321,9 @@ def cohort_summary(cohort: pd.DataFrame, frame: pd.DataFrame, changes_df: pd.Dat
                    cfg: CohortConfig, params: Sequence[str]) -> pd.DataFrame:
     """Characteristics per endpoint group (columns ``all``, ``<e>=1``, ``<e>=0``):
     patients, lesions, sessions, follow-ups, days from RT, baseline parameters
-    (median [IQR]). Cells are display strings."""
+    (median [IQR], display units). Cells are display strings."""
+    from dce.cohort.frames import baseline_rows, endpoint_groups
+
     base = baseline_rows(cohort, cfg)
     out = []
     for e in cfg.endpoints:
@@ -95,23 +340,18 @@ def cohort_summary(cohort: pd.DataFrame, frame: pd.DataFrame, changes_df: pd.Dat
                 "follow-up sessions": str(len(ch)),
             }
             d = ch["days_from_rt"].dropna()
-            col["days from RT at follow-up, median (range)"] = (
-                f"{fmt_num(d.median())} ({fmt_num(d.min())}–{fmt_num(d.max())})"
-                if len(d) else "–")
+            col["days from RT at follow-up, median (range)"] = _median_range(d)
             db = b["days_from_rt"].dropna()
-            col["days from RT at baseline, median (range)"] = (
-                f"{fmt_num(db.median())} ({fmt_num(db.min())}–{fmt_num(db.max())})"
-                if len(db) else "–")
+            col["days from RT at baseline, median (range)"] = _median_range(db)
             if e.day_column and e.day_column in frame:
                 ev = frame.loc[sel, e.day_column].dropna()
-                col[f"{e.day_column}, median (range)"] = (
-                    f"{fmt_num(ev.median())} ({fmt_num(ev.min())}–{fmt_num(ev.max())})"
-                    if len(ev) else "–")
+                col[f"{column_label(e.day_column)}, median (range)"] = _median_range(ev)
             for par in params:
                 v = pd.to_numeric(b[par], errors="coerce").dropna() if par in b else \
                     pd.Series(dtype=float)
                 q = np.quantile(v, [0.5, 0.25, 0.75]) if len(v) else [np.nan] * 3
-                col[f"baseline {par}, median [IQR]"] = fmt_median_iqr(*q)
+                col[f"{column_label(par, session='baseline')}, median [IQR]"] = \
+                    _median_iqr(par, *q)
             if "tic_type" in b:
                 counts = b["tic_type"].fillna("?").replace("", "?").value_counts().sort_index()
                 col["baseline TIC types"] = ", ".join(f"{k} {v}" for k, v in counts.items())
@@ -121,7 +361,7 @@ def cohort_summary(cohort: pd.DataFrame, frame: pd.DataFrame, changes_df: pd.Dat
                 col["excluded (cohort.exclude_flags): lesion sessions / follow-ups"] = (
                     f"{int(quality.excluded(c, cfg.exclude_flags).sum())} / "
                     f"{int(quality.excluded(ch, cfg.exclude_flags).sum())}")
-            cols[gname] = col
+            cols[group_label(gname)] = col
         names = list(next(iter(cols.values())).keys())
         for nm in names:
             row = {"endpoint": e.name, "characteristic": nm}
@@ -129,6 +369,20 @@ def cohort_summary(cohort: pd.DataFrame, frame: pd.DataFrame, changes_df: pd.Dat
             out.append(row)
     df = pd.DataFrame(out)
     return df
+
+
+def _median_range(v: pd.Series) -> str:
+    """``"median (min–max)"`` of days; an en dash when empty."""
+    if not len(v):
+        return "–"
+    return f"{fmt_num(v.median())} ({fmt_range(v.min(), v.max())})"
+
+
+def _median_iqr(column: str, med: Any, q25: Any, q75: Any) -> str:
+    """``"median [q25, q75]"`` of ``column`` in display units and decimals."""
+    if is_missing(med):
+        return "–"
+    return f"{fmt_value(column, med)} [{fmt_value(column, q25)}, {fmt_value(column, q75)}]"
 
 
 def _flag_cell(df: pd.DataFrame) -> str:
@@ -171,18 +425,21 @@ def display_quality(cohort: pd.DataFrame, cfg: CohortConfig) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def display_roc(roc: pd.DataFrame) -> pd.DataFrame:
-    """The ROC table with formatted cells (for Markdown, LaTeX, HTML)."""
+def display_roc(roc: pd.DataFrame, columns: dict[str, str] | None = None) -> pd.DataFrame:
+    """The ROC table with formatted cells (for Markdown, LaTeX, HTML); ``columns``:
+    predictor name -> its column (the Youden cut-off is then shown in display units)."""
     rows = []
     for r in _records(roc):
+        col = (columns or {}).get(str(r.predictor), "")
         rows.append({
             "endpoint": r.endpoint, "predictor": r.label,
             "n (pos/neg)": f"{r.n} ({r.n_pos}/{r.n_neg})",
             "direction": r.direction if isinstance(r.direction, str) else "–",
             "AUC (DeLong 95% CI)": fmt_ci(r.auc, r.delong_lo, r.delong_hi),
             "bootstrap 95% CI": "–" if is_missing(r.boot_lo) else
-            f"{fmt_num(r.boot_lo, fixed=2)}–{fmt_num(r.boot_hi, fixed=2)}",
-            "Youden cut-off": fmt_num(r.youden_threshold),
+            fmt_range(r.boot_lo, r.boot_hi, fixed=2),
+            "Youden cut-off": fmt_value(col, r.youden_threshold) if col else
+            fmt_num(r.youden_threshold),
             **_accuracy_cells(r),
         })
     return pd.DataFrame(rows)
@@ -213,12 +470,15 @@ def _accuracy_cells(r: Any) -> dict[str, str]:
     }
 
 
-def display_delong(delong: pd.DataFrame) -> pd.DataFrame:
+def display_delong(delong: pd.DataFrame, labels: dict[str, str] | None = None
+                   ) -> pd.DataFrame:
     """The DeLong comparisons (:class:`dce.cohort.analysis.DeLongRow` columns) with
-    formatted cells."""
+    formatted cells; ``labels``: predictor name -> display label."""
     rows = []
+    lab = labels or {}
     for r in _records(delong):
-        rows.append({"endpoint": r.endpoint, "comparison": f"{r.predictor_a} vs {r.predictor_b}",
+        a, b = (lab.get(str(x), str(x)) for x in (r.predictor_a, r.predictor_b))
+        rows.append({"endpoint": r.endpoint, "comparison": f"{a} vs {b}",
                      "AUC a": fmt_num(r.auc_a, fixed=2), "AUC b": fmt_num(r.auc_b, fixed=2),
                      "difference (95% CI)": fmt_ci(r.diff, r.diff_lo, r.diff_hi),
                      "z": fmt_num(r.z, fixed=2), "p": fmt_p(r.p)})
@@ -232,12 +492,14 @@ def display_prepost(paired: pd.DataFrame, between: pd.DataFrame) -> pd.DataFrame
     bt = between[between["measure"] == "pct_change"].set_index(
         ["endpoint", "session", "parameter"])
     for (ep, ses, par), g in paired.groupby(["endpoint", "session", "parameter"], sort=False):
-        row: dict[str, Any] = {"endpoint": ep, "session": ses, "parameter": par}
+        row: dict[str, Any] = {"endpoint": ep, "session": session_phrase(str(ses)),
+                               "parameter": column_label(str(par))}
         for r in g.itertuples():
-            row[f"{r.group}: n"] = fmt_num(r.n)
-            row[f"{r.group}: % change, median [IQR]"] = fmt_median_iqr(
-                r.median_pct_change, r.q25_pct_change, r.q75_pct_change)
-            row[f"{r.group}: Wilcoxon p"] = fmt_p(r.p)
+            grp = group_label(str(r.group))
+            row[f"{grp}, n"] = fmt_num(r.n)
+            row[f"{grp}, change (%), median [IQR]"] = fmt_median_iqr(
+                r.median_pct_change, r.q25_pct_change, r.q75_pct_change, fixed=1)
+            row[f"{grp}, Wilcoxon p"] = fmt_p(r.p)
         p_mw = bt["p"].get((ep, ses, par), np.nan) if len(bt) else np.nan
         row["Mann-Whitney p"] = fmt_p(p_mw)
         rows.append(row)
@@ -274,8 +536,8 @@ def display_lead(lead_summary: pd.DataFrame) -> pd.DataFrame:
                      "called before the event": fmt_num(r.n_called_before),
                      "lead time, median (range)":
                          "–" if is_missing(r.median_lead_days) else
-                         f"{fmt_num(r.median_lead_days)} ({fmt_num(r.min_lead_days)}–"
-                         f"{fmt_num(r.max_lead_days)})"})
+                         f"{fmt_num(r.median_lead_days)} "
+                         f"({fmt_range(r.min_lead_days, r.max_lead_days)})"})
     return pd.DataFrame(rows, columns=["endpoint", "method", "model", "events with a day",
                                        "called at a follow-up", "called before the event",
                                        "lead time, median (range)"])
@@ -305,11 +567,12 @@ def report_tables(frames: CohortFrames, prepost: PrePostResults, roc: RocResults
         "prepost": (display_prepost(prepost.paired, prepost.between),
                     "Change from baseline by endpoint group: median [IQR] percent change, "
                     "Wilcoxon signed-rank p within groups, Mann-Whitney p between groups"),
-        "roc": (display_roc(roc.roc),
+        "roc": (display_roc(roc.roc, {p.name: p.column for p in cfg.predictors}),
                 "ROC analysis per endpoint and predictor: AUC with DeLong and bootstrap "
                 "95% CIs; sensitivity, specificity, PPV, NPV (Wilson 95% CIs) at the "
                 "Youden cut-off chosen on the whole cohort (apparent, optimistic)"),
-        "delong": (display_delong(roc.delong), "DeLong test of paired AUCs"),
+        "delong": (display_delong(roc.delong, {p.name: p.title for p in cfg.predictors}),
+                   "DeLong test of paired AUCs"),
         "predictions": (display_predictions(predictions.summary),
                         "Predictions: fixed rules, leave-one-patient-out Youden cut-offs "
                         "and logistic models (lesion and patient level, Wilson 95% CIs)"),

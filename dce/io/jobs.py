@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dce.io._atomic import atomic_path, reproducible_metadata
+from dce.io._atomic import FIGURE_DPI, atomic_path, save_figure_atomic
 
 __all__ = [
     "ERROR_RECORD_SUFFIX",
@@ -224,13 +224,15 @@ def write_json(obj: Any, path: str | os.PathLike[str]) -> None:
         tmp.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
-def save_figure(fig: Any, path: str | os.PathLike[str]) -> None:
-    """Save a matplotlib figure atomically at 110 dpi (the format from the suffix).
+def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = FIGURE_DPI) -> None:
+    """Save a matplotlib figure atomically (the format from the suffix; PNG at ``dpi``,
+    :func:`dce.io._atomic.save_figure_atomic`).
 
     Parameters
     ----------
     fig : matplotlib.figure.Figure
     path : path-like
+    dpi : int
+        PNG resolution (dpi).
     """
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, metadata=reproducible_metadata(path))
+    save_figure_atomic(fig, path, dpi)

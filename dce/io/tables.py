@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from dce.io._atomic import atomic_path, reproducible_metadata
+from dce.io._atomic import FIGURE_DPI, atomic_path, save_figure_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -218,12 +218,12 @@ def write_text(text: str, path: str | os.PathLike[str]) -> None:
 
 
 def save_figure_formats(fig: Figure, paths: Sequence[str | os.PathLike[str]],
-                        dpi: int = 130) -> None:
-    """Save a figure in every format of ``paths`` (by suffix) atomically, then close."""
+                        dpi: int = FIGURE_DPI) -> None:
+    """Save a figure in every format of ``paths`` (by suffix) atomically, then close
+    (:func:`dce.io._atomic.save_figure_atomic`: PNG at ``dpi``, vector PDF)."""
     try:
         for path in paths:
-            with atomic_path(path) as tmp:
-                fig.savefig(tmp, dpi=dpi, metadata=reproducible_metadata(path))
+            save_figure_atomic(fig, path, dpi)
     finally:
         import matplotlib.pyplot as plt
 

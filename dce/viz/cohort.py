@@ -24,6 +24,7 @@ named by label and vertebral level only, sessions by name (``pre``, ``fu1``) or 
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,9 +40,19 @@ from numpy.typing import ArrayLike, NDArray
 from dce import stats
 from dce.cohort.analysis import RocResults, quiet
 from dce.cohort.config import CohortConfig, Endpoint
+from dce.cohort.display import column_label, display_scale
 from dce.cohort.frames import CohortFrames, paired_values, tic_type_curves
 from dce.viz.sections import sagittal_section, to_ras
-from dce.viz.tables import fmt_p
+from dce.viz.style import (
+    OKABE_ITO,
+    ONE_COLUMN_MM,
+    OVERLAY_FLOOR,
+    TWO_COLUMN_MM,
+    figsize_mm,
+    journal,
+    overlay_cmap,
+)
+from dce.viz.tables import fmt_p_eq, fmt_range
 
 __all__ = [
     "OUTCOME_COLOURS",
@@ -61,12 +72,29 @@ __all__ = [
     "waterfall_figure",
 ]
 
-#: Outcome colours: positive (e.g. recurrence), negative (control), unknown.
-OUTCOME_COLOURS = {1: "#d62728", 0: "#1f77b4", None: "#9e9e9e"}
-_SERIES_COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02",
-                   "#a6761d", "#666666")
-_TIC_COLOURS = {"A": "#9e9e9e", "B": "#1f77b4", "C": "#2ca02c", "D": "#ff7f0e",
-                "E": "#d62728", "marrow": "#555555"}
+#: Outcome colours (Okabe-Ito): positive (e.g. recurrence), negative (control), unknown.
+OUTCOME_COLOURS = {1: OKABE_ITO["vermillion"], 0: OKABE_ITO["blue"], None: OKABE_ITO["grey"]}
+_SERIES_COLOURS = tuple(OKABE_ITO[k] for k in (
+    "blue", "vermillion", "bluish_green", "reddish_purple", "orange", "sky_blue", "black",
+    "grey"))
+_TIC_COLOURS = {"A": OKABE_ITO["grey"], "B": OKABE_ITO["sky_blue"],
+                "C": OKABE_ITO["bluish_green"], "D": OKABE_ITO["orange"],
+                "E": OKABE_ITO["vermillion"], "marrow": OKABE_ITO["black"]}
+#: Colour of the lesion outline over the anatomy and the (viridis) parameter map.
+LESION_OUTLINE = "#FF2A00"
+#: Colour map of parameter maps (perceptually uniform, colour-blind safe); NaN transparent.
+MAP_CMAP = "viridis"
+
+
+def _print_minus(text: str) -> str:
+    """A configured name for print: a hyphen before a digit (``-20``) as a minus sign."""
+    return re.sub(r"(?<![\w.])-(?=\d)", "\u2212", text)
+
+
+def _wrap_title(text: str, width_mm: float, pt: float = 8.0) -> str:
+    """Wrap a title to the figure width (about 0.5 em per character)."""
+    chars = max(int(width_mm / (pt * 0.5 * 0.3528)), 20)
+    return "\n".join(textwrap.wrap(text, chars)) or text
 
 
 def _f64(x: ArrayLike) -> NDArray[np.float64]:
@@ -89,7 +117,7 @@ def _outcome_handles(names: Mapping[int | None, str], present: set[int | None]) 
 
 
 def _default_names(endpoint: str) -> dict[int | None, str]:
-    return {1: f"{endpoint} = 1", 0: f"{endpoint} = 0", None: f"{endpoint} unknown"}
+    return {1: endpoint, 0: f"no {endpoint}", None: f"{endpoint} unknown"}
 
 
 # --------------------------------------------------------------------------- ROC
@@ -116,54 +144,62 @@ class RocSeries:
     youden: tuple[float, float] | None = None     # (fpr, tpr) of the Youden cut-off
 
 
+@journal
 def roc_figure(series: Sequence[RocSeries], *, title: str = "",
                ci_label: str = "95% CI") -> Figure:
-    """ROC curves with confidence bands (module notes). One panel; up to 8 series."""
+    """ROC curves with confidence bands (module notes), one column wide; the legend
+    (one entry per series) is under the axes. Up to 8 series; with more than two, only
+    the first series' band is drawn (overlapping bands hide each other)."""
     if not series:
         raise ValueError("roc_figure: no ROC series")
-    fig = Figure(figsize=(5.6, 5.2), layout="constrained")
+    fig = Figure(figsize=figsize_mm(ONE_COLUMN_MM, 84 + 7.5 * len(series)),
+                 layout="constrained")
     ax = fig.subplots()
-    ax.plot([0, 1], [0, 1], ls=":", color="#888888", lw=1)
+    ax.plot([0, 1], [0, 1], ls=":", color="#888888", lw=0.8)
     for k, s in enumerate(series):
         c = _SERIES_COLOURS[k % len(_SERIES_COLOURS)]
-        if s.band_fpr is not None and s.band_lo is not None and s.band_hi is not None:
+        # overlapping bands of many series mix into an unreadable tint: the first only
+        band = k == 0 or len(series) <= 2
+        if band and s.band_fpr is not None and s.band_lo is not None \
+                and s.band_hi is not None:
             ax.fill_between(_f64(s.band_fpr), _f64(s.band_lo), _f64(s.band_hi), color=c,
-                            alpha=0.15, step="post", lw=0)
-        lab = f"{s.label}: AUC {s.auc:.2f}"
+                            alpha=0.12, step="post", lw=0)
+        lab = f"{s.label}\nAUC {s.auc:.2f}"
         if s.auc_lo is not None and s.auc_hi is not None and np.isfinite(s.auc_lo) \
                 and np.isfinite(s.auc_hi):
-            lab += f" ({s.auc_lo:.2f}–{s.auc_hi:.2f})"
+            lab += f" ({fmt_range(s.auc_lo, s.auc_hi, fixed=2)})"
         # earlier series drawn wider, so that identical curves stay visible
-        lw = 1.5 + 2.0 * (len(series) - 1 - k) / max(len(series) - 1, 1)
+        lw = 1.0 + 1.6 * (len(series) - 1 - k) / max(len(series) - 1, 1)
         ax.plot(_f64(s.fpr), _f64(s.tpr), color=c, lw=lw, label=lab, alpha=0.9)
         if s.youden is not None:
-            ax.plot([s.youden[0]], [s.youden[1]], marker="o", ms=6, mfc="white", mec=c,
-                    mew=1.5)
+            ax.plot([s.youden[0]], [s.youden[1]], marker="o", ms=4, mfc="white", mec=c,
+                    mew=1.0)
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.set_aspect("equal")
-    ax.set_xlabel("1 − specificity (false-positive rate)")
-    ax.set_ylabel("sensitivity (true-positive rate)")
+    ax.set_xlabel("1 − specificity")
+    ax.set_ylabel("sensitivity")
     ax.grid(alpha=0.3)
-    leg = ax.legend(loc="lower right", fontsize=7.5, title=f"AUC ({ci_label})",
-                    title_fontsize=7.5)
-    leg.get_frame().set_alpha(0.85)
+    fig.legend(loc="outside lower center", ncol=1, alignment="left",
+               title=f"AUC ({ci_label}); circle: Youden cut-off")
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(_wrap_title(title, ONE_COLUMN_MM))
     return fig
 
 
 # --------------------------------------------------------------------------- waterfall
 
 
+@journal
 def waterfall_figure(values: ArrayLike, outcome: ArrayLike, *, ylabel: str,
                      title: str = "", endpoint: str = "outcome",
                      outcome_names: Mapping[int | None, str] | None = None,
                      cutoffs: Mapping[str, float] | None = None,
                      bar_labels: Sequence[str] | None = None) -> Figure:
     """Waterfall plot: one bar per lesion, sorted from the largest value down, coloured
-    by outcome (1 red, 0 blue, unknown grey). Lesions without a value are left out
-    (their number is noted). ``cutoffs``: name -> value drawn as dashed lines.
+    by outcome (Okabe-Ito: 1 vermillion, 0 blue, unknown grey); one column wide up to
+    30 lesions, else two. Lesions without a value are left out (their number is noted).
+    ``cutoffs``: name -> value drawn as dashed lines (display units, like ``values``).
     ``bar_labels``: optional tick labels (e.g. vertebral levels; never identifiers)."""
     v = _f64(values)
     y = np.asarray(outcome, dtype=object).reshape(-1)
@@ -174,32 +210,35 @@ def waterfall_figure(values: ArrayLike, outcome: ArrayLike, *, ylabel: str,
     vals = v[keep][order]
     outs = [_outcome_key(o) for o in y[keep][order]]
     names = {**_default_names(endpoint), **(outcome_names or {})}
-    fig = Figure(figsize=(max(5.0, 0.32 * vals.size + 2.0), 4.2), layout="constrained")
+    width = ONE_COLUMN_MM if vals.size <= 30 else TWO_COLUMN_MM
+    fig = Figure(figsize=figsize_mm(width, 75), layout="constrained")
     ax = fig.subplots()
     x = np.arange(vals.size)
     ax.bar(x, vals, color=[OUTCOME_COLOURS[o] for o in outs], width=0.8,
-           edgecolor="white", lw=0.5)
-    ax.axhline(0.0, color="black", lw=0.8)
+           edgecolor="white", lw=0.3)
+    ax.axhline(0.0, color="black", lw=0.6)
     for k, (name, c) in enumerate((cutoffs or {}).items()):
-        ax.axhline(float(c), color="#444444", ls=("--", "-.", ":")[k % 3], lw=1,
+        ax.axhline(float(c), color="#444444", ls=("--", "-.", ":")[k % 3], lw=0.8,
                    label=name)
     if bar_labels is not None:
         labs = np.asarray(list(bar_labels), dtype=object)
         if labs.size != v.size:
             raise ValueError("waterfall_figure: bar_labels must match values")
-        ax.set_xticks(x, [str(s) for s in labs[keep][order]], rotation=90, fontsize=7)
+        ax.set_xticks(x, [str(s) for s in labs[keep][order]], rotation=90)
     else:
         ax.set_xticks([])
     ax.set_xlabel(f"lesions, sorted (n = {vals.size})")
     ax.set_ylabel(ylabel)
     handles = _outcome_handles(names, set(outs))
     line_handles, _ = ax.get_legend_handles_labels()
-    ax.legend(handles=handles + line_handles, fontsize=8, loc="upper right")
+    n_leg = len(handles) + len(line_handles)
+    fig.legend(handles=handles + line_handles, loc="outside lower center",
+               ncol=n_leg if width > ONE_COLUMN_MM else min(n_leg, 2))
     ax.grid(axis="y", alpha=0.3)
     n_missing = int((~keep).sum())
     if title or n_missing:
-        ax.set_title(title + (f"  ({n_missing} lesion(s) without a value)" if n_missing
-                              else ""), fontsize=10)
+        ax.set_title(_wrap_title(title + (f" ({n_missing} lesion(s) without a value)"
+                                          if n_missing else ""), width))
     return fig
 
 
@@ -220,18 +259,21 @@ class PairedPanel:
     p_values: Mapping[str, str] = field(default_factory=dict)  # group -> "p = 0.01"
 
 
+@journal
 def prepost_figure(panels: Sequence[PairedPanel], *, endpoint: str = "outcome",
                    outcome_names: Mapping[int | None, str] | None = None,
                    title: str = "") -> Figure:
     """Paired baseline / follow-up lines per lesion (module notes), one panel per
-    parameter, at most 4 per row. Thick lines: the median of each outcome group.
-    ``p_values`` of a panel are written under its title."""
+    parameter, two columns wide with at most 3 panels per row. Thick lines: the median
+    of each outcome group. The panel's ``title`` (and ``unit``) label its y axis, its
+    ``p_values`` are written above it."""
     if not panels:
         raise ValueError("prepost_figure: no panel")
     n = len(panels)
-    ncol = min(n, 4)
+    ncol = min(n, 3)
     nrow = int(np.ceil(n / ncol))
-    fig = Figure(figsize=(3.2 * ncol, 3.6 * nrow + 0.4), layout="constrained")
+    width = TWO_COLUMN_MM if n > 1 else ONE_COLUMN_MM
+    fig = Figure(figsize=figsize_mm(width, 58 * nrow + 16), layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False)).reshape(-1)
     names = {**_default_names(endpoint), **(outcome_names or {})}
     present: set[int | None] = set()
@@ -244,28 +286,27 @@ def prepost_figure(panels: Sequence[PairedPanel], *, endpoint: str = "outcome",
         for k in range(a.size):
             if np.isfinite(a[k]) and np.isfinite(b[k]):
                 ax.plot([0, 1], [a[k], b[k]], color=OUTCOME_COLOURS[y[k]], alpha=0.45,
-                        lw=1, marker="o", ms=3)
+                        lw=0.7, marker="o", ms=2.5)
                 present.add(y[k])
         for key in (1, 0):
             sel = np.array([o == key for o in y]) & np.isfinite(a) & np.isfinite(b)
             if sel.any():
                 ax.plot([0, 1], [np.median(a[sel]), np.median(b[sel])],
-                        color=OUTCOME_COLOURS[key], lw=3.2, solid_capstyle="round")
+                        color=OUTCOME_COLOURS[key], lw=2.4, solid_capstyle="round")
         ax.set_xticks([0, 1], [p.pre_label, p.post_label])
-        ax.set_xlim(-0.25, 1.25)
-        ax.set_ylabel(p.unit or p.title, fontsize=8)
-        head = p.title
-        if p.p_values:
-            head += "\n" + "; ".join(f"{g}: {v}" for g, v in p.p_values.items())
-        ax.set_title(head, fontsize=8.5)
+        ax.set_xlim(-0.4, 1.4)
+        ax.set_ylabel(p.title + (f" ({p.unit})" if p.unit else ""))
+        if p.p_values:       # the parameter is named on the y axis
+            ax.set_title("\n".join(f"{g}: {v}" for g, v in p.p_values.items()),
+                         fontsize=7.5)
         ax.grid(axis="y", alpha=0.3)
     for ax in axes[n:]:
         ax.set_visible(False)
     fig.legend(handles=[*_outcome_handles(names, present),
-                        Line2D([], [], color="black", lw=3, label="group median")],
-               loc="outside lower center", ncol=4, fontsize=8)
+                        Line2D([], [], color="black", lw=2.4, label="group median")],
+               loc="outside lower center", ncol=4)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(_wrap_title(title, width, 8.5))
     return fig
 
 
@@ -283,37 +324,40 @@ class TICTypeCurve:
     n: int
 
 
+@journal
 def tic_types_figure(curves: Sequence[TICTypeCurve], *, title: str = "",
                      rule_text: str = "") -> Figure:
     """Mean (+- SD band) relative enhancement per TIC type, one axis; normal marrow (type
-    ``"marrow"``) dashed grey. ``rule_text``: the TIC rule, written under the axis."""
+    ``"marrow"``) dashed. One column wide; ``rule_text`` (the TIC rule) makes it two
+    columns wide with the rule written beside the axis."""
     if not curves:
         raise ValueError("tic_types_figure: no curve")
-    fig = Figure(figsize=(6.4, 5.0 if rule_text else 4.4), layout="constrained")
     if rule_text:
-        ax, note = fig.subplots(2, 1, height_ratios=[5, 1])
+        fig = Figure(figsize=figsize_mm(TWO_COLUMN_MM, 80), layout="constrained")
+        ax, note = fig.subplots(1, 2, width_ratios=[1.1, 1])
         note.axis("off")
-        note.text(0.0, 1.0, textwrap.fill(rule_text, 120), fontsize=6.5, color="#444444",
-                  va="top", ha="left", transform=note.transAxes)
+        note.text(0.0, 1.0, textwrap.fill(rule_text, 62), fontsize=7, color="#333333",
+                  va="top", ha="left", transform=note.transAxes, linespacing=1.25)
     else:
+        fig = Figure(figsize=figsize_mm(ONE_COLUMN_MM, 72), layout="constrained")
         ax = fig.subplots()
     for k, c in enumerate(curves):
         colour = _TIC_COLOURS.get(c.tic_type, _SERIES_COLOURS[k % len(_SERIES_COLOURS)])
         t, m = _f64(c.t_s), _f64(c.mean)
         marrow = c.tic_type == "marrow"
         name = "normal marrow" if marrow else f"type {c.tic_type}"
-        ax.plot(t, m, color=colour, lw=2, ls="--" if marrow else "-",
+        ax.plot(t, m, color=colour, lw=1.4, ls="--" if marrow else "-",
                 label=f"{name} (n = {c.n})")
         if c.sd is not None and c.n > 1:
             sd = _f64(c.sd)
             ax.fill_between(t, m - sd, m + sd, color=colour, alpha=0.12, lw=0)
-    ax.axhline(0.0, color="black", lw=0.6)
+    ax.axhline(0.0, color="black", lw=0.5)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("relative enhancement (%)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, title="mean ± SD", title_fontsize=8)
+    ax.legend(title="mean ± SD")
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(_wrap_title(title, ONE_COLUMN_MM))
     return fig
 
 
@@ -342,7 +386,7 @@ class LesionMapRow:
     cells: Sequence[LesionMapCell]
     vmin: float | None = None
     vmax: float | None = None
-    cmap: str = "inferno"
+    cmap: str = MAP_CMAP
 
 
 def _range(rows_cells: Sequence[LesionMapCell]) -> tuple[float, float]:
@@ -363,23 +407,34 @@ def _range(rows_cells: Sequence[LesionMapCell]) -> tuple[float, float]:
     return lo, hi
 
 
+@journal
 def lesion_maps_figure(rows: Sequence[LesionMapRow], *, title: str = "",
                        outcome: str = "") -> Figure:
     """Baseline vs follow-up maps of one lesion: one row per parameter, one column per
-    session, the parameter drawn over the anatomy with the lesion outlined; one colour
-    scale per row (2nd-98th percentile of the lesion voxels over the sessions unless
-    given). ``title`` e.g. "lesion 1 (T12)"; ``outcome`` a short note (e.g.
-    "recurrence = 1"); neither may carry identifiers."""
+    session, two columns wide (one for a single session). The parameter is drawn over the
+    grey anatomy, transparent where it is NaN (not fitted, not enhancing: the caller
+    blanks those voxels, :func:`dce.roi.shown_map`), the lesion outlined; one colour
+    scale per row (up to the 98th percentile of the lesion voxels over the sessions
+    unless given; from :data:`dce.viz.style.OVERLAY_FLOOR` of it for non-negative maps,
+    weaker voxels transparent) with a colour bar labelled with the unit. ``title`` e.g.
+    "lesion 1 (T12)";
+    ``outcome`` a short note (e.g. "recurrence: yes"); neither may carry identifiers."""
     if not rows or not rows[0].cells:
         raise ValueError("lesion_maps_figure: no map")
     ncol = max(len(r.cells) for r in rows)
     nrow = len(rows)
-    fig = Figure(figsize=(2.6 * ncol + 1.0, 2.8 * nrow + 0.5), layout="constrained")
+    width = TWO_COLUMN_MM if ncol > 1 else ONE_COLUMN_MM
+    panel_w = (width - 22.0) / ncol
+    c0 = rows[0].cells[0]
+    ratio = np.shape(c0.anatomy)[0] * c0.aspect / max(np.shape(c0.anatomy)[1], 1)
+    fig = Figure(figsize=figsize_mm(width, nrow * (panel_w * ratio + 8) + 10),
+                 layout="constrained")
     axes = fig.subplots(nrow, ncol, squeeze=False)
     for i, r in enumerate(rows):
         lo, hi = _range(r.cells)
-        vmin = r.vmin if r.vmin is not None else lo
         vmax = r.vmax if r.vmax is not None else hi
+        # non-negative maps: transparent below OVERLAY_FLOOR of the scale (style notes)
+        vmin = r.vmin if r.vmin is not None else (OVERLAY_FLOOR * vmax if lo == 0 else lo)
         im = None
         for j in range(ncol):
             ax = axes[i, j]
@@ -395,27 +450,26 @@ def lesion_maps_figure(rows: Sequence[LesionMapRow], *, title: str = "",
             ax.imshow(anat, cmap="gray", vmin=a_lo, vmax=max(a_hi, a_lo + 1e-9),
                       aspect=c.aspect, interpolation="nearest")
             vals = np.asarray(c.values, dtype=np.float64)
-            im = ax.imshow(np.ma.masked_invalid(vals), cmap=r.cmap, vmin=vmin, vmax=vmax,
-                           alpha=0.85, aspect=c.aspect, interpolation="nearest")
+            im = ax.imshow(np.ma.masked_invalid(vals), cmap=overlay_cmap(r.cmap), vmin=vmin,
+                           vmax=vmax, alpha=0.9, aspect=c.aspect, interpolation="nearest")
             m = np.asarray(c.mask, dtype=float)
             if np.any(m > 0):
-                ax.contour(m, levels=[0.5], colors="#00e5ff", linewidths=1.2)
-            head = c.title if i == 0 else ""
-            ax.set_title(head, fontsize=9)
+                ax.contour(m, levels=[0.5], colors=LESION_OUTLINE, linewidths=1.0)
+            if i == 0:
+                ax.set_title(c.title)
             if c.summary:
-                ax.text(0.02, 0.02, c.summary, transform=ax.transAxes, fontsize=7,
+                ax.text(0.03, 0.03, c.summary, transform=ax.transAxes, fontsize=7,
                         color="white", va="bottom",
-                        bbox={"facecolor": "black", "alpha": 0.5, "lw": 0, "pad": 1.5})
+                        bbox={"facecolor": "black", "alpha": 0.6, "lw": 0, "pad": 1.2})
             if j == 0:
-                ax.set_ylabel(r.parameter + (f" ({r.unit})" if r.unit else ""), fontsize=9)
+                ax.set_ylabel(r.parameter)
         if im is not None:
-            cb = fig.colorbar(im, ax=axes[i, :].tolist(), fraction=0.04, pad=0.01)
-            cb.ax.tick_params(labelsize=7)
-            if r.unit:
-                cb.set_label(r.unit, fontsize=8)
+            cb = fig.colorbar(im, ax=axes[i, :].tolist(), fraction=0.05, pad=0.02,
+                              aspect=15)
+            cb.set_label(r.parameter + (f" ({r.unit})" if r.unit else ""))
     head = title + (f" — {outcome}" if outcome else "")
     if head:
-        fig.suptitle(head, fontsize=10)
+        fig.suptitle(_wrap_title(head, width, 8.5))
     return fig
 
 
@@ -471,10 +525,12 @@ def crop_sections(sections: Sequence[dict[str, Any]], margin_mm: float = 10.0
     return out
 
 
+@journal
 def message_figure(text: str) -> Figure:
     """A small figure carrying only a message (an analysis that could not be done)."""
-    fig = Figure(figsize=(6, 2.2))
-    fig.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=10)
+    fig = Figure(figsize=figsize_mm(ONE_COLUMN_MM, 40))
+    fig.text(0.5, 0.5, _wrap_title(text, ONE_COLUMN_MM - 6, 8), ha="center", va="center",
+             fontsize=8)
     return fig
 
 
@@ -515,16 +571,19 @@ def _prepost_for(e: Endpoint, frames: CohortFrames, cfg: CohortConfig,
         pv = paired_values(frames.cohort, frames.changes, frames.predictors, par,
                            post_session, e.name, exclude_flags=cfg.exclude_flags)
         pvals = {}
+        names = _default_names(e.title)
         for key in (1, 0):
             g = pv[pv["outcome"] == key]
             try:
                 res = quiet(stats.paired_prepost, g["pre"].to_numpy(float),
                             g["post"].to_numpy(float), name=par)
-                pvals[f"{e.name}={key}"] = f"p={fmt_p(res.p)}"
+                pvals[names[key]] = fmt_p_eq(res.p)
             except ValueError:
                 pass
+        scale = display_scale(par)
         panels.append(PairedPanel(
-            title=par, pre=pv["pre"], post=pv["post"], outcome=pv["outcome"].to_numpy(object),
+            title=column_label(par), pre=pv["pre"].to_numpy(float) * scale,
+            post=pv["post"].to_numpy(float) * scale, outcome=pv["outcome"].to_numpy(object),
             pre_label="baseline", post_label=f"{post_session} follow-up"
             if post_session in ("first", "last") else post_session, p_values=pvals))
     if not panels:
@@ -535,7 +594,7 @@ def _prepost_for(e: Endpoint, frames: CohortFrames, cfg: CohortConfig,
 
 
 def cohort_figures(frames: CohortFrames, roc: RocResults, tic: pd.DataFrame,
-                   cfg: CohortConfig, *, tic_rule: str) -> Iterator[tuple[str, Figure]]:
+                   cfg: CohortConfig) -> Iterator[tuple[str, Figure]]:
     """Every figure of the cohort analysis, one at a time.
 
     Parameters
@@ -548,8 +607,6 @@ def cohort_figures(frames: CohortFrames, roc: RocResults, tic: pd.DataFrame,
     cfg : CohortConfig
         ``cfg.figures`` chooses the waterfall predictor (default the first), the ROC
         predictors shown and the follow-up of the pre/post figure (default ``last``).
-    tic_rule : str
-        The TIC classification rule in words (:meth:`dce.semiquant.TICRule.describe`).
 
     Yields
     ------
@@ -563,15 +620,16 @@ def cohort_figures(frames: CohortFrames, roc: RocResults, tic: pd.DataFrame,
     frame = frames.predictors
     for e in cfg.endpoints:
         yield f"roc_{e.name}", _roc_for(e, roc, cfg.figures.get("roc"))
-        cut = {r.name: r.threshold for r in cfg.rules if r.predictor == wf.name}
+        scale = display_scale(wf.column)
+        cut = {_print_minus(r.name): r.threshold * scale for r in cfg.rules
+               if r.predictor == wf.name}
         yield f"waterfall_{e.name}", waterfall_figure(
-            frame[wf.name].to_numpy(float), frame[e.name].to_numpy(object), ylabel=wf.title,
-            endpoint=e.title, cutoffs=cut, title=f"{wf.title} per lesion, by {e.title}")
+            frame[wf.name].to_numpy(float) * scale, frame[e.name].to_numpy(object),
+            ylabel=wf.title, endpoint=e.title, cutoffs=cut, title=f"Per lesion, by {e.title}")
         yield f"prepost_{e.name}", _prepost_for(e, frames, cfg, post_session)
     mean = tic_type_curves(tic, frames.cohort)
     curves = [TICTypeCurve(tic_type=str(t), t_s=g["t_s"], mean=g["mean"], sd=g["sd"],
                            n=int(g["n"].iloc[0]))
               for t, g in mean.groupby("tic_type", sort=False)]
-    yield "tic", (tic_types_figure(curves, rule_text=tic_rule,
-                                   title="Mean lesion TIC per type (all sessions)")
+    yield "tic", (tic_types_figure(curves, title="Mean lesion TIC per type (all sessions)")
                   if curves else message_figure("no classified TIC"))

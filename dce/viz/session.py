@@ -27,6 +27,15 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike, NDArray
 
 from dce.viz.sections import sagittal_section, to_ras
+from dce.viz.style import (
+    MIN_FONT_PT,
+    OKABE_ITO,
+    OVERLAY_FLOOR,
+    TWO_COLUMN_MM,
+    figsize_mm,
+    journal,
+    overlay_cmap,
+)
 
 __all__ = [
     "MapPanel",
@@ -36,7 +45,12 @@ __all__ = [
     "tic_figure",
 ]
 
-_LESION_COLOURS = ("#e41a1c", "#ff7f00", "#984ea3", "#a65628", "#f781bf", "#377eb8")
+#: Lesion outlines and curves (Okabe-Ito), normal marrow, the AIF.
+_LESION_COLOURS = tuple(OKABE_ITO[k] for k in ("vermillion", "blue", "reddish_purple",
+                                                "orange", "sky_blue", "black"))
+_MARROW_COLOUR = OKABE_ITO["bluish_green"]
+_AIF_COLOUR = OKABE_ITO["vermillion"]
+_MAP_CMAP = "viridis"
 
 
 # --------------------------------------------------------------------------- geometry
@@ -78,14 +92,16 @@ def _contours(ax: Any, labels_section: NDArray[Any] | None,
         for n, lab in enumerate(np.unique(labels_section[labels_section > 0])):
             m = (labels_section == lab).astype(float)
             ax.contour(m, levels=[0.5], colors=_LESION_COLOURS[n % len(_LESION_COLOURS)],
-                       linewidths=1.2)
+                       linewidths=1.0)
     if marrow_section is not None and np.any(marrow_section):
-        ax.contour((marrow_section > 0).astype(float), levels=[0.5], colors="#4daf4a",
-                   linewidths=1.0, linestyles="--")
+        ax.contour((marrow_section > 0).astype(float), levels=[0.5], colors=_MARROW_COLOUR,
+                   linewidths=0.8, linestyles="--")
 
 
 def _orientation_marks(ax: Any) -> None:
-    kw = {"transform": ax.transAxes, "color": "yellow", "fontsize": 8, "fontweight": "bold"}
+    kw = {"transform": ax.transAxes, "color": "white", "fontsize": MIN_FONT_PT,
+          "fontweight": "bold",      # legible on bright anatomy too
+          "bbox": {"facecolor": "black", "alpha": 0.5, "lw": 0, "pad": 0.8}}
     ax.text(0.02, 0.5, "A", ha="left", va="center", **kw)
     ax.text(0.98, 0.5, "P", ha="right", va="center", **kw)
     ax.text(0.5, 0.98, "S", ha="center", va="top", **kw)
@@ -106,6 +122,7 @@ def _fmt(v: Any, spec: str = ".3g", unit: str = "") -> str:
     return f"{f:{spec}}{(' ' + unit) if unit else ''}"
 
 
+@journal
 def aif_qc_figure(t_s: ArrayLike, cb_mM: ArrayLike, *, background: ArrayLike,
                   voxel_mask: ArrayLike, affine: ArrayLike, qc: Mapping[str, Any],
                   measured_cb_mM: ArrayLike | None = None,
@@ -144,41 +161,41 @@ def aif_qc_figure(t_s: ArrayLike, cb_mM: ArrayLike, *, background: ArrayLike,
         raise ValueError(f"voxel_mask: shape {np.shape(voxel_mask)} differs from background "
                          f"{np.shape(background)}")
     x = _best_slice(mask_ras, bg_ras.shape[0])
-    fig = Figure(figsize=(11, 4.6))
+    fig = Figure(figsize=figsize_mm(TWO_COLUMN_MM, 100))
     ax_img, ax_c = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.35]})
     _show_anatomy(ax_img, sagittal_section(bg_ras, x), _aspect(zooms))
     in_slice = sagittal_section(mask_ras, x)
     other = sagittal_section(mask_ras.any(axis=0, keepdims=True), 0) & ~in_slice
     for sel, style, lab in ((in_slice, {"marker": "o", "facecolors": "none",
-                                        "edgecolors": "red"}, "in this section"),
-                            (other, {"marker": "x", "color": "orange"},
+                                        "edgecolors": _AIF_COLOUR}, "in this section"),
+                            (other, {"marker": "x", "color": OKABE_ITO["orange"]},
                              "in other sections (projected)")):
         r, c = np.nonzero(sel)
         if r.size:
-            ax_img.scatter(c, r, s=22, linewidths=1.1, label=lab, **style)
+            ax_img.scatter(c, r, s=12, linewidths=0.8, label=lab, **style)
     n_sel = int(np.count_nonzero(mask_ras))
-    ax_img.set_title(f"AIF voxels ({n_sel}) on the image, section {x + 1}/{bg_ras.shape[0]}",
-                     fontsize=9)
+    ax_img.set_title(f"AIF voxels ({n_sel}), section {x + 1}/{bg_ras.shape[0]}")
     if n_sel:
-        ax_img.legend(loc="lower left", fontsize=7, framealpha=0.7)
+        ax_img.legend(loc="lower left", framealpha=0.7, frameon=True)
     _orientation_marks(ax_img)
 
-    ax_c.plot(t, np.asarray(cb_mM, dtype=np.float64), color="C3", lw=1.8,
+    ax_c.plot(t, np.asarray(cb_mM, dtype=np.float64), color=_AIF_COLOUR, lw=1.4,
               label=f"AIF used (blood), source: {qc.get('source', 'n/a')}")
     if measured_cb_mM is not None:
         m = np.asarray(measured_cb_mM, dtype=np.float64)
         if np.any(np.isfinite(m)) and not np.allclose(m, cb_mM, equal_nan=True):
-            ax_c.plot(t, m, color="0.35", lw=1.0, ls="--", label="measured aortic curve")
+            ax_c.plot(t, m, color="0.35", lw=0.9, ls="--", label="measured aortic curve")
     if cp_mM is not None:
-        ax_c.plot(t, np.asarray(cp_mM, dtype=np.float64), color="C3", lw=1.0, ls=":",
-                  label="plasma (cb / (1 - Hct))")
+        ax_c.plot(t, np.asarray(cp_mM, dtype=np.float64), color=_AIF_COLOUR, lw=0.9, ls=":",
+                  label="plasma (cb / (1 − Hct))")
     arr = qc.get("arrival_s")
     if arr is not None and np.isfinite(float(arr)):
-        ax_c.axvline(float(arr), color="C0", lw=0.8, ls="--", label="bolus arrival")
+        ax_c.axvline(float(arr), color=OKABE_ITO["blue"], lw=0.8, ls="--",
+                     label="bolus arrival")
     ax_c.set_xlabel("time (s)")
     ax_c.set_ylabel("concentration (mM)")
     ax_c.grid(alpha=0.3)
-    ax_c.legend(fontsize=7, loc="upper right")
+    ax_c.legend(loc="upper right")
     passed = bool(qc.get("passed", False))
     lines = [
         f"QC: {'PASS' if passed else 'FAIL'}" + ("" if passed else f" ({qc.get('reason')})"),
@@ -203,12 +220,13 @@ def aif_qc_figure(t_s: ArrayLike, cb_mM: ArrayLike, *, background: ArrayLike,
         lines.append(f"population fallback used: {qc.get('fallback_reason')}")
     if qc.get("delay_phases"):
         lines.append(f"delayed by {qc.get('delay_phases')} phase(s)")
-    wrapped = [_wrap(s, 95) for s in lines]
-    fig.text(0.01, 0.01, "\n".join(wrapped), fontsize=7.5, va="bottom", ha="left",
-             color="black" if passed else "darkred", family="monospace")
-    fig.subplots_adjust(bottom=0.12 + 0.035 * sum(s.count("\n") + 1 for s in wrapped),
-                        top=0.92, wspace=0.18, left=0.03, right=0.98)
-    fig.suptitle("Arterial input function", fontsize=11)
+    wrapped = [_wrap(s, 105) for s in lines]
+    n_lines = sum(s.count("\n") + 1 for s in wrapped)
+    fig.text(0.01, 0.01, "\n".join(wrapped), fontsize=MIN_FONT_PT, va="bottom", ha="left",
+             color="black" if passed else OKABE_ITO["vermillion"], family="monospace")
+    fig.subplots_adjust(bottom=0.11 + 0.034 * n_lines, top=0.91, wspace=0.22, left=0.03,
+                        right=0.98)
+    fig.suptitle("Arterial input function")
     return fig
 
 
@@ -247,6 +265,7 @@ class TICCurve:
     reference: bool = False
 
 
+@journal
 def tic_figure(t_s: ArrayLike, curves: Sequence[TICCurve], *, n_baseline: int,
                rule_text: str | None = None) -> Figure:
     """Mean time-intensity curves as relative enhancement (%), with TIC type and RSlope_max.
@@ -266,8 +285,15 @@ def tic_figure(t_s: ArrayLike, curves: Sequence[TICCurve], *, n_baseline: int,
     matplotlib.figure.Figure
     """
     t = np.asarray(t_s, dtype=np.float64)
-    fig = Figure(figsize=(7.5, 4.8))
-    ax = fig.subplots()
+    fig = Figure(figsize=figsize_mm(TWO_COLUMN_MM, 95 if rule_text else 80),
+                 layout="constrained")
+    if rule_text:
+        ax, note = fig.subplots(2, 1, height_ratios=[5, 1])
+        note.axis("off")
+        note.text(0.0, 1.0, _wrap(rule_text, 140), fontsize=MIN_FONT_PT, va="top",
+                  color="0.3", transform=note.transAxes)
+    else:
+        ax = fig.subplots()
     n_les = 0
     for c in curves:
         m = np.asarray(c.mean, dtype=np.float64)
@@ -278,25 +304,22 @@ def tic_figure(t_s: ArrayLike, curves: Sequence[TICCurve], *, n_baseline: int,
         rel = 100.0 * (m - s0) / s0
         band = 100.0 * sd / s0
         if c.reference:
-            colour, ls = "#4daf4a", "--"
+            colour, ls = _MARROW_COLOUR, "--"
         else:
             colour, ls = _LESION_COLOURS[n_les % len(_LESION_COLOURS)], "-"
             n_les += 1
         extra = f", type {c.tic_type}" if c.tic_type else ", type n/a"
         if c.rslope_max is not None and np.isfinite(c.rslope_max) and not c.reference:
-            extra += f", RSlope_max {c.rslope_max:.2f}"
-        ax.plot(t, rel, color=colour, ls=ls, lw=1.8, label=f"{c.name}{extra}")
+            extra += f", RSlope max {c.rslope_max:.2f}"
+        ax.plot(t, rel, color=colour, ls=ls, lw=1.3, label=f"{c.name}{extra}")
         ax.fill_between(t, rel - band, rel + band, color=colour, alpha=0.12, lw=0)
     ax.axvspan(t[0], t[n_baseline - 1], color="0.85", alpha=0.5, lw=0, label="baseline")
     ax.axhline(0.0, color="0.5", lw=0.6)
     ax.set_xlabel("time (s)")
-    ax.set_ylabel("relative enhancement (S - S0) / S0 (%)")
-    ax.set_title("Mean time-intensity curves (band: voxel SD)", fontsize=10)
+    ax.set_ylabel("relative enhancement (S − S0) / S0 (%)")
+    ax.set_title("Mean time-intensity curves (band: voxel SD)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7.5, loc="best")
-    if rule_text:
-        fig.text(0.01, 0.005, _wrap(rule_text, 150), fontsize=5.5, va="bottom", color="0.3")
-        fig.subplots_adjust(bottom=0.2)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
 
 
@@ -315,8 +338,9 @@ class MapPanel:
         Unit for the colour bar, e.g. ``"/min"`` (empty for fractions).
     data : array_like, shape (n_i, n_j, n_k)
     vmin, vmax : float, optional
-        Colour range; default the 2nd-98th percentile over the lesion and marrow ROIs
-        (over the overlay mask without ROIs), from 0 for non-negative maps.
+        Colour range (values below ``vmin`` transparent); default the 2nd-98th
+        percentile over the lesion and marrow ROIs (over the overlay mask without ROIs),
+        from :data:`dce.viz.style.OVERLAY_FLOOR` x ``vmax`` for non-negative maps.
     cmap : str
     """
 
@@ -325,9 +349,10 @@ class MapPanel:
     data: ArrayLike
     vmin: float | None = None
     vmax: float | None = None
-    cmap: str = "inferno"
+    cmap: str = _MAP_CMAP
 
 
+@journal
 def parameter_map_figure(anatomy: ArrayLike, panels: Sequence[MapPanel], *,
                          affine: ArrayLike, lesion_labels: ArrayLike | None = None,
                          marrow_mask: ArrayLike | None = None,
@@ -378,12 +403,15 @@ def parameter_map_figure(anatomy: ArrayLike, panels: Sequence[MapPanel], *,
     les_s = sagittal_section(les, x) if les is not None else None
     mar_s = sagittal_section(mar, x) if mar is not None else None
     n = len(panels) + 1
-    fig = Figure(figsize=(3.4 * n, 3.9))
+    sec0 = sagittal_section(anat_ras, x)
+    panel_w = (TWO_COLUMN_MM - 4.0) / n - 9.0           # colour bars take about 9 mm
+    height = panel_w * sec0.shape[0] * aspect / max(sec0.shape[1], 1) + 16.0
+    fig = Figure(figsize=figsize_mm(TWO_COLUMN_MM, height), layout="constrained")
     axes = fig.subplots(1, n, squeeze=False)
     ax0 = axes[0, 0]
     _show_anatomy(ax0, sagittal_section(anat_ras, x), aspect)
     _contours(ax0, les_s, mar_s)
-    ax0.set_title(f"anatomy, section {x + 1}/{shape[0]}", fontsize=9)
+    ax0.set_title(f"anatomy, section {x + 1}/{shape[0]}")
     _orientation_marks(ax0)
     handles = []
     if les_s is not None:
@@ -394,9 +422,10 @@ def parameter_map_figure(anatomy: ArrayLike, panels: Sequence[MapPanel], *,
             handles.append(Line2D([], [], color=_LESION_COLOURS[k % len(_LESION_COLOURS)],
                                   label=name))
         if mar_s is not None and np.any(mar_s):
-            handles.append(Line2D([], [], color="#4daf4a", ls="--", label="normal marrow"))
+            handles.append(Line2D([], [], color=_MARROW_COLOUR, ls="--",
+                                  label="normal marrow"))
     if handles:
-        ax0.legend(handles=handles, loc="lower left", fontsize=7, framealpha=0.7)
+        fig.legend(handles=handles, loc="outside lower left", ncol=len(handles))
     base = sagittal_section(anat_ras, x)
     # colour range from the ROIs (the lesions are what the figure is about), else the overlay
     scale_mask = np.zeros(shape, dtype=bool)
@@ -415,17 +444,16 @@ def parameter_map_figure(anatomy: ArrayLike, panels: Sequence[MapPanel], *,
             show &= sagittal_section(ovl, x)
         ref = vol[np.isfinite(vol) & scale_mask]
         lo, hi = _robust_range(ref)
-        if ref.size and float(np.min(ref)) >= 0:
-            lo = 0.0
-        vmin = p.vmin if p.vmin is not None else lo
         vmax = p.vmax if p.vmax is not None else hi
+        if ref.size and float(np.min(ref)) >= 0:      # transparent below the floor
+            lo = OVERLAY_FLOOR * vmax
+        vmin = p.vmin if p.vmin is not None else lo
         _show_anatomy(ax, base, aspect)
-        im = ax.imshow(np.ma.masked_where(~show, sec), cmap=p.cmap, vmin=vmin, vmax=vmax,
-                       alpha=0.85, aspect=aspect, interpolation="nearest")
+        cmap = overlay_cmap(p.cmap)
+        im = ax.imshow(np.ma.masked_where(~show, sec), cmap=cmap, vmin=vmin, vmax=vmax,
+                       alpha=0.9, aspect=aspect, interpolation="nearest")
         _contours(ax, les_s, mar_s)
-        ax.set_title(p.title, fontsize=9)
+        ax.set_title(p.title)
         cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
-        cb.set_label(p.unit, fontsize=8)
-        cb.ax.tick_params(labelsize=7)
-    fig.tight_layout()
+        cb.set_label(f"{p.title} ({p.unit})" if p.unit else p.title)
     return fig

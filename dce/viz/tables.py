@@ -29,7 +29,9 @@ __all__ = [
     "fmt_median_iqr",
     "fmt_num",
     "fmt_p",
+    "fmt_p_eq",
     "fmt_pct",
+    "fmt_range",
     "is_missing",
     "latex_escape",
     "to_html",
@@ -57,8 +59,16 @@ def is_missing(v: Any) -> bool:
         return False
 
 
+MINUS = "\u2212"      # the minus sign of print (not the hyphen-minus)
+
+
+def _minus(s: str) -> str:
+    return s.replace("-", MINUS)
+
+
 def fmt_num(v: Any, digits: int = 3, *, fixed: int | None = None) -> str:
-    """A number with ``digits`` significant digits (``fixed``: that many decimals).
+    """A number for print: ``digits`` significant digits (``fixed``: that many decimals),
+    never in scientific notation, with a proper minus sign (U+2212).
 
     Integers (also integer-valued floats of magnitude below 1e6 with ``fixed`` unset)
     are written without decimals; missing values as an en dash.
@@ -68,55 +78,81 @@ def fmt_num(v: Any, digits: int = 3, *, fixed: int | None = None) -> str:
     if isinstance(v, (bool, np.bool_)):
         return "yes" if v else "no"
     if isinstance(v, (int, np.integer)) and fixed is None:
-        return str(int(v))
+        return _minus(str(int(v)))
     try:
         x = float(v)
     except (TypeError, ValueError):
         return str(v)
     if math.isinf(x):
-        return "∞" if x > 0 else "-∞"
+        return "∞" if x > 0 else MINUS + "∞"
     if fixed is not None:
-        return f"{x:.{fixed}f}"
+        s = f"{x:.{fixed}f}"
+        if float(s) == 0.0:
+            s = s.lstrip("-")              # no "-0.0"
+        return _minus(s)
     if x == round(x) and abs(x) < 1e6:
-        return str(round(x))
-    return f"{x:.{digits}g}"
+        return _minus(str(round(x)))
+    s = f"{x:.{digits}g}"
+    if "e" in s:                           # 1.22e+04 -> 12200, 1.5e-05 -> 0.0000150
+        r = float(s)
+        dec = max(digits - 1 - math.floor(math.log10(abs(r))), 0) if r else 0
+        s = f"{r:.{dec}f}"
+    return _minus(s)
+
+
+def fmt_range(lo: Any, hi: Any, *, digits: int = 3, fixed: int | None = None,
+              unit: str = "") -> str:
+    """A range for print: ``"0.78–1.00"`` (en dash), or ``"−10 to −5"`` when a bound
+    is negative (an en dash next to a minus sign reads as a subtraction)."""
+    a, b = fmt_num(lo, digits, fixed=fixed), fmt_num(hi, digits, fixed=fixed)
+    if MINUS in a + b or "∞" in a + b:
+        return f"{a}{unit} to {b}{unit}"
+    return f"{a}–{b}{unit}"
 
 
 def fmt_ci(est: Any, lo: Any, hi: Any, *, fixed: int | None = 2, digits: int = 3) -> str:
-    """``"est (lo-hi)"``, e.g. ``"0.91 (0.78-1.00)"``; an en dash if ``est`` is missing."""
+    """``"est (lo–hi)"``, e.g. ``"0.91 (0.78–1.00)"`` or ``"−0.10 (−0.25 to 0.05)"``; an
+    en dash if ``est`` is missing."""
     if is_missing(est):
         return MISSING
-    def f(v: Any) -> str:
-        return fmt_num(v, digits, fixed=fixed)
-
     if is_missing(lo) or is_missing(hi):
-        return f(est)
-    return f"{f(est)} ({f(lo)}–{f(hi)})"
+        return fmt_num(est, digits, fixed=fixed)
+    return f"{fmt_num(est, digits, fixed=fixed)} ({fmt_range(lo, hi, digits=digits, fixed=fixed)})"
 
 
 def fmt_pct(k: Any, n: Any, est: Any, lo: Any, hi: Any) -> str:
-    """A proportion as ``"k/n, 83% (55-95%)"``; an en dash when ``n`` is 0 or missing."""
+    """A proportion as ``"k/n, 83% (55–95%)"``; an en dash when ``n`` is 0 or missing."""
     if is_missing(n) or int(n) == 0:
         return MISSING
     return (f"{int(k)}/{int(n)}, {100 * float(est):.0f}% "
             f"({100 * float(lo):.0f}–{100 * float(hi):.0f}%)")
 
 
-def fmt_median_iqr(med: Any, q25: Any, q75: Any, digits: int = 3) -> str:
+def fmt_median_iqr(med: Any, q25: Any, q75: Any, digits: int = 3, *,
+                   fixed: int | None = None) -> str:
     """``"median [q25, q75]"``."""
     if is_missing(med):
         return MISSING
-    return f"{fmt_num(med, digits)} [{fmt_num(q25, digits)}, {fmt_num(q75, digits)}]"
+    def f(v: Any) -> str:
+        return fmt_num(v, digits, fixed=fixed)
+
+    return f"{f(med)} [{f(q25)}, {f(q75)}]"
 
 
 def fmt_p(p: Any) -> str:
-    """A p value: ``"<0.001"``, 3 decimals below 0.1, else 2."""
+    """A p value: ``"< 0.001"``, 3 decimals below 0.1, else 2."""
     if is_missing(p):
         return MISSING
     x = float(p)
     if x < 0.001:
-        return "<0.001"
+        return "< 0.001"
     return f"{x:.3f}" if x < 0.1 else f"{x:.2f}"
+
+
+def fmt_p_eq(p: Any) -> str:
+    """A p value in running text: ``"p < 0.001"``, ``"p = 0.012"``."""
+    s = fmt_p(p)
+    return f"p {s}" if s.startswith("<") else f"p = {s}"
 
 
 def fmt_count(v: Any) -> str:
@@ -188,6 +224,7 @@ _LATEX_SPECIAL = {
     "^": r"\textasciicircum{}", "–": "--", "∞": r"$\infty$", "≥": r"$\geq$",
     "≤": r"$\leq$", "±": r"$\pm$", "→": r"$\rightarrow$", "Δ": r"$\Delta$",
     "²": r"$^2$", "<": r"\textless{}", ">": r"\textgreater{}",
+    "\u2212": r"$-$", "⁻¹": r"$^{-1}$", "·": r"$\cdot$", "³": r"$^3$", "δ": r"$\delta$",
 }
 _LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX_SPECIAL))
 
@@ -261,7 +298,7 @@ def to_html(df: pd.DataFrame, *, caption: str | None = None, note: str | None = 
         cells = []
         for v, num in zip(row, numeric, strict=True):
             text = html.escape(_cell(v))
-            right = num or (isinstance(v, str) and bool(re.match(r"^[-<\d.]", v)))
+            right = num or (isinstance(v, str) and bool(re.match(r"^[-\u2212<\d.]", v)))
             cells.append(f'<td class="r">{text}</td>' if right else f"<td>{text}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody></table>")

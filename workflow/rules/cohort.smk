@@ -140,7 +140,7 @@ rule cohort_figures:
         runtime=15,
     params:
         cohort=COHORT_CFG,
-        tic=config["tic"],
+        tic_rule=TICRule(**config["tic"]).describe(),  # for the report caption
     script:
         "../scripts/cohort_figures.py"
 

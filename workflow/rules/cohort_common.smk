@@ -8,6 +8,7 @@ import yaml
 from snakemake.logging import logger
 
 from dce.cohort.sessions import analysed_note
+from dce.semiquant import TICRule
 
 COHORT = f"{RESULTS}/cohort"
 COHORT_CFG = config["cohort"]
@@ -146,7 +147,8 @@ def _lesion_outcome(wildcards):
     for e in COHORT_CFG["endpoints"]:
         v = row.get(e["name"], "")
         if v is not None and str(v) not in ("", "<NA>", "nan"):
-            parts.append(f"{e.get('label') or e['name']} = {v}")
+            word = {"1": "yes", "1.0": "yes", "0": "no", "0.0": "no"}.get(str(v), str(v))
+            parts.append(f"{e.get('label') or e['name']}: {word}")
     return ", ".join(parts)
 
 

@@ -1,9 +1,10 @@
 """Rule cohort_maps: baseline vs follow-up parameter maps of one lesion over the
-anatomy (dce.viz.cohort.lesion_maps_figure), PNG and PDF; labels, units and status
-masking from dce.registry."""
+anatomy (dce.viz.cohort.lesion_maps_figure), PNG and PDF; status masking from
+dce.registry, display names, units and decimals from dce.cohort.display."""
 
 import numpy as np
 
+from dce.cohort.display import quantity
 from dce.io import read_nifti
 from dce.io.jobs import job
 from dce.io.maps import read_roi
@@ -12,6 +13,7 @@ from dce.registry import output_map
 from dce.roi import shown_map
 from dce.viz import cohort as cl
 from dce.viz.cohort import LesionMapCell, LesionMapRow, lesion_maps_figure
+from dce.viz.tables import fmt_num
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 
@@ -33,20 +35,21 @@ with job(sm) as log:
         maps = {name: shown_map(name, read_nifti(sm.input.maps[k * len(names) + j]).data, status)
                 for j, name in enumerate(names)}
         sections.append(cl.lesion_section(anatomy, maps, labels, label, affine))
-        titles.append(f"{ses} (day {p.days[k]:g})")
+        titles.append(f"{ses} (day {fmt_num(p.days[k])})")
     crops = cl.crop_sections(sections, margin_mm=float(p.margin_mm))
     rows = []
     for name in names:
-        title, unit = output_map(name).label, output_map(name).unit
+        q = quantity(output_map(name).column)       # display name, unit, scale, decimals
+        assert q is not None
         cells = []
         for s, t in zip(crops, titles, strict=True):
-            vals = s["maps"][name]
+            vals = s["maps"][name] * q.scale
             inside = vals[s["mask"] & np.isfinite(vals)]
+            med = fmt_num(np.median(inside), fixed=q.decimals) if inside.size else ""
             cells.append(LesionMapCell(anatomy=s["anatomy"], values=vals, mask=s["mask"],
                                        title=t, aspect=s["aspect"],
-                                       summary=f"median {np.median(inside):.3g}"
-                                       if inside.size else ""))
-        rows.append(LesionMapRow(parameter=title, unit=unit, cells=cells))
+                                       summary=f"median {med}" if med else ""))
+        rows.append(LesionMapRow(parameter=q.symbol, unit=q.unit, cells=cells))
     lesion_name = f"lesion {label}" + (f" ({p.level})" if p.level else "")
     fig = lesion_maps_figure(rows, title=lesion_name, outcome=p.outcome)
     save_figure_formats(fig, [sm.output.png, sm.output.pdf])
