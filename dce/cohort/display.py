@@ -32,6 +32,7 @@ from dce.viz.tables import (
 )
 
 __all__ = [
+    "MULTIPLICITY_LABELS",
     "TABLE_NOTES",
     "cohort_summary",
     "display_delong",
@@ -221,7 +222,9 @@ def display_delong(delong: pd.DataFrame) -> pd.DataFrame:
         rows.append({"endpoint": r.endpoint, "comparison": f"{r.predictor_a} vs {r.predictor_b}",
                      "AUC a": fmt_num(r.auc_a, fixed=2), "AUC b": fmt_num(r.auc_b, fixed=2),
                      "difference (95% CI)": fmt_ci(r.diff, r.diff_lo, r.diff_hi),
-                     "z": fmt_num(r.z, fixed=2), "p": fmt_p(r.p)})
+                     "z": fmt_num(r.z, fixed=2), "p": fmt_p(r.p),
+                     MULTIPLICITY_LABELS["p_holm"]: fmt_p(getattr(r, "p_holm", np.nan)),
+                     MULTIPLICITY_LABELS["p_bh"]: fmt_p(getattr(r, "p_bh", np.nan))})
     return pd.DataFrame(rows)
 
 
@@ -240,6 +243,9 @@ def display_prepost(paired: pd.DataFrame, between: pd.DataFrame) -> pd.DataFrame
             row[f"{r.group}: Wilcoxon p"] = fmt_p(r.p)
         p_mw = bt["p"].get((ep, ses, par), np.nan) if len(bt) else np.nan
         row["Mann-Whitney p"] = fmt_p(p_mw)
+        for col in ("p_holm", "p_bh"):
+            v = bt[col].get((ep, ses, par), np.nan) if col in bt and len(bt) else np.nan
+            row[f"Mann-Whitney {MULTIPLICITY_LABELS[col]}"] = fmt_p(v)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -304,12 +310,16 @@ def report_tables(frames: CohortFrames, prepost: PrePostResults, roc: RocResults
         "summary": (summary, "Cohort summary by endpoint group"),
         "prepost": (display_prepost(prepost.paired, prepost.between),
                     "Change from baseline by endpoint group: median [IQR] percent change, "
-                    "Wilcoxon signed-rank p within groups, Mann-Whitney p between groups"),
+                    "Wilcoxon signed-rank p within groups, Mann-Whitney p between groups "
+                    "with Holm and Benjamini-Hochberg (BH) adjusted p (family: every "
+                    "session x parameter of the endpoint in this table)"),
         "roc": (display_roc(roc.roc),
                 "ROC analysis per endpoint and predictor: AUC with DeLong and bootstrap "
                 "95% CIs; sensitivity, specificity, PPV, NPV (Wilson 95% CIs) at the "
                 "Youden cut-off chosen on the whole cohort (apparent, optimistic)"),
-        "delong": (display_delong(roc.delong), "DeLong test of paired AUCs"),
+        "delong": (display_delong(roc.delong),
+                   "DeLong test of paired AUCs, with Holm and Benjamini-Hochberg (BH) "
+                   "adjusted p (family: every comparison of the endpoint in this table)"),
         "predictions": (display_predictions(predictions.summary),
                         "Predictions: fixed rules, leave-one-patient-out Youden cut-offs "
                         "and logistic models (lesion and patient level, Wilson 95% CIs)"),
@@ -348,3 +358,15 @@ def render_report_tables(tables: dict[str, tuple[pd.DataFrame, str]], frames: Co
         out[f"{name}_tex"] = to_latex(df, caption=caption, label=f"tab:{name}", note=qc)
         out[f"{name}_html"] = to_html(df, caption=caption, note=note)
     return out
+
+
+# ------------------------------------------------- multiplicity and effect-size labels
+# (issue 15, build item 4: Holm / Benjamini-Hochberg columns; dce.cohort.diagnostic)
+
+#: Display names of the adjusted p-value and effect-size columns of the test tables.
+MULTIPLICITY_LABELS = {
+    "p_holm": "p (Holm)",
+    "p_bh": "p (BH)",
+    "p_family": "family of the adjustment",
+    "rank_biserial": "rank-biserial r",
+}
