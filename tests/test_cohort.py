@@ -741,7 +741,8 @@ def test_workflow_study_preset(demo_run: Path, preset: Path) -> None:
         assert "AUC (DeLong 95% CI)" in (c / "tables" / "roc.md").read_text()
     rules = read_tsv(c / "diagnostic_rules.tsv")
     assert len(rules) == len(cfg["cohort"]["rules"]) * len(cfg["cohort"]["endpoints"])
-    for r in rules.itertuples():
+    for rec in rules.to_dict("records"):
+        r: Any = SimpleNamespace(**{str(k): v for k, v in rec.items()})
         assert r.source and r.published
         for m in ("sensitivity", "specificity"):
             k, n = ((r.tp, r.tp + r.fn) if m == "sensitivity" else (r.tn, r.tn + r.fp))

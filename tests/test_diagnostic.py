@@ -182,7 +182,7 @@ def test_diagnostic_display_tables_render() -> None:
     groups, rules = dg.display_groups(res.groups), dg.display_rules(res.rules)
     assert "p (Holm)" in groups.columns and "rank-biserial r" in groups.columns
     assert rules.loc[0, "rule"] == "kep ≥ 1.17"
-    assert rules.loc[0, "sensitivity"].startswith("5/7, 71%")
+    assert str(rules.loc[0, "sensitivity"]).startswith("5/7, 71%")
     for df in (groups, rules):
         assert tables.to_markdown(df, caption="c").count("\n") == len(df) + 4
         assert r"\begin{tabular}" in tables.to_latex(df, caption="c", label="tab:x")

@@ -12,9 +12,7 @@ from dce.cohort.sessions import analysed_note
 COHORT_CFG = config["cohort"]
 # a study preset (config/studies/<name>.yaml, cohort.study) writes to its own folder, so
 # every preset can run on the same per-session results
-COHORT_ID = (
-    f"studies/{COHORT_CFG['study']['name']}" if COHORT_CFG.get("study") else "cohort"
-)
+COHORT_ID = f"studies/{COHORT_CFG['study']['name']}" if COHORT_CFG.get("study") else "cohort"
 COHORT = f"{RESULTS}/{COHORT_ID}"
 COHORT_ENDPOINTS = [e["name"] for e in COHORT_CFG["endpoints"]]
 COHORT_LOG = f"{RESULTS}/logs/{COHORT_ID}/{{rule}}.log"
