@@ -204,7 +204,7 @@ def _table_outputs():
 
 
 def _diagnostic_outputs():
-    """Outputs of the rule cohort_diagnostic: its result files, tables and figures."""
+    """Outputs of cohort_diagnostic (its result files, tables and figures)."""
     out = cohort_outputs_of(DIAGNOSTIC_RESULTS)
     for name in DIAGNOSTIC_TABLES:
         out[f"{name}_md"] = f"{COHORT}/tables/{name}.md"
