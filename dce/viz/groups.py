@@ -36,6 +36,12 @@ class GroupPanel:
     cutoffs: Mapping[str, float] = field(default_factory=dict)
 
 
+def _eq(p: float) -> str:
+    """``"= 0.012"`` or ``"< 0.001"``."""
+    text = fmt_p(p)
+    return f"< {text[1:]}" if text.startswith("<") else f"= {text}"
+
+
 def _jitter(n: int) -> np.ndarray:
     """Deterministic horizontal offsets in [-0.15, 0.15] (no random state)."""
     if n <= 1:
@@ -80,8 +86,8 @@ def groups_figure(panels: Sequence[GroupPanel], *, names: tuple[str, str],
                        label=cname)
         ax.set_xticks([0, 1], [f"{names[0]}\n(n = {data[0].size})",
                                f"{names[1]}\n(n = {data[1].size})"], fontsize=7)
-        stat = (f"p = {fmt_p(pan.p)}, Holm p = {fmt_p(pan.p_holm)}, "
-                f"r = {fmt_num(pan.rank_biserial, fixed=2)}")
+        stat = (f"p {_eq(pan.p)}, Holm p {_eq(pan.p_holm)}, "
+                f"r = {fmt_num(pan.rank_biserial, fixed=2).replace('-', '−')}")
         ax.set_title(f"{pan.title}\n{stat}", fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
         ax.grid(axis="y", alpha=0.3)

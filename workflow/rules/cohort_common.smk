@@ -218,7 +218,7 @@ def _diagnostic_outputs():
         out[f"groups_{e}_png"] = report(
             f"{COHORT}/figures/groups_{e}.png",
             caption="../report/groups.rst",
-            category="8. Groups",
+            category="9. Group comparison",
             labels={"figure": "groups", "endpoint": e},
         )
         out[f"groups_{e}_pdf"] = f"{COHORT}/figures/groups_{e}.pdf"
