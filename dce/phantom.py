@@ -249,7 +249,8 @@ The outcome and the responder-like subset are drawn at cohort level, so the over
 controlled: the expected true AUC of the first-follow-up dVp for recurrence is about
 ``1 - 0.25 x n_responder_like / n_recurrent`` ~ 0.86-0.88 (measured on the demo cohort,
 10 patients, seed 0, 15 treated lesions of which 4 recur, with the volume-average ``vp``
-truth: dVp 0.818, dKtrans 0.773; the chordomas' smaller vp drop moves two lesions). Recurrence on
+truth at the demo matrix 96 x 96 x 10: dVp 0.795, dKtrans 0.773, dkep 0.773; 0.818 for
+dVp at the test matrix 64 x 64 x 8; the chordomas' smaller vp drop moves two lesions). Recurrence on
 conventional MRI at day 150-300 (DCE precedes conventional MRI by about 6.6 months [Kumar2017]_).
 
 Randomness: everything is drawn from numpy Generators seeded by
