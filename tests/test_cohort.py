@@ -666,6 +666,11 @@ def test_analysed_note_counts_and_names_the_excluded_sessions() -> None:
      ["predictor 'p' is measured at session 'fu3'", "(sessions: base, fu1, fu2, pre)"]),
     ({"predictors": [{"name": "p", "parameter": "vp_mean", "session": "baseline"}]},
      ["predictor 'p' is a pct_change at session 'baseline'"]),
+    ({"endpoints": [{"name": "m", "column": "lesion_class", "positive": ["metastasis"]}]},
+     ["endpoint 'm' contrasts groups of column 'lesion_class'", "no such column"]),
+    ({"endpoints": [{"name": "m", "column": "recurrence", "positive": ["metastasis"],
+                     "negative": ["hemangioma"]}]},
+     ["none of the values hemangioma, metastasis occurs in column 'recurrence'"]),
 ])
 def test_check_sheets_names_the_key_and_what_exists(change: dict[str, Any],
                                                      words: list[str]) -> None:
