@@ -709,8 +709,14 @@ def _study_targets(results: Path, cfg: dict[str, Any]) -> list[str]:
     for name in ("summary", "prepost", "roc", "delong", "predictions", "lead_time",
                  "groups", "rules"):
         out += [c / "tables" / f"{name}.{ext}" for ext in ("md", "tex", "html")]
+    # the group figures of every preset; the ROC, waterfall and pre/post figures (one
+    # job, rule cohort_figures, the same code for every configuration) of two presets, to
+    # keep the CI time small
+    figs = ["groups"]
+    if cfg["cohort"]["study"]["name"] in ("kumar_recurrence", "verma_tuberculosis"):
+        figs += ["roc", "waterfall", "prepost"]
     for e in cfg["cohort"]["endpoints"]:
-        for fig in ("roc", "waterfall", "prepost", "groups"):
+        for fig in figs:
             out += [c / "figures" / f"{fig}_{e['name']}.{ext}" for ext in ("png", "pdf")]
     return [str(p) for p in out]
 
@@ -768,6 +774,6 @@ def test_workflow_demo_roc_is_not_a_corner(demo_run: Path) -> None:
     """Issue 15 acceptance: the demo's ROC curves of the main predictors have AUCs
     between 0.75 and 0.95 (realistic overlap of the outcome groups)."""
     roc = read_tsv(_results(demo_run) / "cohort" / "roc.tsv")
-    auc = roc.set_index("predictor")["auc"]
+    auc = roc[roc["endpoint"] == "recurrence"].set_index("predictor")["auc"]
     for name in ("dVp", "dKtrans"):
         assert 0.75 <= auc[name] <= 0.95, (name, auc[name])
