@@ -68,6 +68,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
 __all__ = [
@@ -82,6 +83,7 @@ __all__ = [
     "RocBand",
     "RocCurve",
     "YoudenCutoff",
+    "adjust_pvalues",
     "auc_mann_whitney",
     "between_groups",
     "bootstrap_auc_ci",
@@ -790,13 +792,18 @@ class GroupComparison:
     p: float
     auc: float           # U / (n_a n_b): P(a > b) + P(a = b)/2
     n_dropped: int
+    #: rank-biserial correlation 2 U / (n_a n_b) - 1 = P(a > b) - P(a < b) (Cliff's delta)
+    rank_biserial: float = float("nan")
 
 
 def between_groups(a: ArrayLike, b: ArrayLike, *, name: str = "values") -> GroupComparison:
     """Mann-Whitney U test (scipy, two-sided, default method) and the group medians.
 
     Missing values are dropped (counted, warned). ``auc`` is the common-language effect
-    size ``U_a / (n_a n_b)``.
+    size ``U_a / (n_a n_b)``; ``rank_biserial`` is the rank-biserial correlation
+    ``2 U_a / (n_a n_b) - 1`` (Kerby, Compr Psychol 2014;3:11.IT.3.1), which equals
+    Cliff's delta ``P(a > b) - P(a < b)`` (ties count 0): +1 when every value of ``a``
+    exceeds every value of ``b``, 0 for complete overlap.
     """
     x, y = _as_1d(a, "a"), _as_1d(b, "b")
     nx, ny = int(np.isnan(x).sum()), int(np.isnan(y).sum())
@@ -806,7 +813,45 @@ def between_groups(a: ArrayLike, b: ArrayLike, *, name: str = "values") -> Group
         raise ValueError(f"{name}: each group needs at least one value (got {x.size} and "
                          f"{y.size})")
     res = sps.mannwhitneyu(x, y, alternative="two-sided")
+    auc = float(res.statistic) / (x.size * y.size)
     return GroupComparison(n_a=int(x.size), n_b=int(y.size), median_a=float(np.median(x)),
                            median_b=float(np.median(y)), u=float(res.statistic),
-                           p=float(res.pvalue), auc=float(res.statistic) / (x.size * y.size),
-                           n_dropped=nx + ny)
+                           p=float(res.pvalue), auc=auc, n_dropped=nx + ny,
+                           rank_biserial=2.0 * auc - 1.0)
+
+
+# --------------------------------------------------------------------------------------
+# multiple comparisons
+# --------------------------------------------------------------------------------------
+
+def adjust_pvalues(p: ArrayLike, alpha: float = 0.05) -> tuple[_F64, _F64]:
+    """Holm and Benjamini-Hochberg adjusted p-values of one family of tests.
+
+    :func:`statsmodels.stats.multitest.multipletests` with ``method="holm"`` (Holm 1979,
+    family-wise error rate) and ``method="fdr_bh"`` (Benjamini & Hochberg 1995, false
+    discovery rate). Missing p-values (NaN: a test that could not be computed) are not
+    members of the family: they stay NaN and do not count in the number of tests.
+
+    Parameters
+    ----------
+    p : array_like
+        Unadjusted p-values of the family, in [0, 1] (NaN allowed).
+    alpha : float
+        Passed to statsmodels (the adjusted values do not depend on it).
+
+    Returns
+    -------
+    holm, bh : ndarray
+        Adjusted p-values (capped at 1), NaN where ``p`` is NaN.
+    """
+    a = _check_alpha(alpha)
+    v = _as_1d(p, "p")
+    ok = ~np.isnan(v)
+    if np.any((v[ok] < 0) | (v[ok] > 1)):
+        raise ValueError("adjust_pvalues: p-values must be in [0, 1]")
+    holm = np.full(v.shape, np.nan)
+    bh = np.full(v.shape, np.nan)
+    if ok.any():
+        holm[ok] = multipletests(v[ok], alpha=a, method="holm")[1]
+        bh[ok] = multipletests(v[ok], alpha=a, method="fdr_bh")[1]
+    return holm, bh

@@ -77,8 +77,12 @@ def _dvp_fu1(c: ph.Cohort) -> pd.DataFrame:
     t = c.truth
     base = t[t["session"] == "pre"][["subject", "lesion", "vp"]]
     fu1 = t[t["session"] == "fu1"].merge(base, on=["subject", "lesion"], suffixes=("", "_pre"))
+    kt = t[t["session"] == "pre"][["subject", "lesion", "ktrans_per_min"]]
+    fu1 = fu1.merge(kt, on=["subject", "lesion"], suffixes=("", "_pre"))
     fu1["dvp"] = fu1["vp"] / fu1["vp_pre"] - 1.0
-    return fu1.merge(c.lesions[["subject", "lesion", "responder_like"]],
+    fu1["dkt"] = fu1["ktrans_per_min"] / fu1["ktrans_per_min_pre"] - 1.0
+    fu1["recurrence"] = fu1["recurrence"].astype("float64")   # NaN: untreated lesion
+    return fu1.merge(c.lesions[["subject", "lesion", "responder_like", "lesion_class"]],
                      on=["subject", "lesion"])
 
 
@@ -355,17 +359,26 @@ def test_demo_cohort_true_auc_of_dvp_in_range() -> None:
     pos = d[d["recurrence"] == 1]["dvp"].to_numpy()
     neg = d[d["recurrence"] == 0]["dvp"].to_numpy()
     auc = _auc_mann_whitney(pos, neg)
-    assert 0.80 <= auc <= 0.92, auc
+    # issue 15 acceptance: realistic overlap, AUC 0.75-0.95 (not a single corner)
+    assert 0.75 <= auc <= 0.95, auc
+    dkt = d[d["recurrence"].notna()]
+    auc_kt = _auc_mann_whitney(dkt[dkt["recurrence"] == 1]["dkt"].to_numpy(),
+                               dkt[dkt["recurrence"] == 0]["dkt"].to_numpy())
+    assert 0.75 <= auc_kt <= 0.95, auc_kt
     # some recurrent lesions respond like controlled ones
     resp = d[d["responder_like"] == 1]
     assert len(resp) >= 1 and (resp["recurrence"] == 1).all()
     assert (resp["dvp"] <= neg.max()).all()
-    # controlled lesions lose about 50-75 % of vp (lesion-mean truth)
-    assert ((neg >= -0.80) & (neg <= -0.45)).all()
+    # controlled lesions lose about 50-75 % of vp (lesion-mean truth), chordomas less
+    # (max vp / 1.6, Santos et al.)
+    ctrl = d[d["recurrence"] == 0]
+    chord = (ctrl["lesion_class"] == "chordoma").to_numpy()
+    assert ((neg[~chord] >= -0.80) & (neg[~chord] <= -0.45)).all()
+    assert ((neg[chord] >= -0.50) & (neg[chord] <= -0.25)).all()
 
 
 def test_test_cohort_has_both_outcomes() -> None:
     c = _demo_cohort(REPO / ".test" / "config" / "config.yaml")
-    assert set(c.lesions["recurrence"]) == {0, 1}
+    assert set(c.lesions["recurrence"].dropna()) == {0, 1}
     d = _dvp_fu1(c)
-    assert set(d["recurrence"]) == {0, 1}
+    assert set(d["recurrence"].dropna()) == {0, 1}

@@ -284,7 +284,8 @@ def test_exclusion_removes_exactly_the_flagged_rows(kept: dict[str, Any],
         # ROC: the excluded lesions are dropped (and counted as dropped)
         r0 = kept["roc"].set_index(["endpoint", "predictor"]).loc[("recurrence", p.name)]
         r1 = ex["roc"].set_index(["endpoint", "predictor"]).loc[("recurrence", p.name)]
-        n_out = int((flagged & f0[p.name].notna()).sum())
+        # (lesions without the endpoint, e.g. untreated ones, are never in the ROC)
+        n_out = int((flagged & f0[p.name].notna() & f0["recurrence"].notna()).sum())
         assert r1["n"] == r0["n"] - n_out
         assert r1["n_dropped"] == r0["n_dropped"] + n_out
 

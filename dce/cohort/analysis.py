@@ -38,6 +38,7 @@ __all__ = [
     "PredictionSummaryRow",
     "RocResults",
     "RocRow",
+    "adjust_table",
     "columns",
     "lead_summary",
     "model_scores",
@@ -60,6 +61,42 @@ def rows_frame(rows: Sequence[Any], row_type: type) -> pd.DataFrame:
     """A table with one row per dataclass instance and the columns of ``row_type``."""
     cols = columns(row_type)
     return pd.DataFrame([[getattr(r, c) for c in cols] for r in rows], columns=cols)
+
+
+def adjust_table(df: pd.DataFrame, by: Sequence[str], family: str, *,
+                 p: str = "p", alpha: float = 0.05) -> pd.DataFrame:
+    """``df`` with Holm (``p_holm``) and Benjamini-Hochberg (``p_bh``) adjusted p-values
+    (:func:`dce.stats.adjust_pvalues`) and the family they are adjusted in
+    (``p_family``).
+
+    A family is the set of rows with the same values of the ``by`` columns (e.g. one
+    endpoint); rows without a p-value are not members. ``family`` describes it, formatted
+    with the row's ``by`` values (e.g. ``"endpoint {endpoint}: every predictor"``).
+    """
+    out = df.copy()
+    holm = np.full(len(out), np.nan)
+    bh = np.full(len(out), np.nan)
+    fam = [""] * len(out)
+    if len(out):
+        pv = pd.to_numeric(out[p], errors="coerce").to_numpy(dtype=np.float64)
+        keys = out[list(by)].astype(str).agg("\x1f".join, axis=1) if by else \
+            pd.Series("", index=out.index)
+        for key in dict.fromkeys(keys):
+            sel = (keys == key).to_numpy()
+            h, b = stats.adjust_pvalues(pv[sel], alpha)
+            holm[sel], bh[sel] = h, b
+            n = int(np.count_nonzero(~np.isnan(pv[sel])))
+            vals = dict(zip(by, key.split("\x1f"), strict=True)) if by else {}
+            text = f"{family.format(**vals)} ({n} test{'s' if n != 1 else ''})"
+            for i in np.flatnonzero(sel):
+                fam[i] = text if not np.isnan(pv[i]) else ""
+    pos = list(out.columns).index(p) + 1
+    for name, vals_ in (("p_family", fam), ("p_bh", bh), ("p_holm", holm)):
+        if name in out.columns:
+            out[name] = vals_
+        else:
+            out.insert(pos, name, vals_)
+    return out
 
 
 def quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -134,7 +171,8 @@ class CurvePoint:
 
 @dataclass
 class DeLongRow:
-    """One configured DeLong comparison of two predictors' AUCs (``delong.tsv``)."""
+    """One configured DeLong comparison of two predictors' AUCs (``delong.tsv``; the
+    adjusted ``p_holm, p_bh`` in the family ``p_family``: :func:`adjust_table`)."""
 
     endpoint: str
     predictor_a: str
@@ -152,6 +190,9 @@ class DeLongRow:
     se_diff: float = _NAN
     z: float = _NAN
     p: float = _NAN
+    p_holm: float = _NAN
+    p_bh: float = _NAN
+    p_family: str | None = None
     corr: float = _NAN
     note: str | None = None
 
@@ -276,8 +317,10 @@ def roc_analysis(frame: pd.DataFrame, cfg: CohortConfig, *,
             trow.diff_lo, trow.diff_hi = t.ci_diff
     curve_df = (pd.concat(curves, ignore_index=True).reindex(columns=columns(CurvePoint))
                 if curves else pd.DataFrame(columns=columns(CurvePoint)))
-    return RocResults(roc=rows_frame(rows, RocRow), curves=curve_df,
-                      delong=rows_frame(tests, DeLongRow))
+    delong = adjust_table(rows_frame(tests, DeLongRow), ["endpoint"],
+                          "DeLong comparisons of endpoint {endpoint} in this table",
+                          alpha=a)
+    return RocResults(roc=rows_frame(rows, RocRow), curves=curve_df, delong=delong)
 
 
 # --------------------------------------------------------------------------- predictions
@@ -572,7 +615,8 @@ def model_scores(pred_lesions: pd.DataFrame) -> dict[tuple[str, str], pd.DataFra
 @dataclass
 class PairedRow:
     """Follow-up vs baseline of one parameter in one endpoint group and session
-    (``prepost_paired.tsv``: Wilcoxon signed-rank test, medians, change quartiles)."""
+    (``prepost_paired.tsv``: Wilcoxon signed-rank test, medians, change quartiles; the
+    adjusted ``p_holm, p_bh`` in the family ``p_family``: :func:`adjust_table`)."""
 
     endpoint: str
     session: str
@@ -589,13 +633,17 @@ class PairedRow:
     q75_pct_change: float = _NAN
     wilcoxon_w: float = _NAN
     p: float = _NAN
+    p_holm: float = _NAN
+    p_bh: float = _NAN
+    p_family: str | None = None
     note: str | None = None
 
 
 @dataclass
 class BetweenRow:
     """The change of one parameter between endpoint=1 and endpoint=0
-    (``prepost_groups.tsv``: Mann-Whitney U and the AUC it implies)."""
+    (``prepost_groups.tsv``: Mann-Whitney U and the AUC it implies; the table adds
+    adjusted ``p_holm, p_bh`` in the family ``p_family``: :func:`adjust_table`)."""
 
     endpoint: str
     session: str
@@ -607,7 +655,11 @@ class BetweenRow:
     median_neg: float = _NAN
     mann_whitney_u: float = _NAN
     p: float = _NAN
+    p_holm: float = _NAN
+    p_bh: float = _NAN
+    p_family: str | None = None
     auc: float = _NAN
+    rank_biserial: float = _NAN
     note: str | None = None
 
 
@@ -692,5 +744,13 @@ def prepost(changes_df: pd.DataFrame, cfg: CohortConfig,
                     brow.n_pos, brow.n_neg = bg.n_a, bg.n_b
                     brow.median_pos, brow.median_neg = bg.median_a, bg.median_b
                     brow.mann_whitney_u, brow.p, brow.auc = bg.u, bg.p, bg.auc
-    return PrePostResults(paired=rows_frame(paired, PairedRow),
-                          between=rows_frame(between, BetweenRow))
+                    brow.rank_biserial = bg.rank_biserial
+    paired_df = adjust_table(
+        rows_frame(paired, PairedRow), ["endpoint"],
+        "Wilcoxon tests of endpoint {endpoint}: every session x group x parameter of this "
+        "table", alpha=cfg.alpha)
+    between_df = adjust_table(
+        rows_frame(between, BetweenRow), ["endpoint", "measure"],
+        "Mann-Whitney tests of endpoint {endpoint}, {measure}: every session x parameter "
+        "of this table", alpha=cfg.alpha)
+    return PrePostResults(paired=paired_df, between=between_df)

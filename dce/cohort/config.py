@@ -15,17 +15,26 @@ from typing import Any
 
 from dce import quality
 
-__all__ = ["CohortConfig", "Endpoint", "Logistic", "Predictor", "Rule", "parse_config"]
+__all__ = ["CohortConfig", "Endpoint", "Logistic", "Predictor", "Rule", "Study",
+           "parse_config"]
 
 
 @dataclass(frozen=True)
 class Endpoint:
     """A binary 0/1 column ``name`` of the lesion sheet, optionally with the column of
-    the event day (days from radiotherapy) for lead times."""
+    the event day (days from radiotherapy) for lead times.
+
+    Or, with ``column``, a contrast of groups of a categorical column of the lesion
+    sheet (e.g. ``lesion_class``): 1 where the column is one of ``positive``, 0 where
+    it is one of ``negative`` (every other value when ``negative`` is empty), missing
+    otherwise (the lesion is left out of this endpoint)."""
 
     name: str
     day_column: str | None = None
     label: str = ""
+    column: str | None = None
+    positive: tuple[str, ...] = ()
+    negative: tuple[str, ...] = ()
 
     @property
     def title(self) -> str:
@@ -72,6 +81,10 @@ class Rule:
     direction: str
     threshold: float
     strict: bool = False
+    #: where the cut-off was published (citation), empty for a cohort's own rule
+    source: str = ""
+    #: the published performance as reported (free text), e.g. "sensitivity 93.8 %"
+    published: str = ""
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,18 @@ class Logistic:
     predictors: tuple[str, ...]
     fit: str = "auto"
     threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class Study:
+    """The study a configuration reproduces (``cohort.study``, a preset of
+    config/studies/): its outputs go to ``results/studies/<name>/``."""
+
+    name: str
+    title: str = ""
+    design: str = "longitudinal"      # longitudinal | diagnostic
+    source: str = ""
+    notes: str = ""
 
 
 @dataclass(frozen=True)
@@ -106,6 +131,10 @@ class CohortConfig:
     exclude_flags: tuple[str, ...] = ()
     #: threshold of the fit_failed_fraction code (applied by the roi rule)
     max_fit_failed_fraction: float = quality.MAX_FIT_FAILED_FRACTION
+    #: the study preset, if any
+    study: Study | None = None
+    #: predictors compared between the endpoint groups (diagnostic tables); empty = all
+    group_predictors: tuple[str, ...] = ()
 
     def predictor(self, name: str) -> Predictor:
         for p in self.predictors:
@@ -119,7 +148,22 @@ def parse_config(cfg: Mapping[str, Any]) -> CohortConfig:
     """The ``cohort`` section (already validated and filled with defaults by the
     schema) as a :class:`CohortConfig`; cross-references are checked here."""
     endpoints = tuple(Endpoint(name=str(e["name"]), day_column=e.get("day_column") or None,
-                               label=str(e.get("label") or "")) for e in cfg["endpoints"])
+                               label=str(e.get("label") or ""),
+                               column=e.get("column") or None,
+                               positive=tuple(str(v) for v in e.get("positive") or ()),
+                               negative=tuple(str(v) for v in e.get("negative") or ()))
+                      for e in cfg["endpoints"])
+    for e in endpoints:
+        if e.column and not e.positive:
+            raise ValueError(f"cohort.endpoints: {e.name} (column {e.column!r}) needs "
+                             f"`positive` values")
+        if (e.positive or e.negative) and not e.column:
+            raise ValueError(f"cohort.endpoints: {e.name} has positive/negative values but "
+                             f"no `column`")
+        both = sorted(set(e.positive) & set(e.negative))
+        if both:
+            raise ValueError(f"cohort.endpoints: {e.name}: {', '.join(both)} both positive "
+                             f"and negative")
     predictors = tuple(Predictor(name=str(p["name"]), parameter=str(p["parameter"]),
                                  kind=str(p.get("kind", "pct_change")),
                                  session=str(p.get("session", "first")),
@@ -137,7 +181,10 @@ def parse_config(cfg: Mapping[str, Any]) -> CohortConfig:
                          f"predictor")
     rules = tuple(Rule(name=str(r["name"]), predictor=str(r["predictor"]),
                        direction=str(r["direction"]), threshold=float(r["threshold"]),
-                       strict=bool(r.get("strict", False))) for r in cfg.get("rules", []))
+                       strict=bool(r.get("strict", False)),
+                       source=str(r.get("source") or ""),
+                       published=str(r.get("published") or ""))
+                  for r in cfg.get("rules", []))
     cv = cfg.get("cv_cutoff")
     cv_names = tuple(names if cv is None else (str(c) for c in cv))
     logistic = tuple(Logistic(name=str(m["name"]),
@@ -147,6 +194,11 @@ def parse_config(cfg: Mapping[str, Any]) -> CohortConfig:
                      for m in cfg.get("logistic", []))
     delong = tuple((str(a), str(b)) for a, b in cfg.get("delong", []))
     boot = cfg.get("bootstrap", {}) or {}
+    st = cfg.get("study") or None
+    study = (Study(name=str(st["name"]), title=str(st.get("title") or ""),
+                   design=str(st.get("design") or "longitudinal"),
+                   source=str(st.get("source") or ""), notes=str(st.get("notes") or ""))
+             if st else None)
     out = CohortConfig(
         endpoints=endpoints, predictors=predictors, rules=rules, cv_cutoff=cv_names,
         logistic=logistic, delong=delong,
@@ -158,8 +210,11 @@ def parse_config(cfg: Mapping[str, Any]) -> CohortConfig:
         exclude_flags=quality.check_codes(cfg.get("exclude_flags") or (),
                                           "cohort.exclude_flags"),
         max_fit_failed_fraction=float(cfg.get("max_fit_failed_fraction",
-                                              quality.MAX_FIT_FAILED_FRACTION)))
+                                              quality.MAX_FIT_FAILED_FRACTION)),
+        study=study, group_predictors=tuple(str(x) for x in cfg.get("group_predictors")
+                                            or ()))
     for where, refs in (("rules", [r.predictor for r in rules]), ("cv_cutoff", cv_names),
+                        ("group_predictors", out.group_predictors),
                         ("logistic", [x for m in logistic for x in m.predictors]),
                         ("delong", [x for pair in delong for x in pair])):
         for ref in refs:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:       # the analysis modules import this one (labels): no cycl
 
 __all__ = [
     "FORBIDDEN_RAW",
+    "MULTIPLICITY_LABELS",
     "QUANTITIES",
     "STATISTICS",
     "TABLE_NOTES",
@@ -481,7 +482,9 @@ def display_delong(delong: pd.DataFrame, labels: dict[str, str] | None = None
         rows.append({"endpoint": r.endpoint, "comparison": f"{a} vs {b}",
                      "AUC a": fmt_num(r.auc_a, fixed=2), "AUC b": fmt_num(r.auc_b, fixed=2),
                      "difference (95% CI)": fmt_ci(r.diff, r.diff_lo, r.diff_hi),
-                     "z": fmt_num(r.z, fixed=2), "p": fmt_p(r.p)})
+                     "z": fmt_num(r.z, fixed=2), "p": fmt_p(r.p),
+                     MULTIPLICITY_LABELS["p_holm"]: fmt_p(getattr(r, "p_holm", np.nan)),
+                     MULTIPLICITY_LABELS["p_bh"]: fmt_p(getattr(r, "p_bh", np.nan))})
     return pd.DataFrame(rows)
 
 
@@ -502,6 +505,9 @@ def display_prepost(paired: pd.DataFrame, between: pd.DataFrame) -> pd.DataFrame
             row[f"{grp}, Wilcoxon p"] = fmt_p(r.p)
         p_mw = bt["p"].get((ep, ses, par), np.nan) if len(bt) else np.nan
         row["Mann-Whitney p"] = fmt_p(p_mw)
+        for col in ("p_holm", "p_bh"):
+            v = bt[col].get((ep, ses, par), np.nan) if col in bt and len(bt) else np.nan
+            row[f"Mann-Whitney {MULTIPLICITY_LABELS[col]}"] = fmt_p(v)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -566,13 +572,16 @@ def report_tables(frames: CohortFrames, prepost: PrePostResults, roc: RocResults
         "summary": (summary, "Cohort summary by endpoint group"),
         "prepost": (display_prepost(prepost.paired, prepost.between),
                     "Change from baseline by endpoint group: median [IQR] percent change, "
-                    "Wilcoxon signed-rank p within groups, Mann-Whitney p between groups"),
+                    "Wilcoxon signed-rank p within groups, Mann-Whitney p between groups "
+                    "with Holm and Benjamini-Hochberg (BH) adjusted p (family: every "
+                    "session x parameter of the endpoint in this table)"),
         "roc": (display_roc(roc.roc, {p.name: p.column for p in cfg.predictors}),
                 "ROC analysis per endpoint and predictor: AUC with DeLong and bootstrap "
                 "95% CIs; sensitivity, specificity, PPV, NPV (Wilson 95% CIs) at the "
                 "Youden cut-off chosen on the whole cohort (apparent, optimistic)"),
         "delong": (display_delong(roc.delong, {p.name: p.title for p in cfg.predictors}),
-                   "DeLong test of paired AUCs"),
+                   "DeLong test of paired AUCs, with Holm and Benjamini-Hochberg (BH) "
+                   "adjusted p (family: every comparison of the endpoint in this table)"),
         "predictions": (display_predictions(predictions.summary),
                         "Predictions: fixed rules, leave-one-patient-out Youden cut-offs "
                         "and logistic models (lesion and patient level, Wilson 95% CIs)"),
@@ -611,3 +620,15 @@ def render_report_tables(tables: dict[str, tuple[pd.DataFrame, str]], frames: Co
         out[f"{name}_tex"] = to_latex(df, caption=caption, label=f"tab:{name}", note=qc)
         out[f"{name}_html"] = to_html(df, caption=caption, note=note)
     return out
+
+
+# ------------------------------------------------- multiplicity and effect-size labels
+# (issue 15, build item 4: Holm / Benjamini-Hochberg columns; dce.cohort.diagnostic)
+
+#: Display names of the adjusted p-value and effect-size columns of the test tables.
+MULTIPLICITY_LABELS = {
+    "p_holm": "p (Holm)",
+    "p_bh": "p (BH)",
+    "p_family": "family of the adjustment",
+    "rank_biserial": "rank-biserial r",
+}

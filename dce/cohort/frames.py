@@ -61,6 +61,7 @@ __all__ = [
     "predictor_rows",
     "tic_type_curves",
     "with_change_flags",
+    "with_group_endpoints",
 ]
 
 #: Columns of the per-session ROI tables that are identifiers or bookkeeping, not
@@ -247,6 +248,7 @@ def predictor_frame(cohort: pd.DataFrame, changes_df: pd.DataFrame, lesions: pd.
     base = lesions[["subject", "lesion"]].copy()
     base["subject"] = base["subject"].astype(str)
     base["level"] = lesions["level"].astype(str) if "level" in lesions else ""
+    lesions = with_group_endpoints(lesions, cfg)
     for e in cfg.endpoints:
         if e.name not in lesions.columns:
             raise ValueError(f"cohort.endpoints: no column {e.name!r} in the lesion sheet "
@@ -269,6 +271,34 @@ def predictor_frame(cohort: pd.DataFrame, changes_df: pd.DataFrame, lesions: pd.
             "qc_flags": f"{p.name}__qc_flags"})
         base = base.merge(rows, on=["subject", "lesion"], how="left", validate="one_to_one")
     return base.sort_values(["subject", "lesion"], kind="mergesort").reset_index(drop=True)
+
+
+def with_group_endpoints(lesions: pd.DataFrame, cfg: CohortConfig) -> pd.DataFrame:
+    """The lesion sheet with a 0/1 column per endpoint defined as a contrast of groups
+    of a categorical column (:class:`dce.cohort.config.Endpoint` ``column``): 1 where
+    the column is one of ``positive``, 0 where it is one of ``negative`` (or any other
+    non-empty value when ``negative`` is empty), empty otherwise. Such an endpoint
+    replaces a sheet column of its name."""
+    out = lesions
+    for e in cfg.endpoints:
+        if not e.column:
+            continue
+        if e.column not in lesions.columns:
+            raise ValueError(f"cohort.endpoints: {e.name}: no column {e.column!r} in the "
+                             f"lesion sheet (columns: {', '.join(lesions.columns)})")
+        v = lesions[e.column].astype("string").str.strip()
+        pos = v.isin(e.positive).fillna(False).to_numpy(dtype=bool)
+        if e.negative:
+            neg = v.isin(e.negative).fillna(False).to_numpy(dtype=bool)
+        else:
+            neg = (~pos) & v.notna().to_numpy(dtype=bool) & (v != "").fillna(False).to_numpy(
+                dtype=bool)
+        y = np.full(len(v), np.nan)
+        y[pos], y[neg] = 1.0, 0.0
+        if out is lesions:
+            out = lesions.copy()
+        out[e.name] = y
+    return out
 
 
 def endpoint_groups(frame: pd.DataFrame, e: Endpoint) -> list[tuple[str, pd.Series]]:
@@ -372,6 +402,7 @@ def cohort_frames(roi_tables: Sequence[pd.DataFrame], lesions: pd.DataFrame,
     -------
     CohortFrames
     """
+    lesions = with_group_endpoints(lesions, cfg)
     cohort, marrow = cohort_tables(roi_tables, lesions)
     try:
         ch = changes(cohort, cfg, lesions)

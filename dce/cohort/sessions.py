@@ -69,6 +69,21 @@ def check_sheets(cfg: CohortConfig, sessions: pd.DataFrame, lesions: pd.DataFram
             f"that name (sessions: {_names(names)}): set cohort.baseline_session to one of "
             "them, or to null to use each lesion's earliest session")
     for e in cfg.endpoints:
+        if e.column:   # a contrast of groups of a categorical column
+            if e.column not in lesions.columns:
+                raise ValueError(
+                    f"cohort.endpoints: endpoint {e.name!r} contrasts groups of column "
+                    f"{e.column!r}, but {lesions_path} has no such column (columns: "
+                    f"{', '.join(map(str, lesions.columns))}): add it or change "
+                    "cohort.endpoints")
+            values = set(lesions[e.column].astype(str).str.strip())
+            absent = [v for v in (*e.positive, *e.negative) if v not in values]
+            if len(absent) == len(e.positive) + len(e.negative):
+                raise ValueError(
+                    f"cohort.endpoints: endpoint {e.name!r}: none of the values "
+                    f"{_names(absent)} occurs in column {e.column!r} of {lesions_path} "
+                    f"(values: {_names(sorted(values))})")
+            continue
         if e.name not in lesions.columns:
             raise ValueError(
                 f"cohort.endpoints: no column {e.name!r} in {lesions_path} (columns: "

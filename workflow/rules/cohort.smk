@@ -100,6 +100,27 @@ rule cohort_prepost:
         "../scripts/cohort_prepost.py"
 
 
+rule cohort_diagnostic:
+    input:
+        **cohort_inputs_of(COHORT_FRAMES),
+    output:
+        **_diagnostic_outputs(),
+    log:
+        cohort_log("cohort_diagnostic"),
+    benchmark:
+        cohort_bench("cohort_diagnostic")
+    conda:
+        "../envs/dce.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=15,
+    params:
+        cohort=COHORT_CFG,
+        sessions=cohort_sessions,
+    script:
+        "../scripts/cohort_diagnostic.py"
+
+
 rule cohort_report_tables:
     input:
         **cohort_inputs_of(COHORT_FRAMES, PREPOST_RESULTS, ROC_RESULTS, PREDICTION_RESULTS),
@@ -157,9 +178,9 @@ rule cohort_maps:
         ),
         pdf=f"{COHORT}/maps/sub-{{subject}}_lesion-{{lesion}}_maps.pdf",
     log:
-        f"{RESULTS}/logs/cohort/cohort_maps/sub-{{subject}}_lesion-{{lesion}}.log",
+        f"{RESULTS}/logs/{COHORT_ID}/cohort_maps/sub-{{subject}}_lesion-{{lesion}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/cohort/cohort_maps/sub-{{subject}}_lesion-{{lesion}}.tsv"
+        f"{RESULTS}/benchmarks/{COHORT_ID}/cohort_maps/sub-{{subject}}_lesion-{{lesion}}.tsv"
     conda:
         "../envs/dce.yaml"
     resources:

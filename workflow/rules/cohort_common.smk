@@ -10,10 +10,13 @@ from snakemake.logging import logger
 from dce.cohort.sessions import analysed_note
 from dce.semiquant import TICRule
 
-COHORT = f"{RESULTS}/cohort"
 COHORT_CFG = config["cohort"]
+# a study preset (config/studies/<name>.yaml, cohort.study) writes to its own folder, so
+# every preset can run on the same per-session results
+COHORT_ID = f"studies/{COHORT_CFG['study']['name']}" if COHORT_CFG.get("study") else "cohort"
+COHORT = f"{RESULTS}/{COHORT_ID}"
 COHORT_ENDPOINTS = [e["name"] for e in COHORT_CFG["endpoints"]]
-COHORT_LOG = f"{RESULTS}/logs/cohort/{{rule}}.log"
+COHORT_LOG = f"{RESULTS}/logs/{COHORT_ID}/{{rule}}.log"
 # sessions left out of the cohort analysis after errors, with the reasons (header only
 # when none is: session_selection in common.smk)
 EXCLUSIONS = f"{COHORT}/exclusions.tsv"
@@ -40,6 +43,9 @@ PREDICTION_RESULTS = {
 }
 ROC_RESULTS = {"roc": "roc.tsv", "curves": "roc_curves.tsv", "delong": "delong.tsv"}
 PREPOST_RESULTS = {"paired": "prepost_paired.tsv", "between": "prepost_groups.tsv"}
+DIAGNOSTIC_RESULTS = {"groups": "diagnostic_groups.tsv", "rules": "diagnostic_rules.tsv"}
+# tables of the rule cohort_diagnostic (dce.cohort.diagnostic)
+DIAGNOSTIC_TABLES = ["groups", "rules"]
 # result files in the report ("6. Data") -> caption
 _DATA_CAPTIONS = {
     "cohort.tsv": "cohort_table",
@@ -72,7 +78,7 @@ def cohort_log(rule):
 
 
 def cohort_bench(rule):
-    return f"{RESULTS}/benchmarks/cohort/{rule}.tsv"
+    return f"{RESULTS}/benchmarks/{COHORT_ID}/{rule}.tsv"
 
 
 def all_roi_tables(wildcards):
@@ -167,11 +173,19 @@ def cohort_outputs(wildcards):
     """Every product of the cohort analysis (for rule all)."""
     if not COHORT_CFG["enabled"]:
         return []
-    results = (COHORT_FRAMES, PREDICTION_RESULTS, ROC_RESULTS, PREPOST_RESULTS)
+    results = (
+        COHORT_FRAMES,
+        PREDICTION_RESULTS,
+        ROC_RESULTS,
+        PREPOST_RESULTS,
+        DIAGNOSTIC_RESULTS,
+    )
     out = list(cohort_inputs_of(*results).values()) + [EXCLUSIONS]
     out += [f"{COHORT}/tables/summary.tsv", f"{COHORT}/figures/tic_types.png"]
-    for name in COHORT_TABLES:
+    for name in COHORT_TABLES + DIAGNOSTIC_TABLES:
         out += [f"{COHORT}/tables/{name}.{ext}" for ext in ("md", "tex", "html")]
+    for e in COHORT_ENDPOINTS:
+        out += [f"{COHORT}/figures/groups_{e}.{ext}" for ext in ("png", "pdf")]
     for e in COHORT_ENDPOINTS:
         for fig in ("roc", "waterfall", "prepost"):
             out += [f"{COHORT}/figures/{fig}_{e}.{ext}" for ext in ("png", "pdf")]
@@ -188,6 +202,28 @@ def _table_outputs():
             caption=f"../report/table_{name}.rst",
             category="5. Tables",
         )
+    return out
+
+
+def _diagnostic_outputs():
+    """Outputs of cohort_diagnostic (its result files, tables and figures)."""
+    out = cohort_outputs_of(DIAGNOSTIC_RESULTS)
+    for name in DIAGNOSTIC_TABLES:
+        out[f"{name}_md"] = f"{COHORT}/tables/{name}.md"
+        out[f"{name}_tex"] = f"{COHORT}/tables/{name}.tex"
+        out[f"{name}_html"] = report(
+            f"{COHORT}/tables/{name}.html",
+            caption=f"../report/table_{name}.rst",
+            category="5. Tables",
+        )
+    for e in COHORT_ENDPOINTS:
+        out[f"groups_{e}_png"] = report(
+            f"{COHORT}/figures/groups_{e}.png",
+            caption="../report/groups.rst",
+            category="9. Group comparison",
+            labels={"figure": "groups", "endpoint": e},
+        )
+        out[f"groups_{e}_pdf"] = f"{COHORT}/figures/groups_{e}.pdf"
     return out
 
 
