@@ -289,15 +289,23 @@ def pixel_storage(data: ArrayLike, vendor: str, stored_unit: float | None = None
                 f"than 256 scanner units, and are not integers: rounding to the stored "
                 f"integers of the {vendor} style would destroy them; pass stored_unit "
                 "(the value of one stored step, e.g. span / 4000)")
-        need = max(hi, -lo if signed else hi - min(0.0, lo)) / top
-        unit = 1.0 if need <= 1.0 else float(2.0 ** np.ceil(np.log2(need)))
+        unit = 1.0
+        while not _fits(lo, hi, unit, top, signed):
+            unit *= 2.0
         how = "scanner units" if unit == 1.0 else f"power-of-two step {unit:g}"
     intercept = 0.0
-    if not signed and lo < 0:                    # unsigned style: shift negative data
-        intercept = _ds_float(float(np.floor(lo / unit)) * unit)
+    if not signed and np.rint(lo / unit) < 0:    # unsigned style: shift negative data
+        intercept = _ds_float(float(np.rint(lo / unit)) * unit)
     tags = vendor == "philips" or unit != 1.0 or intercept != 0.0
     return _quantise(arr, unit, intercept, bits, signed, tags, vendor == "philips", vendor,
                      how)
+
+
+def _fits(lo: float, hi: float, unit: float, top: int, signed: bool) -> bool:
+    """Whether values lo..hi stored as rint(value / unit) fit the range (unsigned: with
+    an intercept shifting negative values to 0)."""
+    qlo, qhi = float(np.rint(lo / unit)), float(np.rint(hi / unit))
+    return qlo >= -top - 1 and qhi <= top if signed else qhi - min(0.0, qlo) <= top
 
 
 def _quantise(arr: NDArray[np.float64], slope: float, intercept: float, bits: int,
