@@ -44,8 +44,8 @@ def raw_stored(paths: list[Path]) -> tuple[np.ndarray, list[pydicom.Dataset]]:
         frames = dss[0].pixel_array.reshape(SHAPE[3], SHAPE[2], SHAPE[1], SHAPE[0])
         return np.transpose(frames, (3, 2, 1, 0)), dss
     out = np.empty(SHAPE, dtype=dss[0].pixel_array.dtype)
-    for n, ds in enumerate(dss):                   # unshuffled: instance n = phase, slice
-        p, k = divmod(int(ds.InstanceNumber) - 1, SHAPE[2])
+    for ds in dss:                                 # unshuffled: InstanceNumber - 1 =
+        p, k = divmod(int(ds.InstanceNumber) - 1, SHAPE[2])   # phase x n_slices + slice
         out[:, :, k, p] = ds.pixel_array.T
     return out, dss
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from dce.io._atomic import atomic_path, reproducible_metadata
+from dce.io._jsontext import dumps
 
 __all__ = [
     "ERROR_RECORD_SUFFIX",
@@ -213,7 +214,8 @@ def write_tsv(df: Any, path: str | os.PathLike[str]) -> None:
 
 
 def write_json(obj: Any, path: str | os.PathLike[str]) -> None:
-    """Write JSON atomically (indent 2, trailing newline; NaN refused).
+    """Write JSON atomically (indent 2, lists of numbers on one line
+    (:func:`dce.io._jsontext.dumps`), trailing newline; NaN refused).
 
     Parameters
     ----------
@@ -221,16 +223,47 @@ def write_json(obj: Any, path: str | os.PathLike[str]) -> None:
     path : path-like
     """
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        tmp.write_text(dumps(obj) + "\n", encoding="utf-8")
 
 
-def save_figure(fig: Any, path: str | os.PathLike[str]) -> None:
+def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 110) -> None:
     """Save a matplotlib figure atomically at 110 dpi (the format from the suffix).
+
+    A PNG of an opaque figure is written as RGB, not matplotlib's RGBA (the same pixels;
+    about 8 % smaller): the figure is rendered once (``savefig`` raw RGBA) and encoded by
+    Pillow with matplotlib's PNG metadata (Software, dpi).
 
     Parameters
     ----------
     fig : matplotlib.figure.Figure
     path : path-like
+    dpi : int
     """
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, metadata=reproducible_metadata(path))
+        if Path(path).suffix.lower() == ".png" and _save_opaque_png(fig, tmp, dpi):
+            return
+        fig.savefig(tmp, dpi=dpi, metadata=reproducible_metadata(path))
+
+
+def _save_opaque_png(fig: Any, path: Path, dpi: int) -> bool:
+    """Write ``fig`` as an RGB PNG; False (nothing written) if it is not opaque."""
+    import io
+
+    import matplotlib as mpl
+    import numpy as np
+    from PIL import Image, PngImagePlugin
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="rgba", dpi=dpi)
+    w, h = (int(v * dpi) for v in fig.get_size_inches())  # as matplotlib's Agg renderer
+    rgba = np.frombuffer(buf.getbuffer(), dtype=np.uint8)
+    if rgba.size != w * h * 4:
+        return False
+    rgba = rgba.reshape(h, w, 4)
+    if not np.all(rgba[..., 3] == 255):
+        return False
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", f"Matplotlib version{mpl.__version__}, https://matplotlib.org/")
+    Image.fromarray(np.ascontiguousarray(rgba[..., :3]), "RGB").save(
+        path, format="png", pnginfo=info, dpi=(dpi, dpi))
+    return True

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from dce.io._jsontext import dumps
 from dce.io._nibabel import nibabel as nib
 
 __all__ = ["SCALED_DESCRIP", "DynamicContents", "NiftiContents", "read_dynamic", "read_nifti",
@@ -198,7 +199,7 @@ def write_nifti(path: str | os.PathLike[str], data: ArrayLike, affine: ArrayLike
     if sidecar is not None:
         _check_sidecar_keys(sidecar)
         try:
-            text = json.dumps(sidecar, indent=2, allow_nan=False, default=_json_default)
+            text = dumps(sidecar, default=_json_default)
         except ValueError as exc:
             raise ValueError(f"{json_path}: sidecar has NaN/inf values ({exc})") from None
 
