@@ -2130,8 +2130,8 @@ def _assemble(frames: Sequence[_Frame], geom: _Geometry, group: NDArray[np.intp]
     to float32 (a relative change below 6e-8, under float32 resolution) and returned as
     ``scaling``: the image is then exactly its integer stored values times the float32
     slope plus intercept, what a NIfTI reader computes from 16-bit data with
-    ``scl_slope``/``scl_inter`` (:func:`dce.io.nifti.write_nifti`, lossless and about
-    two thirds of the float32 size). Otherwise ``scaling`` is None.
+    ``scl_slope``/``scl_inter`` (:func:`dce.io.nifti.write_nifti`, lossless and much
+    smaller than float32 for 12-bit scanner data). Otherwise ``scaling`` is None.
     """
     data = np.empty((geom.cols, geom.rows, geom.n_slices, n_groups), dtype=np.float32)
     pairs = {(f.slope, f.intercept) for f in frames}

@@ -262,7 +262,9 @@ def pixel_storage(data: ArrayLike, vendor: str, stored_unit: float | None = None
         non-integer data spanning fewer than 256 scanner units (``stored_unit`` None).
     """
     vendor = _check_vendor(vendor)
-    arr = np.asarray(data, dtype=np.float64)
+    arr = np.asarray(data)                       # float32 stays float32 (memory)
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float64)
     if not np.all(np.isfinite(arr)):
         raise ValueError("data: NaN or infinite values cannot be stored in DICOM")
     lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
@@ -308,7 +310,7 @@ def _fits(lo: float, hi: float, unit: float, top: int, signed: bool) -> bool:
     return qlo >= -top - 1 and qhi <= top if signed else qhi - min(0.0, qlo) <= top
 
 
-def _quantise(arr: NDArray[np.float64], slope: float, intercept: float, bits: int,
+def _quantise(arr: NDArray[np.floating[Any]], slope: float, intercept: float, bits: int,
               signed: bool, tags: bool, philips: bool, vendor: str, how: str) -> PixelStorage:
     q = np.rint((arr - intercept) / slope)
     top = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
