@@ -37,7 +37,7 @@ def write(folder: Path, data: np.ndarray, vendor: str, **kw: Any) -> list[Path]:
                            shuffle_instance_numbers=False, **kw)
 
 
-def raw_stored(paths: list[Path]) -> tuple[np.ndarray, list[pydicom.Dataset]]:
+def raw_stored(paths: list[Path]) -> tuple[np.ndarray, list[Any]]:
     """Stored values (columns, rows, slices, phases) and the datasets, by pydicom."""
     dss = [pydicom.dcmread(p) for p in paths]
     if len(dss) == 1:                              # enhanced: phase-major frames
@@ -90,7 +90,8 @@ def test_ge_signed_values(tmp_path: Path) -> None:
     d = load_dce(tmp_path / "dcm")
     np.testing.assert_array_equal(d.data, q.astype(np.float32))
     path = write_nifti(tmp_path / "dce.nii.gz", d.data, d.affine, d.meta, scaling=d.scaling)
-    assert nib.load(path).get_data_dtype() == np.int16
+    img: Any = nib.load(path)
+    assert img.get_data_dtype() == np.int16
     np.testing.assert_array_equal(read_nifti(path).data, q.astype(np.float32))
 
 
