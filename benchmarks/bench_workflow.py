@@ -28,7 +28,8 @@ Prints ``key=value`` lines per size (block ``# size=<name>``; the same keys suff
 
 Run (on 2 cores about 20 min idle, an hour under heavy load):
 ``python benchmarks/bench_workflow.py --work /tmp/bench_workflow``
-(``--sizes demo`` or ``--demo-patients 2`` for a quicker check).
+(``--sizes demo`` or ``--demo-patients 2`` for a quicker check; ``--configfile extra.yaml``
+adds a configuration overlay to every run, e.g. ``outputs: {map_significant_bits: 12}``).
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def output_sizes(results: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["subject", "session", "what", "bytes"])
 
 
-def measure(name: str, work: Path, n_patients: int, cores: int) -> dict[str, Any]:
+def measure(name: str, work: Path, n_patients: int, cores: int,
+            extra_config: list[Path] | None = None) -> dict[str, Any]:
     """Generate and process the demo cohort at size ``name``; its key=value row."""
     matrix, phases, cohort = SIZES[name]
     if work.exists():
@@ -97,7 +99,8 @@ def measure(name: str, work: Path, n_patients: int, cores: int) -> dict[str, Any
     row: dict[str, Any] = {"size": f"{'x'.join(map(str, matrix))}x{phases}",
                            "patients": n_patients, "cohort_analysis": cohort,
                            "load_before": round(os.getloadavg()[0], 2)}
-    m = run_measured(snakemake_cmd(work, [CONFIG, overlay], cores=cores),
+    m = run_measured(snakemake_cmd(work, [CONFIG, overlay, *(extra_config or [])],
+                                   cores=cores),
                      work / "snakemake.log")
     steps = re.findall(r"(\d+) of (\d+) steps", m.output)
     results = work / "results"
@@ -136,11 +139,14 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/dce_bench_workflow"),
                     help="scratch folder; <work>/<size> is emptied and reused")
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--configfile", type=Path, nargs="*", default=[],
+                    help="further configuration overlays (after the size overlay)")
     args = ap.parse_args()
     patients = {"demo": args.demo_patients, "clinical": args.clinical_patients}
     summary: list[tuple[str, Any]] = []
     for name in args.sizes:
-        row = measure(name, args.work / name, patients[name], args.cores)
+        row = measure(name, args.work / name, patients[name], args.cores,
+                      [p.resolve() for p in args.configfile])
         print(f"# size={name} ({args.work / name})")
         for k, v in row.items():
             print(f"{k}={fmt(v)}")

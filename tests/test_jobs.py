@@ -143,9 +143,11 @@ def test_write_tsv_missing_values_and_precision(tmp_path: Path) -> None:
 
 def test_write_json_refuses_nan_and_leaves_no_file(tmp_path: Path) -> None:
     path = tmp_path / "q.json"
-    write_json({"b": 1, "a": [0.5, None]}, path)
-    assert path.read_text() == '{\n  "b": 1,\n  "a": [\n    0.5,\n    null\n  ]\n}\n'
-    assert json.loads(path.read_text()) == {"b": 1, "a": [0.5, None]}
+    obj = {"b": 1, "a": [0.5, None], "v": [[1, 2], [3, 4]], "d": [{"x": 1}]}
+    write_json(obj, path)
+    assert path.read_text() == ('{\n  "b": 1,\n  "a": [0.5, null],\n  "v": [\n    [1, 2],\n'
+                                '    [3, 4]\n  ],\n  "d": [\n    {\n      "x": 1\n    }\n  ]\n}\n')
+    assert json.loads(path.read_text()) == obj
     bad = tmp_path / "bad.json"
     with pytest.raises(ValueError):
         write_json({"x": float("nan")}, bad)

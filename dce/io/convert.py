@@ -6,12 +6,16 @@ command and the workflow: it sorts the series under a folder into DCE, variable-
 SeriesDescription patterns override), stacks them (:mod:`dce.io.dicom`, which validates
 the grid and the timing) and writes, in the output folder::
 
-    sub-<subject>_ses-<session>_dce.nii.gz        4-D signal (i, j, k, t), float32
+    sub-<subject>_ses-<session>_dce.nii.gz        4-D signal (i, j, k, t)
     sub-<subject>_ses-<session>_dce.json          phase times (s), FA, TR, TE, field, ...
-    sub-<subject>_ses-<session>_vfa.nii.gz        4-D signal (i, j, k, flip angle), float32
+    sub-<subject>_ses-<session>_vfa.nii.gz        4-D signal (i, j, k, flip angle)
     sub-<subject>_ses-<session>_vfa.json          FlipAngles_deg, TR, TE, ...
     sub-<subject>_ses-<session>_desc-raw_B1map.nii.gz  B1 map as stored (after rescale), own grid
     sub-<subject>_ses-<session>_desc-raw_B1map.json    Manufacturer, ImageType, B1Convention, ...
+
+The DCE and VFA signal are stored as the DICOM stored integers (16 bits) with the
+series' rescale as ``scl_slope``/``scl_inter`` when one rescale covers every frame (a
+lossless copy; :func:`dce.io.nifti.read_nifti` returns float32), else as float32.
 
 A visit without VFA series converts with a ``WARNING`` line (the T1 step decides what to
 do, config ``t1.missing_vfa``); ``require_vfa=True`` makes it an error.  The B1 map is

@@ -2150,8 +2150,8 @@ def _assemble(frames: Sequence[_Frame], geom: _Geometry, group: NDArray[np.intp]
     to float32 (a relative change below 6e-8, under float32 resolution) and returned as
     ``scaling``: the image is then exactly its integer stored values times the float32
     slope plus intercept, what a NIfTI reader computes from 16-bit data with
-    ``scl_slope``/``scl_inter`` (:func:`dce.io.nifti.write_nifti`, lossless and about
-    two thirds of the float32 size). Otherwise ``scaling`` is None.
+    ``scl_slope``/``scl_inter`` (:func:`dce.io.nifti.write_nifti`, lossless and much
+    smaller than float32 for 12-bit scanner data). Otherwise ``scaling`` is None.
 
     A file whose header is in ``headers`` (read by :func:`discover_series`) has only its
     pixel data decoded (:func:`pydicom.pixels.pixel_array`), without a second parse of

@@ -17,8 +17,32 @@ LPS position of voxel ``(0, 0, k)``. The affine's ``k`` axis must be perpendicul
 the image plane (no shear); for the reader to reproduce the affine exactly, ``k`` must
 point along ``row x column`` (as :func:`dce.phantom.affine_for` does).
 
-Pixel values are stored as unsigned 16-bit integers with a single RescaleSlope (and
-RescaleIntercept, 0 unless the data are negative) per series.
+Pixel values (:func:`pixel_storage`)
+------------------------------------
+Images are stored the way the emulated scanners store magnitude images: as integers in
+scanner units, one value step per series, in the vendor's bit depth (:data:`PIXEL_FORMATS`):
+
+``"ge"``
+    Signed 16-bit (BitsStored 16, PixelRepresentation 1), no RescaleSlope/Intercept.
+``"siemens"``
+    Unsigned 12-bit (BitsStored 12, HighBit 11), no RescaleSlope/Intercept.
+``"enhanced"``
+    Unsigned 12-bit; PixelValueTransformationSequence with slope 1 and intercept 0.
+``"philips"``
+    Unsigned 12-bit filling the range (the largest value is stored as 4095) with
+    RescaleSlope/RescaleIntercept (display value = stored value x slope + intercept)
+    and the private Philips scale slope (2005,100E) and intercept (2005,100D), written
+    so that the private "floating-point value" ``DV / (RescaleSlope x ScaleSlope)``
+    equals the display value.
+
+So the stored value of a voxel is ``rint(value)`` (GE, Siemens) and a reader that
+applies RescaleSlope/Intercept gets the values back to within half a step. Values that
+do not fit the range in scanner units (above 4095 for 12 bits) are stored with the
+smallest power-of-two step that fits, written as RescaleSlope (explicit, never clipped);
+negative values in an unsigned style get a RescaleIntercept. Data that are not integers
+and span fewer than 256 scanner units are refused (rounding would destroy them); pass
+``stored_unit`` for data on another scale. B1 maps (:func:`write_b1map`) keep a
+16-bit full-range rescale (derived floating-point maps).
 
 Vendor timing styles (``t`` = phase time in s)
 ---------------------------------------------
@@ -54,6 +78,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -74,9 +99,11 @@ from dce.phantom import TISSUE_CODES, Cohort, SessionPhantom, cohort_sheets
 
 __all__ = [
     "B1_CONVENTIONS",
+    "PIXEL_FORMATS",
     "UID_PREFIX",
     "VENDORS",
     "geometry_from_affine",
+    "pixel_storage",
     "write_b1map",
     "write_cohort_dicom",
     "write_series",
@@ -165,13 +192,138 @@ def geometry_from_affine(affine: ArrayLike) -> dict[str, Any]:
             "lps": lps}
 
 
-def _scaling(data: NDArray[Any]) -> tuple[float, float]:
-    lo = float(np.min(data))
-    hi = float(np.max(data))
-    intercept = min(0.0, lo)
-    span = hi - intercept
-    slope = span / 65000.0 if span > 0 else 1.0
-    return slope, intercept
+#: Stored pixel format per vendor style: (BitsStored, signed). BitsAllocated is 16.
+PIXEL_FORMATS: dict[str, tuple[int, bool]] = {
+    "ge": (16, True), "siemens": (12, False), "philips": (12, False), "enhanced": (12, False)}
+
+#: Philips private creator of the MR scale slope (2005,100E) and intercept (2005,100D).
+PHILIPS_PRIVATE_CREATOR = "Philips MR Imaging DD 001"
+
+
+@dataclass(frozen=True)
+class PixelStorage:
+    """How a series' values are stored (:func:`pixel_storage`).
+
+    Attributes
+    ----------
+    stored : ndarray of uint16 or int16
+        The stored integers, same shape as the data.
+    slope, intercept : float
+        Value = stored x slope + intercept (slope as written, a DICOM DS string).
+    bits_stored : int
+        BitsStored (BitsAllocated is 16, HighBit ``bits_stored - 1``).
+    signed : bool
+        PixelRepresentation 1 (two's complement).
+    rescale_tags : bool
+        Whether RescaleSlope/RescaleIntercept are written (always in the enhanced
+        PixelValueTransformationSequence).
+    philips_scale : bool
+        Whether the Philips private scale slope and intercept are written.
+    """
+
+    stored: NDArray[Any]
+    slope: float
+    intercept: float
+    bits_stored: int
+    signed: bool
+    rescale_tags: bool
+    philips_scale: bool
+
+
+def _ds_float(x: float) -> float:
+    """``x`` as a reader gets it back from a DS string."""
+    return float(_ds(x))
+
+
+def pixel_storage(data: ArrayLike, vendor: str, stored_unit: float | None = None, *,
+                  full_range: bool = False) -> PixelStorage:
+    """Stored integers and rescale of a series in a vendor style (module notes).
+
+    Parameters
+    ----------
+    data : array_like
+        Finite values (any shape), e.g. the MR signal in scanner units.
+    vendor : {"ge", "siemens", "philips", "enhanced"}
+    stored_unit : float, optional
+        Value of one stored step (RescaleSlope). None: the vendor's convention (scanner
+        units, 1, for GE/Siemens/enhanced, raised to the smallest power of two that
+        fits the stored range; Philips fills its 12-bit range).
+    full_range : bool
+        Unsigned 16-bit filling 0..65000 (slope = span / 65000), for derived maps.
+
+    Returns
+    -------
+    PixelStorage
+
+    Raises
+    ------
+    ValueError
+        Non-finite data; ``stored_unit`` not positive or too small for the range;
+        non-integer data spanning fewer than 256 scanner units (``stored_unit`` None).
+    """
+    vendor = _check_vendor(vendor)
+    arr = np.asarray(data)                       # float32 stays float32 (memory)
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("data: NaN or infinite values cannot be stored in DICOM")
+    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+    if full_range:
+        intercept = min(0.0, lo)
+        slope = _ds_float((hi - intercept) / 65000.0) if hi > intercept else 1.0
+        return _quantise(arr, slope, _ds_float(intercept), 16, False, True, False, vendor,
+                         "full range")
+    bits, signed = PIXEL_FORMATS[vendor]
+    top = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+    if stored_unit is not None:
+        if not stored_unit > 0:
+            raise ValueError(f"stored_unit: must be > 0, got {stored_unit}")
+        unit, how = _ds_float(stored_unit), f"stored_unit={stored_unit:g}"
+    elif vendor == "philips":                    # fill the 12-bit range
+        span = hi - min(0.0, lo)                 # a step of headroom for an intercept
+        unit = _ds_float(span / (top - 1 if lo < 0 else top)) if span > 0 else 1.0
+        how = "12-bit range"
+    else:
+        integer = bool(np.all(arr == np.rint(arr)))
+        if not integer and hi - lo < 256:
+            raise ValueError(
+                f"data: values span only {hi - lo:.4g} (from {lo:.4g} to {hi:.4g}), fewer "
+                f"than 256 scanner units, and are not integers: rounding to the stored "
+                f"integers of the {vendor} style would destroy them; pass stored_unit "
+                "(the value of one stored step, e.g. span / 4000)")
+        unit = 1.0
+        while not _fits(lo, hi, unit, top, signed):
+            unit *= 2.0
+        how = "scanner units" if unit == 1.0 else f"power-of-two step {unit:g}"
+    intercept = 0.0
+    if not signed and np.rint(lo / unit) < 0:    # unsigned style: shift negative data
+        intercept = _ds_float(float(np.rint(lo / unit)) * unit)
+    tags = vendor == "philips" or unit != 1.0 or intercept != 0.0
+    return _quantise(arr, unit, intercept, bits, signed, tags, vendor == "philips", vendor,
+                     how)
+
+
+def _fits(lo: float, hi: float, unit: float, top: int, signed: bool) -> bool:
+    """Whether values lo..hi stored as rint(value / unit) fit the range (unsigned: with
+    an intercept shifting negative values to 0)."""
+    qlo, qhi = float(np.rint(lo / unit)), float(np.rint(hi / unit))
+    return qlo >= -top - 1 and qhi <= top if signed else qhi - min(0.0, qlo) <= top
+
+
+def _quantise(arr: NDArray[np.floating[Any]], slope: float, intercept: float, bits: int,
+              signed: bool, tags: bool, philips: bool, vendor: str, how: str) -> PixelStorage:
+    q = np.rint((arr - intercept) / slope)
+    top = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+    bottom = -top - 1 if signed else 0
+    if q.size and (q.min() < bottom or q.max() > top):
+        raise ValueError(
+            f"data: values {float(arr.min()):.6g} .. {float(arr.max()):.6g} need stored "
+            f"integers {int(q.min())} .. {int(q.max())} at slope {slope:g} ({how}), outside "
+            f"the {bits}-bit {'signed' if signed else 'unsigned'} range {bottom} .. {top} "
+            f"of the {vendor} style; pass a larger stored_unit")
+    stored = q.astype(np.int16 if signed else np.uint16)
+    return PixelStorage(stored=stored, slope=slope, intercept=intercept, bits_stored=bits,
+                        signed=signed, rescale_tags=tags, philips_scale=philips)
 
 
 def _uid(seed: str, *parts: object) -> str:
@@ -191,6 +343,24 @@ def _dt(dt: datetime) -> str:
 def _atomic_save(ds: Dataset, path: Path) -> None:
     with atomic_path(path) as tmp:
         ds.save_as(tmp, enforce_file_format=True)
+
+
+def _pixel_module(ds: Dataset, st: PixelStorage, rows: int, cols: int) -> None:
+    """Image pixel description, classic rescale and the Philips private scale."""
+    ds.Rows = rows
+    ds.Columns = cols
+    ds.BitsAllocated = 16
+    ds.BitsStored = st.bits_stored
+    ds.HighBit = st.bits_stored - 1
+    ds.PixelRepresentation = int(st.signed)
+    if ds.SOPClassUID == _MR_SOP and st.rescale_tags:
+        ds.RescaleSlope = _ds(st.slope)
+        ds.RescaleIntercept = _ds(st.intercept)
+        ds.RescaleType = "US"
+    if st.philips_scale:                        # FP = DV / (RS * SS) = DV
+        block = ds.private_block(0x2005, PHILIPS_PRIVATE_CREATOR, create=True)
+        block.add_new(0x0D, "FL", 0.0)                                  # (2005,100D)
+        block.add_new(0x0E, "FL", float(np.float32(1.0 / st.slope)))    # (2005,100E)
 
 
 def _file_meta(sop_class: str, sop_instance: str) -> FileMetaDataset:
@@ -242,10 +412,6 @@ def _base_dataset(*, vendor: str, sop_class: str, sop_instance: str, study_uid: 
     ds.PositionReferenceIndicator = ""
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
     if sop_class == _MR_SOP:
         ds.ScanningSequence = "GR"
         ds.SequenceVariant = "SP"
@@ -287,15 +453,15 @@ def _write_volumes(out_dir: str | os.PathLike[str], data: ArrayLike, times_s: Ar
                    study_uid: str | None, frame_of_reference_uid: str | None,
                    shuffle_instance_numbers: bool,
                    extra_tags: Mapping[str, Any] | None,
-                   image_type: Sequence[str] | None = None) -> list[Path]:
+                   image_type: Sequence[str] | None = None, stored_unit: float | None = None,
+                   full_range: bool = False) -> list[Path]:
     vendor = _check_vendor(vendor)
     arr, t, fa = _check_inputs(data, times_s, flip_angles_deg)
     geo = geometry_from_affine(affine)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ni, nj, nk, nt = arr.shape
-    slope, intercept = _scaling(arr)
-    stored = np.rint((arr - intercept) / slope).clip(0, 65535).astype(np.uint16)
+    st = pixel_storage(arr, vendor, stored_unit, full_range=full_range)
     seed = f"{uid_seed}|{series_number}|{series_description}"
     study_uid = study_uid or _uid(str(uid_seed), "study")
     frame_uid = frame_of_reference_uid or _uid(str(uid_seed), "frame")
@@ -313,8 +479,8 @@ def _write_volumes(out_dir: str | os.PathLike[str], data: ArrayLike, times_s: Ar
               "extra_tags": extra_tags}
 
     if vendor == "enhanced":
-        return [_write_enhanced(out, stored, t, fa, geo, positions, slope, intercept,
-                                dynamic=dynamic, seed=seed, common=common)]
+        return [_write_enhanced(out, st, t, fa, geo, positions, dynamic=dynamic, seed=seed,
+                                common=common)]
 
     n_files = nk * nt
     numbers = np.arange(1, n_files + 1)
@@ -357,12 +523,8 @@ def _write_volumes(out_dir: str | os.PathLike[str], data: ArrayLike, times_s: Ar
             ds.SliceThickness = _ds(round(geo["slice_thickness_mm"], 6))
             ds.SpacingBetweenSlices = _ds(round(geo["slice_thickness_mm"], 6))
             ds.PixelSpacing = [_ds(round(v, 6)) for v in geo["pixel_spacing"]]
-            ds.Rows = nj
-            ds.Columns = ni
-            ds.RescaleSlope = _ds(slope)
-            ds.RescaleIntercept = _ds(intercept)
-            ds.RescaleType = "US"
-            ds.PixelData = np.ascontiguousarray(stored[:, :, k, p].T).tobytes()
+            _pixel_module(ds, st, nj, ni)
+            ds.PixelData = np.ascontiguousarray(st.stored[:, :, k, p].T).tobytes()
             name = hashlib.sha256(sop.encode()).hexdigest()[:20].upper()
             path = out / name
             _atomic_save(ds, path)
@@ -370,11 +532,11 @@ def _write_volumes(out_dir: str | os.PathLike[str], data: ArrayLike, times_s: Ar
     return paths
 
 
-def _write_enhanced(out: Path, stored: NDArray[np.uint16], t: NDArray[np.float64],
+def _write_enhanced(out: Path, st: PixelStorage, t: NDArray[np.float64],
                     fa: NDArray[np.float64], geo: dict[str, Any],
-                    positions: Sequence[NDArray[np.float64]], slope: float, intercept: float,
-                    *, dynamic: bool, seed: str, common: dict[str, Any]) -> Path:
-    ni, nj, nk, nt = stored.shape
+                    positions: Sequence[NDArray[np.float64]], *, dynamic: bool, seed: str,
+                    common: dict[str, Any]) -> Path:
+    ni, nj, nk, nt = st.stored.shape
     sop = _uid(seed, "instance")
     ds = _base_dataset(sop_class=_ENH_MR_SOP, sop_instance=sop, **common)
     start: datetime = common["start"]
@@ -394,8 +556,7 @@ def _write_enhanced(out: Path, stored: NDArray[np.uint16], t: NDArray[np.float64
                                                     if t.size > 1 else 0.0)
     ds.InstanceNumber = 1
     ds.NumberOfFrames = nk * nt
-    ds.Rows = nj
-    ds.Columns = ni
+    _pixel_module(ds, st, nj, ni)
     ds.BurnedInAnnotation = "NO"
     ds.LossyImageCompression = "00"
 
@@ -452,8 +613,8 @@ def _write_enhanced(out: Path, stored: NDArray[np.uint16], t: NDArray[np.float64
             po.ImageOrientationPatient = [_ds(round(v, 8)) for v in geo["orientation"]]
             item.PlaneOrientationSequence = DicomSequence([po])
             pv = Dataset()
-            pv.RescaleIntercept = _ds(intercept)
-            pv.RescaleSlope = _ds(slope)
+            pv.RescaleIntercept = _ds(st.intercept)
+            pv.RescaleSlope = _ds(st.slope)
             pv.RescaleType = "US"
             item.PixelValueTransformationSequence = DicomSequence([pv])
             if not np.all(fa == fa[0]):
@@ -462,7 +623,7 @@ def _write_enhanced(out: Path, stored: NDArray[np.uint16], t: NDArray[np.float64
             frames.append(item)
     ds.PerFrameFunctionalGroupsSequence = DicomSequence(frames)
     # frame order: phase-major, slice-minor; each frame is (rows, columns) = (j, i)
-    ds.PixelData = np.ascontiguousarray(np.transpose(stored, (3, 2, 1, 0))).tobytes()
+    ds.PixelData = np.ascontiguousarray(np.transpose(st.stored, (3, 2, 1, 0))).tobytes()
     path = out / hashlib.sha256(sop.encode()).hexdigest()[:20].upper()
     _atomic_save(ds, path)
     return path
@@ -490,7 +651,8 @@ def write_series(out_dir: str | os.PathLike[str], data_4d: ArrayLike, t_s: Array
                  series_offset_s: float = 0.0, uid_seed: str | int = 0,
                  study_uid: str | None = None, frame_of_reference_uid: str | None = None,
                  shuffle_instance_numbers: bool = True,
-                 extra_tags: Mapping[str, Any] | None = None) -> list[Path]:
+                 extra_tags: Mapping[str, Any] | None = None,
+                 stored_unit: float | None = None) -> list[Path]:
     """Write a dynamic (4-D) or single-volume (3-D) image as one DICOM MR series.
 
     Parameters
@@ -498,7 +660,8 @@ def write_series(out_dir: str | os.PathLike[str], data_4d: ArrayLike, t_s: Array
     out_dir : path-like
         Destination folder (created); files are named by a hash of their SOP Instance UID.
     data_4d : array_like, shape (n_i, n_j, n_k, n_t) or (n_i, n_j, n_k)
-        Image values (finite; stored as uint16 with RescaleSlope/Intercept).
+        Image values (finite), in scanner units: stored as integers in the vendor's
+        format (module notes, :func:`pixel_storage`).
     t_s : array_like, shape (n_t,)
         Phase times (s) relative to the series start, strictly increasing.
     affine : array_like, shape (4, 4)
@@ -531,11 +694,20 @@ def write_series(out_dir: str | os.PathLike[str], data_4d: ArrayLike, t_s: Array
         Assign InstanceNumber as a (deterministic) random permutation instead of time order.
     extra_tags : mapping, optional
         Additional top-level attributes by keyword (e.g. InstitutionName), written as given.
+    stored_unit : float, optional
+        Value of one stored integer step (written as RescaleSlope); None: the vendor's
+        convention (:func:`pixel_storage`).
 
     Returns
     -------
     list of Path
         The files written.
+
+    Raises
+    ------
+    ValueError
+        Bad shape, times, affine or vendor; values that cannot be stored
+        (:func:`pixel_storage`).
     """
     return _write_volumes(
         out_dir, data_4d, t_s, affine, flip_angles_deg=flip_angle_deg, dynamic=True,
@@ -546,7 +718,8 @@ def write_series(out_dir: str | os.PathLike[str], data_4d: ArrayLike, t_s: Array
         study_datetime=study_datetime, series_offset_s=series_offset_s,
         uid_seed=str(uid_seed), study_uid=study_uid,
         frame_of_reference_uid=frame_of_reference_uid,
-        shuffle_instance_numbers=shuffle_instance_numbers, extra_tags=extra_tags)
+        shuffle_instance_numbers=shuffle_instance_numbers, extra_tags=extra_tags,
+        stored_unit=stored_unit)
 
 
 def write_vfa(out_dir: str | os.PathLike[str], data: ArrayLike, flip_angles_deg: ArrayLike,
@@ -559,7 +732,8 @@ def write_vfa(out_dir: str | os.PathLike[str], data: ArrayLike, flip_angles_deg:
               uid_seed: str | int = 0, study_uid: str | None = None,
               frame_of_reference_uid: str | None = None,
               shuffle_instance_numbers: bool = True,
-              extra_tags: Mapping[str, Any] | None = None) -> list[Path]:
+              extra_tags: Mapping[str, Any] | None = None,
+              stored_unit: float | None = None) -> list[Path]:
     """Write variable-flip-angle volumes as DICOM.
 
     Parameters
@@ -583,6 +757,10 @@ def write_vfa(out_dir: str | os.PathLike[str], data: ArrayLike, flip_angles_deg:
     patient_id, patient_birth_date, patient_sex, study_datetime, series_offset_s,
     uid_seed, study_uid, frame_of_reference_uid, shuffle_instance_numbers, extra_tags
         As in :func:`write_series`.
+    stored_unit : float, optional
+        As in :func:`write_series`. With ``separate_series`` and None, every flip angle's
+        series gets the step the whole data set needs (one scale for all flip angles,
+        as a scanner's fixed receiver gain gives).
 
     Returns
     -------
@@ -601,6 +779,9 @@ def write_vfa(out_dir: str | os.PathLike[str], data: ArrayLike, flip_angles_deg:
         "uid_seed": str(uid_seed), "study_uid": study_uid,
         "frame_of_reference_uid": frame_of_reference_uid,
         "shuffle_instance_numbers": shuffle_instance_numbers, "extra_tags": extra_tags}
+    if separate_series and stored_unit is None and vendor != "philips":
+        stored_unit = pixel_storage(arr, vendor).slope
+    kw["stored_unit"] = stored_unit
     if not separate_series:
         return _write_volumes(out_dir, arr, np.arange(fa.size) * volume_duration_s, affine,
                               flip_angles_deg=fa, series_description=series_description,
@@ -696,7 +877,7 @@ def write_b1map(out_dir: str | os.PathLike[str], b1_factor: ArrayLike, affine: A
         patient_birth_date="", patient_sex="O", study_datetime=study_datetime,
         series_offset_s=series_offset_s, uid_seed=str(uid_seed), study_uid=study_uid,
         frame_of_reference_uid=frame_of_reference_uid, shuffle_instance_numbers=False,
-        extra_tags=tags, image_type=list(image_type or style["image_type"]))
+        extra_tags=tags, image_type=list(image_type or style["image_type"]), full_range=True)
 
 
 def _write_session(root: Path, ph: SessionPhantom, *, vendor: str, study: datetime,

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from dce.io._atomic import FIGURE_DPI, atomic_path, save_figure_atomic
+from dce.io._jsontext import dumps
 
 __all__ = [
     "ERROR_RECORD_SUFFIX",
@@ -213,7 +214,8 @@ def write_tsv(df: Any, path: str | os.PathLike[str]) -> None:
 
 
 def write_json(obj: Any, path: str | os.PathLike[str]) -> None:
-    """Write JSON atomically (indent 2, trailing newline; NaN refused).
+    """Write JSON atomically (indent 2, lists of numbers on one line
+    (:func:`dce.io._jsontext.dumps`), trailing newline; NaN refused).
 
     Parameters
     ----------
@@ -221,7 +223,7 @@ def write_json(obj: Any, path: str | os.PathLike[str]) -> None:
     path : path-like
     """
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        tmp.write_text(dumps(obj) + "\n", encoding="utf-8")
 
 
 def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = FIGURE_DPI) -> None:

@@ -29,13 +29,71 @@ if TYPE_CHECKING:
 # The ROI readers (dce.io.rois, dce.roi) and the quality records (dce.quality, pandas) are
 # imported by the functions using them: a job writing maps (fit, semiquant) needs neither.
 
-__all__ = ["read_maps", "read_roi", "read_session_quality", "read_session_rois", "write_map"]
+__all__ = ["map_precision", "read_maps", "read_roi", "read_session_quality",
+           "read_session_rois", "round_significand", "write_map"]
 
 PathLike = str | os.PathLike[str]
 
 
+#: float32 significand (mantissa) bits stored explicitly.
+_F32_BITS = 23
+
+
+def round_significand(data: ArrayLike, significant_bits: int) -> NDArray[np.float32]:
+    """float32 values rounded to ``significant_bits`` significand bits ("bit rounding").
+
+    Round to nearest, ties to even, on the binary significand (Klöwer et al., Nat Comput
+    Sci 2021; the BitRound quantisation of netCDF-4.9): the dropped low bits become zero,
+    so the compressor sees long runs of zeros. The relative error is at most
+    ``2 ** -(significant_bits + 1)`` for normal numbers (e.g. 1.2e-4 at 12 bits); zeros,
+    NaN and infinities are kept, and a value that would round to infinity is truncated
+    instead.
+
+    Parameters
+    ----------
+    data : array_like
+        Values (converted to float32).
+    significant_bits : int
+        Explicit significand bits kept, 1 .. 23 (23: unchanged).
+
+    Returns
+    -------
+    ndarray of float32
+    """
+    bits = int(significant_bits)
+    if not 1 <= bits <= _F32_BITS:
+        raise ValueError(f"significant_bits: must be 1 .. {_F32_BITS}, got {significant_bits}")
+    arr = np.array(data, dtype=np.float32)          # a copy, rounded in place
+    if bits == _F32_BITS or arr.size == 0:
+        return arr
+    drop = _F32_BITS - bits
+    u = arr.view(np.uint32)
+    keep = np.uint32((0xFFFFFFFF << drop) & 0xFFFFFFFF)
+    odd = (u >> np.uint32(drop)) & np.uint32(1)      # ties to even
+    rounded = (u + np.uint32((1 << (drop - 1)) - 1) + odd) & keep
+    finite = np.isfinite(arr)
+    overflow = finite & ~np.isfinite(rounded.view(np.float32))
+    u[...] = np.where(finite, np.where(overflow, u & keep, rounded), u)
+    return arr
+
+
+def map_precision(significant_bits: int | None) -> dict[str, Any]:
+    """Sidecar record of a map's stored precision (:func:`round_significand`); ``{}``
+    for None (lossless float32)."""
+    if significant_bits is None:
+        return {}
+    bits = int(significant_bits)
+    return {"StoredPrecision": {
+        "SignificantBits": bits,
+        "MaxRelativeError": float(2.0 ** -(bits + 1)),
+        "Method": "float32 significand rounded to the nearest (ties to even) with "
+                  f"{bits} of 23 bits kept (bit rounding, Kloewer et al. 2021; netCDF-4 "
+                  "BitRound); lossy, config outputs.map_significant_bits"}}
+
+
 def write_map(path: PathLike, name: str, data: ArrayLike, affine: ArrayLike,
-              sidecar: Mapping[str, Any] | None = None) -> Path:
+              sidecar: Mapping[str, Any] | None = None, *,
+              significant_bits: int | None = None) -> Path:
     """Write an output map in its registry data type, with its registry sidecar fields.
 
     Parameters
@@ -51,6 +109,10 @@ def write_map(path: PathLike, name: str, data: ArrayLike, affine: ArrayLike,
     sidecar : mapping, optional
         Further sidecar fields, after ``Quantity``, ``Column`` and ``Units`` (in the
         workflow: ``Sources`` and the method's settings).
+    significant_bits : int, optional
+        Lossy storage of a float32 (continuous) map: :func:`round_significand`, recorded
+        in the sidecar (:func:`map_precision`); integer maps (status codes, TIC types)
+        are never rounded. None: lossless float32.
 
     Returns
     -------
@@ -58,7 +120,10 @@ def write_map(path: PathLike, name: str, data: ArrayLike, affine: ArrayLike,
         The image path.
     """
     arr = np.asarray(data).astype(output_map(name).dtype)
-    return write_nifti(path, arr, affine, {**sidecar_fields(name), **(sidecar or {})})
+    extra: dict[str, Any] = {}
+    if significant_bits is not None and arr.dtype == np.float32:
+        arr, extra = round_significand(arr, significant_bits), map_precision(significant_bits)
+    return write_nifti(path, arr, affine, {**sidecar_fields(name), **(sidecar or {}), **extra})
 
 
 def read_maps(paths: Mapping[str, PathLike]) -> dict[str, NDArray[Any]]:

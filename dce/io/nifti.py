@@ -23,13 +23,20 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from dce.io._jsontext import dumps
 from dce.io._nibabel import nibabel as nib
 from dce.io._nibabel import nibabel_volumeutils
 
 apply_read_scaling = nibabel_volumeutils.apply_read_scaling
 
-__all__ = ["DynamicContents", "NiftiContents", "read_dynamic", "read_nifti", "sidecar_path",
-           "write_nifti"]
+__all__ = ["SCALED_DESCRIP", "DynamicContents", "NiftiContents", "read_dynamic", "read_nifti",
+           "sidecar_path", "write_nifti"]
+
+#: NIfTI ``descrip`` of images :func:`write_nifti` stored as 16-bit integers with
+#: ``scl_slope``/``scl_inter`` (DICOM stored values): :func:`read_nifti` returns them as
+#: float32 even when the scaling is the identity (nibabel cannot tell ``scl_slope = 1``
+#: from an unscaled integer image: it writes 1 for both).
+SCALED_DESCRIP = "dce: scaled 16-bit integers, read as float32"
 
 #: Sidecar keys that are never written (identifiers, dates, clock times, UIDs).
 _FORBIDDEN_KEY = re.compile(
@@ -108,6 +115,9 @@ def _integer_packing(arr: NDArray[Any], scaling: tuple[float, float] | None
                      ) -> NDArray[np.integer[Any]] | None:
     """The 16-bit integers ``q`` with ``float32(q * slope + inter) == arr`` exactly
     (float64 arithmetic, as a NIfTI reader applies ``scl_slope``/``scl_inter``), or None.
+    The identity ``(1, 0)`` qualifies too (integers in scanner units): nibabel writes
+    ``scl_slope = 1`` for every unscaled integer image, so the header's ``descrip``
+    (:data:`SCALED_DESCRIP`) marks packed values for :func:`read_nifti`.
 
     Checked in blocks of 4 M values (float64 temporaries of 32 MB, not of the volume).
     """
@@ -115,8 +125,6 @@ def _integer_packing(arr: NDArray[Any], scaling: tuple[float, float] | None
         return None
     slope, inter = (float(np.float32(v)) for v in scaling)
     if not (np.isfinite(slope) and np.isfinite(inter)) or slope == 0.0:
-        return None
-    if (slope, inter) == (1.0, 0.0):   # readers would see unscaled integers, not float32
         return None
     flat = np.ascontiguousarray(arr).reshape(-1)
     q = np.empty(flat.size, dtype=np.int32)
@@ -164,9 +172,10 @@ def write_nifti(path: str | os.PathLike[str], data: ArrayLike, affine: ArrayLike
         ``(slope, intercept)`` of float32 ``data`` that are integers times slope plus
         intercept (DICOM stored values, :attr:`dce.io.dicom.DynamicSeries.scaling`):
         stored as 16-bit integers with ``scl_slope``/``scl_inter`` when that reproduces
-        every value exactly (:func:`read_nifti` returns the same float32 array) and the
-        scaling is not the identity, else as float32. Lossless either way; the integers
-        compress to about two thirds.
+        every value exactly (:func:`read_nifti` returns the same float32 array; the
+        identity ``(1, 0)`` too, marked by ``descrip`` = :data:`SCALED_DESCRIP`), else
+        as float32. Lossless either way; integers in scanner units (12 bits, noise of a few
+        units) compress to about half the float32 size or less.
 
     Returns
     -------
@@ -193,7 +202,7 @@ def write_nifti(path: str | os.PathLike[str], data: ArrayLike, affine: ArrayLike
     if sidecar is not None:
         _check_sidecar_keys(sidecar)
         try:
-            text = json.dumps(sidecar, indent=2, allow_nan=False, default=_json_default)
+            text = dumps(sidecar, default=_json_default)
         except ValueError as exc:
             raise ValueError(f"{json_path}: sidecar has NaN/inf values ({exc})") from None
 
@@ -202,6 +211,7 @@ def write_nifti(path: str | os.PathLike[str], data: ArrayLike, affine: ArrayLike
     hdr = img.header
     if packed is not None and scaling is not None:
         hdr.set_slope_inter(float(np.float32(scaling[0])), float(np.float32(scaling[1])))
+        hdr["descrip"] = SCALED_DESCRIP
     times = (sidecar or {}).get("VolumeTiming")
     if arr.ndim == 4 and isinstance(times, (list, tuple)) and len(times) == arr.shape[3] > 1:
         hdr.set_xyzt_units("mm", "sec")
@@ -246,8 +256,9 @@ def read_nifti(path: str | os.PathLike[str], *, require_sidecar: bool = False) -
     NiftiContents
         ``(data, affine, sidecar)``; ``data`` in the stored dtype, or float32 for integer
         data with a scale factor (``scl_slope``/``scl_inter`` applied in float64, as
-        :func:`write_nifti` stores DICOM stored values); ``affine`` the sform (or qform)
-        voxel to RAS+ mm.
+        :func:`write_nifti` stores DICOM stored values; also unit-scaled integers
+        marked by :data:`SCALED_DESCRIP`); ``affine`` the sform (or qform) voxel to
+        RAS+ mm.
 
     Raises
     ------
@@ -265,9 +276,10 @@ def read_nifti(path: str | os.PathLike[str], *, require_sidecar: bool = False) -
     data = _scaled_float32(img)
     if data is None:
         data = np.asanyarray(img.dataobj)
-        if (np.issubdtype(img.get_data_dtype(), np.integer)
-                and np.issubdtype(data.dtype, np.floating)):   # scaled integers
-            data = data.astype(np.float32)
+        if np.issubdtype(img.get_data_dtype(), np.integer) and (
+                np.issubdtype(data.dtype, np.floating)
+                or bytes(img.header["descrip"]).rstrip(b"\0") == SCALED_DESCRIP.encode()):
+            data = data.astype(np.float32)   # scaled integers (DICOM stored values)
     affine = np.asarray(img.affine, dtype=np.float64)
     jpath = sidecar_path(path)
     sidecar: dict[str, Any] = {}

@@ -31,5 +31,6 @@ rule concentration:
         r1=config["acquisition"]["r1_per_mM_per_s"],
         n_baseline=config["acquisition"]["n_baseline"],
         m0=config["concentration"]["m0"],
+        map_significant_bits=config["outputs"]["map_significant_bits"],
     script:
         "../scripts/concentration.py"

@@ -23,5 +23,6 @@ rule fit:
         # the whole model section, defaults filled in from the schema by the validation
         model=config["model"],
         fit_delay=config["aif"]["delay"] == "fit",
+        map_significant_bits=config["outputs"]["map_significant_bits"],
     script:
         "../scripts/fit.py"

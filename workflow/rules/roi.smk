@@ -53,5 +53,6 @@ rule roi:
         rslope_from=config["roi"]["rslope_from"],
         figure_maps=config["roi"]["figure_maps"],
         max_fit_failed_fraction=config["cohort"]["max_fit_failed_fraction"],
+        map_significant_bits=config["outputs"]["map_significant_bits"],
     script:
         "../scripts/roi.py"

@@ -20,6 +20,7 @@ import numpy as np
 from dce.io.b1 import read_b1_output, session_b1, write_b1_output
 from dce.io.derivatives import derived_sources
 from dce.io.jobs import job
+from dce.io.maps import map_precision, round_significand
 from dce.io.nifti import DynamicContents, read_dynamic, read_nifti, write_nifti
 from dce.signal import MIN_CONVERTED_FRACTION, STATUS_CONC, signal_to_concentration
 from dce.t1 import STATUS_MEANINGS, VFAModel
@@ -69,8 +70,13 @@ def t1_maps(dce: DynamicContents, log: Logger) -> None:
                 "Description": "pre-contrast T1 (T10), a configured constant"}
     side["Sources"] = derived_sources([vfa_path if record.get("vfa") else sm.input.dce],
                                       sm.config["results"])
+    bits = sm.params.map_significant_bits       # lossy map storage (config), or None
+    if bits is not None:
+        t1, m0 = round_significand(t1, bits), round_significand(m0, bits)
+    side.update(map_precision(bits))
     write_nifti(sm.output.m0, m0, affine, {"Source": side["Source"], "Units": "signal units",
-                "Sources": side["Sources"], "Description": "M0 from the VFA fit (NaN: none)"})
+                "Sources": side["Sources"], "Description": "M0 from the VFA fit (NaN: none)",
+                **map_precision(bits)})
     write_nifti(sm.output.t1, t1, affine, side)
 
 

@@ -44,4 +44,5 @@ with job(sm) as log:
             "Sources": derived_sources([sm.input.conc, sm.input.aif], sm.config["results"])}
     for name, path in sm.output.items():
         extra = {"Codes": status_codes()} if name == FIT_STATUS_MAP else {}
-        write_map(path, name, maps[output_map(name).column], affine, {**side, **extra})
+        write_map(path, name, maps[output_map(name).column], affine, {**side, **extra},
+                  significant_bits=p.map_significant_bits)

@@ -46,7 +46,7 @@ def write_semiquant_maps(dce: NiftiContents, t: np.ndarray, log: Logger) -> None
         if name == TIC_TYPE_MAP:
             side.update(Codes=tic_code_names(), Rule=rule.describe())
         write_map(getattr(sm.output, name), name, met[output_map(name).column], dce.affine,
-                  side)
+                  side, significant_bits=p.map_significant_bits)
 
 
 def roi_tables_and_figures(dce: NiftiContents, t: np.ndarray, anatomy: np.ndarray,
