@@ -16,6 +16,8 @@ COHORT_LOG = f"{RESULTS}/logs/cohort/{{rule}}.log"
 # sessions left out of the cohort analysis after errors, with the reasons (header only
 # when none is: session_selection in common.smk)
 EXCLUSIONS = f"{COHORT}/exclusions.tsv"
+# the map statistics of cohort.tsv and marrow.tsv in long format (dce.roi.cohort_long_table)
+ROI_LONG = f"{COHORT}/roi_long.tsv"
 COHORT_TABLES = ["summary", "prepost", "roc", "delong", "predictions", "lead_time", "quality"]
 
 
@@ -166,7 +168,7 @@ def cohort_outputs(wildcards):
     if not COHORT_CFG["enabled"]:
         return []
     results = (COHORT_FRAMES, PREDICTION_RESULTS, ROC_RESULTS, PREPOST_RESULTS)
-    out = list(cohort_inputs_of(*results).values()) + [EXCLUSIONS]
+    out = list(cohort_inputs_of(*results).values()) + [EXCLUSIONS, ROI_LONG]
     out += [f"{COHORT}/tables/summary.tsv", f"{COHORT}/figures/tic_types.png"]
     for name in COHORT_TABLES:
         out += [f"{COHORT}/tables/{name}.{ext}" for ext in ("md", "tex", "html")]
