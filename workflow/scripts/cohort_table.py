@@ -6,13 +6,13 @@ marrow tables in long format (dce.roi.cohort_long_table), and the exclusions tab
 import pandas as pd
 
 from dce import quality
-from dce.roi import cohort_long_table
 from dce.cohort.config import parse_config
 from dce.cohort.frames import cohort_frames
 from dce.cohort.sessions import EXCLUSION_COLUMNS
 from dce.io.jobs import job, write_tsv
 from dce.io.results import write_results
 from dce.io.tables import read_lesion_sheet, read_tsv
+from dce.roi import cohort_long_table
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 

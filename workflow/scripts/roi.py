@@ -9,7 +9,8 @@ ROIs (NIfTI labels, DICOM RTSTRUCT, DICOM-SEG, NRRD; lesions by label or by the 
 sheet's roi_name) are put on the DCE grid in world coordinates (dce.io.maps.read_session_rois,
 dce.io.rois); an ROI outside the field of view, empty, or missing a lesion listed in
 lesions.tsv stops the job with a message naming the ROI file. Tables: dce.roi.session_roi_table
-(and its map statistics in long format, dce.roi.long_roi_table) and roi_curve_table; quality columns (T10 and AIF source, AIF QC, failed-fit fraction):
+(and its map statistics in long format, dce.roi.long_roi_table) and roi_curve_table;
+quality columns (T10 and AIF source, AIF QC, failed-fit fraction):
 dce.quality.add_quality_columns. The statistics read the maps as written (fit and
 semi-quantitative), the values a rerun would read.
 """
