@@ -134,4 +134,5 @@ def test_written_long_tables_round_trip(run: Path) -> None:
     marrow = read_tsv(cohort_dir / "marrow.tsv")
     assert_round_trip(lesions.rename(columns={"lesion": "label"}).assign(roi="lesion"),
                       long[long["roi"] == "lesion"])
-    assert_round_trip(marrow.assign(roi="marrow", label=pd.NA), long[long["roi"] == "marrow"])
+    no_label = pd.array([pd.NA] * len(marrow), dtype="Int64")
+    assert_round_trip(marrow.assign(roi="marrow", label=no_label), long[long["roi"] == "marrow"])

@@ -63,7 +63,7 @@ def test_example_sheets_are_valid(tmp_path: Path) -> None:
                                     validate=check, path_columns=("dicom_dir", "lesion_roi"))
     assert len(sessions) == 5 and len(lesions) == 3
     for row in sessions.to_dict("records"):
-        assert image_source(row).kind == "dicom"
+        assert image_source({str(k): v for k, v in row.items()}).kind == "dicom"
     assert sessions["hematocrit"].isna().sum() == 3       # empty: the configured value
     cohort = parse_config(study_config()["cohort"])
     check_sheets(cohort, sessions, lesions)
