@@ -12,16 +12,21 @@
              [--tr-s TR]
     dce demo <out_dir> [--patients N] [--seed S] [--matrix X Y Z] [--phases N]
              [--vendors V ...]
+    dce run --sessions sessions.tsv --lesions lesions.tsv --out results/ [--cores N]
+            [--profile P] [--config KEY=VALUE ...] [--configfile F ...] [--dry-run]
+            [--report] [--workflow DIR] [-- SNAKEMAKE_ARGS ...]
     dce --version
 
 A thin layer over :func:`dce.io.convert.convert_visit`, :class:`dce.t1.VFAModel`,
 :func:`dce.signal.signal_to_concentration`, :func:`dce.io.b1.read_b1_map`,
-:func:`dce.phantom.make_cohort` and :func:`dce.io.dicom_write.write_cohort_dicom`.
+:func:`dce.phantom.make_cohort` and :func:`dce.io.dicom_write.write_cohort_dicom`;
+``dce run`` runs the Snakemake workflow (:mod:`dce.run`, imported only by that command:
+the rest of the package needs no Snakemake).
 Physical values are range-checked with unit hints (``--t10-s 1000``: "looks like ms;
 T10 is in s").  Errors in the input (bad DICOM,
 invalid series, bad arguments) end with exit code 2 and one line
 ``error: <file, series or folder>: <problem>`` on stderr, without a traceback and
-without partial output.
+without partial output; a ``dce run`` whose workflow fails ends with exit code 1.
 """
 
 from __future__ import annotations
@@ -135,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``dce`` command."""
     parser = _Parser(
         prog="dce",
-        description="DCE-MRI pipeline for spinal bone lesions: DICOM conversion and the "
+        description="DCE-MRI pipeline for spinal bone lesions: the whole workflow on a "
+                    "cohort (run), DICOM conversion, T1 and concentration maps, and the "
                     "synthetic demo cohort.",
         epilog="Run 'dce <command> --help' for the options of a command.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -238,7 +244,70 @@ def build_parser() -> argparse.ArgumentParser:
                       help="DICOM styles cycled over patients: ge, siemens, philips, "
                            "enhanced (default ge siemens philips)")
     demo.set_defaults(func=_cmd_demo)
+    _add_run_parser(sub)
     return parser
+
+
+_EPILOG_RUN = """\
+Examples:
+  dce run --sessions cohort/sessions.tsv --lesions cohort/lesions.tsv --out results
+  dce run ... --dry-run                       # list the jobs, run nothing
+  dce run ... --config aif.mode=population --config acquisition.hematocrit=0.42
+  dce run ... --configfile study.yaml --profile slurm --report
+
+Configuration, merged in this order (later wins, nested keys merge):
+  <workflow>/config/config.yaml, each --configfile, then --sessions/--lesions/--out,
+  demo.enabled=false and each --config KEY=VALUE (KEY with dots for nested settings,
+  VALUE read as YAML). Every setting: config/README.md.
+Profile: <workflow>/profiles/<P> (default: 'default'; 'slurm' submits jobs to SLURM,
+  needs pip install -e ".[slurm]"), or a folder with a Snakemake profile config.yaml.
+Work directory: the current folder (Snakemake keeps its .snakemake/ records there);
+  relative paths are relative to it. Arguments after '--' go to Snakemake unchanged
+  (e.g. -- --unlock after an interrupted run).
+The workflow files are found next to the dce package (an editable install of a clone,
+  pip install -e .); otherwise give --workflow <folder of a clone>.
+Exit codes: 0 success, 1 the workflow failed (failed jobs' logs under <out>/logs/),
+  2 invalid input (one 'error: ...' line; nothing was run).
+"""
+
+
+def _add_run_parser(sub: Any) -> None:
+    run = sub.add_parser(
+        "run", help="run the whole workflow on a cohort (sheets -> results/, report)",
+        description=textwrap.fill(
+            "Run the DCE-MRI workflow (Snakemake) on the sessions and lesions of a cohort: "
+            "conversion, T1 maps, concentration, AIF, model fit, ROI statistics of each "
+            "session, then the cohort analysis, figures and tables. Finished jobs are "
+            "kept: running the same command again redoes only what is missing or "
+            "changed.", 79),
+        epilog=_EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("--sessions", type=Path, required=True, metavar="TSV",
+                     help="session sheet (workflow/schemas/sessions.schema.yaml)")
+    run.add_argument("--lesions", type=Path, required=True, metavar="TSV",
+                     help="lesion sheet (workflow/schemas/lesions.schema.yaml)")
+    run.add_argument("--out", type=Path, required=True, metavar="DIR",
+                     help="results folder (created; a BIDS derivatives dataset)")
+    run.add_argument("--cores", type=_positive, metavar="N",
+                     help="CPU cores to use at most (default: the profile's; the default "
+                          "profile uses all)")
+    run.add_argument("--profile", metavar="P",
+                     help="workflow profile: default, slurm, or a profile folder "
+                          "(default: default)")
+    run.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                     help="override one setting, e.g. aif.mode=population (repeatable)")
+    run.add_argument("--configfile", action="append", type=Path, default=[], metavar="F",
+                     help="YAML file of settings merged over config/config.yaml, e.g. a "
+                          "study preset (repeatable)")
+    run.add_argument("-n", "--dry-run", action="store_true",
+                     help="list the jobs that would run; run nothing")
+    run.add_argument("--report", action="store_true",
+                     help="after a successful run, write the HTML report <out>/report.html")
+    run.add_argument("--workflow", type=Path, metavar="DIR",
+                     help="folder of the workflow (a clone of the repository; default: the "
+                          "one the dce package is installed from)")
+    run.add_argument("snakemake_args", nargs=argparse.REMAINDER, metavar="-- ARGS",
+                     help="further Snakemake arguments, after '--'")
+    run.set_defaults(func=_cmd_run)
 
 
 # --------------------------------------------------------------------------- commands
@@ -381,6 +450,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from dce.run import RunOptions, run_workflow
+
+    extra = list(args.snakemake_args)
+    if extra and extra[0] == "--":
+        extra = extra[1:]
+    elif extra:
+        raise ValueError(f"unrecognized arguments: {' '.join(extra)} (Snakemake arguments go "
+                         "after '--')")
+    return run_workflow(RunOptions(
+        sessions=args.sessions, lesions=args.lesions, out=args.out, cores=args.cores,
+        profile=args.profile, config=tuple(args.config), configfiles=tuple(args.configfile),
+        dry_run=args.dry_run, report=args.report, workflow=args.workflow, extra=tuple(extra)))
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -399,7 +483,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit code: 0 on success, 2 on invalid input or arguments.
+        Exit code: 0 on success, 2 on invalid input or arguments, 1 when the workflow of
+        ``dce run`` fails.
     """
     from dce.io.dicom import DicomError
 

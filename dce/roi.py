@@ -43,13 +43,17 @@ Session tables
 --------------
 :func:`session_roi_table` joins the statistics of the lesions and of normal marrow with
 their TIC metrics (one row per ROI, the table the ``roi`` rule writes);
-:func:`roi_curve_table` gives the mean curves in long format; :func:`shown_map` masks a
+:func:`roi_curve_table` gives the mean curves in long format; :func:`long_roi_table` gives
+the map statistics of an ROI table in long format (one row per ROI, map and statistic:
+``subject, session, roi, label, map, statistic, value, unit``; for R and pandas users,
+written next to each wide table); :func:`shown_map` masks a
 kinetic parameter map by fit status for display (:mod:`dce.registry`:
 ``masked_by_status``).
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, NamedTuple
@@ -58,7 +62,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from dce.registry import STATUS_SHOWN, STATUS_USABLE, output_map
+from dce.registry import STATUS_SHOWN, STATUS_USABLE, OutputMap, map_by_column, output_map
 from dce.semiquant import (
     TICRule,
     classify_tic,
@@ -69,13 +73,18 @@ from dce.semiquant import (
 )
 
 __all__ = [
+    "LONG_COLUMNS",
+    "MAP_STATISTICS",
     "PERCENTILES",
     "ROICurves",
     "ROIWarning",
+    "cohort_long_table",
     "flag_summary",
     "keep_expected_labels",
     "lesion_names",
+    "long_roi_table",
     "map_panel_fields",
+    "map_statistic_columns",
     "match_roi",
     "require_labels",
     "roi_curve_table",
@@ -89,6 +98,17 @@ __all__ = [
 
 #: Percentiles reported by :func:`roi_statistics` (column suffixes ``_p5`` ... ``_p95``).
 PERCENTILES = (5, 25, 75, 95)
+
+#: Statistics of each map in the ROI tables, in column order: column ``<map column>_<statistic>``
+#: (e.g. ``ktrans_per_min_p95``; ``n_finite``: the number of finite voxel values).
+MAP_STATISTICS: tuple[str, ...] = ("mean", "median", "sd", *(f"p{q}" for q in PERCENTILES),
+                                   "max", "n_finite")
+#: Columns of :func:`long_roi_table`.
+LONG_COLUMNS: tuple[str, ...] = ("subject", "session", "roi", "label", "map", "statistic",
+                                 "value", "unit")
+#: Unit of the ``n_finite`` statistic in :func:`long_roi_table`.
+COUNT_UNIT = "voxels"
+_IAUC_COLUMN = re.compile(r"iauc_(\d+)s")
 
 #: Largest displacement (in voxels, anywhere on the grid) for which two grids count as
 #: identical or as an exact axis permutation/flip of each other.
@@ -966,3 +986,94 @@ def flag_summary(table: pd.DataFrame) -> str:
     flagged: list[Any] = list(table[table["qc_flags"] != ""].itertuples())
     return "; ".join(("marrow" if pd.isna(r.label) else f"lesion {int(r.label)}")
                      + f": {r.qc_flags}" for r in flagged)
+
+
+# --------------------------------------------------------------------------------------
+# long format
+# --------------------------------------------------------------------------------------
+
+def _map_of_column(column: str) -> OutputMap | None:
+    try:
+        return map_by_column(column)
+    except KeyError:
+        m = _IAUC_COLUMN.fullmatch(column)
+        return output_map(f"iauc{m.group(1)}") if m else None
+
+
+def map_statistic_columns(columns: Iterable[str]) -> list[tuple[str, OutputMap, str]]:
+    """The map-statistic columns among ``columns``: ``(column, map, statistic)`` in column
+    order, for columns named ``<map column>_<statistic>`` (:data:`MAP_STATISTICS`) whose map
+    column is one of :mod:`dce.registry` with ROI statistics (``ktrans_per_min_mean`` ->
+    ``ktrans``, ``mean``; ``iauc_60s_p95`` -> ``iauc60``, ``p95``). Other columns (``n_voxels``,
+    the TIC metrics such as ``rslope_max``, quality columns) are not map statistics."""
+    out = []
+    for col in columns:
+        for stat in MAP_STATISTICS:
+            if col.endswith("_" + stat):
+                m = _map_of_column(col[: -len(stat) - 1])
+                if m is not None and m.roi_statistics:
+                    out.append((col, m, stat))
+                break
+    return out
+
+
+def long_roi_table(wide: pd.DataFrame) -> pd.DataFrame:
+    """The map statistics of a wide ROI table in long format (for R and pandas users).
+
+    Parameters
+    ----------
+    wide : pandas.DataFrame
+        An ROI table with ``subject``, ``session``, ``roi``, ``label`` and map-statistic
+        columns (:func:`map_statistic_columns`), e.g. :func:`session_roi_table`'s.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`LONG_COLUMNS`: one row per ROI row of ``wide``, map and statistic,
+        in the order of ``wide``'s rows and columns. ``map`` is the map's short name of
+        :mod:`dce.registry` (as in the file names: ``ktrans``, ``vp``, ``iauc60``),
+        ``statistic`` one of :data:`MAP_STATISTICS`, ``value`` the wide cell (NaN where it
+        is missing), ``unit`` the map's unit (``""`` when dimensionless; ``voxels`` for
+        ``n_finite``). Pivoting ``value`` on (subject, session, roi, label) x (map,
+        statistic) gives back the map-statistic columns of ``wide``; the other columns
+        (volume, failed fits, TIC metrics, quality flags) stay in the wide table only.
+
+    Raises
+    ------
+    ValueError
+        ``wide`` lacks an identifying column or has no map-statistic column.
+    """
+    keys = list(LONG_COLUMNS[:4])
+    missing = [c for c in keys if c not in wide.columns]
+    if missing:
+        raise ValueError(f"ROI table: lacks the column(s) {', '.join(missing)}")
+    cols = map_statistic_columns(wide.columns)
+    if not cols:
+        raise ValueError("ROI table: no map statistic column (<map column>_<statistic>)")
+    k = len(cols)
+    ids = wide[keys].reset_index(drop=True)
+    ids["label"] = ids["label"].astype("Int64")
+    out = ids.loc[ids.index.repeat(k)].reset_index(drop=True)
+    n = len(wide)
+    out["map"] = np.tile(np.array([m.name for _, m, _ in cols], dtype=object), n)
+    out["statistic"] = np.tile(np.array([s for _, _, s in cols], dtype=object), n)
+    out["value"] = wide[[c for c, _, _ in cols]].to_numpy(dtype=np.float64).ravel()
+    out["unit"] = np.tile(np.array([COUNT_UNIT if s == "n_finite" else m.unit
+                                    for _, m, s in cols], dtype=object), n)
+    return out
+
+
+def cohort_long_table(cohort: pd.DataFrame, marrow: pd.DataFrame) -> pd.DataFrame:
+    """:func:`long_roi_table` of the cohort's lesion table and normal-marrow table
+    (:func:`dce.cohort.frames.cohort_frames`: ``cohort.tsv`` with a ``lesion`` column,
+    ``marrow.tsv`` without): lesion rows (``roi`` ``lesion``, ``label`` the lesion),
+    then marrow rows (``roi`` ``marrow``, no label)."""
+    def part(wide: pd.DataFrame, roi: str, label: Any) -> pd.DataFrame:
+        cols = [c for c, _, _ in map_statistic_columns(wide.columns)]
+        ids = pd.DataFrame({"subject": wide["subject"].to_numpy(),
+                            "session": wide["session"].to_numpy(), "roi": roi,
+                            "label": pd.array(label, dtype="Int64")})
+        return long_roi_table(pd.concat([ids, wide[cols].reset_index(drop=True)], axis=1))
+
+    return pd.concat([part(cohort, "lesion", cohort["lesion"].to_numpy()),
+                      part(marrow, "marrow", [pd.NA] * len(marrow))], ignore_index=True)

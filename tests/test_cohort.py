@@ -515,7 +515,7 @@ def test_workflow_dvp_agrees_with_truth(demo_run: Path) -> None:
     # design has recurrent lesions responding like controlled ones at the first follow-up
     # (near ties). The AUC may differ from the truth only by pairs closer in the truth than
     # the per-lesion error bound asserted below (10 percentage points); the
-    # full-resolution demo gives the true AUC exactly (benchmarks/demo_accuracy.py, README).
+    # full-resolution demo gives the true AUC exactly (docs/validation.md).
     pos, neg = t[t["recurrence"] == 1], t[t["recurrence"] == 0]
     d_meas = pos["dVp"].to_numpy()[:, None] - neg["dVp"].to_numpy()[None, :]
     d_true = pos["dvp_true"].to_numpy()[:, None] - neg["dvp_true"].to_numpy()[None, :]

@@ -1,7 +1,7 @@
 """The results folder as a BIDS derivatives dataset: ``dataset_description.json``,
 ``.bidsignore``, ``Sources`` in the sidecars, and a checker of the naming rules.
 
-The rules (README.md, "Outputs as a BIDS derivatives dataset") that
+The rules (docs/outputs.md, "Outputs as a BIDS derivatives dataset") that
 :func:`check_derivatives` enforces on a results root:
 
 1. ``dataset_description.json`` at the root with ``Name``, ``BIDSVersion``,

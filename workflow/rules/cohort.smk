@@ -17,6 +17,7 @@ rule cohort_table:
         lesions=config["lesions"],
     output:
         **cohort_outputs_of(COHORT_FRAMES),
+        roi_long=ROI_LONG,
         exclusions=report(
             EXCLUSIONS,
             caption="../report/exclusions.rst",

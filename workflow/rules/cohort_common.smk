@@ -20,6 +20,8 @@ COHORT_LOG = f"{RESULTS}/logs/{COHORT_ID}/{{rule}}.log"
 # sessions left out of the cohort analysis after errors, with the reasons (header only
 # when none is: session_selection in common.smk)
 EXCLUSIONS = f"{COHORT}/exclusions.tsv"
+# the map statistics of cohort.tsv and marrow.tsv in long format (dce.roi.cohort_long_table)
+ROI_LONG = f"{COHORT}/roi_long.tsv"
 COHORT_TABLES = ["summary", "prepost", "roc", "delong", "predictions", "lead_time", "quality"]
 
 
@@ -180,7 +182,7 @@ def cohort_outputs(wildcards):
         PREPOST_RESULTS,
         DIAGNOSTIC_RESULTS,
     )
-    out = list(cohort_inputs_of(*results).values()) + [EXCLUSIONS]
+    out = list(cohort_inputs_of(*results).values()) + [EXCLUSIONS, ROI_LONG]
     out += [f"{COHORT}/tables/summary.tsv", f"{COHORT}/figures/tic_types.png"]
     for name in COHORT_TABLES + DIAGNOSTIC_TABLES:
         out += [f"{COHORT}/tables/{name}.{ext}" for ext in ("md", "tex", "html")]

@@ -3,7 +3,7 @@
 # input file hashes; dce.io.provenance, hashed by the script). The whole configuration is a
 # parameter, so a configuration change rewrites the records. The results folder is a BIDS
 # derivatives dataset: <results>/dataset_description.json and .bidsignore
-# (dce.io.derivatives; naming rules in README.md).
+# (dce.io.derivatives; naming rules in docs/outputs.md).
 
 from dce import __version__ as DCE_VERSION
 

@@ -18,6 +18,7 @@ rule roi:
     output:
         **map_outputs(SEMIQUANT_MAPS),
         roi=ses("roi", "tsv"),
+        roi_long=ses("desc-long_roi", "tsv"),  # the map statistics of roi.tsv, long format
         tic=ses("tic", "tsv"),
         tic_png=report(
             ses("tic", "png"),

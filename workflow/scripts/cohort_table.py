@@ -1,6 +1,7 @@
 """Rule cohort_table: cohort table (lesion x session), normal marrow, change table and
-the per-lesion predictor table (dce.cohort.frames), and the exclusions table (sessions
-left out after errors, dce.cohort.sessions; header only when none is)."""
+the per-lesion predictor table (dce.cohort.frames), the map statistics of the cohort and
+marrow tables in long format (dce.roi.cohort_long_table), and the exclusions table
+(sessions left out after errors, dce.cohort.sessions; header only when none is)."""
 
 import pandas as pd
 
@@ -11,6 +12,7 @@ from dce.cohort.sessions import EXCLUSION_COLUMNS
 from dce.io.jobs import job, write_tsv
 from dce.io.results import write_results
 from dce.io.tables import read_lesion_sheet, read_tsv
+from dce.roi import cohort_long_table
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 
@@ -34,6 +36,7 @@ with job(sm) as log:
                     n["lesion_sessions"], n["n_lesion_sessions"], n["followups"],
                     n["n_followups"], n["lesions"])
     write_results(res, sm.output)
+    write_tsv(cohort_long_table(res.cohort, res.marrow), sm.output.roi_long)
     write_tsv(excluded, sm.output.exclusions)
     log.info("cohort: %d lesion(s) of %d patient(s), %d lesion sessions, %d follow-up(s)",
              len(res.predictors), res.predictors["subject"].nunique(), len(res.cohort),

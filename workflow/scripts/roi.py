@@ -9,7 +9,8 @@ ROIs (NIfTI labels, DICOM RTSTRUCT, DICOM-SEG, NRRD; lesions by label or by the 
 sheet's roi_name) are put on the DCE grid in world coordinates (dce.io.maps.read_session_rois,
 dce.io.rois); an ROI outside the field of view, empty, or missing a lesion listed in
 lesions.tsv stops the job with a message naming the ROI file. Tables: dce.roi.session_roi_table
-and roi_curve_table; quality columns (T10 and AIF source, AIF QC, failed-fit fraction):
+(and its map statistics in long format, dce.roi.long_roi_table) and roi_curve_table;
+quality columns (T10 and AIF source, AIF QC, failed-fit fraction):
 dce.quality.add_quality_columns. The statistics read the maps as written (fit and
 semi-quantitative), the values a rerun would read.
 """
@@ -76,6 +77,7 @@ def roi_tables_and_figures(dce: NiftiContents, t: np.ndarray, anatomy: np.ndarra
         log.warning("quality flags (T10 %s, AIF %s, AIF QC %s): %s", q.t10_source,
                     q.aif_source, "passed" if q.aif_passed else "FAILED", flags)
     write_tsv(table, sm.output.roi)
+    write_tsv(roi.long_roi_table(table), sm.output.roi_long)
     curves, by_roi = roi.roi_curve_table(sig, t, lesions, marrow, n_baseline=nb,
                                          index={"subject": wc.subject, "session": wc.session})
     write_tsv(curves, sm.output.tic)
