@@ -38,7 +38,9 @@ def auc(score: np.ndarray, positive: np.ndarray) -> float:
 
 
 def lesion_table(demo: Path, results: Path) -> pd.DataFrame:
-    """One row per lesion and session: measured and true Ktrans and vp."""
+    """One row per treated lesion (one with a recurrence outcome) and session: measured
+    and true Ktrans and vp. The untreated incidental lesions (hemangioma, fracture,
+    tuberculosis; Vp of 1-5 %) are not part of these accuracy figures."""
     ids = {"subject": str, "session": str}
     truth = pd.read_csv(demo / "truth" / "lesion_truth.tsv", sep="\t", dtype=ids)
     rows = []
@@ -48,7 +50,7 @@ def lesion_table(demo: Path, results: Path) -> pd.DataFrame:
         roi = pd.read_csv(results / f"sub-{subj}" / f"ses-{ses}" / f"{stem}_roi.tsv", sep="\t")
         lab = pd.to_numeric(roi["label"], errors="coerce")
         m = roi[(roi["roi"] == "lesion") & (lab == int(r["lesion"]))]
-        if m.empty:
+        if m.empty or pd.isna(r["recurrence"]):   # untreated lesions have no outcome
             continue
         m0 = m.iloc[0]
         rows.append({"subject": subj, "session": ses, "lesion": int(r["lesion"]),

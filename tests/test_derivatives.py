@@ -296,7 +296,8 @@ def test_results_are_a_bids_derivatives_dataset(run: Path) -> None:
         side = {p.name[len(stem) + 1:-5]: json.loads(p.read_text())
                 for p in d_ses.glob("*.json")}
         n_json += len(side)
-        stages = {"fit": [f"{uri}_conc.nii.gz", f"{uri}_aif.tsv"],
+        # the temporary concentration (outputs.keep_intermediates false) is uncompressed
+        stages = {"fit": [f"{uri}_conc.nii", f"{uri}_aif.tsv"],
                   "semiquant": [f"{uri}_dce.nii.gz"]}
         maps = [name for name, s in side.items() if "Column" in s]
         assert len(maps) >= 14

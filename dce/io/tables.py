@@ -54,7 +54,7 @@ class SheetError(ValueError):
 SHEET_COLUMNS: dict[str, dict[str, tuple[bool, bool]]] = {
     "sessions": {"days_from_rt": (False, True), "hematocrit": (False, False)},
     "lesions": {"lesion": (True, True), "recurrence": (True, False),
-                "recurrence_day": (False, False)},
+                "recurrence_day": (False, False), "treated": (True, False)},
 }
 #: Columns identifying a row of each sheet (listed at most once).
 SHEET_KEYS: dict[str, tuple[str, str]] = {
@@ -112,7 +112,7 @@ def read_sheet(path: str | os.PathLike[str], kind: str, text: str | None = None
 
     The columns of :data:`SHEET_COLUMNS` (when present) are numbers: ``days_from_rt``
     (days), ``hematocrit`` (fraction), ``recurrence_day`` (days) as float64, ``lesion``
-    (ROI label) and ``recurrence`` (0/1) as nullable Int64; empty = missing where the
+    (ROI label), ``recurrence`` and ``treated`` (0/1) as nullable Int64; empty = missing where the
     column is optional. Every other column is a string. Raises :class:`SheetError` naming
     the file (and the row and column) when the file is missing, is not a table, or holds
     a non-number in a numeric column. ``text``: the sheet's contents, read instead of the

@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
+from dce.viz.style import ONE_COLUMN_MM, TWO_COLUMN_MM, figsize_mm, journal
 from dce.viz.tables import fmt_num, fmt_p
 
 __all__ = ["GroupPanel", "groups_figure"]
@@ -49,6 +50,7 @@ def _jitter(n: int) -> np.ndarray:
     return np.linspace(-0.15, 0.15, n)
 
 
+@journal
 def groups_figure(panels: Sequence[GroupPanel], *, names: tuple[str, str],
                   title: str = "") -> Figure:
     """One panel per predictor: box plots of the two groups with each lesion as a dot.
@@ -64,11 +66,14 @@ def groups_figure(panels: Sequence[GroupPanel], *, names: tuple[str, str],
     Returns
     -------
     Figure
+        One column wide (89 mm) for a single predictor, else two columns (183 mm) with
+        up to three panels per row.
     """
     n = max(len(panels), 1)
     ncol = min(n, 3)
     nrow = int(np.ceil(n / ncol))
-    fig = Figure(figsize=(2.6 * ncol + 0.6, 2.8 * nrow + 0.5), layout="constrained")
+    width_mm = ONE_COLUMN_MM if ncol == 1 else TWO_COLUMN_MM
+    fig = Figure(figsize=figsize_mm(width_mm, 66.0 * nrow + 12.0), layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False)).ravel()
     for ax, pan in zip(axes, panels, strict=False):
         data = []
@@ -86,15 +91,15 @@ def groups_figure(panels: Sequence[GroupPanel], *, names: tuple[str, str],
                        label=cname)
         ax.set_xticks([0, 1], [f"{names[0]}\n(n = {data[0].size})",
                                f"{names[1]}\n(n = {data[1].size})"], fontsize=7)
-        stat = (f"p {_eq(pan.p)}, Holm p {_eq(pan.p_holm)}, "
+        stat = (f"p {_eq(pan.p)}, Holm p {_eq(pan.p_holm)}\n"
                 f"r = {fmt_num(pan.rank_biserial, fixed=2).replace('-', '−')}")
         ax.set_title(f"{pan.title}\n{stat}", fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
         ax.grid(axis="y", alpha=0.3)
         if pan.cutoffs:
-            ax.legend(fontsize=6, loc="best")
+            ax.legend(fontsize=7, loc="best")
     for ax in axes[len(panels):]:
         ax.set_axis_off()
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=9)
     return fig
