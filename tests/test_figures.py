@@ -35,6 +35,7 @@ from dce.registry import MAPS, STATUS_SHOWN
 from dce.roi import shown_map
 from dce.viz import cohort as cf
 from dce.viz import session as sf
+from dce.viz.groups import GroupPanel, groups_figure
 from dce.viz.style import MIN_FONT_PT, MM, ONE_COLUMN_MM, TWO_COLUMN_MM
 from dce.viz.tables import MINUS, fmt_ci, fmt_num, fmt_p, fmt_range
 
@@ -195,6 +196,13 @@ def _cohort_figures() -> dict[str, Figure]:
         "lesion_maps": cf.lesion_maps_figure([row, row], title="lesion 1 (T12)",
                                              outcome="recurrence: yes"),
         "message": cf.message_figure("ROC for recurrence undefined: one class only " * 2),
+        "groups": groups_figure(
+            [GroupPanel(display.predictor_label(p, "pct_change", "first"),
+                        rng.normal(-30, 20, 4), rng.normal(-60, 10, 11), p=0.04, p_holm=0.32,
+                        rank_biserial=-0.73, cutoffs={"dVp > -20 %": -20.0})
+             for p in ("vp_mean", "peak_enhancement_pct_p95", "ktrans_per_min_mean",
+                       "kep_per_min_mean")],
+            names=("recurrence: yes", "recurrence: no"), title="recurrence"),
     }
 
 

@@ -131,7 +131,7 @@ def group_names(e: Endpoint) -> tuple[str, str]:
     if e.column:
         return ("/".join(e.positive).replace("_", " "),
                 "/".join(e.negative).replace("_", " ") if e.negative else "other")
-    return f"{e.title} = 1", f"{e.title} = 0"
+    return f"{e.title}: yes", f"{e.title}: no"
 
 
 def _quartiles(v: np.ndarray) -> tuple[float, float, float]:

@@ -8,6 +8,8 @@ Returns matplotlib figures; saving is :func:`dce.io.tables.save_figure_formats`.
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -88,16 +90,18 @@ def groups_figure(panels: Sequence[GroupPanel], *, names: tuple[str, str],
                        edgecolors="white", linewidths=0.4)
         for j, (cname, c) in enumerate(pan.cutoffs.items()):
             ax.axhline(float(c), color="#444444", ls=("--", "-.", ":")[j % 3], lw=0.9,
-                       label=cname)
+                       label=re.sub(r"(?<![\w.])-(?=\d)", "\u2212", cname))
         ax.set_xticks([0, 1], [f"{names[0]}\n(n = {data[0].size})",
                                f"{names[1]}\n(n = {data[1].size})"], fontsize=7)
         stat = (f"p {_eq(pan.p)}, Holm p {_eq(pan.p_holm)}\n"
                 f"r = {fmt_num(pan.rank_biserial, fixed=2).replace('-', '−')}")
-        ax.set_title(f"{pan.title}\n{stat}", fontsize=8)
+        # long labels ("Δpeak enhancement from baseline to first follow-up (%)") wrapped to
+        # the panel width (about 30 characters at 8 pt in a third of 183 mm)
+        ax.set_title(f"{textwrap.fill(pan.title, 30)}\n{stat}", fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
         ax.grid(axis="y", alpha=0.3)
         if pan.cutoffs:
-            ax.legend(fontsize=7, loc="best")
+            ax.legend(fontsize=7, loc="best", frameon=True, framealpha=0.9)
     for ax in axes[len(panels):]:
         ax.set_axis_off()
     if title:
