@@ -874,6 +874,44 @@ def _nlls_voxel(ct: NDArray[Any], w: NDArray[Any], cc: float, sst: float, ks: fl
     _finish(out, v, a, kep, b, max(cc + f, 0.0), sst, st, nt, model)
 
 
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
+def _llsq_solve(model: int, g11: float, g12: float, g13: float, g22: float, g23: float,
+                g33: float, y1: float, y2: float, y3: float) -> tuple[float, float, float]:
+    """(Ktrans, kep, vp) of the linear (Murase) normal equations G p = y of ``model``
+    (0 Tofts: 2x2 in (Ktrans, kep), vp 0; 2 Patlak: 2x2 in (Ktrans, vp), kep NaN; else
+    extended Tofts: 3x3 by Cramer's rule, Ktrans = p1 - kep vp); NaN when G is singular."""
+    kt = np.nan
+    kep = np.nan
+    vp = np.nan
+    if model == 0:
+        det = g11 * g22 - g12 * g12
+        if abs(det) > 1e-12 * g11 * g22:
+            kt = (y1 * g22 - y2 * g12) / det
+            kep = (y2 * g11 - y1 * g12) / det
+            vp = 0.0
+    elif model == 2:
+        det = g11 * g33 - g13 * g13
+        if abs(det) > 1e-12 * g11 * g33:
+            kt = (y1 * g33 - y3 * g13) / det
+            vp = (y3 * g11 - y1 * g13) / det
+    else:
+        c11 = g22 * g33 - g23 * g23
+        c12 = g13 * g23 - g12 * g33
+        c13 = g12 * g23 - g13 * g22
+        det = g11 * c11 + g12 * c12 + g13 * c13
+        if abs(det) > 1e-14 * g11 * g22 * g33:
+            c22 = g11 * g33 - g13 * g13
+            c23 = g12 * g13 - g11 * g23
+            c33 = g11 * g22 - g12 * g12
+            p1 = (c11 * y1 + c12 * y2 + c13 * y3) / det
+            p2 = (c12 * y1 + c22 * y2 + c23 * y3) / det
+            p3 = (c13 * y1 + c23 * y2 + c33 * y3) / det
+            kep = p2
+            vp = p3
+            kt = p1 - p2 * p3
+    return kt, kep, vp
+
+
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _llsq_block(acc: NDArray[Any], stats: NDArray[Any], rp: int, nb: int, g11: float,
                 g13: float, g33: float, model: int, thr: float, n_pre: float, n_post: float,
@@ -906,35 +944,7 @@ def _llsq_block(acc: NDArray[Any], stats: NDArray[Any], rp: int, nb: int, g11: f
         y3 = acc[rp + 1, j]
         g12 = -acc[rp + 2, j]
         g23 = -acc[rp + 3, j]
-        kt = np.nan
-        kep = np.nan
-        vp = np.nan
-        if model == 0:
-            det = g11 * g22 - g12 * g12
-            if abs(det) > 1e-12 * g11 * g22:
-                kt = (y1 * g22 - y2 * g12) / det
-                kep = (y2 * g11 - y1 * g12) / det
-                vp = 0.0
-        elif model == 2:
-            det = g11 * g33 - g13 * g13
-            if abs(det) > 1e-12 * g11 * g33:
-                kt = (y1 * g33 - y3 * g13) / det
-                vp = (y3 * g11 - y1 * g13) / det
-        else:
-            c11 = g22 * g33 - g23 * g23
-            c12 = g13 * g23 - g12 * g33
-            c13 = g12 * g23 - g13 * g22
-            det = g11 * c11 + g12 * c12 + g13 * c13
-            if abs(det) > 1e-14 * g11 * g22 * g33:
-                c22 = g11 * g33 - g13 * g13
-                c23 = g12 * g13 - g11 * g23
-                c33 = g11 * g22 - g12 * g12
-                p1 = (c11 * y1 + c12 * y2 + c13 * y3) / det
-                p2 = (c12 * y1 + c22 * y2 + c23 * y3) / det
-                p3 = (c13 * y1 + c23 * y2 + c33 * y3) / det
-                kep = p2
-                vp = p3
-                kt = p1 - p2 * p3
+        kt, kep, vp = _llsq_solve(model, g11, g12, g13, g22, g23, g33, y1, y2, y3)
         bad = not np.isfinite(kt) or kt < 0 or (model != 2 and not kep > 0) or vp < 0
         if model == 2:
             kep = np.nan
@@ -1068,36 +1078,7 @@ def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: ND
                     st = 3.0
                 _finish(out, v, a, np.nan, b, max(cc + f, 0.0), sst, st, nt, model)
                 continue
-            kt = np.nan
-            kep = np.nan
-            vp = np.nan
-            if model == 0:
-                det = g11 * g22 - g12 * g12
-                if abs(det) > 1e-12 * g11 * g22:
-                    kt = (y1 * g22 - y2 * g12) / det
-                    kep = (y2 * g11 - y1 * g12) / det
-                    vp = 0.0
-            elif model == 2:
-                det = g11 * g33 - g13 * g13
-                if abs(det) > 1e-12 * g11 * g33:
-                    kt = (y1 * g33 - y3 * g13) / det
-                    vp = (y3 * g11 - y1 * g13) / det
-            else:
-                # 3x3 symmetric solve by Cramer's rule
-                c11 = g22 * g33 - g23 * g23
-                c12 = g13 * g23 - g12 * g33
-                c13 = g12 * g23 - g13 * g22
-                det = g11 * c11 + g12 * c12 + g13 * c13
-                if abs(det) > 1e-14 * g11 * g22 * g33:
-                    c22 = g11 * g33 - g13 * g13
-                    c23 = g12 * g13 - g11 * g23
-                    c33 = g11 * g22 - g12 * g12
-                    p1 = (c11 * y1 + c12 * y2 + c13 * y3) / det
-                    p2 = (c12 * y1 + c22 * y2 + c23 * y3) / det
-                    p3 = (c13 * y1 + c23 * y2 + c33 * y3) / det
-                    kep = p2
-                    vp = p3
-                    kt = p1 - p2 * p3
+            kt, kep, vp = _llsq_solve(model, g11, g12, g13, g22, g23, g33, y1, y2, y3)
             if mode == 0:
                 _nlls_voxel(ct, w, cc, sst, kep, w_tab, g_tab, kep_tab, spl, w_cp, gcc, u0, du,
                             stride, model, kt_max, ve_max, vp_max, nt, fcb, acb, j, out, v)

@@ -28,7 +28,6 @@ Nothing here reads or writes files.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -38,7 +37,8 @@ from dce import stats
 from dce.cohort.analysis import _set_accuracy, adjust_table, quiet, rows_frame
 from dce.cohort.config import CohortConfig, Endpoint
 from dce.cohort.display import MULTIPLICITY_LABELS as L
-from dce.viz.tables import fmt_median_iqr, fmt_num, fmt_p, fmt_pct, is_missing
+from dce.cohort.display import _accuracy_cells, _prop, _records
+from dce.viz.tables import fmt_median_iqr, fmt_num, fmt_p, is_missing
 
 __all__ = [
     "CAPTIONS",
@@ -241,11 +241,6 @@ NOTES = {
 }
 
 
-def _records(df: pd.DataFrame) -> list[Any]:
-    return [SimpleNamespace(**{str(k): v for k, v in rec.items()})
-            for rec in df.to_dict("records")]
-
-
 def _median_iqr(n: Any, med: Any, q25: Any, q75: Any) -> str:
     if is_missing(n) or int(n) == 0:
         return "–"
@@ -273,11 +268,6 @@ def display_groups(groups: pd.DataFrame) -> pd.DataFrame:
 
 def display_rules(rules: pd.DataFrame) -> pd.DataFrame:
     """The fixed cut-off table (:class:`RuleRow` columns) with formatted cells."""
-    def prop(k: Any, n: Any, est: Any, lo: Any, hi: Any) -> str:
-        if is_missing(k) or is_missing(n):
-            return "–"
-        return fmt_pct(int(k), int(n), est, lo, hi)
-
     rows = []
     for r in _records(rules):
         op = {("higher", False): "≥", ("higher", True): ">", ("lower", False): "≤",
@@ -286,13 +276,8 @@ def display_rules(rules: pd.DataFrame) -> pd.DataFrame:
             "endpoint": r.endpoint, "cut-off": r.rule,
             "rule": f"{r.predictor} {op} {fmt_num(r.threshold)}",
             "n": fmt_num(r.n),
-            "sensitivity": prop(r.tp, r.tp + r.fn, r.sensitivity, r.sensitivity_lo,
-                                r.sensitivity_hi),
-            "specificity": prop(r.tn, r.tn + r.fp, r.specificity, r.specificity_lo,
-                                r.specificity_hi),
-            "PPV": prop(r.tp, r.tp + r.fp, r.ppv, r.ppv_lo, r.ppv_hi),
-            "NPV": prop(r.tn, r.tn + r.fn, r.npv, r.npv_lo, r.npv_hi),
-            "accuracy": prop(r.tp + r.tn, r.n, r.accuracy, r.accuracy_lo, r.accuracy_hi),
+            **_accuracy_cells(r),
+            "accuracy": _prop(r.tp + r.tn, r.n, r.accuracy, r.accuracy_lo, r.accuracy_hi),
             "published": r.published if isinstance(r.published, str) and r.published
             else "–",
             "source": r.source if isinstance(r.source, str) and r.source else "–",
