@@ -926,6 +926,31 @@ def semiquant_maps(signal: ArrayLike, t_s: ArrayLike, *, n_baseline: int,
         Every column of :meth:`TICMetrics.as_dict` plus ``tic_type_code``
         (:func:`tic_type_codes` of :func:`classify_tic`).
     """
+    sig = np.asanyarray(signal)
+    if sig.ndim < 2 or sig.size <= _CHUNK_VALUES:
+        return _semiquant_block(sig, t_s, n_baseline, iauc_windows_s, rule)
+    # blocks along the first axis (each block in C order, in the input dtype): the float64
+    # temporaries stay in the cache instead of 0.4 GB per whole-volume array; every metric
+    # is per curve, so the values are those of one call on the whole volume
+    step = max(1, _CHUNK_VALUES // max(1, sig[:1].size))
+    out: dict[str, NDArray[Any]] = {}
+    for lo in range(0, sig.shape[0], step):
+        block = _semiquant_block(np.ascontiguousarray(sig[lo:lo + step]), t_s, n_baseline,
+                                 iauc_windows_s, rule)
+        for k, v in block.items():
+            if k not in out:
+                out[k] = np.empty(sig.shape[:-1], dtype=v.dtype)
+            out[k][lo:lo + step] = v
+    return out
+
+
+#: Signal values per block of :func:`semiquant_maps` (about 2 MB of float64 per temporary).
+_CHUNK_VALUES = 1 << 18
+
+
+def _semiquant_block(signal: NDArray[Any], t_s: ArrayLike, n_baseline: int,
+                     iauc_windows_s: ArrayLike, rule: TICRule) -> dict[str, NDArray[Any]]:
+    """:func:`semiquant_maps` of one block of curves."""
     met = tic_metrics(signal, t_s, n_baseline=n_baseline, iauc_windows_s=iauc_windows_s,
                       allow_nan=True).as_dict()
     types = classify_tic(signal, t_s, n_baseline=n_baseline, rule=rule, allow_nan=True)
