@@ -15,6 +15,7 @@ Samples at or above that bound, or at or below zero, have no finite R1: they are
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -233,8 +234,48 @@ class ConcentrationResult:
         return {STATUS_CONC[int(k)]: int(n) for k, n in zip(codes, counts, strict=True)}
 
 
-#: Values per slab of :func:`signal_to_concentration`'s element-wise inversion.
-_SLAB_VALUES = 1 << 22
+#: Values per block of :func:`signal_to_concentration`'s element-wise inversion (about
+#: 0.5 MB per float64 temporary).
+_BLOCK_VALUES = 1 << 18
+
+
+def _memory_blocks(a: NDArray[Any], max_values: int) -> list[tuple[slice | int, ...]]:
+    """Index tuples of blocks that cover ``a``, each a range of its slowest-varying axis
+    that is not whole (in memory order: C, or F for Fortran-ordered images as nibabel
+    reads them), all faster axes whole, the slower axes one index at a time; at most
+    ``max_values`` values per block (at least one fastest-axis run)."""
+    order = list(range(a.ndim)) if not (a.flags.f_contiguous and not a.flags.c_contiguous) \
+        else list(range(a.ndim - 1, -1, -1))   # slowest .. fastest
+    inner = 1
+    split = 0
+    for pos in range(a.ndim - 1, -1, -1):      # from the fastest axis outward
+        if inner * a.shape[order[pos]] > max_values:
+            split = pos
+            break
+        inner *= a.shape[order[pos]]
+    else:
+        return [(...,)]
+    ax = order[split]
+    step = max(1, max_values // inner)
+    outer = [range(a.shape[order[q]]) for q in range(split)]
+    blocks: list[tuple[slice | int, ...]] = []
+    for idx in itertools.product(*outer):
+        for lo in range(0, a.shape[ax], step):
+            key: list[slice | int] = [slice(None)] * a.ndim
+            for q, i in zip(range(split), idx, strict=True):
+                key[order[q]] = i
+            key[ax] = slice(lo, lo + step)
+            blocks.append(tuple(key))
+    return blocks
+
+
+def _bcast_index(b: Any, key: tuple[slice | int, ...]) -> Any:
+    """``b`` (a scalar, or an array that broadcasts against the indexed array with the same
+    number of axes) at the block ``key``: its length-1 axes are kept whole."""
+    if not isinstance(b, np.ndarray) or key == (...,):
+        return b
+    return b[tuple((0 if isinstance(k, int) else slice(None)) if n == 1 else k
+                   for n, k in zip(b.shape, key, strict=True))]
 
 
 def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
@@ -280,7 +321,10 @@ def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
     -------
     ConcentrationResult
     """
-    s = as_float_array(signal, "signal", allow_nan=True)
+    s = np.asarray(signal)
+    if not (np.issubdtype(s.dtype, np.floating) and s.dtype.itemsize <= 8) or s.size == 0:
+        s = as_float_array(signal, "signal", allow_nan=True)
+    # float32 (images as read) stays float32 here: converted to float64 block by block
     if s.ndim < 1 or s.shape[-1] < 2:
         raise ValueError("signal: need time on the last axis with >= 2 phases, "
                          f"got shape {s.shape}")
@@ -313,7 +357,7 @@ def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
     if m0 is None:
         assert baseline is not None
         idx = baseline_indices(baseline, s.shape[-1])
-        s0 = s[..., idx].mean(axis=-1)
+        s0 = s[..., idx].astype(np.float64).mean(axis=-1)
         s0_ok = np.isfinite(s0) & (s0 > 0)
         m0_est = spgr_m0(np.where(s0_ok, s0, 1.0), t10_safe, fa_map, tr)
         m0_map = np.where(s0_ok & t10_ok & b1_ok, m0_est, np.nan)
@@ -321,20 +365,24 @@ def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
         given = _image_map(as_float_array(m0, "m0", allow_nan=True), s.shape[:-1], "m0")
         s0_ok = np.isfinite(given) & (given > 0)
         m0_map = np.where(s0_ok & t10_ok & b1_ok, given, np.nan)
-    fa_t = fa_map[..., None] if isinstance(fa_map, np.ndarray) else fa_map
-    # element-wise, in slabs of phases: the temporaries of the inversion stay small (at
-    # 256x256x12x60 the whole-volume float64 temporaries took about 2 GB and seconds of
-    # page faults); the values are those of the whole-volume expressions
-    r1 = np.empty_like(s)
+    # the per-voxel maps in the memory order of the signal (mixed orders make every
+    # element-wise operation a strided one)
+    order = "F" if s.flags.f_contiguous and not s.flags.c_contiguous else "C"
+    fa_t = np.asarray(fa_map, order=order)[..., None] if isinstance(fa_map, np.ndarray) \
+        else fa_map
+    # element-wise, in blocks that follow the memory order of the signal: the float64
+    # temporaries of the inversion stay in the cache (at 256x256x12x60 whole-volume
+    # temporaries took about 2 GB and seconds of page faults); the values are those of the
+    # whole-volume expressions
+    r1 = np.empty_like(s, dtype=np.float64)
     bad = np.empty_like(s, dtype=bool)
-    conc = np.empty_like(s)
-    m0_t, inv_t10 = m0_map[..., None], 1.0 / t10_safe[..., None]
-    n_t = s.shape[-1]
-    step = max(1, _SLAB_VALUES // max(1, s.size // n_t))
-    for lo in range(0, n_t, step):
-        slab = (..., slice(lo, lo + step))
-        r1[slab], bad[slab] = r1_from_signal(s[slab], m0_t, fa_t, tr)
-        conc[slab] = (r1[slab] - inv_t10) / relax
+    conc = np.empty_like(s, dtype=np.float64)
+    m0_t = np.asarray(m0_map, order=order)[..., None]
+    inv_t10 = 1.0 / np.asarray(t10_safe, order=order)[..., None]
+    for blk in _memory_blocks(s, _BLOCK_VALUES):
+        r1[blk], bad[blk] = r1_from_signal(s[blk], _bcast_index(m0_t, blk),
+                                           _bcast_index(fa_t, blk), tr)
+        conc[blk] = (r1[blk] - _bcast_index(inv_t10, blk)) / relax
     status = np.zeros(s.shape[:-1], dtype=np.int8)
     status[bad.any(axis=-1)] = 2
     status[~s0_ok] = 1
