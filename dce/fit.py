@@ -518,7 +518,7 @@ def _coarse_profiles(r1c: NDArray[Any], acc: NDArray[Any], nb: int, w_cp: NDArra
                          + (4.0 if b <= 0.0 else 0.0) + (8.0 if b >= vp_max else 0.0))
 
 
-_BLK = 32   # voxels per block of the kernels
+_BLK = 64   # voxels per block of the kernels
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -1001,7 +1001,7 @@ def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: ND
     # per-call scratch: no per-voxel allocation
     ct = np.zeros(r)
     w = np.empty(r)
-    xt = np.empty((nt, _BLK + 8))
+    xt = np.empty((nt, _BLK + 8), dtype=c.dtype)
     wpre = np.zeros(nt)
     for t in range(nt):
         wpre[t] = 1.0 if pre[t] else 0.0
