@@ -54,7 +54,7 @@ import numba
 import numpy as np
 import scipy.linalg
 from numpy.typing import ArrayLike, NDArray
-from scipy.ndimage import uniform_filter
+from scipy.ndimage import uniform_filter1d
 
 from dce._checks import as_float_array, check_last_axis, check_times
 from dce._threads import get_num_threads, run_chunks, set_num_threads
@@ -1141,19 +1141,57 @@ def _nested_kernel(c: NDArray[Any], x1: NDArray[Any], x2: NDArray[Any], a_hi: fl
 
 
 def _neighbourhood_curves(c_img: NDArray[Any], weight: NDArray[np.bool_],
-                          size: tuple[int, ...]) -> NDArray[Any]:
+                          size: tuple[int, ...],
+                          axis_order: Sequence[int] | None = None) -> NDArray[Any]:
     """Mean curve over the ``size`` box of the voxels with ``weight``, at those voxels.
 
     ``c_img`` has shape (*image, n_times); returns (n_weighted, n_times) in the input dtype,
     rows in C order of the weighted voxels. One time frame at a time (small temporaries).
+    The box sums are one-dimensional running sums along the image axes in ``axis_order``
+    (default: 0, 1, ...; scipy's ``uniform_filter``), each rounded to the input dtype.
     """
     nt = c_img.shape[-1]
-    w = weight.astype(np.float32 if c_img.dtype == np.float32 else np.float64)
-    den = uniform_filter(w, size=size, mode="constant", cval=0.0)[weight]
-    out = np.empty((int(weight.sum()), nt), dtype=w.dtype)
+    order = range(weight.ndim) if axis_order is None else axis_order
+    dt = np.float32 if c_img.dtype == np.float32 else np.float64
+
+    def box(a: NDArray[Any]) -> NDArray[Any]:
+        for ax in order:
+            if size[ax] > 1:
+                a = uniform_filter1d(a, size[ax], axis=ax, mode="constant", cval=0.0)
+        return a
+
+    w = weight.astype(dt)
+    den = box(w)[weight]
+    out_t = np.empty((nt, int(weight.sum())), dtype=dt)   # time-major: contiguous writes
     for k in range(nt):
-        frame = np.where(weight, c_img[..., k], 0.0).astype(w.dtype, copy=False)
-        out[:, k] = uniform_filter(frame, size=size, mode="constant", cval=0.0)[weight] / den
+        frame = np.where(weight, c_img[..., k], 0.0).astype(dt, copy=False)
+        np.divide(box(frame)[weight], den, out=out_t[k])
+    return _rows_copy(out_t.T, None)
+
+
+#: Voxels per block of :func:`_rows_copy`.
+_COPY_BLOCK = 2048
+
+
+def _rows_copy(rows: NDArray[Any], sel: NDArray[np.intp] | None) -> NDArray[Any]:
+    """C-contiguous copy of ``rows[sel]`` (all rows when ``sel`` is None; ``sel``
+    increasing), block by block of rows: the time-major (Fortran-ordered) images that
+    nibabel reads are then copied through the cache instead of one strided pass per sample
+    (about 6x faster at 256x256x12x60)."""
+    n_all, nt = rows.shape
+    if rows.flags.c_contiguous:
+        return rows if sel is None else np.ascontiguousarray(rows[sel])
+    out = np.empty((n_all if sel is None else sel.size, nt), dtype=rows.dtype)
+    b = _COPY_BLOCK
+    if sel is None:
+        for lo in range(0, n_all, b):
+            out[lo:lo + b] = rows[lo:lo + b]
+        return out
+    edges = np.searchsorted(sel, np.arange(0, n_all + b, b))
+    for k, lo in enumerate(range(0, n_all, b)):
+        i, j = int(edges[k]), int(edges[k + 1])
+        if j > i:
+            out[i:j] = rows[lo:lo + b][sel[i:j] - lo]
     return out
 
 
@@ -1348,19 +1386,28 @@ class TracerKineticModel:
         if nb is not None and len(nb) != len(shape):
             raise ValueError(f"delay_neighbourhood: {len(nb)} axes but the image has "
                              f"{len(shape)} {shape}")
-        nt = self.t_s.size
-        all_rows = c.reshape(-1, nt)
-        n_all = all_rows.shape[0]
-        sel: NDArray[np.intp] | None = None
+        m = None
         if mask is not None:
             m = np.asarray(mask, dtype=bool)
             if m.shape != shape:
                 raise ValueError(f"mask: shape {m.shape} does not match the image shape {shape}")
-            sel = np.flatnonzero(m.ravel())
-            flat = np.ascontiguousarray(all_rows[sel])
-        else:
-            flat = np.ascontiguousarray(all_rows)
-        res = self._fit_selected(flat, c, sel, nb)
+        # a time-major (Fortran-ordered) image, as nibabel reads it, is fitted in its own
+        # voxel order: the image with the spatial axes reversed, whose C order that is
+        # (every result is per voxel; the neighbourhood sums keep the axis order); the maps
+        # come back as Fortran-ordered views
+        rev = len(shape) > 1 and c.flags.f_contiguous and not c.flags.c_contiguous
+        axes: tuple[int, ...] | None = None
+        if rev:
+            axes = tuple(range(len(shape) - 1, -1, -1))
+            c = c.transpose(*axes, len(shape))
+            m = None if m is None else m.transpose(axes)
+            nb = None if nb is None else tuple(nb[a] for a in axes)
+        nt = self.t_s.size
+        all_rows = c.reshape(-1, nt)
+        n_all = all_rows.shape[0]
+        sel = None if m is None else np.flatnonzero(m.ravel())
+        flat = _rows_copy(all_rows, sel)
+        res = self._fit_selected(flat, c, sel, nb, axes)
         outd: dict[str, NDArray[Any]] = {}
         for k, val in res.items():
             if sel is None:
@@ -1369,12 +1416,16 @@ class TracerKineticModel:
                 fill = -1 if k == "status" else np.nan
                 full = np.full(n_all, fill, dtype=val.dtype)
                 full[sel] = val
-            outd[k] = full.reshape(shape)
+            full = full.reshape(c.shape[:-1])
+            outd[k] = full.transpose(axes) if axes is not None else full
         return TracerKineticFit(model=self.model, method=self.method, **outd)
 
     def _fit_selected(self, flat: NDArray[Any], c_img: NDArray[Any], sel: NDArray[np.intp] | None,
-                      nb: tuple[int, ...] | None) -> dict[str, NDArray[Any]]:
-        """Enhancement test, then the fit of the enhancing curves of ``flat``."""
+                      nb: tuple[int, ...] | None, axis_order: tuple[int, ...] | None = None
+                      ) -> dict[str, NDArray[Any]]:
+        """Enhancement test, then the fit of the enhancing curves of ``flat`` (the rows of
+        ``c_img`` in C order, or ``sel`` of them); ``axis_order``: that of the neighbourhood
+        sums (see :func:`_neighbourhood_curves`)."""
         nv, nt = flat.shape
         thr = 0.0
         if self.enhancement_z > 0:
@@ -1398,7 +1449,7 @@ class TracerKineticModel:
                     weight = np.zeros(c_img.shape[:-1], dtype=bool)
                     w_flat = weight.reshape(-1)
                     w_flat[idx if sel is None else sel[idx]] = True
-                    c_sel = _neighbourhood_curves(c_img, weight, nb)
+                    c_sel = _neighbourhood_curves(c_img, weight, nb, axis_order)
                     # rows of c_sel follow C order of the image = increasing sel[idx]: matches
                     # idx
                 sub, best_j = self._fit_flat(c_fit, c_sel)
