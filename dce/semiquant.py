@@ -929,19 +929,26 @@ def semiquant_maps(signal: ArrayLike, t_s: ArrayLike, *, n_baseline: int,
     sig = np.asanyarray(signal)
     if sig.ndim < 2 or sig.size <= _CHUNK_VALUES:
         return _semiquant_block(sig, t_s, n_baseline, iauc_windows_s, rule)
-    # blocks along the first axis (each block in C order, in the input dtype): the float64
+    # blocks of curves in memory order (a Fortran-ordered image, as nibabel reads it, by
+    # its reversed axes), each copied to C order in the input dtype: the float64
     # temporaries stay in the cache instead of 0.4 GB per whole-volume array; every metric
     # is per curve, so the values are those of one call on the whole volume
-    step = max(1, _CHUNK_VALUES // max(1, sig[:1].size))
+    axes: tuple[int, ...] | None = None
+    if sig.ndim > 2 and sig.flags.f_contiguous and not sig.flags.c_contiguous:
+        axes = tuple(range(sig.ndim - 2, -1, -1))
+        sig = sig.transpose(*axes, sig.ndim - 1)
+    rows = sig.reshape(-1, sig.shape[-1])
+    step = max(1, _CHUNK_VALUES // sig.shape[-1])
     out: dict[str, NDArray[Any]] = {}
-    for lo in range(0, sig.shape[0], step):
-        block = _semiquant_block(np.ascontiguousarray(sig[lo:lo + step]), t_s, n_baseline,
+    for lo in range(0, rows.shape[0], step):
+        block = _semiquant_block(np.ascontiguousarray(rows[lo:lo + step]), t_s, n_baseline,
                                  iauc_windows_s, rule)
         for k, v in block.items():
             if k not in out:
-                out[k] = np.empty(sig.shape[:-1], dtype=v.dtype)
+                out[k] = np.empty(rows.shape[0], dtype=v.dtype)
             out[k][lo:lo + step] = v
-    return out
+    return {k: (v.reshape(sig.shape[:-1]) if axes is None
+                else v.reshape(sig.shape[:-1]).transpose(axes)) for k, v in out.items()}
 
 
 #: Signal values per block of :func:`semiquant_maps` (about 2 MB of float64 per temporary).
