@@ -645,6 +645,8 @@ class ROICurves(NamedTuple):
 
 
 def _signal_rows(signal_4d: ArrayLike, lab_shape: tuple[int, ...]) -> NDArray[Any]:
+    """The signal as an array, checked against the label shape (not reshaped: a
+    Fortran-ordered image would be copied whole)."""
     sig = np.asarray(signal_4d)
     if not (np.issubdtype(sig.dtype, np.number) or sig.dtype == np.bool_):
         raise ValueError(f"signal_4d: expected numbers, got dtype {sig.dtype}")
@@ -653,7 +655,7 @@ def _signal_rows(signal_4d: ArrayLike, lab_shape: tuple[int, ...]) -> NDArray[An
                          f"{lab_shape} + (n_times,)")
     if sig.shape[-1] < 1:
         raise ValueError("signal_4d: no time points")
-    return sig.reshape(-1, sig.shape[-1])
+    return sig
 
 
 def roi_curves(signal_4d: ArrayLike, labels: ArrayLike, *, ddof: int = 1) -> ROICurves:
@@ -677,14 +679,15 @@ def roi_curves(signal_4d: ArrayLike, labels: ArrayLike, *, ddof: int = 1) -> ROI
     """
     lab_arr = np.asarray(labels)
     g = _groups(lab_arr, "labels")
-    rows = _signal_rows(signal_4d, lab_arr.shape)
+    sig = _signal_rows(signal_4d, lab_arr.shape)
     if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer)) or ddof < 0:
         raise ValueError(f"ddof: expected a non-negative integer, got {ddof!r}")
+    rows = sig[np.unravel_index(g.voxels, lab_arr.shape)]   # (n_voxels, n_times), ROI only
     n_lab, n_t = g.labels.size, rows.shape[1]
     mean = np.empty((n_lab, n_t))
     sd = np.empty((n_lab, n_t))
     for k in range(n_t):                    # loop over phases, vectorised over voxels
-        x = np.asarray(rows[g.voxels, k], dtype=np.float64)
+        x = np.asarray(rows[:, k], dtype=np.float64)
         fin = np.isfinite(x)
         nf = np.bincount(g.group, weights=fin, minlength=n_lab)
         with np.errstate(divide="ignore", invalid="ignore"):
