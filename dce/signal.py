@@ -210,7 +210,8 @@ class ConcentrationResult:
     Attributes
     ----------
     conc_mM : ndarray, shape (..., n_times)
-        Contrast agent concentration (mM); NaN at out-of-range samples.
+        Contrast agent concentration (mM); NaN at out-of-range samples. float64, or
+        float32 when asked for (``dtype``).
     r1_per_s : ndarray, shape (..., n_times)
         R1 (/s).
     m0 : ndarray, shape (...)
@@ -221,8 +222,8 @@ class ConcentrationResult:
         Voxel status, codes in :data:`STATUS_CONC` (0 = ok).
     """
 
-    conc_mM: NDArray[np.float64]
-    r1_per_s: NDArray[np.float64]
+    conc_mM: NDArray[np.floating[Any]]
+    r1_per_s: NDArray[np.floating[Any]]
     m0: NDArray[np.float64]
     out_of_range: NDArray[np.bool_]
     status: NDArray[np.int8]
@@ -282,7 +283,8 @@ def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
                             flip_angle_deg: float, r1_per_mM_per_s: float,
                             baseline: Baseline | None = None,
                             m0: ArrayLike | None = None,
-                            b1: ArrayLike | None = None) -> ConcentrationResult:
+                            b1: ArrayLike | None = None,
+                            dtype: Any = np.float64) -> ConcentrationResult:
     """Convert an SPGR signal time course to contrast agent concentration.
 
     M0 is estimated per voxel from the mean baseline signal and the pre-contrast T1
@@ -316,6 +318,11 @@ def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
         a map broadcastable to ``signal.shape[:-1]``; NaN voxels (no B1 there) get status
         4. Median must lie in 0.3-2 (a median near 100 is reported as percent). Convert
         vendor maps with :func:`dce.b1.b1_factor`.
+    dtype : {numpy.float64, numpy.float32}
+        Type of ``conc_mM`` and ``r1_per_s``. Computed in float64 either way; float32
+        rounds each value once (the float64 result ``.astype(np.float32)``, relative
+        error <= 6e-8) and halves the memory of the two 4-D results (0.4 GB less at
+        256x256x12x60).
 
     Returns
     -------
@@ -374,15 +381,19 @@ def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
     # temporaries of the inversion stay in the cache (at 256x256x12x60 whole-volume
     # temporaries took about 2 GB and seconds of page faults); the values are those of the
     # whole-volume expressions
-    r1 = np.empty_like(s, dtype=np.float64)
+    out_dtype = np.dtype(dtype)
+    if out_dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise ValueError(f"dtype: float64 or float32, got {out_dtype}")
+    r1 = np.empty_like(s, dtype=out_dtype)
     bad = np.empty_like(s, dtype=bool)
-    conc = np.empty_like(s, dtype=np.float64)
+    conc = np.empty_like(s, dtype=out_dtype)
     m0_t = np.asarray(m0_map, order=order)[..., None]
     inv_t10 = 1.0 / np.asarray(t10_safe, order=order)[..., None]
     for blk in _memory_blocks(s, _BLOCK_VALUES):
-        r1[blk], bad[blk] = r1_from_signal(s[blk], _bcast_index(m0_t, blk),
-                                           _bcast_index(fa_t, blk), tr)
-        conc[blk] = (r1[blk] - _bcast_index(inv_t10, blk)) / relax
+        r1_b, bad[blk] = r1_from_signal(s[blk], _bcast_index(m0_t, blk),
+                                        _bcast_index(fa_t, blk), tr)
+        r1[blk] = r1_b
+        conc[blk] = (r1_b - _bcast_index(inv_t10, blk)) / relax
     status = np.zeros(s.shape[:-1], dtype=np.int8)
     status[bad.any(axis=-1)] = 2
     status[~s0_ok] = 1
