@@ -176,7 +176,7 @@ def _c_rows(s: NDArray[Any], bx: int = 32) -> NDArray[Any]:
     out = np.empty(s.shape, dtype=s.dtype)
     for x0 in range(0, s.shape[0], bx):
         for mid in itertools.product(*(range(n) for n in s.shape[2:-1])):
-            key = (slice(x0, x0 + bx), slice(None), *mid)
+            key: tuple[Any, ...] = (slice(x0, x0 + bx), slice(None), *mid)
             out[key] = s[key]
     return out.reshape(-1, s.shape[-1])
 _MIN_CORE = 5  # fewest voxels an erosion may leave

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -240,7 +240,7 @@ class ConcentrationResult:
 _BLOCK_VALUES = 1 << 18
 
 
-def _memory_blocks(a: NDArray[Any], max_values: int) -> list[tuple[slice | int, ...]]:
+def _memory_blocks(a: NDArray[Any], max_values: int) -> list[tuple[Any, ...]]:
     """Index tuples of blocks that cover ``a``, each a range of its slowest-varying axis
     that is not whole (in memory order: C, or F for Fortran-ordered images as nibabel
     reads them), all faster axes whole, the slower axes one index at a time; at most
@@ -259,7 +259,7 @@ def _memory_blocks(a: NDArray[Any], max_values: int) -> list[tuple[slice | int, 
     ax = order[split]
     step = max(1, max_values // inner)
     outer = [range(a.shape[order[q]]) for q in range(split)]
-    blocks: list[tuple[slice | int, ...]] = []
+    blocks: list[tuple[Any, ...]] = []
     for idx in itertools.product(*outer):
         for lo in range(0, a.shape[ax], step):
             key: list[slice | int] = [slice(None)] * a.ndim
@@ -270,7 +270,7 @@ def _memory_blocks(a: NDArray[Any], max_values: int) -> list[tuple[slice | int, 
     return blocks
 
 
-def _bcast_index(b: Any, key: tuple[slice | int, ...]) -> Any:
+def _bcast_index(b: Any, key: tuple[Any, ...]) -> Any:
     """``b`` (a scalar, or an array that broadcasts against the indexed array with the same
     number of axes) at the block ``key``: its length-1 axes are kept whole."""
     if not isinstance(b, np.ndarray) or key == (...,):
@@ -374,7 +374,8 @@ def signal_to_concentration(signal: ArrayLike, *, t10_s: ArrayLike, tr_s: float,
         m0_map = np.where(s0_ok & t10_ok & b1_ok, given, np.nan)
     # the per-voxel maps in the memory order of the signal (mixed orders make every
     # element-wise operation a strided one)
-    order = "F" if s.flags.f_contiguous and not s.flags.c_contiguous else "C"
+    order: Literal["C", "F"] = "F" if s.flags.f_contiguous and not s.flags.c_contiguous \
+        else "C"
     fa_t = np.asarray(fa_map, order=order)[..., None] if isinstance(fa_map, np.ndarray) \
         else fa_map
     # element-wise, in blocks that follow the memory order of the signal: the float64
