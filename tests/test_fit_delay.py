@@ -222,7 +222,7 @@ def test_fortran_ordered_image_gives_the_maps_of_the_c_ordered_one() -> None:
     kt = rng.uniform(0.1, 0.4, shape)
     img = np.empty((*shape, T.size))
     for idx in np.ndindex(shape):
-        img[idx] = tissue(T, kt[idx], 0.8, 0.05, float(delay[idx]))
+        img[idx] = tissue(T, float(kt[idx]), 0.8, 0.05, float(delay[idx]))
     img += rng.normal(0.0, 0.005, img.shape)
     img32 = img.astype(np.float32)
     mask = np.ones(shape, dtype=bool)
