@@ -1362,7 +1362,9 @@ class TracerKineticModel:
         ----------
         conc_mM : array_like, shape (..., n_times)
             Tissue concentration (mM), time on the last axis; float32 or float64 (not
-            copied when C-contiguous). Voxels with NaN samples get status 1.
+            copied when C-contiguous and unmasked; a Fortran-ordered image, as nibabel
+            reads it, is copied in blocks in its own voxel order and its maps are
+            Fortran-ordered, with the same values). Voxels with NaN samples get status 1.
         mask : array_like of bool, shape (...), optional
             Fit only these voxels; voxels outside the mask are NaN with status -1 (and do
             not enter the neighbourhood means of ``delay_neighbourhood``).
