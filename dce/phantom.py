@@ -579,6 +579,12 @@ class LesionSpec:
         radius (whose volume mean is 1 for an unclipped ellipsoid). ve is uniform.
     delay_s : float
         Extra bolus arrival delay (s) of the lesion relative to the aorta.
+    rim_radius : float
+        Normalised ellipsoidal radius (0-1) beyond which the lesion is its *rim*
+        (heterogeneous response, :func:`make_cohort` ``rim_core_fraction``); 1: no rim.
+    rim_factor : float
+        Ktrans and vp of the rim points are multiplied by this factor (on top of the
+        heterogeneity profile); the nominal values are those of the core.
     """
 
     label: int
@@ -590,6 +596,8 @@ class LesionSpec:
     vp: float = 0.06
     heterogeneity: float = 0.3
     delay_s: float = 0.0
+    rim_radius: float = 1.0
+    rim_factor: float = 1.0
 
 
 
@@ -1172,6 +1180,8 @@ def _classify(spec: SessionSpec, u: _FloatArray, v: _FloatArray, w: _FloatArray,
         lesion[inside] = les.label
         tissue[inside] = code["lesion"]
         factor[inside] = 1.0 + les.heterogeneity * ((1.0 - r2[inside]) - 0.4)
+        if les.rim_factor != 1.0:  # heterogeneous response: rim x rim_factor
+            factor[inside] *= np.where(r2[inside] > les.rim_radius ** 2, les.rim_factor, 1.0)
     return _Class(tissue=tissue, lesion=lesion, factor=factor, body=body, m_idx=m_idx)
 
 
@@ -1734,6 +1744,105 @@ class Cohort:
         return len(self.specs)
 
 
+#: Thresholds of the phantom's true PRM classes (absolute change; vp: volume fraction,
+#: ktrans_per_min: /min): the project-default fallback thresholds of the pipeline's PRM,
+#: written here again (this module imports nothing from ``dce``).
+PRM_TRUTH_THRESHOLDS: dict[str, float] = {"vp": 0.01, "ktrans_per_min": 0.02}
+#: Class codes of the true PRM class maps (those of the pipeline's class maps).
+PRM_TRUTH_CODES: dict[str, int] = {"outside": 0, "increased": 1, "unchanged": 2,
+                                   "decreased": 3}
+#: SessionSpec fields of the patient's pose: the follow-up is rendered with the
+#: baseline's to see its tissue on the baseline grid (perfect registration).
+_POSE_FIELDS: tuple[str, ...] = ("shift_mm",)
+
+
+def prm_truth(cohort: Cohort, subject: str, session: str) -> dict[str, Any]:
+    """True voxel-wise change of a follow-up from the subject's first session on the
+    baseline grid (perfect registration): the follow-up's design rendered with the
+    baseline's pose, volume averages (module notes) at the baseline's lesion and
+    normal-marrow voxels.
+
+    Parameters
+    ----------
+    cohort : Cohort
+    subject, session : str
+        A follow-up session (not the subject's first).
+
+    Returns
+    -------
+    dict
+        ``lesion`` (baseline lesion labels, uint8), ``marrow`` (baseline marrow ROI,
+        bool), ``affine`` (baseline), and float maps on the baseline grid (NaN outside the
+        lesion and marrow voxels): ``vp_baseline``, ``vp_followup``,
+        ``ktrans_per_min_baseline``, ``ktrans_per_min_followup``.
+    """
+    order = cohort.sessions[cohort.sessions["subject"] == subject]["session"].tolist()
+    if session not in order[1:]:
+        raise ValueError(f"{subject}/{session}: not a follow-up session of the cohort")
+    base = cohort.specs[(subject, order[0])]
+    fu = cohort.specs[(subject, session)]
+    fu = replace(fu, **{f: getattr(base, f) for f in _POSE_FIELDS})
+    maps = _render_maps(base)
+    shape = maps.lesion.shape
+    idx = np.flatnonzero((maps.lesion > 0) | (maps.marrow_roi > 0))
+    out: dict[str, Any] = {"lesion": maps.lesion, "marrow": maps.marrow_roi > 0,
+                           "affine": affine_for(base.acquisition)}
+    for tag, spec in (("baseline", base), ("followup", fu)):
+        kt, _, vp = _volume_average(spec, _subvoxels(spec, idx))
+        for name, val in (("vp", vp), ("ktrans_per_min", kt)):
+            arr = np.full(int(np.prod(shape)), np.nan)
+            arr[idx] = val
+            out[f"{name}_{tag}"] = arr.reshape(shape)
+    return out
+
+
+def prm_truth_classes(truth: Mapping[str, Any], name: str,
+                      threshold: float | None = None) -> NDArray[np.uint8]:
+    """True PRM class map (codes :data:`PRM_TRUTH_CODES`) of one parameter (``vp`` or
+    ``ktrans_per_min``) over the baseline lesion voxels of :func:`prm_truth`; threshold
+    default :data:`PRM_TRUTH_THRESHOLDS`."""
+    thr = PRM_TRUTH_THRESHOLDS[name] if threshold is None else float(threshold)
+    change = truth[f"{name}_followup"] - truth[f"{name}_baseline"]
+    code = PRM_TRUTH_CODES
+    out = np.full(change.shape, code["outside"], dtype=np.uint8)
+    les = truth["lesion"] > 0
+    out[les & (change > thr)] = code["increased"]
+    out[les & (change < -thr)] = code["decreased"]
+    out[les & (np.abs(change) <= thr)] = code["unchanged"]
+    return out
+
+
+def prm_truth_table(cohort: Cohort) -> pd.DataFrame:
+    """Per follow-up session, lesion and parameter (``vp``, ``ktrans_per_min``): the true
+    PRM fractions (:func:`prm_truth_classes` with :data:`PRM_TRUTH_THRESHOLDS`) and the
+    true ROI-mean change over the baseline lesion label, with the lesion's
+    ``response_pattern``."""
+    pattern = {(s, int(l)): p for s, l, p in zip(cohort.lesions["subject"],
+                                                 cohort.lesions["lesion"],
+                                                 cohort.lesions["response_pattern"])}
+    rows = []
+    for subj, ses in zip(cohort.sessions["subject"], cohort.sessions["session"]):
+        if ses == cohort.sessions[cohort.sessions["subject"] == subj]["session"].iloc[0]:
+            continue
+        t = prm_truth(cohort, subj, ses)
+        for name in PRM_TRUTH_THRESHOLDS:
+            cls = prm_truth_classes(t, name)
+            change = t[f"{name}_followup"] - t[f"{name}_baseline"]
+            for lab in np.unique(t["lesion"][t["lesion"] > 0]):
+                sel = t["lesion"] == lab
+                n = int(sel.sum())
+                c = cls[sel]
+                rows.append({
+                    "subject": subj, "session": ses, "lesion": int(lab), "parameter": name,
+                    "threshold": PRM_TRUTH_THRESHOLDS[name], "n_voxels": n,
+                    "prm_pos_fraction": float(np.mean(c == PRM_TRUTH_CODES["increased"])),
+                    "prm_zero_fraction": float(np.mean(c == PRM_TRUTH_CODES["unchanged"])),
+                    "prm_neg_fraction": float(np.mean(c == PRM_TRUTH_CODES["decreased"])),
+                    "mean_change": float(change[sel].mean()),
+                    "response_pattern": pattern.get((subj, int(lab)), "uniform")})
+    return pd.DataFrame(rows)
+
+
 def _subject_ids(n: int) -> list[str]:
     width = max(2, len(str(n)))
     return [f"P{i + 1:0{width}d}" for i in range(n)]
@@ -1884,6 +1993,24 @@ def _assign_classes(designs: list[dict[str, Any]], entropy: int, incidental_frac
             les["base"] = _class_kinetics(les, krng)
 
 
+#: Volume fraction of a rim + core lesion that is rim (outer shell of the ellipsoid).
+RIM_VOLUME_FRACTION = 0.4
+
+
+def _rim_core(f_vp: float, f_kt: float, increase: float
+              ) -> tuple[float, float, dict[str, float]]:
+    """Core factors of vp and Ktrans (relative to baseline) and the LesionSpec rim fields
+    of a rim + core follow-up: the rim's vp is ``1 + increase`` times baseline, the
+    volume means stay ``f_vp`` and ``f_kt`` (ignoring the heterogeneity profile and the
+    clipping to the body; core at least 5 % of baseline)."""
+    phi = RIM_VOLUME_FRACTION
+    core_vp = max((f_vp - phi * (1.0 + increase)) / (1.0 - phi), 0.05)
+    factor = (1.0 + increase) / core_vp
+    core_kt = f_kt / (1.0 - phi + phi * factor)
+    return core_vp, core_kt, {"rim_radius": (1.0 - phi) ** (1.0 / 3.0),
+                              "rim_factor": factor}
+
+
 def make_cohort(n_patients: int = 10, seed: int = 0, *,
                 acquisition: Acquisition | None = None, anatomy: Anatomy | None = None,
                 recurrence_fraction: float = 0.3,
@@ -1901,7 +2028,8 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
                 blood_snr_range: tuple[float, float] | None = (5.0, 15.0),
                 gain_range: tuple[float, float] = (0.5, 2.0),
                 random_bias: bool = True,
-                tissues: Mapping[str, TissueProperties] | None = None) -> Cohort:
+                tissues: Mapping[str, TissueProperties] | None = None,
+                rim_core_fraction: float = 0.5) -> Cohort:
     """Design a synthetic radiotherapy cohort (tables and per-session specifications).
 
     Parameters
@@ -1952,6 +2080,14 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
         Draw a random low-order receive field per session (else coil falloff only).
     tissues : mapping, optional
         Overrides of :func:`default_tissues`.
+    rim_core_fraction : float
+        Fraction of the recurrent (not responder-like) lesions (rounded up) whose
+        follow-ups respond heterogeneously: a recurrent rim (the outer
+        :data:`RIM_VOLUME_FRACTION` of the ellipsoid; vp +80-120 % of baseline, Ktrans up
+        too) around a responding, necrotic core, with the lesion means of the uniform
+        design kept (so the ROI-mean change stays negative where the design's is). Drawn
+        from their own stream (``spawn_key=(9,)``): every other lesion is unchanged.
+        Lesion table column ``response_pattern`` (``rim_core`` / ``uniform``).
 
     Returns
     -------
@@ -1966,6 +2102,8 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
     if not 0 <= responder_like_fraction <= 1:
         raise ValueError(f"responder_like_fraction: must be in [0, 1], got "
                          f"{responder_like_fraction}")
+    if not 0 <= rim_core_fraction <= 1:
+        raise ValueError(f"rim_core_fraction: must be in [0, 1], got {rim_core_fraction}")
     if len(followup_days) < 1:
         raise ValueError("followup_days: need at least one follow-up")
     entropy = _seed_entropy(seed)
@@ -2084,6 +2222,12 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
     rec_set = set(rec_list)
     resp_list = [int(x) for x in rng0.permutation(rec_list)[:n_resp]] if n_resp else []
     resp_set = set(resp_list)
+    # heterogeneous response (rim + core) of some recurrent lesions, own stream
+    hrng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(9,)))
+    cand = [i for i in range(n_total) if i in rec_set and i not in resp_set]
+    n_rim = int(np.ceil(rim_core_fraction * len(cand) - 1e-9)) if cand else 0
+    for i in hrng.permutation(cand)[:n_rim].tolist() if n_rim else []:
+        all_lesions[int(i)][1]["rim_increase"] = float(hrng.uniform(0.8, 1.2))
     # responder-like lesions respond at the first follow-up like a controlled lesion of
     # this cohort between the 60th and 90th percentile of its vp change
     ctrl_fu1 = np.sort([les["controlled"][0][0] for i, (_, les) in enumerate(all_lesions)
@@ -2120,6 +2264,8 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
                                 "treated": int(les["treated"]),
                                 "adjacent_disc": les["adjacent_disc"],
                                 "responder_like": int(kind == "responder"),
+                                "response_pattern": ("rim_core" if "rim_increase" in les
+                                                     else "uniform"),
                                 "delay_s": les["delay_s"]})
     p_index = {s: i for i, s in enumerate(subjects)}
     for d in designs:
@@ -2137,13 +2283,17 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
                         # chordoma: max Vp fell by a factor 1.6 after RT [Santos2017]_,
                         # against 2.6 for the metastases' mean drop of 62 %
                         dvp *= _CHORDOMA_RESPONSE
+                f_vp, f_kt = max(1 + dvp, 0.02), max(1 + dkt, 0.05)
+                rim: dict[str, float] = {}
+                if s > 0 and "rim_increase" in les:
+                    f_vp, f_kt, rim = _rim_core(f_vp, f_kt, les["rim_increase"])
                 les_specs.append(LesionSpec(
                     label=les["label"], level=les["level"], offset_mm=les["offset"],
                     semi_axes_mm=les["axes"],
-                    ktrans_per_min=b["ktrans_per_min"] * max(1 + dkt, 0.05),
+                    ktrans_per_min=b["ktrans_per_min"] * f_kt,
                     ve=float(np.clip(b["ve"] * (1 + dve), 0.05, 0.8)),
-                    vp=b["vp"] * max(1 + dvp, 0.02), heterogeneity=les["heterogeneity"],
-                    delay_s=les["delay_s"]))
+                    vp=b["vp"] * f_vp, heterogeneity=les["heterogeneity"],
+                    delay_s=les["delay_s"], **rim))
             ses = session_ids[s]
             a, acq_s = d["aifs"][s], d["acqs"][s]
             spec = SessionSpec(subject=subj, session=ses, days_from_rt=float(day),
