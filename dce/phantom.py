@@ -1817,11 +1817,12 @@ def prm_truth_table(cohort: Cohort) -> pd.DataFrame:
     PRM fractions (:func:`prm_truth_classes` with :data:`PRM_TRUTH_THRESHOLDS`) and the
     true ROI-mean change over the baseline lesion label, with the lesion's
     ``response_pattern``."""
-    pattern = {(s, int(l)): p for s, l, p in zip(cohort.lesions["subject"],
-                                                 cohort.lesions["lesion"],
-                                                 cohort.lesions["response_pattern"])}
+    les = cohort.lesions
+    pattern = {(s, int(n)): p for s, n, p in zip(les["subject"], les["lesion"],
+                                                 les["response_pattern"], strict=True)}
     rows = []
-    for subj, ses in zip(cohort.sessions["subject"], cohort.sessions["session"]):
+    for subj, ses in zip(cohort.sessions["subject"], cohort.sessions["session"],
+                         strict=True):
         if ses == cohort.sessions[cohort.sessions["subject"] == subj]["session"].iloc[0]:
             continue
         t = prm_truth(cohort, subj, ses)

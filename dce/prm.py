@@ -259,10 +259,10 @@ def parametric_response(baseline: Mapping[str, _FloatArray],
         for what, arr in (("baseline", baseline[n]), ("follow-up", followup[n])):
             if arr.shape != shape:
                 raise ValueError(f"{what} map {n}: shape {arr.shape}, lesion ROI {shape}")
-    for what, arr in (("valid_baseline", valid_baseline), ("valid_followup", valid_followup),
-                      ("marrow", marrow)):
-        if arr is not None and arr.shape != shape:
-            raise ValueError(f"{what}: shape {arr.shape}, lesion ROI {shape}")
+    for what, mask_ in (("valid_baseline", valid_baseline),
+                        ("valid_followup", valid_followup), ("marrow", marrow)):
+        if mask_ is not None and mask_.shape != shape:
+            raise ValueError(f"{what}: shape {mask_.shape}, lesion ROI {shape}")
     fixed = dict(thresholds or {})
     fb = {**DEFAULT_FALLBACK_THRESHOLDS, **(fallback or {})}
     labels = np.asarray(lesion_labels)
