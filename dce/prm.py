@@ -219,7 +219,9 @@ def parametric_response(baseline: Mapping[str, _FloatArray],
                         thresholds: Mapping[str, float | None] | None = None,
                         fallback: Mapping[str, float] | None = None,
                         coverage: float = 0.95,
-                        min_marrow_voxels: int = 50) -> PRMResult:
+                        min_marrow_voxels: int = 50,
+                        registration_passed: bool = True,
+                        registration_reason: str = "") -> PRMResult:
     """PRM of every map and lesion of one pair of visits on the baseline grid.
 
     Parameters
@@ -246,6 +248,13 @@ def parametric_response(baseline: Mapping[str, _FloatArray],
         Marrow quantile of ``|change|`` (0-1).
     min_marrow_voxels : int
         Valid marrow voxels needed for the marrow threshold.
+    registration_passed : bool
+        Whether the registration of the follow-up passed its QC. False: nothing is
+        computed; the rows have NaN fractions, ``registration_passed`` False and
+        ``reason`` (``registration_reason``), every lesion voxel is excluded in the class
+        maps and the thresholds are NaN (source ``"not computed"``).
+    registration_reason : str
+        Why the registration failed (the QC record's reasons).
 
     Returns
     -------
@@ -269,6 +278,17 @@ def parametric_response(baseline: Mapping[str, _FloatArray],
     lesion_list = ([int(v) for v in np.unique(labels[labels > 0])] if lesions is None
                    else [int(v) for v in lesions])
     mask = labels > 0
+    if not registration_passed:
+        reason = ("registration failed its QC: " + registration_reason if registration_reason
+                  else "registration failed its QC")
+        n_vox = np.bincount(labels[mask].astype(np.int64),
+                            minlength=max([0, *lesion_list]) + 1)
+        excluded = np.where(mask, PRM_EXCLUDED, PRM_OUTSIDE).astype(np.uint8)
+        return PRMResult(
+            class_maps={n: excluded.copy() for n in names},
+            thresholds={n: Threshold(float("nan"), "not computed") for n in names},
+            rows=failed_rows(lesion_list, names, reason,
+                             {lab: int(n_vox[lab]) for lab in lesion_list if lab > 0}))
     empty = np.zeros(shape, dtype=bool)
     class_maps: dict[str, NDArray[np.uint8]] = {}
     used: dict[str, Threshold] = {}
@@ -335,4 +355,4 @@ def failed_rows(lesions: Sequence[int], maps: Sequence[str], reason: str,
              "n_valid": 0, "n_excluded": 0, "prm_pos_fraction": nan,
              "prm_zero_fraction": nan, "prm_neg_fraction": nan, "mean_change": nan,
              "registration_passed": False, "reason": reason}
-            for lab in lesions for m in maps]
+            for m in maps for lab in lesions]
