@@ -25,6 +25,7 @@ include: "workflow/rules/aif.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/roi.smk"
 include: "workflow/rules/register.smk"
+include: "workflow/rules/prm.smk"
 include: "workflow/rules/benchmarks.smk"
 include: "workflow/rules/provenance.smk"
 include: "workflow/rules/cohort.smk"
@@ -34,6 +35,7 @@ rule all:
     default_target: True
     input:
         all_outputs,
+        prm_outputs,
         cohort_outputs,
 
 

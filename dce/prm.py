@@ -217,7 +217,7 @@ def parametric_response(baseline: Mapping[str, _FloatArray],
                         *, lesions: Sequence[int] | None = None,
                         marrow: NDArray[np.bool_] | None = None,
                         thresholds: Mapping[str, float | None] | None = None,
-                        fallback: Mapping[str, float] | None = None,
+                        fallback: Mapping[str, float | None] | None = None,
                         coverage: float = 0.95,
                         min_marrow_voxels: int = 50,
                         registration_passed: bool = True,
@@ -241,9 +241,10 @@ def parametric_response(baseline: Mapping[str, _FloatArray],
         Normal-marrow ROI of the baseline grid (threshold, module notes).
     thresholds : mapping of str to float or None, optional
         Fixed threshold per map (None or absent: from the marrow).
-    fallback : mapping of str to float, optional
-        Threshold per map when the marrow ROI is too small (default
-        :data:`DEFAULT_FALLBACK_THRESHOLDS`; a map with neither needs a fixed threshold).
+    fallback : mapping of str to float or None, optional
+        Threshold per map when the marrow ROI is too small, over
+        :data:`DEFAULT_FALLBACK_THRESHOLDS` (None entries ignored); a map with neither
+        needs a fixed threshold.
     coverage : float
         Marrow quantile of ``|change|`` (0-1).
     min_marrow_voxels : int
@@ -273,7 +274,8 @@ def parametric_response(baseline: Mapping[str, _FloatArray],
         if mask_ is not None and mask_.shape != shape:
             raise ValueError(f"{what}: shape {mask_.shape}, lesion ROI {shape}")
     fixed = dict(thresholds or {})
-    fb = {**DEFAULT_FALLBACK_THRESHOLDS, **(fallback or {})}
+    fb = {**DEFAULT_FALLBACK_THRESHOLDS,
+          **{k: v for k, v in (fallback or {}).items() if v is not None}}
     labels = np.asarray(lesion_labels)
     lesion_list = ([int(v) for v in np.unique(labels[labels > 0])] if lesions is None
                    else [int(v) for v in lesions])
