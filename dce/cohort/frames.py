@@ -221,6 +221,8 @@ def predictor_rows(p: Predictor, cohort: pd.DataFrame, changes_df: pd.DataFrame,
         if p.session == "baseline":
             raise ValueError(f"predictor {p.name}: a change has no baseline session value")
         src = followups(changes_df, p.session)
+    if p.column not in src.columns and p.column.startswith(PRM_PREFIX):
+        src = src.assign(**{p.column: np.nan})  # no PRM table (no registered follow-up)
     if p.column not in src.columns:
         raise ValueError(f"predictor {p.name}: no column {p.column!r} in the cohort tables "
                          f"(parameter {p.parameter!r}; ROI statistics are named like "

@@ -120,9 +120,7 @@ def _overlay(ax: Any, p: PRMPanel) -> None:
               aspect=p.aspect, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
-    pos, zero, neg = p.fractions
-    ax.set_title(f"{p.symbol}\nPRM+ {_pct(pos)} · PRM0 {_pct(zero)} · PRM{MINUS} {_pct(neg)}",
-                 fontsize=7.5)
+    ax.set_title(f"{p.symbol} PRM")
 
 
 def _scatter(ax: Any, p: PRMPanel) -> None:
@@ -152,6 +150,9 @@ def _scatter(ax: Any, p: PRMPanel) -> None:
             ax.scatter(b[s], f[s], s=3, color=PRM_COLOURS[code], lw=0, alpha=0.8)
     ax.set_xlim(*xs)
     ax.set_ylim(*xs)
+    pos, zero, neg = p.fractions
+    ax.text(0.03, 0.97, f"PRM+ {_pct(pos)}\nPRM0 {_pct(zero)}\nPRM{MINUS} {_pct(neg)}",
+            transform=ax.transAxes, ha="left", va="top", fontsize=7)
     ax.set_aspect("equal", adjustable="box")
     ax.locator_params(nbins=4)
 
@@ -159,8 +160,8 @@ def _scatter(ax: Any, p: PRMPanel) -> None:
 @journal
 def prm_figure(rows: Sequence[PRMRow], *, title: str = "") -> Figure:
     """PRM of one follow-up: a row per lesion, per map the class map over the baseline
-    anatomy (title: PRM+, PRM0, PRM- fractions) and the follow-up vs baseline scatter of
-    the lesion voxels with the unchanged band (grey) and the identity line; two columns
+    anatomy and the follow-up vs baseline scatter of the lesion voxels (with the PRM+,
+    PRM0, PRM- fractions) with the unchanged band (grey) and the identity line; two columns
     wide; one class legend at the bottom. ``title`` must carry no identifier."""
     if not rows or not rows[0].panels:
         raise ValueError("prm_figure: no lesion")
