@@ -2087,7 +2087,7 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
         :data:`RIM_VOLUME_FRACTION` of the ellipsoid; vp +80-120 % of baseline, Ktrans up
         too) around a responding, necrotic core, with the lesion means of the uniform
         design kept (so the ROI-mean change stays negative where the design's is). Drawn
-        from their own stream (``spawn_key=(9,)``): every other lesion is unchanged.
+        from their own stream (``spawn_key=(10,)``): every other lesion is unchanged.
         Lesion table column ``response_pattern`` (``rim_core`` / ``uniform``).
 
     Returns
@@ -2224,7 +2224,7 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
     resp_list = [int(x) for x in rng0.permutation(rec_list)[:n_resp]] if n_resp else []
     resp_set = set(resp_list)
     # heterogeneous response (rim + core) of some recurrent lesions, own stream
-    hrng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(9,)))
+    hrng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(10,)))
     cand = [i for i in range(n_total) if i in rec_set and i not in resp_set]
     n_rim = int(np.ceil(rim_core_fraction * len(cand) - 1e-9)) if cand else 0
     for i in hrng.permutation(cand)[:n_rim].tolist() if n_rim else []:
