@@ -339,11 +339,11 @@ __all__ = [
     "demo_cohort",
     "make_cohort",
     "make_session",
-    "rotation_matrix",
-    "world_motion",
     "render_session",
+    "rotation_matrix",
     "spgr",
     "tofts_fine",
+    "world_motion",
 ]
 
 #: Vertebral level names, cranial to caudal.
@@ -2094,7 +2094,8 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
         and rotation (deg), drawn uniformly in ``[-max, max]`` from the patient's stream
         ``(9, patient)`` (:attr:`SessionSpec.rotation_deg`; the inferior translation is
         drawn from the part of ``[-max, max]`` that keeps every lesion's vertebral body
-        inside the slab with 6 mm to spare, none if there is no such part). None: no motion (:data:`DEMO_MOTION` for the demo cohort).
+        inside the slab with 6 mm to spare, none if there is no such part). None: no
+        motion (:data:`DEMO_MOTION` for the demo cohort).
     lesion_delay_range_s : tuple of float
         Range of the lesion bolus delay behind the aorta (s), constant per lesion.
     flip_angle_range_deg : (lo, hi) or None
