@@ -256,8 +256,9 @@ conventional MRI at day 150-300 (DCE precedes conventional MRI by about 6.6 mont
 Randomness: everything is drawn from numpy Generators seeded by
 ``SeedSequence(seed, spawn_key=...)``: the patient design from key ``(1, patient)``, the
 outcome assignment from key ``(0,)``, and each session's noise from key
-``(2, patient, session)``. A session's arrays therefore do not depend on the order in
-which sessions are generated. :func:`make_session` draws its receive field from key
+``(2, patient, session)``, the follow-ups' rigid motion (``followup_motion``) from key
+``(9, patient)`` (so it changes no other draw). A session's arrays therefore do not depend
+on the order in which sessions are generated. :func:`make_session` draws its receive field from key
 ``(3,)`` of its seed unless ``bias_coeffs`` is given.
 
 References
@@ -319,6 +320,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 __all__ = [
+    "DEMO_MOTION",
     "SPINE_LEVELS",
     "TISSUE_CODES",
     "AIFSpec",
@@ -338,8 +340,10 @@ __all__ = [
     "make_cohort",
     "make_session",
     "render_session",
+    "rotation_matrix",
     "spgr",
     "tofts_fine",
+    "world_motion",
 ]
 
 #: Vertebral level names, cranial to caudal.
@@ -684,6 +688,11 @@ class SessionSpec:
         Tissue properties; None for :func:`default_tissues` at the acquisition's field.
     shift_mm : tuple of float
         Patient position relative to the slab, ``(posterior, inferior, right)`` (mm).
+    rotation_deg : tuple of float
+        Patient rotation in the slab (deg) about the posterior, inferior and right axes
+        (:func:`rotation_matrix`), about the centre of the centre-level vertebral body
+        (before the shift): a slab point is ``R a + shift`` for the anatomical point
+        ``a``. :func:`world_motion` gives the motion between two sessions.
     seed : tuple of int
         ``(entropy, *spawn_key)`` of the session's noise ``SeedSequence``.
     gain : float
@@ -703,6 +712,7 @@ class SessionSpec:
     anatomy: Anatomy = Anatomy()
     tissues: Mapping[str, TissueProperties] | None = None
     shift_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    rotation_deg: tuple[float, float, float] = (0.0, 0.0, 0.0)
     seed: tuple[int, ...] = (0,)
     gain: float = 1.0
     bias_coeffs: tuple[float, ...] = ()
@@ -1095,6 +1105,67 @@ def _visible_levels(spec: SessionSpec) -> tuple[int, int, list[str], list[str]]:
 
 
 
+def rotation_matrix(rotation_deg: Sequence[float]) -> _FloatArray:
+    """Rotation of the patient in the slab frame ``(u, v, w)`` = (posterior, inferior,
+    right).
+
+    Parameters
+    ----------
+    rotation_deg : sequence of 3 float
+        Right-handed angles (deg) about ``+u``, ``+v``, ``+w``; ``R = Rw Rv Ru`` (the
+        rotation about ``u`` applied first).
+
+    Returns
+    -------
+    ndarray, shape (3, 3)
+    """
+    a, b, c = (float(np.radians(x)) for x in rotation_deg)
+    ru = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(a), -np.sin(a)], [0.0, np.sin(a), np.cos(a)]])
+    rv = np.array([[np.cos(b), 0.0, np.sin(b)], [0.0, 1.0, 0.0], [-np.sin(b), 0.0, np.cos(b)]])
+    rw = np.array([[np.cos(c), -np.sin(c), 0.0], [np.sin(c), np.cos(c), 0.0], [0.0, 0.0, 1.0]])
+    return np.asarray(rw @ rv @ ru)
+
+
+def _slab_frame(acq: Acquisition, ana: Anatomy) -> tuple[_FloatArray, _FloatArray]:
+    """``(P, o)``: the slab frame ``(u, v, w)`` (mm, before the patient's pose) of a RAS
+    point ``x`` is ``P x + o``."""
+    perm = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
+    ni, di = acq.matrix[0], acq.voxel_mm[0]
+    return perm, np.array([ni * di * (0.5 - ana.spine_position), 0.0, 0.0])
+
+
+def world_motion(baseline: SessionSpec, followup: SessionSpec) -> _FloatArray:
+    """The true rigid motion between two sessions of a patient, in world (RAS) mm.
+
+    Each session places the anatomy in the slab as ``p = R a + shift``
+    (:attr:`SessionSpec.rotation_deg`, :func:`rotation_matrix`, :attr:`SessionSpec.shift_mm`;
+    ``a`` the anatomical point, origin at the centre of the centre-level vertebral body,
+    which is the centre of rotation), and the slab's voxels have the same world
+    coordinates in every session (:func:`affine_for`).
+
+    Parameters
+    ----------
+    baseline, followup : SessionSpec
+        Same acquisition field of view and anatomy.
+
+    Returns
+    -------
+    ndarray, shape (4, 4)
+        Maps a baseline world point (RAS mm) to the follow-up world point of the same
+        anatomy.
+    """
+    perm, o = _slab_frame(baseline.acquisition, baseline.anatomy)
+    perm_f, o_f = _slab_frame(followup.acquisition, followup.anatomy)
+    if not (np.allclose(perm, perm_f) and np.allclose(o, o_f)):
+        raise ValueError("world_motion: the sessions have different fields of view")
+    rel = rotation_matrix(followup.rotation_deg) @ rotation_matrix(baseline.rotation_deg).T
+    t_b, t_f = np.asarray(baseline.shift_mm, float), np.asarray(followup.shift_mm, float)
+    m = np.eye(4)
+    m[:3, :3] = perm.T @ rel @ perm
+    m[:3, 3] = perm.T @ (rel @ (o - t_b) + t_f - o)
+    return m
+
+
 def _coords(spec: SessionSpec, offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
             ) -> tuple[_FloatArray, _FloatArray, _FloatArray]:
     """Anatomical coordinates (mm) of the points ``voxel + offset`` (offset in voxels).
@@ -1111,6 +1182,12 @@ def _coords(spec: SessionSpec, offset: tuple[float, float, float] = (0.0, 0.0, 0
     v1 = (np.arange(nj) + oj - (nj - 1) / 2.0) * dj - sv
     w1 = (np.arange(nk) + ok - (nk - 1) / 2.0) * dk - sw
     u, v, w = np.meshgrid(u1, v1, w1, indexing="ij")
+    if any(spec.rotation_deg):
+        # slab point p = R a + shift  =>  anatomy a = R^T (p - shift); R^T = R.T
+        rot = rotation_matrix(spec.rotation_deg)
+        u, v, w = (rot[0, 0] * u + rot[1, 0] * v + rot[2, 0] * w,
+                   rot[0, 1] * u + rot[1, 1] * v + rot[2, 1] * w,
+                   rot[0, 2] * u + rot[1, 2] * v + rot[2, 2] * w)
     half_v = max(0.5 * nj * dj, 1e-6)
     u = u - ana.curvature_mm * (v / half_v) ** 2
     return u, v, w
@@ -1602,6 +1679,7 @@ def make_session(*, seed: int = 0, subject: str = "P01", session: str = "pre",
                  aif: AIFSpec | None = None,
                  tissues: Mapping[str, TissueProperties] | None = None,
                  shift_mm: tuple[float, float, float] = (0.0, 0.0, 0.0),
+                 rotation_deg: tuple[float, float, float] = (0.0, 0.0, 0.0),
                  gain: float = 1.0,
                  bias_coeffs: Sequence[float] | None = None) -> SessionPhantom:
     """Render a single phantom session.
@@ -1624,6 +1702,9 @@ def make_session(*, seed: int = 0, subject: str = "P01", session: str = "pre",
         Overrides of :func:`default_tissues`.
     shift_mm : tuple of float
         Patient shift ``(posterior, inferior, right)`` (mm).
+    rotation_deg : tuple of float
+        Patient rotation (deg) about the posterior, inferior and right axes
+        (:attr:`SessionSpec.rotation_deg`).
     gain : float
         Global receive gain.
     bias_coeffs : sequence of float, optional
@@ -1651,6 +1732,7 @@ def make_session(*, seed: int = 0, subject: str = "P01", session: str = "pre",
         lesions=tuple(lesions) if lesions is not None else (LesionSpec(1, centre_level),),
         aif=aif or AIFSpec(), acquisition=acquisition or Acquisition(),
         anatomy=anatomy or Anatomy(), tissues=tissues, shift_mm=shift_mm,
+        rotation_deg=tuple(float(x) for x in rotation_deg),  # type: ignore[arg-type]
         seed=(entropy,), gain=float(gain), bias_coeffs=bias)
     return render_session(spec)
 
@@ -1719,6 +1801,35 @@ class Cohort:
         return truth_df.merge(self.lesions[["subject", "lesion", "recurrence"]],
                               on=["subject", "lesion"], how="left")
 
+    def motion_truth(self) -> pd.DataFrame:
+        """The true rigid motion of every session from its subject's first session.
+
+        Returns
+        -------
+        DataFrame
+            One row per session: subject, session, baseline_session (the subject's first
+            session), the session's pose (``shift_{posterior,inferior,right}_mm``,
+            ``rotation_{posterior,inferior,right}_deg``, :class:`SessionSpec`) and
+            ``m<r><c>`` (rows 0-2, columns 0-3) of :func:`world_motion`: the 4x4 matrix
+            mapping a baseline world point (RAS mm) to the session's world point of the
+            same anatomy (the identity for the baseline).
+        """
+        rows = []
+        first: dict[str, SessionSpec] = {}
+        for (subj, ses), spec in self.specs.items():
+            base = first.setdefault(subj, spec)
+            m = world_motion(base, spec)
+            row: dict[str, Any] = {"subject": subj, "session": ses,
+                                   "baseline_session": base.session}
+            for name, v in zip(("posterior", "inferior", "right"), spec.shift_mm, strict=True):
+                row[f"shift_{name}_mm"] = float(v)
+            for name, v in zip(("posterior", "inferior", "right"), spec.rotation_deg,
+                               strict=True):
+                row[f"rotation_{name}_deg"] = float(v)
+            row.update({f"m{r}{c}": float(m[r, c]) for r in range(3) for c in range(4)})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
     def session(self, subject: str, session: str) -> SessionPhantom:
         """Render one session.
 
@@ -1753,7 +1864,7 @@ PRM_TRUTH_CODES: dict[str, int] = {"outside": 0, "increased": 1, "unchanged": 2,
                                    "decreased": 3}
 #: SessionSpec fields of the patient's pose: the follow-up is rendered with the
 #: baseline's to see its tissue on the baseline grid (perfect registration).
-_POSE_FIELDS: tuple[str, ...] = ("shift_mm",)
+_POSE_FIELDS: tuple[str, ...] = ("shift_mm", "rotation_deg")
 
 
 def prm_truth(cohort: Cohort, subject: str, session: str) -> dict[str, Any]:
@@ -2012,6 +2123,45 @@ def _rim_core(f_vp: float, f_kt: float, increase: float
                               "rim_factor": factor}
 
 
+#: Follow-up motion of the demo cohort (:func:`demo_cohort`): largest translation (mm) and
+#: rotation (deg) about the posterior, inferior and right axes. The slab is planned on the
+#: spine at every visit, so the table position (inferior) varies most and the sagittal
+#: tilt (about the right axis, in plane) more than the through-plane rotations, which
+#: with 5 mm slices tilt the anatomy across slices (10 deg over the 44 mm width of a
+#: vertebral body moves its edges by about 4 mm, most of a slice).
+DEMO_MOTION: tuple[tuple[float, float, float], tuple[float, float, float]] = (
+    (8.0, 20.0, 3.0), (4.0, 4.0, 10.0))
+
+
+def _draw_motion(design: dict[str, Any], rng: np.random.Generator,
+                 motion: tuple[Sequence[float], Sequence[float]], ana: Anatomy,
+                 acq: Acquisition) -> dict[int, tuple[float, float, float]]:
+    """Draw each follow-up's motion; add its translation to ``design["shifts"]`` and
+    return ``{session index: rotation_deg}``."""
+    t_max = np.asarray(motion[0], dtype=np.float64)
+    r_max = np.asarray(motion[1], dtype=np.float64)
+    if t_max.shape != (3,) or r_max.shape != (3,) or np.any(t_max < 0) or np.any(r_max < 0):
+        raise ValueError(f"followup_motion: need ((3 translations mm), (3 rotations deg)), "
+                         f">= 0; got {motion}")
+    nj, dj = acq.matrix[1], acq.voxel_mm[1]
+    p, h, spare = ana.pitch_mm, ana.body_height_mm, 6.0
+    c = _level_index(design["centre"])
+    ms = [_level_index(les["level"]) - c for les in design["lesions"]]
+    lo = -(nj / 2.0) * dj + 1.0 + spare - min(ms) * p + h / 2   # bounds of the v shift
+    hi = (nj / 2.0) * dj - 1.0 - spare - max(ms) * p - h / 2
+    rotations: dict[int, tuple[float, float, float]] = {}
+    for s in range(1, len(design["days"])):
+        x = rng.uniform(-1.0, 1.0, 3)
+        t = x * t_max
+        r = rng.uniform(-1.0, 1.0, 3) * r_max
+        sh = design["shifts"][s]
+        a, b = max(-t_max[1], lo - sh[1]), min(t_max[1], hi - sh[1])
+        t[1] = a + (x[1] + 1.0) / 2.0 * (b - a) if a <= b else 0.0
+        design["shifts"][s] = tuple(float(a + b) for a, b in zip(sh, t, strict=True))
+        rotations[s] = (float(r[0]), float(r[1]), float(r[2]))
+    return rotations
+
+
 def make_cohort(n_patients: int = 10, seed: int = 0, *,
                 acquisition: Acquisition | None = None, anatomy: Anatomy | None = None,
                 recurrence_fraction: float = 0.3,
@@ -2023,6 +2173,7 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
                 centre_levels: Sequence[str] = ("T11", "T12", "L1", "L2"),
                 hematocrit: float | tuple[float, float] = (0.36, 0.46),
                 session_shift_mm: float = 2.0,
+                followup_motion: tuple[Sequence[float], Sequence[float]] | None = None,
                 lesion_delay_range_s: tuple[float, float] = (0.0, 5.0),
                 flip_angle_range_deg: tuple[float, float] | None = (10.0, 25.0),
                 tr_range_s: tuple[float, float] | None = (0.0035, 0.005),
@@ -2066,6 +2217,14 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
         Hematocrit (fixed, or uniform per patient).
     session_shift_mm : float
         Maximum patient shift per axis between sessions (mm, uniform).
+    followup_motion : (translation_mm, rotation_deg) or None
+        Rigid motion of every follow-up session relative to the slab, on top of the
+        session shift: per axis (posterior, inferior, right) the largest translation (mm)
+        and rotation (deg), drawn uniformly in ``[-max, max]`` from the patient's stream
+        ``(9, patient)`` (:attr:`SessionSpec.rotation_deg`; the inferior translation is
+        drawn from the part of ``[-max, max]`` that keeps every lesion's vertebral body
+        inside the slab with 6 mm to spare, none if there is no such part). None: no
+        motion (:data:`DEMO_MOTION` for the demo cohort).
     lesion_delay_range_s : tuple of float
         Range of the lesion bolus delay behind the aorta (s), constant per lesion.
     flip_angle_range_deg : (lo, hi) or None
@@ -2203,6 +2362,10 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
 
     _assign_classes(designs, entropy, incidental_fraction, ana, acq0, session_shift_mm,
                     lesion_delay_range_s, len(followup_days))
+    if followup_motion is not None:
+        for p, d in enumerate(designs):
+            d["rotations"] = _draw_motion(d, np.random.default_rng(
+                np.random.SeedSequence(entropy, spawn_key=(9, p))), followup_motion, ana, acq0)
 
     # outcomes: exactly round(fraction * n) recurrent lesions, drawn at cohort level, and
     # among them round(responder_like_fraction * n_rec) responder-like ones
@@ -2301,6 +2464,7 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
                                centre_level=d["centre"], lesions=tuple(les_specs),
                                aif=a, acquisition=acq_s, anatomy=ana,
                                tissues=tissues, shift_mm=d["shifts"][s],
+                               rotation_deg=d.get("rotations", {}).get(s, (0.0, 0.0, 0.0)),
                                seed=(entropy, 2, p_index[subj], s), gain=d["gains"][s],
                                bias_coeffs=d["biases"][s])
             specs[(subj, ses)] = spec
@@ -2324,7 +2488,8 @@ def demo_cohort(n_patients: int = 10, seed: int = 0, *,
     """The demo cohort of the workflow (config ``demo``) and of ``dce demo``.
 
     :func:`make_cohort` with the default :class:`Acquisition`, its matrix and number of
-    phases replaced; the field of view stays, so the voxel size follows the matrix
+    phases replaced, and the follow-ups moved rigidly (:data:`DEMO_MOTION`); the field of
+    view stays, so the voxel size follows the matrix
     (rounded to 1e-6 mm).
 
     Parameters
@@ -2352,7 +2517,8 @@ def demo_cohort(n_patients: int = 10, seed: int = 0, *,
                                 round(fov[2] / nk, 6)))
     if n_phases is not None:
         acq = replace(acq, n_phases=int(n_phases))
-    return make_cohort(int(n_patients), seed=int(seed), acquisition=acq)
+    return make_cohort(int(n_patients), seed=int(seed), acquisition=acq,
+                       followup_motion=DEMO_MOTION)
 
 
 def cohort_sheets(cohort: Cohort, vendors: Sequence[str] = ("ge", "siemens", "philips"), *,

@@ -54,8 +54,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["Registration", "RegistrationQC", "RegistrationSettings", "dice_by_label",
-           "flatten_receive_field", "lesion_mask", "normalised_correlation", "register_rigid",
-           "resample_to_baseline", "rotation_angles_deg"]
+           "flatten_receive_field", "lesion_mask", "normalised_correlation",
+           "receive_field_ratio", "register_rigid", "resample_to_baseline", "rotation_angles_deg"]
 
 _FloatArray = NDArray[np.float64]
 
@@ -73,6 +73,11 @@ class RegistrationSettings:
     ----------
     bias_sigma_mm : float
         Gaussian sigma (mm) of :func:`flatten_receive_field`; 0: the images as they are.
+    bias_passes : int
+        Passes of the receive-field ratio correction after the first registration
+        (:func:`receive_field_ratio`), each followed by a registration of the raw images.
+    bias_degree : int
+        Polynomial degree of that ratio.
     mask_margin_mm : float
         Margin (mm) by which the baseline lesion ROI is dilated into the metric mask.
     metric : str
@@ -98,6 +103,8 @@ class RegistrationSettings:
     """
 
     bias_sigma_mm: float = 10.0
+    bias_passes: int = 1
+    bias_degree: int = 2
     mask_margin_mm: float = 30.0
     metric: str = "mattes"
     histogram_bins: int = 32
@@ -445,6 +452,85 @@ def _matrix_lps(transform: Any) -> _FloatArray:
     return m
 
 
+def _register(fix: _FloatArray, a_b: _FloatArray, mov: _FloatArray, a_f: _FloatArray,
+              mask_img: Any, init: Any, s: RegistrationSettings) -> tuple[Any, Any]:
+    """One multi-resolution registration from ``init``: (Euler3DTransform, method)."""
+    import SimpleITK as sitk
+
+    fixed, moving = _itk_image(fix, a_b), _itk_image(mov, a_f)
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetNumberOfThreads(1)
+    if s.metric == "mattes":
+        reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=int(s.histogram_bins))
+    else:
+        reg.SetMetricAsCorrelation()
+    reg.SetMetricFixedMask(mask_img)
+    if s.sampling_fraction < 1:
+        reg.SetMetricSamplingStrategy(reg.RANDOM)
+        reg.SetMetricSamplingPercentage(float(s.sampling_fraction), int(s.seed))
+    else:
+        reg.SetMetricSamplingStrategy(reg.NONE)
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=2.0, minStep=1e-4, numberOfIterations=int(s.iterations),
+        relaxationFactor=0.5, gradientMagnitudeTolerance=1e-8)
+    reg.SetOptimizerScalesFromPhysicalShift()
+    reg.SetShrinkFactorsPerLevel([int(f) for f in s.shrink_factors])
+    reg.SetSmoothingSigmasPerLevel([float(v) for v in s.smoothing_sigmas_mm])
+    reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    reg.SetInitialTransform(init, inPlace=False)
+    out = reg.Execute(fixed, moving)
+    if isinstance(out, sitk.CompositeTransform):
+        out = out.GetBackTransform()
+    return sitk.Euler3DTransform(out), reg
+
+
+def receive_field_ratio(fixed: ArrayLike, affine: ArrayLike, mapped: ArrayLike,
+                        mask: ArrayLike, centre_mm: ArrayLike, degree: int) -> _FloatArray:
+    """Smooth ratio of the fixed image to the mapped moving image (receive fields, gain).
+
+    ``exp(poly(x))``, ``poly`` a polynomial of total degree ``degree`` in the RAS
+    coordinates (centred on ``centre_mm``, in units of 50 mm) fitted by least squares to
+    ``log(fixed / mapped)`` over the mask voxels where both are above 10 % of their 99th
+    percentile.
+
+    Parameters
+    ----------
+    fixed : array_like, 3-D
+        Baseline image.
+    affine : array_like, shape (4, 4)
+        Its voxel-to-RAS affine.
+    mapped : array_like, 3-D
+        The follow-up image on the baseline grid (NaN outside its field of view).
+    mask : array_like of bool
+        Voxels of the fit.
+    centre_mm : array_like, shape (3,)
+    degree : int
+        0 (a gain), 1, 2, ...
+
+    Returns
+    -------
+    ndarray of float64
+        The ratio on the whole grid (divide ``fixed`` by it).
+    """
+    f, g = np.asarray(fixed, dtype=np.float64), np.asarray(mapped, dtype=np.float64)
+    xyz = (_world(_affine(affine, "image"), f.shape) - np.asarray(centre_mm)) / 50.0
+    terms = [np.ones(f.shape)]
+    for dx in range(degree + 1):
+        for dy in range(degree + 1 - dx):
+            for dz in range(degree + 1 - dx - dy):
+                if dx + dy + dz:
+                    terms.append(xyz[..., 0] ** dx * xyz[..., 1] ** dy * xyz[..., 2] ** dz)
+    basis = np.stack(terms, axis=-1)
+    gf = np.where(np.isfinite(g), g, 0.0)
+    sel = (np.asarray(mask, dtype=bool) & (f > 0.1 * np.percentile(f, 99))
+           & (gf > 0.1 * np.percentile(gf, 99)))
+    if sel.sum() < 4 * basis.shape[-1]:
+        return np.ones(f.shape)
+    coef, *_ = np.linalg.lstsq(basis[sel], np.log(f[sel] / gf[sel]), rcond=None)
+    return np.asarray(np.exp(basis @ coef))
+
+
 def register_rigid(baseline: ArrayLike, baseline_affine: ArrayLike,
                    baseline_lesions: ArrayLike, followup: ArrayLike,
                    followup_affine: ArrayLike, followup_lesions: ArrayLike | None = None,
@@ -499,48 +585,30 @@ def register_rigid(baseline: ArrayLike, baseline_affine: ArrayLike,
     if les_f is not None and shared:
         shift = _centroid_ras(les_f, a_f, shared) - _centroid_ras(les_b, a_b, shared)
 
-    if s.bias_sigma_mm > 0:
-        fix = flatten_receive_field(fix, a_b, s.bias_sigma_mm)
-        mov = flatten_receive_field(mov, a_f, s.bias_sigma_mm)
-    fixed = _itk_image(np.nan_to_num(fix), a_b)
-    moving = _itk_image(np.nan_to_num(mov), a_f)
-    mask_img = _itk_image(mask.astype(np.float32), a_b)
-    mask_img = sitk.Cast(mask_img, sitk.sitkUInt8)
-
-    init = sitk.Euler3DTransform()
-    init.SetCenter([float(v) for v in _FLIP[:3, :3] @ centre])
-    init.SetTranslation([float(v) for v in _FLIP[:3, :3] @ shift])
-
-    reg = sitk.ImageRegistrationMethod()
-    reg.SetNumberOfThreads(1)
-    if s.metric == "mattes":
-        reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=int(s.histogram_bins))
-    else:
-        reg.SetMetricAsCorrelation()
-    reg.SetMetricFixedMask(mask_img)
-    if s.sampling_fraction < 1:
-        reg.SetMetricSamplingStrategy(reg.RANDOM)
-        reg.SetMetricSamplingPercentage(float(s.sampling_fraction), int(s.seed))
-    else:
-        reg.SetMetricSamplingStrategy(reg.NONE)
-    reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=2.0, minStep=1e-4, numberOfIterations=int(s.iterations),
-        relaxationFactor=0.5, gradientMagnitudeTolerance=1e-8)
-    reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel([int(f) for f in s.shrink_factors])
-    reg.SetSmoothingSigmasPerLevel([float(v) for v in s.smoothing_sigmas_mm])
-    reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-    reg.SetInitialTransform(init, inPlace=False)
-
+    mask_img = sitk.Cast(_itk_image(mask.astype(np.float32), a_b), sitk.sitkUInt8)
+    transform = sitk.Euler3DTransform()
+    transform.SetCenter([float(v) for v in _FLIP[:3, :3] @ centre])
+    transform.SetTranslation([float(v) for v in _FLIP[:3, :3] @ shift])
+    raw_fix, raw_mov = np.nan_to_num(fix), np.nan_to_num(mov)
+    if s.bias_sigma_mm > 0:   # stage 1: on the flattened images
+        fix = flatten_receive_field(raw_fix, a_b, s.bias_sigma_mm)
+        mov = flatten_receive_field(raw_mov, a_f, s.bias_sigma_mm)
+        transform, _ = _register(fix, a_b, mov, a_f, mask_img, transform, s)
+    for _ in range(s.bias_passes):  # then: the receive-field ratio fitted, raw images
+        m_ras = _FLIP @ _matrix_lps(transform) @ _FLIP
+        fix = raw_fix / receive_field_ratio(
+            raw_fix, a_b, resample_to_baseline(raw_mov, a_f, raw_fix.shape, a_b, m_ras),
+            mask, centre, s.bias_degree)
+        mov = raw_mov
+        transform, reg = _register(fix, a_b, mov, a_f, mask_img, transform, s)
+    if not s.bias_passes:
+        transform, reg = _register(fix, a_b, mov, a_f, mask_img, transform, s)
+    final = transform
+    fixed, moving = _itk_image(fix, a_b), _itk_image(mov, a_f)
     identity = sitk.Euler3DTransform()
-    identity.SetCenter(init.GetCenter())
+    identity.SetCenter(final.GetCenter())
     reg.SetInitialTransform(identity, inPlace=False)
     metric_before = float(reg.MetricEvaluate(fixed, moving))
-    reg.SetInitialTransform(init, inPlace=False)
-    out = reg.Execute(fixed, moving)
-    final = sitk.Euler3DTransform(sitk.CompositeTransform(out).GetBackTransform()) \
-        if isinstance(out, sitk.CompositeTransform) else sitk.Euler3DTransform(out)
     reg.SetInitialTransform(final, inPlace=False)
     # the similarity at full resolution (the last level), comparable with metric_before
     metric_after = float(reg.MetricEvaluate(fixed, moving))

@@ -948,7 +948,10 @@ def _session_truth_row(ph: SessionPhantom) -> dict[str, Any]:
             "r1_per_mM_per_s": acq.r1_per_mM_per_s,
             "field_strength_t": acq.field_strength_t,
             "shift_posterior_mm": spec.shift_mm[0], "shift_inferior_mm": spec.shift_mm[1],
-            "shift_right_mm": spec.shift_mm[2], "supersample": acq.supersample}
+            "shift_right_mm": spec.shift_mm[2],
+            "rotation_posterior_deg": spec.rotation_deg[0],
+            "rotation_inferior_deg": spec.rotation_deg[1],
+            "rotation_right_deg": spec.rotation_deg[2], "supersample": acq.supersample}
 
 
 def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
@@ -984,7 +987,11 @@ def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
                                 blood SNR), blood_signal, noise_sigma, gain, m0_scale,
                                 bias_min/bias_max (receive field over the body),
                                 flip_angle_deg, tr_s, te_s, vfa_flip_angles_deg,
-                                r1_per_mM_per_s, field_strength_t, shift_*_mm, supersample
+                                r1_per_mM_per_s, field_strength_t, shift_*_mm,
+                                rotation_*_deg (the patient's pose), supersample
+        truth/motion_truth.tsv  per session: the true rigid motion from the subject's
+                                first session (cohort.motion_truth: pose and the 4x4
+                                baseline-world -> session-world matrix m00..m23, RAS mm)
         <subject>/<session>/dicom/              DCE and VFA series (hashed file names)
         <subject>/<session>/roi/<subject>_<session>_lesions.nii.gz   labels 1..k
         <subject>/<session>/roi/<subject>_<session>_marrow.nii.gz    normal-marrow ROI
@@ -1085,6 +1092,7 @@ def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
     write_table(cohort.truth, root / "truth" / "lesion_truth.tsv")
     write_table(pd.DataFrame(aif_rows), root / "truth" / "sessions_truth.tsv")
     write_table(prm_truth_table(cohort), root / "truth" / "prm_truth.tsv")
+    write_table(cohort.motion_truth(), root / "truth" / "motion_truth.tsv")
     return sessions
 
 
