@@ -56,7 +56,7 @@ def synthetic_inputs(n_patients: int = 10, seed: int = 0, noise: float = 0.02
     prm: dict[tuple[str, str, int], dict[str, float]] = {}
     for t in prm_truth_table(coh).itertuples():
         m = {"vp": "vp", "ktrans_per_min": "ktrans"}[str(t.parameter)]
-        d = prm.setdefault((str(t.subject), str(t.session), int(t.lesion)), {})
+        d = prm.setdefault((str(t.subject), str(t.session), int(str(t.lesion))), {})
         for k in ("pos", "zero", "neg"):
             d[f"prm_{k}_{m}_fraction"] = float(getattr(t, f"prm_{k}_fraction"))
     rng = np.random.default_rng(seed)
@@ -69,7 +69,7 @@ def synthetic_inputs(n_patients: int = 10, seed: int = 0, noise: float = 0.02
                                    "days_from_rt": r.days_from_rt, "label": r.lesion,
                                    "n_voxels": r.n_voxels, "level": r.level,
                                    "n_fit_failed": 0, "fit_failed_fraction": 0.0,
-                                   **prm.get((subj, ses, int(r.lesion)), {})}
+                                   **prm.get((str(subj), str(ses), int(r.lesion)), {})}
             vals = {"vp": r.vp, "ktrans_per_min": r.ktrans_per_min, "ve": r.ve,
                     "kep_per_min": r.kep_per_min,
                     "peak_enhancement_pct": 1500 * r.vp + 800 * r.ktrans_per_min,

@@ -7,10 +7,16 @@ with dce.prm.
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import replace
 from functools import cache
+from pathlib import Path
+from typing import Any
 
+import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import norm
 
@@ -29,6 +35,7 @@ from dce.prm import (
     PRM_INCREASED,
     PRM_OUTSIDE,
     PRM_UNCHANGED,
+    PRMResult,
     classify,
     marrow_threshold,
     parametric_response,
@@ -152,7 +159,7 @@ def _noisy(truth: dict, rng: np.random.Generator, sigma: dict[str, float]) -> tu
     return base, fu
 
 
-def _lesion_rows(res, m: str):  # noqa: ANN001, ANN202
+def _lesion_rows(res: PRMResult, m: str) -> list[dict[str, Any]]:
     return [r for r in res.rows if r["map"] == m]
 
 
@@ -246,9 +253,9 @@ def test_rim_core_lesion_prm_positive_while_roi_mean_falls() -> None:
 def test_rim_core_design_leaves_other_lesions_unchanged() -> None:
     """The rim + core lesions come from their own random stream: with none, every other
     lesion's design (geometry, kinetics, outcome) and every session are identical."""
-    kw = {"acquisition": _demo().specs[("P01", "pre")].acquisition}
-    with_rim = make_cohort(10, 0, **kw)
-    without = make_cohort(10, 0, rim_core_fraction=0.0, **kw)
+    acq = _demo().specs[("P01", "pre")].acquisition
+    with_rim = make_cohort(10, 0, acquisition=acq)
+    without = make_cohort(10, 0, rim_core_fraction=0.0, acquisition=acq)
     assert (without.lesions["response_pattern"] == "uniform").all()
     rim = set(zip(*(with_rim.lesions.loc[with_rim.lesions["response_pattern"] == "rim_core",
                                          c] for c in ("subject", "lesion")), strict=True))
@@ -267,3 +274,117 @@ def test_rim_core_design_leaves_other_lesions_unchanged() -> None:
                 assert a == b
         assert replace(spec, lesions=()) == replace(other, lesions=())
     assert changed >= 1
+
+
+# ---------------------------------------------------------------------- workflow
+
+
+def _followup_dirs(run: Path) -> list[tuple[str, str, Path]]:
+    from wfutil import RESULTS, sessions_sheet
+
+    s = sessions_sheet(run)
+    first = s.sort_values("days_from_rt").groupby("subject")["session"].transform("first")
+    fu = s[s["session"] != first.reindex(s.index)]
+    return [(str(a), str(b), run / RESULTS / f"sub-{a}" / f"ses-{b}")
+            for a, b in zip(fu["subject"], fu["session"], strict=True)]
+
+
+@pytest.mark.workflow
+def test_workflow_prm_outputs_cohort_rows_and_report(run: Path) -> None:
+    """Every follow-up has its PRM table (every lesion x map, fractions summing to 1),
+    class maps with coded sidecars and the figure; the cohort table carries the
+    fractions, roc.tsv has the PRM+ rows; the report shows the PRM figures."""
+    from wfutil import DEMO, RESULTS
+
+    lesions = pd.read_csv(run / DEMO / "lesions.tsv", sep="\t")
+    fus = _followup_dirs(run)
+    assert fus
+    for subj, ses, d in fus:
+        stem = f"sub-{subj}_ses-{ses}"
+        t = pd.read_csv(d / f"{stem}_prm.tsv", sep="\t")
+        labels = set(lesions.loc[lesions["subject"] == subj, "lesion"])
+        assert set(zip(t["label"], t["map"], strict=True)) == {
+            (lab, m) for lab in labels for m in ("vp", "ktrans")}
+        qc = json.loads((d / f"{stem}_desc-registration_qc.json").read_text())
+        assert (t["registration_passed"] == qc["passed"]).all()
+        if qc["passed"]:
+            total = t[["prm_pos_fraction", "prm_zero_fraction", "prm_neg_fraction"]].sum(
+                axis=1)
+            np.testing.assert_allclose(total, 1.0, atol=1e-9)
+            assert (t["n_valid"] + t["n_excluded"] == t["n_voxels"]).all()
+            assert (t["threshold"] > 0).all()
+        for m in ("vp", "ktrans"):
+            img = nib.load(d / f"{stem}_desc-prm{m}_dseg.nii.gz")
+            codes = set(np.unique(np.asarray(img.get_fdata())).tolist())  # type: ignore[attr-defined]
+            assert codes <= {0, 1, 2, 3, 4}
+            side = json.loads((d / f"{stem}_desc-prm{m}_dseg.json").read_text())
+            assert side["Labels"]["1"].startswith("increased")
+        for ext in ("png", "pdf"):
+            assert (d / f"{stem}_prm.{ext}").stat().st_size > 5000
+    cohort = pd.read_csv(run / RESULTS / "cohort" / "cohort.tsv", sep="\t")
+    fu_rows = cohort[cohort["session"] != "pre"]
+    assert fu_rows["prm_pos_vp_fraction"].notna().all()
+    assert cohort.loc[cohort["session"] == "pre", "prm_pos_vp_fraction"].isna().all()
+    roc = pd.read_csv(run / RESULTS / "cohort" / "roc.tsv", sep="\t")
+    rows = roc[roc["predictor"].isin(["PRMpos_Vp", "PRMpos_Ktrans"])]
+    assert set(rows["predictor"]) == {"PRMpos_Vp", "PRMpos_Ktrans"}
+    assert rows["label"].str.startswith("PRM+ of ").all()
+    report = (run / "report.html").read_text(encoding="utf-8", errors="replace")
+    assert "Parametric response" in report
+    assert all(f"sub-{s}_ses-{t}_prm.png" in report for s, t, _ in fus)
+
+
+@pytest.mark.workflow
+def test_workflow_failed_registration_gives_nan_rows(run: Path, tmp_path: Path) -> None:
+    """A copy of the run whose registration QC of one follow-up is set to failed: the
+    rule prm reruns and writes NaN fractions with the reason, and warns in its log
+    naming subject and session."""
+    from wfutil import DEMO, RESULTS, snakemake
+
+    work = tmp_path / "w"
+    for sub in (DEMO, RESULTS):
+        shutil.copytree(run / sub, work / sub, symlinks=True)
+    subj, ses, _ = _followup_dirs(run)[0]
+    d = work / RESULTS / f"sub-{subj}" / f"ses-{ses}"
+    stem = f"sub-{subj}_ses-{ses}"
+    qc_path = d / f"{stem}_desc-registration_qc.json"
+    qc = json.loads(qc_path.read_text())
+    qc.update(passed=False, reasons=["lesion Dice 0.12 < 0.5 (test)"])
+    qc_path.write_text(json.dumps(qc))
+    snakemake(work, targets=[str(d / f"{stem}_prm.tsv")])
+    t = pd.read_csv(d / f"{stem}_prm.tsv", sep="\t")
+    assert (~t["registration_passed"]).all()
+    assert t["prm_pos_fraction"].isna().all() and t["prm_neg_fraction"].isna().all()
+    assert t["reason"].str.contains("lesion Dice 0.12").all()
+    log = (work / RESULTS / "logs" / f"sub-{subj}" / f"ses-{ses}" / "prm.log").read_text()
+    assert f"subject {subj}, session {ses}" in log and "FAILED" in log
+
+
+def test_prm_tables_join_the_cohort_table_as_wide_columns() -> None:
+    """prm.tsv rows (a failed registration included) -> prm_<class>_<map>_fraction on the
+    follow-up rows; the predictor and the display label use them."""
+    from dce.cohort import display
+    from dce.cohort.frames import prm_columns
+
+    t1 = pd.DataFrame({"subject": "P01", "session": "fu1", "label": [1, 2, 1, 2],
+                       "map": ["vp", "vp", "ktrans", "ktrans"],
+                       "prm_pos_fraction": [0.4, 0.0, 0.1, 0.2],
+                       "prm_zero_fraction": [0.2, 0.5, 0.3, 0.3],
+                       "prm_neg_fraction": [0.4, 0.5, 0.6, 0.5]})
+    t2 = pd.DataFrame({"subject": "P02", "session": "fu1", "label": [1, 1],
+                       "map": ["vp", "ktrans"], "prm_pos_fraction": np.nan,
+                       "prm_zero_fraction": np.nan, "prm_neg_fraction": np.nan})
+    wide = prm_columns([t1, t2])
+    assert list(wide.columns) == ["subject", "lesion", "session",
+                                  "prm_pos_vp_fraction", "prm_zero_vp_fraction",
+                                  "prm_neg_vp_fraction", "prm_pos_ktrans_fraction",
+                                  "prm_zero_ktrans_fraction", "prm_neg_ktrans_fraction"]
+    assert len(wide) == 3
+    row = wide[(wide["subject"] == "P01") & (wide["lesion"] == 2)].iloc[0]
+    assert row["prm_neg_vp_fraction"] == 0.5 and row["prm_pos_ktrans_fraction"] == 0.2
+    assert wide.loc[wide["subject"] == "P02", "prm_pos_vp_fraction"].isna().all()
+    label = display.predictor_label("prm_pos_vp_fraction", "value", "first")
+    assert label == "PRM+ of Vp at first follow-up (% of lesion voxels)"
+    assert not [p for p in display.FORBIDDEN_RAW if p in label]
+    assert display.fmt_value("prm_pos_vp_fraction", 0.345) == "34"
+    assert display.display_scale("prm_neg_ktrans_fraction") == 100.0

@@ -408,12 +408,13 @@ def prm_columns(prm_tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     long["subject"] = long["subject"].astype(str)
     long["session"] = long["session"].astype(str)
     long["lesion"] = pd.to_numeric(long["lesion"]).astype("int64")
-    wide = long.pivot_table(index=cols, columns="map",
-                            values=[f"prm_{k}_fraction" for k in _PRM_FRACTIONS],
-                            aggfunc="first", dropna=False)
-    wide.columns = [f"prm_{v.split('_')[1]}_{m}_fraction" for v, m in wide.columns]
-    order = sorted(wide.columns, key=lambda c: (c.split("_")[2],
-                                                _PRM_FRACTIONS.index(c.split("_")[1])))
+    values = [f"prm_{k}_fraction" for k in _PRM_FRACTIONS]
+    wide = pd.DataFrame(long.set_index([*cols, "map"])[values].unstack("map"))  # NaN rows kept
+    maps = list(dict.fromkeys(long["map"].astype(str)))
+    names = {(f"prm_{k}_fraction", m): f"prm_{k}_{m}_fraction"
+             for m in maps for k in _PRM_FRACTIONS}
+    wide.columns = pd.Index([names[(str(c[0]), str(c[1]))] for c in wide.columns])
+    order = [names[(f"prm_{k}_fraction", m)] for m in maps for k in _PRM_FRACTIONS]
     return wide[order].reset_index()
 
 

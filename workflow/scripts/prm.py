@@ -80,7 +80,8 @@ with job(sm) as log:
                            f"{wc.session} vs baseline session {p.baseline_session} on the "
                            "baseline grid (dce.prm)",
             "Threshold": thr.value if np.isfinite(thr.value) else None,
-            "ThresholdSource": thr.source, "ThresholdUnits": output_map(n).unit or "volume fraction",
+            "ThresholdSource": thr.source,
+            "ThresholdUnits": output_map(n).unit or "volume fraction",
             "RegistrationPassed": passed, "Reason": "" if passed else reason,
             "Sources": sources})
         log.info("%s: threshold %.4g (%s, %d marrow voxels)", n, thr.value, thr.source,
