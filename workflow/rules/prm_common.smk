@@ -4,7 +4,14 @@
 PRM_CFG = config["prm"]
 PRM_ON = PRM_CFG["enabled"] and config["registration"]["enabled"]
 
+PRM_MAPS_ALLOWED = ("ktrans", "kep", "ve", "vp")  # the kinetic maps (dce.registry)
+
 if PRM_ON:
+    _unknown = [m for m in PRM_CFG["maps"] if m not in PRM_MAPS_ALLOWED]
+    if _unknown:
+        raise WorkflowError(
+            f"prm.maps: {', '.join(_unknown)} not one of {', '.join(PRM_MAPS_ALLOWED)}"
+        )
     _missing = [
         m for m in [*PRM_CFG["maps"], "fitstatus"] if m not in config["registration"]["maps"]
     ]
