@@ -1,6 +1,8 @@
 # Helpers of the PRM rule (workflow/rules/prm.smk) - configuration checks, input functions,
 # output lists. Included by prm.smk.
 
+from snakemake.logging import logger
+
 PRM_CFG = config["prm"]
 PRM_ON = PRM_CFG["enabled"] and config["registration"]["enabled"]
 
@@ -38,9 +40,9 @@ _prm_predictors = [
     if str(p.get("parameter", "")).startswith("prm_")
 ]
 if config["cohort"]["enabled"] and _prm_predictors and not PRM_ON:
-    raise WorkflowError(
-        f"cohort.predictors {', '.join(_prm_predictors)} use PRM fractions: enable prm and "
-        "registration, or remove them"
+    logger.warning(
+        f"cohort.predictors {', '.join(_prm_predictors)} use PRM fractions but prm or "
+        "registration is disabled: they are missing (NaN) for every lesion"
     )
 
 
