@@ -107,6 +107,10 @@ class RegistrationSettings:
         QC: minimum normalised cross-correlation inside the mask after registration.
     min_dice : float
         QC: minimum Dice of each lesion label present in both ROIs after mapping.
+    max_centroid_shift_mm : float
+        QC: the registered transform may move the baseline lesion centroid at most this
+        far (mm) from where the ROI centroids put it (the start); also the limit beyond
+        which the first (flattened) stage is discarded.
     """
 
     bias_sigma_mm: float = 10.0
@@ -123,6 +127,7 @@ class RegistrationSettings:
     iterations: int = 200
     min_ncc: float = 0.7
     min_dice: float = 0.5
+    max_centroid_shift_mm: float = 10.0
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -145,7 +150,8 @@ class RegistrationSettings:
     def from_config(cls, cfg: dict[str, Any]) -> RegistrationSettings:
         """From the config section ``registration`` (keys of this class; others ignored)."""
         keys = cls.__dataclass_fields__
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items() if k in keys}
+        kw: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v)
+                              for k, v in cfg.items() if k in keys}
         return cls(**kw)
 
 
@@ -453,6 +459,12 @@ def _centroid_ras(labels: NDArray[Any], affine: _FloatArray, which: list[int]) -
     return np.asarray(affine[:3, :3] @ idx.mean(axis=0) + affine[:3, 3])
 
 
+def _centre_deviation(transform: Any, start: Any, centre_ras: _FloatArray) -> float:
+    """Distance (mm) between the images of the lesion centre under two transforms."""
+    c = np.append(_FLIP[:3, :3] @ centre_ras, 1.0)
+    return float(np.linalg.norm((_matrix_lps(transform) @ c - _matrix_lps(start) @ c)[:3]))
+
+
 def _matrix_lps(transform: Any) -> _FloatArray:
     r = np.asarray(transform.GetMatrix(), dtype=np.float64).reshape(3, 3)
     c = np.asarray(transform.GetCenter(), dtype=np.float64)
@@ -634,10 +646,14 @@ def _register_pair(fix: _FloatArray, a_b: _FloatArray, les_b: NDArray[Any],
     transform.SetCenter([float(v) for v in _FLIP[:3, :3] @ centre])
     transform.SetTranslation([float(v) for v in _FLIP[:3, :3] @ shift])
     raw_fix, raw_mov = np.nan_to_num(fix), np.nan_to_num(mov)
+    initial = transform
     if s.bias_sigma_mm > 0:   # stage 1: on the flattened images
         fix = flatten_receive_field(raw_fix, a_b, s.bias_sigma_mm)
         mov = flatten_receive_field(raw_mov, a_f, s.bias_sigma_mm)
-        transform, _ = _register(fix, a_b, mov, a_f, mask_img, transform, s)
+        start = transform
+        transform, _ = _register(fix, a_b, mov, a_f, mask_img, start, s)
+        if _centre_deviation(transform, start, centre) > s.max_centroid_shift_mm:
+            transform = start   # stage 1 ran away (seen with far-apart lesions): restart
     for _ in range(s.bias_passes):  # then: the receive-field ratio fitted, raw images
         m_ras = _FLIP @ _matrix_lps(transform) @ _FLIP
         fix = raw_fix / receive_field_ratio(
@@ -675,6 +691,12 @@ def _register_pair(fix: _FloatArray, a_b: _FloatArray, les_b: NDArray[Any],
     if not ncc_after >= s.min_ncc:
         reasons.append(f"normalised correlation in the lesion mask after registration "
                        f"{ncc_after:.3f} < registration.min_ncc {s.min_ncc}")
+    if les_f is not None and shared:
+        dev = _centre_deviation(final, initial, centre)
+        if dev > s.max_centroid_shift_mm:
+            reasons.append(f"the registration moved the lesion centroid {dev:.1f} mm away "
+                           f"from the follow-up ROI's centroid > registration."
+                           f"max_centroid_shift_mm {s.max_centroid_shift_mm}")
     low = {lab: d for lab, d in dice.items() if d < s.min_dice}
     if low:
         reasons.append("lesion ROI overlap after mapping below registration.min_dice "
