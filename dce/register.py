@@ -23,11 +23,15 @@ Method
   result is bit-identical across runs (random rather than regular sampling avoids the
   grid-aligned local optima of interpolated full sampling).
 * **Receive field**: each visit has its own coil placement, so a smooth multiplicative
-  intensity field differs between the images; left in, it pulls the registration (a few
-  degrees of through-plane rotation on the phantom). Both images are flattened first:
-  the log image minus its Gaussian-smoothed version (``bias_sigma_mm``, normalised
-  convolution inside the body, :func:`flatten_receive_field`); the log of a field that is
-  the exponential of a quadratic is removed exactly away from the body's edges.
+  intensity field differs between the images; left in, it pulls the registration (about
+  2-3 degrees of through-plane rotation on the phantom, whose random receive field varies
+  by +-10-20 %). Two stages: (1) register the flattened images (log image minus its
+  Gaussian-smoothed version, ``bias_sigma_mm``, :func:`flatten_receive_field`), which
+  removes the field but not exactly (the thin slab's edges); (2) with that transform, fit
+  the ratio of the baseline to the mapped follow-up as ``exp(polynomial)`` of degree
+  ``bias_degree`` on the flattest voxels of the mask (``bias_flat_fraction``, away from
+  edges, :func:`receive_field_ratio`), divide the baseline by it and register the
+  original images again from stage 1's transform (``bias_passes`` times).
 * **Mask**: the baseline lesion ROI dilated by ``mask_margin_mm`` (Euclidean distance in
   mm): bone does not deform, the whole slab (breathing, bowel, posture of the legs) may.
 * **Optimiser**: regular-step gradient descent, parameter scales from the physical
@@ -78,6 +82,8 @@ class RegistrationSettings:
         (:func:`receive_field_ratio`), each followed by a registration of the raw images.
     bias_degree : int
         Polynomial degree of that ratio.
+    bias_flat_fraction : float
+        Fraction of the mask voxels (smallest gradient) the ratio is fitted on.
     mask_margin_mm : float
         Margin (mm) by which the baseline lesion ROI is dilated into the metric mask.
     metric : str
@@ -88,7 +94,8 @@ class RegistrationSettings:
     sampling_fraction : float
         Fraction of the mask voxels sampled (random, fixed seed) per iteration, (0, 1].
     seed : int
-        Seed of the metric sampling.
+        Seed of the metric sampling, >= 1 (ITK reads 0 as "seed from the wall clock",
+        which would make the result differ between runs).
     shrink_factors : tuple of int
         In-plane shrink factor per resolution level (coarse to fine); slices are not
         shrunk (thick slices).
@@ -100,21 +107,27 @@ class RegistrationSettings:
         QC: minimum normalised cross-correlation inside the mask after registration.
     min_dice : float
         QC: minimum Dice of each lesion label present in both ROIs after mapping.
+    max_centroid_shift_mm : float
+        QC: the registered transform may move the baseline lesion centroid at most this
+        far (mm) from where the ROI centroids put it (the start); also the limit beyond
+        which the first (flattened) stage is discarded.
     """
 
     bias_sigma_mm: float = 10.0
     bias_passes: int = 1
     bias_degree: int = 2
+    bias_flat_fraction: float = 0.3
     mask_margin_mm: float = 30.0
     metric: str = "mattes"
     histogram_bins: int = 32
     sampling_fraction: float = 0.5
-    seed: int = 0
+    seed: int = 1
     shrink_factors: tuple[int, ...] = (4, 2, 1)
     smoothing_sigmas_mm: tuple[float, ...] = (4.0, 2.0, 0.0)
     iterations: int = 200
     min_ncc: float = 0.7
     min_dice: float = 0.5
+    max_centroid_shift_mm: float = 10.0
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -125,6 +138,9 @@ class RegistrationSettings:
         if not 0 < self.sampling_fraction <= 1:
             raise ValueError(f"registration.sampling_fraction: must be in (0, 1], got "
                              f"{self.sampling_fraction}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 1:
+            raise ValueError(f"registration.seed: an integer >= 1 (0 would seed from the "
+                             f"clock), got {self.seed!r}")
         if len(self.shrink_factors) != len(self.smoothing_sigmas_mm) or \
                 not self.shrink_factors or min(self.shrink_factors) < 1:
             raise ValueError("registration: shrink_factors (>= 1) and smoothing_sigmas_mm "
@@ -134,7 +150,8 @@ class RegistrationSettings:
     def from_config(cls, cfg: dict[str, Any]) -> RegistrationSettings:
         """From the config section ``registration`` (keys of this class; others ignored)."""
         keys = cls.__dataclass_fields__
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items() if k in keys}
+        kw: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v)
+                              for k, v in cfg.items() if k in keys}
         return cls(**kw)
 
 
@@ -442,6 +459,12 @@ def _centroid_ras(labels: NDArray[Any], affine: _FloatArray, which: list[int]) -
     return np.asarray(affine[:3, :3] @ idx.mean(axis=0) + affine[:3, 3])
 
 
+def _centre_deviation(transform: Any, start: Any, centre_ras: _FloatArray) -> float:
+    """Distance (mm) between the images of the lesion centre under two transforms."""
+    c = np.append(_FLIP[:3, :3] @ centre_ras, 1.0)
+    return float(np.linalg.norm((_matrix_lps(transform) @ c - _matrix_lps(start) @ c)[:3]))
+
+
 def _matrix_lps(transform: Any) -> _FloatArray:
     r = np.asarray(transform.GetMatrix(), dtype=np.float64).reshape(3, 3)
     c = np.asarray(transform.GetCenter(), dtype=np.float64)
@@ -486,7 +509,8 @@ def _register(fix: _FloatArray, a_b: _FloatArray, mov: _FloatArray, a_f: _FloatA
 
 
 def receive_field_ratio(fixed: ArrayLike, affine: ArrayLike, mapped: ArrayLike,
-                        mask: ArrayLike, centre_mm: ArrayLike, degree: int) -> _FloatArray:
+                        mask: ArrayLike, centre_mm: ArrayLike, degree: int,
+                        flat_fraction: float = 1.0) -> _FloatArray:
     """Smooth ratio of the fixed image to the mapped moving image (receive fields, gain).
 
     ``exp(poly(x))``, ``poly`` a polynomial of total degree ``degree`` in the RAS
@@ -507,6 +531,10 @@ def receive_field_ratio(fixed: ArrayLike, affine: ArrayLike, mapped: ArrayLike,
     centre_mm : array_like, shape (3,)
     degree : int
         0 (a gain), 1, 2, ...
+    flat_fraction : float
+        Fit only the fraction of those voxels with the smallest gradient of the log
+        images (either image; Gaussian derivative of 1 voxel): inside tissues, away from
+        edges where a residual misalignment leaves structure in the ratio. 1: all.
 
     Returns
     -------
@@ -522,9 +550,20 @@ def receive_field_ratio(fixed: ArrayLike, affine: ArrayLike, mapped: ArrayLike,
                 if dx + dy + dz:
                     terms.append(xyz[..., 0] ** dx * xyz[..., 1] ** dy * xyz[..., 2] ** dz)
     basis = np.stack(terms, axis=-1)
+    from scipy.ndimage import gaussian_gradient_magnitude
+
     gf = np.where(np.isfinite(g), g, 0.0)
     sel = (np.asarray(mask, dtype=bool) & (f > 0.1 * np.percentile(f, 99))
            & (gf > 0.1 * np.percentile(gf, 99)))
+    if flat_fraction < 1 and sel.any():
+        # inside tissues only: away from edges, where a residual misalignment would
+        # leave image structure in the ratio
+        grad = np.zeros(f.shape)
+        for img in (f, gf):
+            lg = np.log(np.maximum(img, 1e-12 * float(np.percentile(img, 99))))
+            gm = gaussian_gradient_magnitude(lg, 1.0)
+            grad = np.maximum(grad, gm)
+        sel &= grad <= np.quantile(grad[sel], flat_fraction)
     if sel.sum() < 4 * basis.shape[-1]:
         return np.ones(f.shape)
     coef, *_ = np.linalg.lstsq(basis[sel], np.log(f[sel] / gf[sel]), rcond=None)
@@ -585,20 +624,41 @@ def register_rigid(baseline: ArrayLike, baseline_affine: ArrayLike,
     if les_f is not None and shared:
         shift = _centroid_ras(les_f, a_f, shared) - _centroid_ras(les_b, a_b, shared)
 
+    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    # one thread for every ITK filter and metric (the method's own setting does not reach
+    # the metric's threader or the pyramid filters): identical results across runs
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    try:
+        return _register_pair(fix, a_b, les_b, mov, a_f, les_f, mask, centre, shift,
+                              shared, s)
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+
+
+def _register_pair(fix: _FloatArray, a_b: _FloatArray, les_b: NDArray[Any],
+                   mov: _FloatArray, a_f: _FloatArray, les_f: NDArray[Any] | None,
+                   mask: NDArray[np.bool_], centre: _FloatArray, shift: _FloatArray,
+                   shared: list[int], s: RegistrationSettings) -> Registration:
+    import SimpleITK as sitk
+
     mask_img = sitk.Cast(_itk_image(mask.astype(np.float32), a_b), sitk.sitkUInt8)
     transform = sitk.Euler3DTransform()
     transform.SetCenter([float(v) for v in _FLIP[:3, :3] @ centre])
     transform.SetTranslation([float(v) for v in _FLIP[:3, :3] @ shift])
     raw_fix, raw_mov = np.nan_to_num(fix), np.nan_to_num(mov)
+    initial = transform
     if s.bias_sigma_mm > 0:   # stage 1: on the flattened images
         fix = flatten_receive_field(raw_fix, a_b, s.bias_sigma_mm)
         mov = flatten_receive_field(raw_mov, a_f, s.bias_sigma_mm)
-        transform, _ = _register(fix, a_b, mov, a_f, mask_img, transform, s)
+        start = transform
+        transform, _ = _register(fix, a_b, mov, a_f, mask_img, start, s)
+        if _centre_deviation(transform, start, centre) > s.max_centroid_shift_mm:
+            transform = start   # stage 1 ran away (seen with far-apart lesions): restart
     for _ in range(s.bias_passes):  # then: the receive-field ratio fitted, raw images
         m_ras = _FLIP @ _matrix_lps(transform) @ _FLIP
         fix = raw_fix / receive_field_ratio(
             raw_fix, a_b, resample_to_baseline(raw_mov, a_f, raw_fix.shape, a_b, m_ras),
-            mask, centre, s.bias_degree)
+            mask, centre, s.bias_degree, s.bias_flat_fraction)
         mov = raw_mov
         transform, reg = _register(fix, a_b, mov, a_f, mask_img, transform, s)
     if not s.bias_passes:
@@ -631,6 +691,12 @@ def register_rigid(baseline: ArrayLike, baseline_affine: ArrayLike,
     if not ncc_after >= s.min_ncc:
         reasons.append(f"normalised correlation in the lesion mask after registration "
                        f"{ncc_after:.3f} < registration.min_ncc {s.min_ncc}")
+    if les_f is not None and shared:
+        dev = _centre_deviation(final, initial, centre)
+        if dev > s.max_centroid_shift_mm:
+            reasons.append(f"the registration moved the lesion centroid {dev:.1f} mm away "
+                           f"from the follow-up ROI's centroid > registration."
+                           f"max_centroid_shift_mm {s.max_centroid_shift_mm}")
     low = {lab: d for lab, d in dice.items() if d < s.min_dice}
     if low:
         reasons.append("lesion ROI overlap after mapping below registration.min_dice "

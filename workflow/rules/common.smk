@@ -305,6 +305,14 @@ def session_outputs(subject, session):
 # registered to the baseline (register.smk); its outputs are in the follow-up's folder.
 
 LESION_ROI_MAP = "lesions"  # registration.maps: the lesion ROI (labels) resampled
+_unknown_maps = sorted(
+    set(config["registration"]["maps"]) - {*FIT_MAPS, *SEMIQUANT_MAPS, LESION_ROI_MAP}
+)
+if _unknown_maps:
+    raise WorkflowError(
+        f"registration.maps: {_unknown_maps} are not maps of a session; use "
+        f"{', '.join([*FIT_MAPS, *SEMIQUANT_MAPS, LESION_ROI_MAP])}"
+    )
 
 
 def baseline_session_of(subject):

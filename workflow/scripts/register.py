@@ -15,12 +15,11 @@ from dce.io.jobs import job, write_json
 from dce.io.maps import read_session_rois
 from dce.io.nifti import read_nifti, write_nifti
 from dce.register import RegistrationSettings, register_rigid, resample_to_baseline
-from dce.registry import sidecar_fields
+from dce.registry import output_map, sidecar_fields
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 
 LESIONS = "lesions"
-NEAREST = {"fitstatus", LESIONS}
 
 
 def precontrast(path: str, n_baseline: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +59,9 @@ with job(sm) as log:
                 "subject": wc.subject, "session": wc.session, "baseline_session": base,
                 **q, "settings": dict(p.registration), "Sources": sources}, out.qc)
     for name in p.registration["maps"]:
-        kind = "nearest" if name in NEAREST else "linear"
+        integer = name == LESIONS or np.issubdtype(np.dtype(output_map(name).dtype),
+                                                   np.integer)
+        kind = "nearest" if integer else "linear"
         if name == LESIONS:
             data, side = les_f, {"Labels": {str(k): "lesion" for k in p.lesions["labels"]},
                                  "Source": str(sm.input.lesion_roi)}
