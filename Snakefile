@@ -1,6 +1,6 @@
 # DCE-MRI of spinal bone lesions treated with radiation: per-session pipeline
 #   convert -> concentration (with the T1 maps) -> aif -> fit -> roi (with the
-#   semi-quantitative maps, figures)
+#   semi-quantitative maps, figures), each follow-up registered to its baseline session
 # and the cohort analysis over all sessions; one rule file per stage (workflow/rules/).
 # Configuration: config/config.yaml over the schema defaults (config/README.md).
 # Run: snakemake   (the workflow profile profiles/default sets cores and scheduling;
@@ -24,6 +24,8 @@ include: "workflow/rules/concentration.smk"
 include: "workflow/rules/aif.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/roi.smk"
+include: "workflow/rules/register.smk"
+include: "workflow/rules/prm.smk"
 include: "workflow/rules/benchmarks.smk"
 include: "workflow/rules/provenance.smk"
 include: "workflow/rules/cohort.smk"
@@ -33,6 +35,7 @@ rule all:
     default_target: True
     input:
         all_outputs,
+        prm_outputs,
         cohort_outputs,
 
 

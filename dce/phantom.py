@@ -256,8 +256,9 @@ conventional MRI at day 150-300 (DCE precedes conventional MRI by about 6.6 mont
 Randomness: everything is drawn from numpy Generators seeded by
 ``SeedSequence(seed, spawn_key=...)``: the patient design from key ``(1, patient)``, the
 outcome assignment from key ``(0,)``, and each session's noise from key
-``(2, patient, session)``. A session's arrays therefore do not depend on the order in
-which sessions are generated. :func:`make_session` draws its receive field from key
+``(2, patient, session)``, the follow-ups' rigid motion (``followup_motion``) from key
+``(9, patient)`` (so it changes no other draw). A session's arrays therefore do not depend
+on the order in which sessions are generated. :func:`make_session` draws its receive field from key
 ``(3,)`` of its seed unless ``bias_coeffs`` is given.
 
 References
@@ -319,6 +320,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 __all__ = [
+    "DEMO_MOTION",
     "SPINE_LEVELS",
     "TISSUE_CODES",
     "AIFSpec",
@@ -338,8 +340,10 @@ __all__ = [
     "make_cohort",
     "make_session",
     "render_session",
+    "rotation_matrix",
     "spgr",
     "tofts_fine",
+    "world_motion",
 ]
 
 #: Vertebral level names, cranial to caudal.
@@ -579,6 +583,12 @@ class LesionSpec:
         radius (whose volume mean is 1 for an unclipped ellipsoid). ve is uniform.
     delay_s : float
         Extra bolus arrival delay (s) of the lesion relative to the aorta.
+    rim_radius : float
+        Normalised ellipsoidal radius (0-1) beyond which the lesion is its *rim*
+        (heterogeneous response, :func:`make_cohort` ``rim_core_fraction``); 1: no rim.
+    rim_factor : float
+        Ktrans and vp of the rim points are multiplied by this factor (on top of the
+        heterogeneity profile); the nominal values are those of the core.
     """
 
     label: int
@@ -590,6 +600,8 @@ class LesionSpec:
     vp: float = 0.06
     heterogeneity: float = 0.3
     delay_s: float = 0.0
+    rim_radius: float = 1.0
+    rim_factor: float = 1.0
 
 
 
@@ -676,6 +688,11 @@ class SessionSpec:
         Tissue properties; None for :func:`default_tissues` at the acquisition's field.
     shift_mm : tuple of float
         Patient position relative to the slab, ``(posterior, inferior, right)`` (mm).
+    rotation_deg : tuple of float
+        Patient rotation in the slab (deg) about the posterior, inferior and right axes
+        (:func:`rotation_matrix`), about the centre of the centre-level vertebral body
+        (before the shift): a slab point is ``R a + shift`` for the anatomical point
+        ``a``. :func:`world_motion` gives the motion between two sessions.
     seed : tuple of int
         ``(entropy, *spawn_key)`` of the session's noise ``SeedSequence``.
     gain : float
@@ -695,6 +712,7 @@ class SessionSpec:
     anatomy: Anatomy = Anatomy()
     tissues: Mapping[str, TissueProperties] | None = None
     shift_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    rotation_deg: tuple[float, float, float] = (0.0, 0.0, 0.0)
     seed: tuple[int, ...] = (0,)
     gain: float = 1.0
     bias_coeffs: tuple[float, ...] = ()
@@ -1087,6 +1105,67 @@ def _visible_levels(spec: SessionSpec) -> tuple[int, int, list[str], list[str]]:
 
 
 
+def rotation_matrix(rotation_deg: Sequence[float]) -> _FloatArray:
+    """Rotation of the patient in the slab frame ``(u, v, w)`` = (posterior, inferior,
+    right).
+
+    Parameters
+    ----------
+    rotation_deg : sequence of 3 float
+        Right-handed angles (deg) about ``+u``, ``+v``, ``+w``; ``R = Rw Rv Ru`` (the
+        rotation about ``u`` applied first).
+
+    Returns
+    -------
+    ndarray, shape (3, 3)
+    """
+    a, b, c = (float(np.radians(x)) for x in rotation_deg)
+    ru = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(a), -np.sin(a)], [0.0, np.sin(a), np.cos(a)]])
+    rv = np.array([[np.cos(b), 0.0, np.sin(b)], [0.0, 1.0, 0.0], [-np.sin(b), 0.0, np.cos(b)]])
+    rw = np.array([[np.cos(c), -np.sin(c), 0.0], [np.sin(c), np.cos(c), 0.0], [0.0, 0.0, 1.0]])
+    return np.asarray(rw @ rv @ ru)
+
+
+def _slab_frame(acq: Acquisition, ana: Anatomy) -> tuple[_FloatArray, _FloatArray]:
+    """``(P, o)``: the slab frame ``(u, v, w)`` (mm, before the patient's pose) of a RAS
+    point ``x`` is ``P x + o``."""
+    perm = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
+    ni, di = acq.matrix[0], acq.voxel_mm[0]
+    return perm, np.array([ni * di * (0.5 - ana.spine_position), 0.0, 0.0])
+
+
+def world_motion(baseline: SessionSpec, followup: SessionSpec) -> _FloatArray:
+    """The true rigid motion between two sessions of a patient, in world (RAS) mm.
+
+    Each session places the anatomy in the slab as ``p = R a + shift``
+    (:attr:`SessionSpec.rotation_deg`, :func:`rotation_matrix`, :attr:`SessionSpec.shift_mm`;
+    ``a`` the anatomical point, origin at the centre of the centre-level vertebral body,
+    which is the centre of rotation), and the slab's voxels have the same world
+    coordinates in every session (:func:`affine_for`).
+
+    Parameters
+    ----------
+    baseline, followup : SessionSpec
+        Same acquisition field of view and anatomy.
+
+    Returns
+    -------
+    ndarray, shape (4, 4)
+        Maps a baseline world point (RAS mm) to the follow-up world point of the same
+        anatomy.
+    """
+    perm, o = _slab_frame(baseline.acquisition, baseline.anatomy)
+    perm_f, o_f = _slab_frame(followup.acquisition, followup.anatomy)
+    if not (np.allclose(perm, perm_f) and np.allclose(o, o_f)):
+        raise ValueError("world_motion: the sessions have different fields of view")
+    rel = rotation_matrix(followup.rotation_deg) @ rotation_matrix(baseline.rotation_deg).T
+    t_b, t_f = np.asarray(baseline.shift_mm, float), np.asarray(followup.shift_mm, float)
+    m = np.eye(4)
+    m[:3, :3] = perm.T @ rel @ perm
+    m[:3, 3] = perm.T @ (rel @ (o - t_b) + t_f - o)
+    return m
+
+
 def _coords(spec: SessionSpec, offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
             ) -> tuple[_FloatArray, _FloatArray, _FloatArray]:
     """Anatomical coordinates (mm) of the points ``voxel + offset`` (offset in voxels).
@@ -1103,6 +1182,12 @@ def _coords(spec: SessionSpec, offset: tuple[float, float, float] = (0.0, 0.0, 0
     v1 = (np.arange(nj) + oj - (nj - 1) / 2.0) * dj - sv
     w1 = (np.arange(nk) + ok - (nk - 1) / 2.0) * dk - sw
     u, v, w = np.meshgrid(u1, v1, w1, indexing="ij")
+    if any(spec.rotation_deg):
+        # slab point p = R a + shift  =>  anatomy a = R^T (p - shift); R^T = R.T
+        rot = rotation_matrix(spec.rotation_deg)
+        u, v, w = (rot[0, 0] * u + rot[1, 0] * v + rot[2, 0] * w,
+                   rot[0, 1] * u + rot[1, 1] * v + rot[2, 1] * w,
+                   rot[0, 2] * u + rot[1, 2] * v + rot[2, 2] * w)
     half_v = max(0.5 * nj * dj, 1e-6)
     u = u - ana.curvature_mm * (v / half_v) ** 2
     return u, v, w
@@ -1172,6 +1257,8 @@ def _classify(spec: SessionSpec, u: _FloatArray, v: _FloatArray, w: _FloatArray,
         lesion[inside] = les.label
         tissue[inside] = code["lesion"]
         factor[inside] = 1.0 + les.heterogeneity * ((1.0 - r2[inside]) - 0.4)
+        if les.rim_factor != 1.0:  # heterogeneous response: rim x rim_factor
+            factor[inside] *= np.where(r2[inside] > les.rim_radius ** 2, les.rim_factor, 1.0)
     return _Class(tissue=tissue, lesion=lesion, factor=factor, body=body, m_idx=m_idx)
 
 
@@ -1592,6 +1679,7 @@ def make_session(*, seed: int = 0, subject: str = "P01", session: str = "pre",
                  aif: AIFSpec | None = None,
                  tissues: Mapping[str, TissueProperties] | None = None,
                  shift_mm: tuple[float, float, float] = (0.0, 0.0, 0.0),
+                 rotation_deg: tuple[float, float, float] = (0.0, 0.0, 0.0),
                  gain: float = 1.0,
                  bias_coeffs: Sequence[float] | None = None) -> SessionPhantom:
     """Render a single phantom session.
@@ -1614,6 +1702,9 @@ def make_session(*, seed: int = 0, subject: str = "P01", session: str = "pre",
         Overrides of :func:`default_tissues`.
     shift_mm : tuple of float
         Patient shift ``(posterior, inferior, right)`` (mm).
+    rotation_deg : tuple of float
+        Patient rotation (deg) about the posterior, inferior and right axes
+        (:attr:`SessionSpec.rotation_deg`).
     gain : float
         Global receive gain.
     bias_coeffs : sequence of float, optional
@@ -1641,6 +1732,7 @@ def make_session(*, seed: int = 0, subject: str = "P01", session: str = "pre",
         lesions=tuple(lesions) if lesions is not None else (LesionSpec(1, centre_level),),
         aif=aif or AIFSpec(), acquisition=acquisition or Acquisition(),
         anatomy=anatomy or Anatomy(), tissues=tissues, shift_mm=shift_mm,
+        rotation_deg=tuple(float(x) for x in rotation_deg),  # type: ignore[arg-type]
         seed=(entropy,), gain=float(gain), bias_coeffs=bias)
     return render_session(spec)
 
@@ -1709,6 +1801,35 @@ class Cohort:
         return truth_df.merge(self.lesions[["subject", "lesion", "recurrence"]],
                               on=["subject", "lesion"], how="left")
 
+    def motion_truth(self) -> pd.DataFrame:
+        """The true rigid motion of every session from its subject's first session.
+
+        Returns
+        -------
+        DataFrame
+            One row per session: subject, session, baseline_session (the subject's first
+            session), the session's pose (``shift_{posterior,inferior,right}_mm``,
+            ``rotation_{posterior,inferior,right}_deg``, :class:`SessionSpec`) and
+            ``m<r><c>`` (rows 0-2, columns 0-3) of :func:`world_motion`: the 4x4 matrix
+            mapping a baseline world point (RAS mm) to the session's world point of the
+            same anatomy (the identity for the baseline).
+        """
+        rows = []
+        first: dict[str, SessionSpec] = {}
+        for (subj, ses), spec in self.specs.items():
+            base = first.setdefault(subj, spec)
+            m = world_motion(base, spec)
+            row: dict[str, Any] = {"subject": subj, "session": ses,
+                                   "baseline_session": base.session}
+            for name, v in zip(("posterior", "inferior", "right"), spec.shift_mm, strict=True):
+                row[f"shift_{name}_mm"] = float(v)
+            for name, v in zip(("posterior", "inferior", "right"), spec.rotation_deg,
+                               strict=True):
+                row[f"rotation_{name}_deg"] = float(v)
+            row.update({f"m{r}{c}": float(m[r, c]) for r in range(3) for c in range(4)})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
     def session(self, subject: str, session: str) -> SessionPhantom:
         """Render one session.
 
@@ -1732,6 +1853,106 @@ class Cohort:
 
     def __len__(self) -> int:
         return len(self.specs)
+
+
+#: Thresholds of the phantom's true PRM classes (absolute change; vp: volume fraction,
+#: ktrans_per_min: /min): the project-default fallback thresholds of the pipeline's PRM,
+#: written here again (this module imports nothing from ``dce``).
+PRM_TRUTH_THRESHOLDS: dict[str, float] = {"vp": 0.01, "ktrans_per_min": 0.02}
+#: Class codes of the true PRM class maps (those of the pipeline's class maps).
+PRM_TRUTH_CODES: dict[str, int] = {"outside": 0, "increased": 1, "unchanged": 2,
+                                   "decreased": 3}
+#: SessionSpec fields of the patient's pose: the follow-up is rendered with the
+#: baseline's to see its tissue on the baseline grid (perfect registration).
+_POSE_FIELDS: tuple[str, ...] = ("shift_mm", "rotation_deg")
+
+
+def prm_truth(cohort: Cohort, subject: str, session: str) -> dict[str, Any]:
+    """True voxel-wise change of a follow-up from the subject's first session on the
+    baseline grid (perfect registration): the follow-up's design rendered with the
+    baseline's pose, volume averages (module notes) at the baseline's lesion and
+    normal-marrow voxels.
+
+    Parameters
+    ----------
+    cohort : Cohort
+    subject, session : str
+        A follow-up session (not the subject's first).
+
+    Returns
+    -------
+    dict
+        ``lesion`` (baseline lesion labels, uint8), ``marrow`` (baseline marrow ROI,
+        bool), ``affine`` (baseline), and float maps on the baseline grid (NaN outside the
+        lesion and marrow voxels): ``vp_baseline``, ``vp_followup``,
+        ``ktrans_per_min_baseline``, ``ktrans_per_min_followup``.
+    """
+    order = cohort.sessions[cohort.sessions["subject"] == subject]["session"].tolist()
+    if session not in order[1:]:
+        raise ValueError(f"{subject}/{session}: not a follow-up session of the cohort")
+    base = cohort.specs[(subject, order[0])]
+    fu = cohort.specs[(subject, session)]
+    fu = replace(fu, **{f: getattr(base, f) for f in _POSE_FIELDS})
+    maps = _render_maps(base)
+    shape = maps.lesion.shape
+    idx = np.flatnonzero((maps.lesion > 0) | (maps.marrow_roi > 0))
+    out: dict[str, Any] = {"lesion": maps.lesion, "marrow": maps.marrow_roi > 0,
+                           "affine": affine_for(base.acquisition)}
+    for tag, spec in (("baseline", base), ("followup", fu)):
+        kt, _, vp = _volume_average(spec, _subvoxels(spec, idx))
+        for name, val in (("vp", vp), ("ktrans_per_min", kt)):
+            arr = np.full(int(np.prod(shape)), np.nan)
+            arr[idx] = val
+            out[f"{name}_{tag}"] = arr.reshape(shape)
+    return out
+
+
+def prm_truth_classes(truth: Mapping[str, Any], name: str,
+                      threshold: float | None = None) -> NDArray[np.uint8]:
+    """True PRM class map (codes :data:`PRM_TRUTH_CODES`) of one parameter (``vp`` or
+    ``ktrans_per_min``) over the baseline lesion voxels of :func:`prm_truth`; threshold
+    default :data:`PRM_TRUTH_THRESHOLDS`."""
+    thr = PRM_TRUTH_THRESHOLDS[name] if threshold is None else float(threshold)
+    change = truth[f"{name}_followup"] - truth[f"{name}_baseline"]
+    code = PRM_TRUTH_CODES
+    out = np.full(change.shape, code["outside"], dtype=np.uint8)
+    les = truth["lesion"] > 0
+    out[les & (change > thr)] = code["increased"]
+    out[les & (change < -thr)] = code["decreased"]
+    out[les & (np.abs(change) <= thr)] = code["unchanged"]
+    return out
+
+
+def prm_truth_table(cohort: Cohort) -> pd.DataFrame:
+    """Per follow-up session, lesion and parameter (``vp``, ``ktrans_per_min``): the true
+    PRM fractions (:func:`prm_truth_classes` with :data:`PRM_TRUTH_THRESHOLDS`) and the
+    true ROI-mean change over the baseline lesion label, with the lesion's
+    ``response_pattern``."""
+    les = cohort.lesions
+    pattern = {(s, int(n)): p for s, n, p in zip(les["subject"], les["lesion"],
+                                                 les["response_pattern"], strict=True)}
+    rows = []
+    for subj, ses in zip(cohort.sessions["subject"], cohort.sessions["session"],
+                         strict=True):
+        if ses == cohort.sessions[cohort.sessions["subject"] == subj]["session"].iloc[0]:
+            continue
+        t = prm_truth(cohort, subj, ses)
+        for name in PRM_TRUTH_THRESHOLDS:
+            cls = prm_truth_classes(t, name)
+            change = t[f"{name}_followup"] - t[f"{name}_baseline"]
+            for lab in np.unique(t["lesion"][t["lesion"] > 0]):
+                sel = t["lesion"] == lab
+                n = int(sel.sum())
+                c = cls[sel]
+                rows.append({
+                    "subject": subj, "session": ses, "lesion": int(lab), "parameter": name,
+                    "threshold": PRM_TRUTH_THRESHOLDS[name], "n_voxels": n,
+                    "prm_pos_fraction": float(np.mean(c == PRM_TRUTH_CODES["increased"])),
+                    "prm_zero_fraction": float(np.mean(c == PRM_TRUTH_CODES["unchanged"])),
+                    "prm_neg_fraction": float(np.mean(c == PRM_TRUTH_CODES["decreased"])),
+                    "mean_change": float(change[sel].mean()),
+                    "response_pattern": pattern.get((subj, int(lab)), "uniform")})
+    return pd.DataFrame(rows)
 
 
 def _subject_ids(n: int) -> list[str]:
@@ -1884,6 +2105,63 @@ def _assign_classes(designs: list[dict[str, Any]], entropy: int, incidental_frac
             les["base"] = _class_kinetics(les, krng)
 
 
+#: Volume fraction of a rim + core lesion that is rim (outer shell of the ellipsoid).
+RIM_VOLUME_FRACTION = 0.4
+
+
+def _rim_core(f_vp: float, f_kt: float, increase: float
+              ) -> tuple[float, float, dict[str, float]]:
+    """Core factors of vp and Ktrans (relative to baseline) and the LesionSpec rim fields
+    of a rim + core follow-up: the rim's vp is ``1 + increase`` times baseline, the
+    volume means stay ``f_vp`` and ``f_kt`` (ignoring the heterogeneity profile and the
+    clipping to the body; core at least 5 % of baseline)."""
+    phi = RIM_VOLUME_FRACTION
+    core_vp = max((f_vp - phi * (1.0 + increase)) / (1.0 - phi), 0.05)
+    factor = (1.0 + increase) / core_vp
+    core_kt = f_kt / (1.0 - phi + phi * factor)
+    return core_vp, core_kt, {"rim_radius": (1.0 - phi) ** (1.0 / 3.0),
+                              "rim_factor": factor}
+
+
+#: Follow-up motion of the demo cohort (:func:`demo_cohort`): largest translation (mm) and
+#: rotation (deg) about the posterior, inferior and right axes. The slab is planned on the
+#: spine at every visit, so the table position (inferior) varies most and the sagittal
+#: tilt (about the right axis, in plane) more than the through-plane rotations, which
+#: with 5 mm slices tilt the anatomy across slices (10 deg over the 44 mm width of a
+#: vertebral body moves its edges by about 4 mm, most of a slice).
+DEMO_MOTION: tuple[tuple[float, float, float], tuple[float, float, float]] = (
+    (8.0, 20.0, 3.0), (4.0, 4.0, 10.0))
+
+
+def _draw_motion(design: dict[str, Any], rng: np.random.Generator,
+                 motion: tuple[Sequence[float], Sequence[float]], ana: Anatomy,
+                 acq: Acquisition) -> dict[int, tuple[float, float, float]]:
+    """Draw each follow-up's motion; add its translation to ``design["shifts"]`` and
+    return ``{session index: rotation_deg}``."""
+    t_max = np.asarray(motion[0], dtype=np.float64)
+    r_max = np.asarray(motion[1], dtype=np.float64)
+    if t_max.shape != (3,) or r_max.shape != (3,) or np.any(t_max < 0) or np.any(r_max < 0):
+        raise ValueError(f"followup_motion: need ((3 translations mm), (3 rotations deg)), "
+                         f">= 0; got {motion}")
+    nj, dj = acq.matrix[1], acq.voxel_mm[1]
+    p, h, spare = ana.pitch_mm, ana.body_height_mm, 6.0
+    c = _level_index(design["centre"])
+    ms = [_level_index(les["level"]) - c for les in design["lesions"]]
+    lo = -(nj / 2.0) * dj + 1.0 + spare - min(ms) * p + h / 2   # bounds of the v shift
+    hi = (nj / 2.0) * dj - 1.0 - spare - max(ms) * p - h / 2
+    rotations: dict[int, tuple[float, float, float]] = {}
+    for s in range(1, len(design["days"])):
+        x = rng.uniform(-1.0, 1.0, 3)
+        t = x * t_max
+        r = rng.uniform(-1.0, 1.0, 3) * r_max
+        sh = design["shifts"][s]
+        a, b = max(-t_max[1], lo - sh[1]), min(t_max[1], hi - sh[1])
+        t[1] = a + (x[1] + 1.0) / 2.0 * (b - a) if a <= b else 0.0
+        design["shifts"][s] = tuple(float(a + b) for a, b in zip(sh, t, strict=True))
+        rotations[s] = (float(r[0]), float(r[1]), float(r[2]))
+    return rotations
+
+
 def make_cohort(n_patients: int = 10, seed: int = 0, *,
                 acquisition: Acquisition | None = None, anatomy: Anatomy | None = None,
                 recurrence_fraction: float = 0.3,
@@ -1895,13 +2173,15 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
                 centre_levels: Sequence[str] = ("T11", "T12", "L1", "L2"),
                 hematocrit: float | tuple[float, float] = (0.36, 0.46),
                 session_shift_mm: float = 2.0,
+                followup_motion: tuple[Sequence[float], Sequence[float]] | None = None,
                 lesion_delay_range_s: tuple[float, float] = (0.0, 5.0),
                 flip_angle_range_deg: tuple[float, float] | None = (10.0, 25.0),
                 tr_range_s: tuple[float, float] | None = (0.0035, 0.005),
                 blood_snr_range: tuple[float, float] | None = (5.0, 15.0),
                 gain_range: tuple[float, float] = (0.5, 2.0),
                 random_bias: bool = True,
-                tissues: Mapping[str, TissueProperties] | None = None) -> Cohort:
+                tissues: Mapping[str, TissueProperties] | None = None,
+                rim_core_fraction: float = 0.5) -> Cohort:
     """Design a synthetic radiotherapy cohort (tables and per-session specifications).
 
     Parameters
@@ -1937,6 +2217,14 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
         Hematocrit (fixed, or uniform per patient).
     session_shift_mm : float
         Maximum patient shift per axis between sessions (mm, uniform).
+    followup_motion : (translation_mm, rotation_deg) or None
+        Rigid motion of every follow-up session relative to the slab, on top of the
+        session shift: per axis (posterior, inferior, right) the largest translation (mm)
+        and rotation (deg), drawn uniformly in ``[-max, max]`` from the patient's stream
+        ``(9, patient)`` (:attr:`SessionSpec.rotation_deg`; the inferior translation is
+        drawn from the part of ``[-max, max]`` that keeps every lesion's vertebral body
+        inside the slab with 6 mm to spare, none if there is no such part). None: no
+        motion (:data:`DEMO_MOTION` for the demo cohort).
     lesion_delay_range_s : tuple of float
         Range of the lesion bolus delay behind the aorta (s), constant per lesion.
     flip_angle_range_deg : (lo, hi) or None
@@ -1952,6 +2240,14 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
         Draw a random low-order receive field per session (else coil falloff only).
     tissues : mapping, optional
         Overrides of :func:`default_tissues`.
+    rim_core_fraction : float
+        Fraction of the recurrent (not responder-like) lesions (rounded up) whose
+        follow-ups respond heterogeneously: a recurrent rim (the outer
+        :data:`RIM_VOLUME_FRACTION` of the ellipsoid; vp +80-120 % of baseline, Ktrans up
+        too) around a responding, necrotic core, with the lesion means of the uniform
+        design kept (so the ROI-mean change stays negative where the design's is). Drawn
+        from their own stream (``spawn_key=(10,)``): every other lesion is unchanged.
+        Lesion table column ``response_pattern`` (``rim_core`` / ``uniform``).
 
     Returns
     -------
@@ -1966,6 +2262,8 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
     if not 0 <= responder_like_fraction <= 1:
         raise ValueError(f"responder_like_fraction: must be in [0, 1], got "
                          f"{responder_like_fraction}")
+    if not 0 <= rim_core_fraction <= 1:
+        raise ValueError(f"rim_core_fraction: must be in [0, 1], got {rim_core_fraction}")
     if len(followup_days) < 1:
         raise ValueError("followup_days: need at least one follow-up")
     entropy = _seed_entropy(seed)
@@ -2064,6 +2362,10 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
 
     _assign_classes(designs, entropy, incidental_fraction, ana, acq0, session_shift_mm,
                     lesion_delay_range_s, len(followup_days))
+    if followup_motion is not None:
+        for p, d in enumerate(designs):
+            d["rotations"] = _draw_motion(d, np.random.default_rng(
+                np.random.SeedSequence(entropy, spawn_key=(9, p))), followup_motion, ana, acq0)
 
     # outcomes: exactly round(fraction * n) recurrent lesions, drawn at cohort level, and
     # among them round(responder_like_fraction * n_rec) responder-like ones
@@ -2084,6 +2386,12 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
     rec_set = set(rec_list)
     resp_list = [int(x) for x in rng0.permutation(rec_list)[:n_resp]] if n_resp else []
     resp_set = set(resp_list)
+    # heterogeneous response (rim + core) of some recurrent lesions, own stream
+    hrng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(10,)))
+    cand = [i for i in range(n_total) if i in rec_set and i not in resp_set]
+    n_rim = int(np.ceil(rim_core_fraction * len(cand) - 1e-9)) if cand else 0
+    for i in hrng.permutation(cand)[:n_rim].tolist() if n_rim else []:
+        all_lesions[int(i)][1]["rim_increase"] = float(hrng.uniform(0.8, 1.2))
     # responder-like lesions respond at the first follow-up like a controlled lesion of
     # this cohort between the 60th and 90th percentile of its vp change
     ctrl_fu1 = np.sort([les["controlled"][0][0] for i, (_, les) in enumerate(all_lesions)
@@ -2120,6 +2428,8 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
                                 "treated": int(les["treated"]),
                                 "adjacent_disc": les["adjacent_disc"],
                                 "responder_like": int(kind == "responder"),
+                                "response_pattern": ("rim_core" if "rim_increase" in les
+                                                     else "uniform"),
                                 "delay_s": les["delay_s"]})
     p_index = {s: i for i, s in enumerate(subjects)}
     for d in designs:
@@ -2137,19 +2447,24 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
                         # chordoma: max Vp fell by a factor 1.6 after RT [Santos2017]_,
                         # against 2.6 for the metastases' mean drop of 62 %
                         dvp *= _CHORDOMA_RESPONSE
+                f_vp, f_kt = max(1 + dvp, 0.02), max(1 + dkt, 0.05)
+                rim: dict[str, float] = {}
+                if s > 0 and "rim_increase" in les:
+                    f_vp, f_kt, rim = _rim_core(f_vp, f_kt, les["rim_increase"])
                 les_specs.append(LesionSpec(
                     label=les["label"], level=les["level"], offset_mm=les["offset"],
                     semi_axes_mm=les["axes"],
-                    ktrans_per_min=b["ktrans_per_min"] * max(1 + dkt, 0.05),
+                    ktrans_per_min=b["ktrans_per_min"] * f_kt,
                     ve=float(np.clip(b["ve"] * (1 + dve), 0.05, 0.8)),
-                    vp=b["vp"] * max(1 + dvp, 0.02), heterogeneity=les["heterogeneity"],
-                    delay_s=les["delay_s"]))
+                    vp=b["vp"] * f_vp, heterogeneity=les["heterogeneity"],
+                    delay_s=les["delay_s"], **rim))
             ses = session_ids[s]
             a, acq_s = d["aifs"][s], d["acqs"][s]
             spec = SessionSpec(subject=subj, session=ses, days_from_rt=float(day),
                                centre_level=d["centre"], lesions=tuple(les_specs),
                                aif=a, acquisition=acq_s, anatomy=ana,
                                tissues=tissues, shift_mm=d["shifts"][s],
+                               rotation_deg=d.get("rotations", {}).get(s, (0.0, 0.0, 0.0)),
                                seed=(entropy, 2, p_index[subj], s), gain=d["gains"][s],
                                bias_coeffs=d["biases"][s])
             specs[(subj, ses)] = spec
@@ -2173,7 +2488,8 @@ def demo_cohort(n_patients: int = 10, seed: int = 0, *,
     """The demo cohort of the workflow (config ``demo``) and of ``dce demo``.
 
     :func:`make_cohort` with the default :class:`Acquisition`, its matrix and number of
-    phases replaced; the field of view stays, so the voxel size follows the matrix
+    phases replaced, and the follow-ups moved rigidly (:data:`DEMO_MOTION`); the field of
+    view stays, so the voxel size follows the matrix
     (rounded to 1e-6 mm).
 
     Parameters
@@ -2201,7 +2517,8 @@ def demo_cohort(n_patients: int = 10, seed: int = 0, *,
                                 round(fov[2] / nk, 6)))
     if n_phases is not None:
         acq = replace(acq, n_phases=int(n_phases))
-    return make_cohort(int(n_patients), seed=int(seed), acquisition=acq)
+    return make_cohort(int(n_patients), seed=int(seed), acquisition=acq,
+                       followup_motion=DEMO_MOTION)
 
 
 def cohort_sheets(cohort: Cohort, vendors: Sequence[str] = ("ge", "siemens", "philips"), *,

@@ -492,9 +492,10 @@ def test_demo_then_convert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert set(table["vendor"]) == {"philips", "enhanced"}
     assert (demo / "lesions.tsv").exists()
     assert len(list(demo.rglob("*_ktrans_per_min.nii.gz"))) == len(table)
-    acq = replace(ph.Acquisition(), matrix=(24, 24, 4), voxel_mm=(7.2, 7.2, 12.5),
-                  n_phases=10)
-    cohort = ph.make_cohort(2, seed=4, acquisition=acq)
+    # the demo's design (with its follow-up motion, dce.phantom.DEMO_MOTION)
+    cohort = ph.demo_cohort(2, 4, matrix=(24, 24, 4), n_phases=10)
+    assert cohort.specs[(table.iloc[0]["subject"], "pre")].acquisition.voxel_mm == \
+        (7.2, 7.2, 12.5)
     row = table.iloc[-1]
     out_dir = tmp_path / "results" / f"sub-{row['subject']}" / f"ses-{row['session']}"
     code, out, err = run(capsys, "convert", demo / row["dicom_dir"], out_dir)

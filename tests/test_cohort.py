@@ -35,7 +35,7 @@ from dce.cohort import display
 from dce.cohort import frames as fr
 from dce.io.results import read_results, write_results
 from dce.io.tables import read_tsv, save_figure_formats
-from dce.phantom import make_cohort
+from dce.phantom import make_cohort, prm_truth_table
 from dce.viz import cohort as figures
 from dce.viz import tables
 
@@ -51,6 +51,14 @@ def synthetic_inputs(n_patients: int = 10, seed: int = 0, noise: float = 0.02
     phantom's truth: the lesion statistics are the true lesion means times (1 + noise)."""
     coh = make_cohort(n_patients, seed=seed)
     truth = coh.truth.copy()
+    # the true PRM fractions of the follow-ups (dce.phantom.prm_truth_table), as the
+    # cohort table carries them from the PRM tables (prm_<class>_<map>_fraction)
+    prm: dict[tuple[str, str, int], dict[str, float]] = {}
+    for t in prm_truth_table(coh).itertuples():
+        m = {"vp": "vp", "ktrans_per_min": "ktrans"}[str(t.parameter)]
+        d = prm.setdefault((str(t.subject), str(t.session), int(str(t.lesion))), {})
+        for k in ("pos", "zero", "neg"):
+            d[f"prm_{k}_{m}_fraction"] = float(getattr(t, f"prm_{k}_fraction"))
     rng = np.random.default_rng(seed)
     tables_: list[pd.DataFrame] = []
     for (subj, ses), g in truth.groupby(["subject", "session"], sort=False):
@@ -60,7 +68,8 @@ def synthetic_inputs(n_patients: int = 10, seed: int = 0, noise: float = 0.02
             row: dict[str, Any] = {"subject": subj, "session": ses,
                                    "days_from_rt": r.days_from_rt, "label": r.lesion,
                                    "n_voxels": r.n_voxels, "level": r.level,
-                                   "n_fit_failed": 0, "fit_failed_fraction": 0.0}
+                                   "n_fit_failed": 0, "fit_failed_fraction": 0.0,
+                                   **prm.get((str(subj), str(ses), int(r.lesion)), {})}
             vals = {"vp": r.vp, "ktrans_per_min": r.ktrans_per_min, "ve": r.ve,
                     "kep_per_min": r.kep_per_min,
                     "peak_enhancement_pct": 1500 * r.vp + 800 * r.ktrans_per_min,

@@ -299,10 +299,14 @@ def test_results_are_a_bids_derivatives_dataset(run: Path) -> None:
         # the temporary concentration (outputs.keep_intermediates false) is uncompressed
         stages = {"fit": [f"{uri}_conc.nii", f"{uri}_aif.tsv"],
                   "semiquant": [f"{uri}_dce.nii.gz"]}
-        maps = [name for name, s in side.items() if "Column" in s]
+        maps = [name for name, s in side.items() if "Column" in s and "_" not in name]
         assert len(maps) >= 14
         for name in maps:
             assert side[name]["Sources"] == stages[output_map(name).stage], name
+        # a follow-up's maps on its baseline grid (rule register): the map and transform
+        for name in (n for n in side if n.startswith("space-baseline_") and "Column" in side[n]):
+            assert side[name]["Sources"] == [f"{uri}_{name.split('_', 1)[1]}.nii.gz",
+                                             f"{uri}_desc-tobaseline_xfm.json"], name
         vfa = (d_ses / f"{stem}_vfa.nii.gz").exists()
         assert side["T1map"]["Sources"] == [f"{uri}_vfa.nii.gz" if vfa else f"{uri}_dce.nii.gz"]
         assert side["M0map"]["Sources"] == side["T1map"]["Sources"]

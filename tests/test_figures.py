@@ -17,6 +17,7 @@ The workflow check (every PNG and table header of a real run) is in test_cohort.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -206,7 +207,29 @@ def _cohort_figures() -> dict[str, Figure]:
     }
 
 
-ALL_FIGURES = {**_session_figures(), **_cohort_figures()}
+def _prm_figures() -> dict[str, Figure]:
+    from dce.prm import PRM_DECREASED, PRM_INCREASED, PRM_UNCHANGED
+    from dce.viz.prm import PRMPanel, PRMRow, lesion_crop, prm_figure
+
+    ph = _phantom()
+    rng = np.random.default_rng(3)
+    classes = np.where(ph["lesion"] > 0, PRM_UNCHANGED, 0)
+    classes[ph["lesion"] > 0] = rng.choice([PRM_INCREASED, PRM_UNCHANGED, PRM_DECREASED],
+                                           int((ph["lesion"] > 0).sum()))
+    (anat, cls), aspect = lesion_crop([ph["anat"], classes], ph["lesion"], 1, ph["affine"])
+    b = rng.uniform(2, 8, 40)
+    panels = [PRMPanel(sym, unit, anat, cls, aspect, b, b + rng.normal(0, 1, 40),
+                       rng.choice([1, 2, 3], 40), 1.0, (0.3, 0.5, 0.2))
+              for sym, unit in (("Vp", "%"), ("Ktrans", "min⁻¹"))]
+    failed = [replace(p, baseline=np.zeros(0), followup=np.zeros(0),
+                      voxel_classes=np.zeros(0), fractions=(np.nan,) * 3,
+                      note="registration failed its QC: not computed") for p in panels]
+    return {"prm": prm_figure([PRMRow("lesion 1 (L1)", panels),
+                               PRMRow("lesion 2 (L2)", failed)],
+                              title="Parametric response, session fu1 vs baseline")}
+
+
+ALL_FIGURES = {**_session_figures(), **_cohort_figures(), **_prm_figures()}
 
 
 def _drawn_texts(fig: Figure) -> list[Text]:

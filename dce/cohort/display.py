@@ -167,6 +167,23 @@ FORBIDDEN_RAW: tuple[str, ...] = (
 )
 
 
+#: PRM fraction columns of the cohort table (:mod:`dce.cohort.frames`, ``prm_pos_vp_fraction``).
+_PRM_COLUMN = re.compile(r"prm_(pos|zero|neg)_([a-z0-9]+)_fraction")
+_PRM_CLASS = {"pos": "PRM+", "zero": "PRM0", "neg": "PRM\u2212"}
+
+
+def _prm_label(column: str, session: str | None) -> str | None:
+    """``prm_pos_vp_fraction`` -> ``"PRM+ of Vp (% of lesion voxels)"``; None for other
+    columns."""
+    m = _PRM_COLUMN.fullmatch(column)
+    if not m:
+        return None
+    q = next((quantity(x.column) for x in MAPS if x.name == m.group(2)), None)
+    symbol = q.symbol if q is not None else m.group(2)
+    when = f" at {session_phrase(session)}" if session else ""
+    return f"{_PRM_CLASS[m.group(1)]} of {symbol}{when} (% of lesion voxels)"
+
+
 def quantity(column: str) -> Quantity | None:
     """The display quantity of a map column (``vp``, ``iauc_60s``), or None."""
     if column in QUANTITIES:
@@ -237,6 +254,9 @@ def column_label(column: str, *, session: str | None = None) -> str:
     follow-up (%)"``, ``"kep at last follow-up (min⁻¹)"``. Unknown names are returned
     with underscores as spaces.
     """
+    prm = _prm_label(column, session)
+    if prm is not None:
+        return prm
     col = parse_column(column)
     if col is None:
         return _FIXED.get(column, column.replace("_", " "))
@@ -271,6 +291,8 @@ def predictor_label(parameter: str, kind: str, session: str) -> str:
 def fmt_value(column: str, v: Any) -> str:
     """A value of ``column`` for print: scaled to display units, the quantity's fixed
     decimals (percent changes: 1), proper minus sign; an en dash when missing."""
+    if _PRM_COLUMN.fullmatch(column) and not is_missing(v):
+        return fmt_num(100.0 * float(v), fixed=0)
     col = parse_column(column)
     if col is None or is_missing(v):
         return fmt_num(v)
@@ -282,7 +304,10 @@ def fmt_value(column: str, v: Any) -> str:
 
 
 def display_scale(column: str) -> float:
-    """Factor from machine to display units of ``column`` (1 for percent changes)."""
+    """Factor from machine to display units of ``column`` (1 for percent changes; 100
+    for the PRM fractions)."""
+    if _PRM_COLUMN.fullmatch(column):
+        return 100.0
     col = parse_column(column)
     if col is None or col.change == "pct_change" or col.statistic == "n_finite":
         return 1.0

@@ -21,6 +21,12 @@ predictor
 endpoint
     A binary 0/1 column of the lesion sheet (``recurrence`` or any other), optionally
     with a ``day_column`` giving the day of the event on conventional MRI (lead time).
+PRM fractions
+    With the per-follow-up PRM tables (``prm.tsv``, :mod:`dce.prm`), the cohort table's
+    follow-up rows carry ``prm_pos_<map>_fraction``, ``prm_zero_<map>_fraction`` and
+    ``prm_neg_<map>_fraction`` (fractions 0-1 of the lesion's valid voxels; NaN where the
+    registration failed its QC, and on baseline rows); they are predictors like any ROI
+    statistic (``kind: value`` at a follow-up session) and get no change columns.
 quality flags
     ``qc_flags`` of the ROI tables (:mod:`dce.quality`: ``t10_fixed``, ``aif_fallback``,
     ``aif_qc_failed``, ``fit_failed_fraction``) are kept in the cohort table; a change
@@ -59,6 +65,7 @@ __all__ = [
     "predictor_frame",
     "predictor_long",
     "predictor_rows",
+    "prm_columns",
     "tic_type_curves",
     "with_change_flags",
     "with_group_endpoints",
@@ -68,6 +75,9 @@ __all__ = [
 #: parameters (no change is computed for them).
 ID_COLS = ("subject", "lesion", "session", "days_from_rt", "level", "roi")
 _SKIP_SUFFIXES = ("_n_finite",)
+#: Prefix of the PRM fraction columns (no change is computed for them).
+PRM_PREFIX = "prm_"
+_PRM_FRACTIONS = ("pos", "zero", "neg")
 _SKIP_COLS = {"n_fit_failed", "label", *quality.QC_COLUMNS}
 
 
@@ -130,7 +140,8 @@ def changes(cohort: pd.DataFrame, cfg: CohortConfig, lesions: pd.DataFrame) -> p
     columns (endpoints) are carried along, and ``qc_flags`` (when the cohort table has
     it) is the union of the baseline's and the follow-up's flags."""
     extra = [c for c in lesions.columns if c not in ("subject", "lesion", "level")]
-    params = parameter_columns(cohort, exclude=[*extra, "tic_type", "tic_flags"])
+    prm = [c for c in cohort.columns if c.startswith(PRM_PREFIX)]
+    params = parameter_columns(cohort, exclude=[*extra, *prm, "tic_type", "tic_flags"])
     carry = ["level", *extra]
     with warnings.catch_warnings():   # change_table adds hundreds of columns one by one
         warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
@@ -210,6 +221,8 @@ def predictor_rows(p: Predictor, cohort: pd.DataFrame, changes_df: pd.DataFrame,
         if p.session == "baseline":
             raise ValueError(f"predictor {p.name}: a change has no baseline session value")
         src = followups(changes_df, p.session)
+    if p.column not in src.columns and p.column.startswith(PRM_PREFIX):
+        src = src.assign(**{p.column: np.nan})  # no PRM table (no registered follow-up)
     if p.column not in src.columns:
         raise ValueError(f"predictor {p.name}: no column {p.column!r} in the cohort tables "
                          f"(parameter {p.parameter!r}; ROI statistics are named like "
@@ -383,9 +396,31 @@ class CohortFrames:
     predictors: pd.DataFrame
 
 
+def prm_columns(prm_tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The PRM tables (``prm.tsv`` of each follow-up: ``subject, session, label, map,
+    prm_pos_fraction, ...``) as one wide frame: ``subject, lesion, session`` and
+    ``prm_<pos|zero|neg>_<map>_fraction`` per map (module notes)."""
+    cols = ["subject", "lesion", "session"]
+    if not prm_tables:
+        return pd.DataFrame(columns=cols)
+    long = pd.concat(list(prm_tables), ignore_index=True)
+    long = long.rename(columns={"label": "lesion"})
+    long["subject"] = long["subject"].astype(str)
+    long["session"] = long["session"].astype(str)
+    long["lesion"] = pd.to_numeric(long["lesion"]).astype("int64")
+    values = [f"prm_{k}_fraction" for k in _PRM_FRACTIONS]
+    wide = pd.DataFrame(long.set_index([*cols, "map"])[values].unstack("map"))  # NaN rows kept
+    maps = list(dict.fromkeys(long["map"].astype(str)))
+    names = {(f"prm_{k}_fraction", m): f"prm_{k}_{m}_fraction"
+             for m in maps for k in _PRM_FRACTIONS}
+    wide.columns = pd.Index([names[(str(c[0]), str(c[1]))] for c in wide.columns])
+    order = [names[(f"prm_{k}_fraction", m)] for m in maps for k in _PRM_FRACTIONS]
+    return wide[order].reset_index()
+
+
 def cohort_frames(roi_tables: Sequence[pd.DataFrame], lesions: pd.DataFrame,
-                  cfg: CohortConfig, *, sessions_sheet: str = "the sessions sheet"
-                  ) -> CohortFrames:
+                  cfg: CohortConfig, *, sessions_sheet: str = "the sessions sheet",
+                  prm_tables: Sequence[pd.DataFrame] = ()) -> CohortFrames:
     """All cohort frames from the per-session ROI tables and the lesion sheet.
 
     Parameters
@@ -397,6 +432,9 @@ def cohort_frames(roi_tables: Sequence[pd.DataFrame], lesions: pd.DataFrame,
     cfg : CohortConfig
     sessions_sheet : str
         Named in the error raised when a lesion has no baseline session.
+    prm_tables : sequence of DataFrame
+        The ``prm.tsv`` of every follow-up (module notes, PRM fractions); none: no PRM
+        columns.
 
     Returns
     -------
@@ -404,6 +442,9 @@ def cohort_frames(roi_tables: Sequence[pd.DataFrame], lesions: pd.DataFrame,
     """
     lesions = with_group_endpoints(lesions, cfg)
     cohort, marrow = cohort_tables(roi_tables, lesions)
+    if prm_tables:
+        cohort = cohort.merge(prm_columns(prm_tables), on=["subject", "lesion", "session"],
+                              how="left", validate="one_to_one")
     try:
         ch = changes(cohort, cfg, lesions)
     except ValueError as exc:

@@ -54,7 +54,7 @@ BIDS_VERSION = "1.10.0"
 BIDSIGNORE = ("cohort/", "logs/", "benchmarks/", "provenance.json", "*.html")
 
 #: File extensions allowed in a session folder.
-EXTENSIONS = (".nii.gz", ".nii", ".json", ".tsv", ".png")
+EXTENSIONS = (".nii.gz", ".nii", ".json", ".tsv", ".png", ".pdf", ".tfm")  # .tfm: ITK transform
 
 #: Suffixes of the temporary intermediates (the workflow's ``outputs.keep_intermediates``
 #: false): the image may be gone, its JSON sidecar stays as the record of a ``Sources`` entry.

@@ -95,7 +95,17 @@ from dce import __version__
 from dce.io._atomic import atomic_path
 from dce.io.nifti import write_nifti
 from dce.io.tables import write_table
-from dce.phantom import TISSUE_CODES, Cohort, SessionPhantom, cohort_sheets
+from dce.phantom import (
+    PRM_TRUTH_CODES,
+    PRM_TRUTH_THRESHOLDS,
+    TISSUE_CODES,
+    Cohort,
+    SessionPhantom,
+    cohort_sheets,
+    prm_truth,
+    prm_truth_classes,
+    prm_truth_table,
+)
 
 __all__ = [
     "B1_CONVENTIONS",
@@ -938,7 +948,10 @@ def _session_truth_row(ph: SessionPhantom) -> dict[str, Any]:
             "r1_per_mM_per_s": acq.r1_per_mM_per_s,
             "field_strength_t": acq.field_strength_t,
             "shift_posterior_mm": spec.shift_mm[0], "shift_inferior_mm": spec.shift_mm[1],
-            "shift_right_mm": spec.shift_mm[2], "supersample": acq.supersample}
+            "shift_right_mm": spec.shift_mm[2],
+            "rotation_posterior_deg": spec.rotation_deg[0],
+            "rotation_inferior_deg": spec.rotation_deg[1],
+            "rotation_right_deg": spec.rotation_deg[2], "supersample": acq.supersample}
 
 
 def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
@@ -974,7 +987,11 @@ def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
                                 blood SNR), blood_signal, noise_sigma, gain, m0_scale,
                                 bias_min/bias_max (receive field over the body),
                                 flip_angle_deg, tr_s, te_s, vfa_flip_angles_deg,
-                                r1_per_mM_per_s, field_strength_t, shift_*_mm, supersample
+                                r1_per_mM_per_s, field_strength_t, shift_*_mm,
+                                rotation_*_deg (the patient's pose), supersample
+        truth/motion_truth.tsv  per session: the true rigid motion from the subject's
+                                first session (cohort.motion_truth: pose and the 4x4
+                                baseline-world -> session-world matrix m00..m23, RAS mm)
         <subject>/<session>/dicom/              DCE and VFA series (hashed file names)
         <subject>/<session>/roi/<subject>_<session>_lesions.nii.gz   labels 1..k
         <subject>/<session>/roi/<subject>_<session>_marrow.nii.gz    normal-marrow ROI
@@ -983,6 +1000,15 @@ def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
                                 (SessionPhantom.truth: volume averages, *_tissue
                                 voxel-centre values, delay_s, t10_s, m0, bias,
                                 pv_fraction)
+        truth/prm_truth.tsv     per follow-up session, lesion and parameter (vp,
+                                ktrans_per_min): the true PRM fractions and ROI-mean
+                                change on the baseline grid (dce.phantom.prm_truth_table;
+                                response_pattern rim_core / uniform)
+        <subject>/<session>/truth/<subject>_<session>_prm_<param>_class.nii.gz  follow-ups:
+                                true PRM classes on the baseline grid (codes
+                                dce.phantom.PRM_TRUTH_CODES, thresholds
+                                PRM_TRUTH_THRESHOLDS); ``_prm_<param>_change`` the true
+                                change (NaN outside the lesion and marrow)
         <subject>/<session>/truth/<subject>_<session>_aif.tsv  t_s, cb_mM, cp_mM at the
                                 acquisition times (true blood / plasma AIF)
         <subject>/<session>/truth/<subject>_<session>_aif_fine.tsv  the same on the fine
@@ -1051,6 +1077,7 @@ def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
             for name, arr in ph.truth.items():
                 write_nifti(sdir / "truth" / f"{stem}_{name}.nii.gz", arr.astype(np.float32),
                             ph.affine)
+            _write_prm_truth(sdir / "truth", stem, cohort, subj, ses)
         a = ph.aif
         write_table(pd.DataFrame({"t_s": a.t_s, "cb_mM": a.cb_mM, "cp_mM": a.cp_mM}),
                    sdir / "truth" / f"{stem}_aif.tsv")
@@ -1064,4 +1091,23 @@ def write_cohort_dicom(out_dir: str | os.PathLike[str], cohort: Cohort,
     write_table(cohort.lesions, root / "truth" / "lesions_truth.tsv")
     write_table(cohort.truth, root / "truth" / "lesion_truth.tsv")
     write_table(pd.DataFrame(aif_rows), root / "truth" / "sessions_truth.tsv")
+    write_table(prm_truth_table(cohort), root / "truth" / "prm_truth.tsv")
+    write_table(cohort.motion_truth(), root / "truth" / "motion_truth.tsv")
     return sessions
+
+
+def _write_prm_truth(folder: Path, stem: str, cohort: Cohort, subject: str,
+                     session: str) -> None:
+    """True PRM class and change maps of a follow-up session (nothing for a baseline)."""
+    first = cohort.sessions[cohort.sessions["subject"] == subject]["session"].iloc[0]
+    if session == first:
+        return
+    t = prm_truth(cohort, subject, session)
+    labels = {str(v): k for k, v in PRM_TRUTH_CODES.items()}
+    for name, thr in PRM_TRUTH_THRESHOLDS.items():
+        write_nifti(folder / f"{stem}_prm_{name}_class.nii.gz",
+                    prm_truth_classes(t, name), t["affine"],
+                    {"Labels": labels, "Threshold": thr, "Space": "baseline"})
+        change = t[f"{name}_followup"] - t[f"{name}_baseline"]
+        write_nifti(folder / f"{stem}_prm_{name}_change.nii.gz", change.astype(np.float32),
+                    t["affine"], {"Space": "baseline"})

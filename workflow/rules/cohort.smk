@@ -14,6 +14,7 @@ wildcard_constraints:
 rule cohort_table:
     input:
         roi=all_roi_tables,
+        prm=all_prm_tables,  # prm.smk (empty when prm or registration is disabled)
         lesions=config["lesions"],
     output:
         **cohort_outputs_of(COHORT_FRAMES),

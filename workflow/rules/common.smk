@@ -300,6 +300,92 @@ def session_outputs(subject, session):
     return [p.format(**wc) for p in paths]
 
 
+# ----------------------------------------------------------------------------- registration
+# Every follow-up session (a session of a subject other than its baseline session) is
+# registered to the baseline (register.smk); its outputs are in the follow-up's folder.
+
+LESION_ROI_MAP = "lesions"  # registration.maps: the lesion ROI (labels) resampled
+_unknown_maps = sorted(
+    set(config["registration"]["maps"]) - {*FIT_MAPS, *SEMIQUANT_MAPS, LESION_ROI_MAP}
+)
+if _unknown_maps:
+    raise WorkflowError(
+        f"registration.maps: {_unknown_maps} are not maps of a session; use "
+        f"{', '.join([*FIT_MAPS, *SEMIQUANT_MAPS, LESION_ROI_MAP])}"
+    )
+
+
+def baseline_session_of(subject):
+    """The subject's baseline session: cohort.baseline_session, or (null) the session
+    with the smallest days_from_rt; None when the subject has no such session."""
+    sessions, _ = sheets()
+    own = sessions[sessions["subject"] == subject]
+    name = config["cohort"]["baseline_session"]
+    if name is not None:
+        return str(name) if (own["session"] == str(name)).any() else None
+    if own.empty:
+        return None
+    days = pd.to_numeric(own["days_from_rt"])
+    return str(own["session"].iloc[int(days.to_numpy().argmin())])
+
+
+def followup_keys(keys):
+    """The (subject, session) pairs of ``keys`` to register: not a baseline session, and
+    the subject's baseline session is among ``keys`` too."""
+    if not config["registration"]["enabled"]:
+        return []
+    key_set = set(keys)
+    out = []
+    for subject, session in keys:
+        base = baseline_session_of(subject)
+        if base is not None and session != base and (subject, base) in key_set:
+            out.append((subject, session))
+    return out
+
+
+def baseline_path(pattern):
+    """Input function: ``pattern`` (a ses() path) of the subject's baseline session."""
+
+    def _get(wildcards):
+        base = baseline_session_of(wildcards.subject)
+        if base is None:
+            raise WorkflowError(
+                f"subject {wildcards.subject}: no baseline session to "
+                "register to (cohort.baseline_session)"
+            )
+        return pattern.format(subject=wildcards.subject, session=base)
+
+    return _get
+
+
+def baseline_session_path(column):
+    """Input function: a path column of the baseline session's sheet row."""
+
+    def _get(wildcards):
+        sessions, _ = sheets()
+        base = baseline_session_of(wildcards.subject)
+        return sessions.loc[(wildcards.subject, base)][column]
+
+    return _get
+
+
+def register_outputs_by_name():
+    """The outputs of the rule register by name (patterns of a follow-up session)."""
+    out = {
+        "xfm_json": ses("desc-tobaseline_xfm", "json"),
+        "xfm_tfm": ses("desc-tobaseline_xfm", "tfm"),
+        "qc": ses("desc-registration_qc", "json"),
+    }
+    for name in config["registration"]["maps"]:
+        out[f"map_{name}"] = ses(f"space-baseline_{name}", "nii.gz")
+    return out
+
+
+def register_outputs(subject, session):
+    wc = {"subject": subject, "session": session}
+    return [p.format(**wc) for p in register_outputs_by_name().values()]
+
+
 def completed_session(subject, session):
     """Whether every per-session output of the session exists."""
     return all(os.path.exists(p) for p in session_outputs(subject, session))
@@ -338,8 +424,11 @@ def all_session_keys():
 
 def all_outputs(wildcards):
     out = []
-    for subject, session in all_session_keys():
+    keys = all_session_keys()
+    for subject, session in keys:
         out += session_outputs(subject, session)
+    for subject, session in followup_keys(keys):
+        out += register_outputs(subject, session)
     out.append(f"{RESULTS}/benchmarks/summary.tsv")
     out.append(f"{RESULTS}/provenance.json")
     out.append(f"{RESULTS}/dataset_description.json")
@@ -349,9 +438,10 @@ def all_outputs(wildcards):
 
 def all_benchmarks(wildcards):
     rules_ = ["convert", "concentration", "aif", "fit", "roi"]
-    return [
-        ses_bench(r).format(subject=s, session=t) for s, t in all_session_keys() for r in rules_
-    ]
+    keys = all_session_keys()
+    out = [ses_bench(r).format(subject=s, session=t) for s, t in keys for r in rules_]
+    out += [ses_bench("register").format(subject=s, session=t) for s, t in followup_keys(keys)]
+    return out
 
 
 sheets()  # check them now, before the DAG is built

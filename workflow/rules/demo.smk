@@ -21,6 +21,8 @@ if DEMO:
             lesions=config["lesions"],
             truth_lesions=os.path.join(_demo_dir, "truth", "lesion_truth.tsv"),
             truth_sessions=os.path.join(_demo_dir, "truth", "sessions_truth.tsv"),
+            truth_motion=os.path.join(_demo_dir, "truth", "motion_truth.tsv"),
+            truth_prm=os.path.join(_demo_dir, "truth", "prm_truth.tsv"),
             dicom=[directory(p) for p in _demo_sessions["dicom_dir"]],
             lesion_roi=list(_demo_sessions["lesion_roi"]),
             marrow_roi=list(_demo_sessions["marrow_roi"]),

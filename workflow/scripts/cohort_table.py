@@ -1,7 +1,8 @@
 """Rule cohort_table: cohort table (lesion x session), normal marrow, change table and
 the per-lesion predictor table (dce.cohort.frames), the map statistics of the cohort and
 marrow tables in long format (dce.roi.cohort_long_table), and the exclusions table
-(sessions left out after errors, dce.cohort.sessions; header only when none is)."""
+(sessions left out after errors, dce.cohort.sessions; header only when none is). The PRM
+fractions of the registered follow-ups (rule prm) join the cohort table."""
 
 import pandas as pd
 
@@ -24,7 +25,9 @@ with job(sm) as log:
     if len(excluded):    # only the lesions of the subjects analysed
         log.warning("%s", sm.params.sessions["note"])
         lesions = lesions[lesions["subject"].isin({str(s) for t in roi for s in t["subject"]})]
-    res = cohort_frames(roi, lesions, cfg, sessions_sheet=sm.params.sessions_sheet)
+    prm = [read_tsv(p) for p in sm.input.prm]   # PRM of the registered follow-ups
+    res = cohort_frames(roi, lesions, cfg, sessions_sheet=sm.params.sessions_sheet,
+                        prm_tables=prm)
     flagged = {k: v for k, v in quality.flag_counts(res.cohort).items() if v}
     log.info("quality flags of the lesion sessions: %s",
              ", ".join(f"{k} {v}" for k, v in flagged.items()) or "none")
