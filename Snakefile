@@ -1,5 +1,5 @@
 # DCE-MRI of spinal bone lesions treated with radiation: per-session pipeline
-#   convert -> concentration (with the T1 maps) -> aif -> fit -> roi (with the
+#   convert -> kinetics (T1 maps, concentration, AIF, model fit) -> roi (with the
 #   semi-quantitative maps, figures)
 # and the cohort analysis over all sessions; one rule file per stage (workflow/rules/).
 # Configuration: config/config.yaml over the schema defaults (config/README.md).
@@ -20,9 +20,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/convert.smk"
-include: "workflow/rules/concentration.smk"
-include: "workflow/rules/aif.smk"
-include: "workflow/rules/fit.smk"
+include: "workflow/rules/kinetics.smk"
 include: "workflow/rules/roi.smk"
 include: "workflow/rules/benchmarks.smk"
 include: "workflow/rules/provenance.smk"
