@@ -33,9 +33,11 @@ from dce.io._jsontext import dumps
 
 __all__ = [
     "ERROR_RECORD_SUFFIX",
+    "PROCESS_CPU_PREFIX",
     "error_record_path",
     "job",
     "job_label",
+    "process_cpu_text",
     "read_error_records",
     "save_figure",
     "write_json",
@@ -201,8 +203,25 @@ def job(sm: Any, extra_outputs: Any = ()) -> Iterator[logging.Logger]:
         raise RuntimeError(f"{where}: {type(exc).__name__}: {exc}") from exc
     finally:
         handler.flush()
-    log.info("%s: done in %.2f s", where, time.perf_counter() - t0)
+    log.info("%s: done in %.2f s (%s)", where, time.perf_counter() - t0, process_cpu_text())
     handler.close()
+
+
+#: Prefix of the CPU figure in a job's last log line (:func:`process_cpu_text`; read back by
+#: benchmarks/bench_workflow.py).
+PROCESS_CPU_PREFIX = "process CPU"
+
+
+def process_cpu_text() -> str:
+    """``process CPU <s> s``: the CPU seconds (user + system, child processes included) of
+    the current process since it started, i.e. of the whole job: interpreter start, the
+    script preamble, imports and work (only the interpreter's exit comes after).
+
+    Snakemake's benchmark files sample a job's CPU every 0.5 s, so for jobs of a second or
+    two they miss up to half a second; this figure is exact."""
+    t = os.times()
+    cpu = t.user + t.system + t.children_user + t.children_system
+    return f"{PROCESS_CPU_PREFIX} {cpu:.2f} s"
 
 
 def write_tsv(df: Any, path: str | os.PathLike[str]) -> None:
