@@ -573,7 +573,8 @@ class AIFResult:
 
     def peak_phase(self) -> int:
         """Index of the measured curve's peak phase (``n_baseline + 3``, at most the last
-        phase, when no curve was measured): the phase a QC figure shows."""
+        phase, when no curve was measured): the phase a QC figure shows (the same rule from
+        the written AIF table: :func:`dce.viz.session.aif_qc_phase`)."""
         if np.any(np.isfinite(self.measured_cb_mM)):
             return int(np.nanargmax(self.measured_cb_mM))
         return min(self.qc.n_baseline + 3, self.t_s.size - 1)

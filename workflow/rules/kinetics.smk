@@ -3,7 +3,8 @@
 #   1. the session's B1 factor on the DCE grid (sessions.tsv `b1_map` or the converted B1
 #      series), pre-contrast T1 (T10) and M0 maps from the VFA series (or the fixed
 #      fallback T10), and signal -> contrast agent concentration (SPGR signal equation);
-#   2. the automatic aortic AIF with QC, population fallback, delay (aif.tsv/json/png);
+#   2. the automatic aortic AIF with QC, population fallback, delay (aif.tsv/json, the
+#      voxel mask; the QC figure aif.png is drawn by the rule roi, with the other figures);
 #   3. the voxel-wise fit of the configured model (the parameter maps).
 # Why one job: every step needs the one before it, and the 4-D concentration between them
 # is a pure intermediate. Separate jobs recomputed it on any rerun of the fit anyway (it
@@ -17,6 +18,8 @@
 # AIF table), so the outputs are the same as from separate jobs.
 # The conversion stays a job of its own (reading the DICOM is the slow, rarely rerun step);
 # so does the rule roi (its settings, the ROIs and figures, change more often than the fit).
+# The rule roi draws all three session figures, the AIF QC figure too (from aif.tsv/json
+# and the voxel mask): the only job importing matplotlib (about 0.5 s CPU per import).
 
 
 rule kinetics:
@@ -37,13 +40,6 @@ rule kinetics:
         status=ses("concstatus", "nii.gz"),
         aif_tsv=ses("aif", "tsv"),
         aif_qc=ses("aif", "json"),
-        aif_png=report(
-            ses("aif", "png"),
-            caption="../report/session_aif.rst",
-            category="8. Sessions",
-            subcategory="AIF QC",
-            labels={"session": "{subject} / {session}", "figure": "AIF"},
-        ),
         aif_voxels=ses("aifvoxels", "nii.gz"),
     log:
         ses_log("kinetics"),

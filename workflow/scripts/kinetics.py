@@ -12,7 +12,9 @@ function, tracer-kinetic fit; one job (why: workflow/rules/kinetics.smk).
 3. AIF: the choice (aortic AIF with QC, population fallback or error, population mode,
    blood T10, delay by phases) is dce.aif_auto.AIFPolicy from the ``aif`` configuration;
    the aorta mask from the sessions.tsv column ``aif.mask_column``, the lesion/marrow ROIs
-   for the anterior prior. Table, QC record, voxel mask and QC figure.
+   for the anterior prior. Table, QC record and voxel mask (the QC figure is drawn from
+   them by the rule roi, the job that draws the session's figures: this one then needs no
+   matplotlib).
 4. Fit (a model of dce.registry.KINETIC_MODELS) of every voxel whose concentration is
    finite at all phases, with the AIF as written (the table's values); other voxels are NaN
    with status -1. One NIfTI map per output of the model (labels, units and data types from
@@ -35,7 +37,7 @@ from dce.aif_auto import AIFPolicy
 from dce.fit import fitter_from_config, status_codes, status_counts
 from dce.io.b1 import read_b1_output, session_b1, write_b1_output
 from dce.io.derivatives import derived_sources
-from dce.io.jobs import job, save_figure, write_json, write_tsv_columns
+from dce.io.jobs import job, write_json, write_tsv_columns
 from dce.io.maps import map_precision, read_roi, round_significand, write_map
 from dce.io.nifti import (
     DynamicContents,
@@ -48,7 +50,6 @@ from dce.io.nifti import (
 from dce.registry import FIT_STATUS_MAP, output_map
 from dce.signal import MIN_CONVERTED_FRACTION, STATUS_CONC, signal_to_concentration
 from dce.t1 import STATUS_MEANINGS, VFAModel
-from dce.viz.session import aif_qc_figure
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 
@@ -156,7 +157,8 @@ def concentration(dce: DynamicContents, t1: NiftiContents, log: Logger) -> NDArr
 
 
 def aif(dce: DynamicContents, t1: NiftiContents, log: Logger) -> None:
-    """Write the AIF table, its QC record, voxel mask and QC figure (outputs aif_*)."""
+    """Write the AIF table, its QC record and voxel mask (outputs aif_*; the QC figure is
+    drawn by the rule roi, from these files)."""
     policy = AIFPolicy.from_config(sm.params.aif)
     shape = dce.data.shape[:3]
     vfa_t10 = policy.blood_t10_s == "vfa" and t1.sidecar.get("Source") == "VFA"
@@ -187,15 +189,11 @@ def aif(dce: DynamicContents, t1: NiftiContents, log: Logger) -> None:
     src = derived_sources([sm.input.dce] + ([sm.output.t1] if policy.blood_t10_s == "vfa"
                                             else []), sm.config["results"])
     vox = res.voxel_mask(shape)
-    fig = aif_qc_figure(res.t_s, res.cb_mM, background=dce.data[..., res.peak_phase()],
-                        voxel_mask=vox, affine=dce.affine, qc=qc,
-                        measured_cb_mM=res.measured_cb_mM, cp_mM=res.cp_mM)
     write_tsv_columns(res.columns(), sm.output.aif_tsv)
     write_json({**qc, "Sources": src}, sm.output.aif_qc)
     write_nifti(sm.output.aif_voxels, vox, dce.affine,
                 {"Description": "voxels averaged into the automatic AIF (1)",
                  "Source": qc["source"], "Sources": src})
-    save_figure(fig, sm.output.aif_png)
 
 
 def fit(conc: NDArray[np.float32], t_s: NDArray[np.float64], affine: NDArray[np.float64],
