@@ -18,11 +18,13 @@ Prints ``key=value`` lines per size (block ``# size=<name>``; the same keys suff
   Snakemake samples a job's CPU time every 0.5 s, so for second-long jobs this is a lower
   bound); ``job_wall_per_session_seconds`` the same for wall ``s``; ``job_cpu_<rule>_seconds``
   the median per rule;
-* ``job_cpu_exact_per_session_seconds``: the same sum from the CPU time each job logs at
+* ``job_cpu_logged_per_session_seconds``: the same sum from the CPU time each job logs at
   its end (``process CPU <s> s`` in ``results/logs/sub-*/ses-*/<rule>.log``,
-  dce.io.jobs.process_cpu_text: interpreter start, imports and work of the job's process,
-  exact), over the same rules; ``job_cpu_exact_<rule>_seconds`` per rule, also for the
-  per-session rules without a benchmark file (provenance);
+  dce.io.jobs.process_cpu_text: interpreter start, imports and work of the job's Python
+  process, not sampled; the interpreter's exit and the shell Snakemake starts it from come
+  after or outside it, so it can be a little below ``cpu_time``), over the same rules;
+  ``job_cpu_logged_<rule>_seconds`` per rule, also for the per-session rules without a
+  benchmark file (provenance);
 * ``results_mb_per_session``: everything the run leaves in ``results/`` (session folders,
   logs, benchmarks, cohort analysis, provenance; apparent file sizes, MB = 10^6 bytes)
   divided by the sessions; ``session_folder_mb_median``: the median session folder alone;
@@ -150,13 +152,13 @@ def measure(name: str, work: Path, n_patients: int, cores: int,
         load_after=round(os.getloadavg()[0], 2))
     for rule, g in long.groupby("rule"):
         row[f"job_cpu_{rule}_seconds"] = float(g["cpu_time"].median())
-    exact = logged_cpu(results)
-    same = exact[exact["rule"].isin(set(long["rule"]))]
-    row["job_cpu_exact_per_session_seconds"] = (
+    logged = logged_cpu(results)
+    same = logged[logged["rule"].isin(set(long["rule"]))]
+    row["job_cpu_logged_per_session_seconds"] = (
         float(same.groupby(["subject", "session"])["cpu"].sum().median()) if len(same)
         else float("nan"))
-    for rule, g in exact.groupby("rule"):
-        row[f"job_cpu_exact_{rule}_seconds"] = float(g["cpu"].median())
+    for rule, g in logged.groupby("rule"):
+        row[f"job_cpu_logged_{rule}_seconds"] = float(g["cpu"].median())
     med = sizes.groupby("what")["bytes"].median().sort_values(ascending=False) / 1e6
     for what, mb in med.items():
         row[f"size_{what}_mb"] = float(mb)
@@ -183,7 +185,7 @@ def main() -> None:
         for k, v in row.items():
             print(f"{k}={fmt(v)}")
         sys.stdout.flush()
-        for key in ("job_cpu_per_session_seconds", "job_cpu_exact_per_session_seconds",
+        for key in ("job_cpu_per_session_seconds", "job_cpu_logged_per_session_seconds",
                     "results_mb_per_session",
                     "workflow_wall_seconds", "sessions", "failed_jobs"):
             summary.append((f"{key}_{row['size']}", row[key]))
