@@ -1,6 +1,7 @@
 # DCE-MRI of spinal bone lesions treated with radiation: per-session pipeline
-#   convert -> concentration (with the T1 maps) -> aif -> fit -> roi (with the
-#   semi-quantitative maps, figures), each follow-up registered to its baseline session
+#   convert -> kinetics (T1 maps, concentration, AIF, model fit) -> roi (with the
+#   semi-quantitative maps, figures); each follow-up: register (to its baseline session)
+#   -> prm (parametric response maps)
 # and the cohort analysis over all sessions; one rule file per stage (workflow/rules/).
 # Configuration: config/config.yaml over the schema defaults (config/README.md).
 # Run: snakemake   (the workflow profile profiles/default sets cores and scheduling;
@@ -20,9 +21,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/convert.smk"
-include: "workflow/rules/concentration.smk"
-include: "workflow/rules/aif.smk"
-include: "workflow/rules/fit.smk"
+include: "workflow/rules/kinetics.smk"
 include: "workflow/rules/roi.smk"
 include: "workflow/rules/register.smk"
 include: "workflow/rules/prm.smk"

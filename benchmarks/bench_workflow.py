@@ -15,8 +15,16 @@ Prints ``key=value`` lines per size (block ``# size=<name>``; the same keys suff
 
 * ``job_cpu_per_session_seconds``: median over sessions of the summed ``cpu_time`` of the
   session's jobs (their benchmark files ``results/benchmarks/sub-*/ses-*/<rule>.tsv``;
-  Snakemake samples a job's CPU time about once a second, so for second-long jobs this is
-  a lower bound); ``job_wall_per_session_seconds`` the same for wall ``s``;
+  Snakemake samples a job's CPU time every 0.5 s, so for second-long jobs this is a lower
+  bound); ``job_wall_per_session_seconds`` the same for wall ``s``; ``job_cpu_<rule>_seconds``
+  the median per rule;
+* ``job_cpu_logged_per_session_seconds``: the same sum from the CPU time each job logs at
+  its end (``process CPU <s> s`` in ``results/logs/sub-*/ses-*/<rule>.log``,
+  dce.io.jobs.process_cpu_text: interpreter start, imports and work of the job's Python
+  process, not sampled; the interpreter's exit and the shell Snakemake starts it from come
+  after or outside it, so it can be a little below ``cpu_time``), over the same rules;
+  ``job_cpu_logged_<rule>_seconds`` per rule, also for the per-session rules without a
+  benchmark file (provenance);
 * ``results_mb_per_session``: everything the run leaves in ``results/`` (session folders,
   logs, benchmarks, cohort analysis, provenance; apparent file sizes, MB = 10^6 bytes)
   divided by the sessions; ``session_folder_mb_median``: the median session folder alone;
@@ -57,6 +65,9 @@ from bench_cohort_scale import (  # a sibling script, not a package
 )
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from dce.io.jobs import PROCESS_CPU_PREFIX  # noqa: E402  (the repository's package)
+
 CONFIG = REPO / "config" / "config.yaml"
 #: name -> (matrix, phases, cohort analysis)
 SIZES: dict[str, tuple[list[int], int, bool]] = {
@@ -69,6 +80,22 @@ _NAME = re.compile(r"^sub-[A-Za-z0-9]+_ses-[A-Za-z0-9]+_(.+?)\.(nii\.gz|nii|json
 def tree_bytes(root: Path) -> int:
     """Summed apparent size (bytes) of the files under ``root``."""
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+_CPU = re.compile(rf": done in [0-9.]+ s \({PROCESS_CPU_PREFIX} ([0-9.]+) s\)")
+
+
+def logged_cpu(results: Path) -> pd.DataFrame:
+    """CPU seconds each per-session job logged at its end: columns subject, session, rule,
+    cpu (jobs whose log has no such line, e.g. failed ones, are left out)."""
+    rows: list[dict[str, Any]] = []
+    for p in sorted((results / "logs").glob("sub-*/ses-*/*.log")):
+        m = _CPU.search(p.read_text(encoding="utf-8", errors="replace"))
+        if m:
+            rows.append({"subject": p.parts[-3].removeprefix("sub-"),
+                         "session": p.parts[-2].removeprefix("ses-"), "rule": p.stem,
+                         "cpu": float(m.group(1))})
+    return pd.DataFrame(rows, columns=["subject", "session", "rule", "cpu"])
 
 
 def output_sizes(results: Path) -> pd.DataFrame:
@@ -125,6 +152,13 @@ def measure(name: str, work: Path, n_patients: int, cores: int,
         load_after=round(os.getloadavg()[0], 2))
     for rule, g in long.groupby("rule"):
         row[f"job_cpu_{rule}_seconds"] = float(g["cpu_time"].median())
+    logged = logged_cpu(results)
+    same = logged[logged["rule"].isin(set(long["rule"]))]
+    row["job_cpu_logged_per_session_seconds"] = (
+        float(same.groupby(["subject", "session"])["cpu"].sum().median()) if len(same)
+        else float("nan"))
+    for rule, g in logged.groupby("rule"):
+        row[f"job_cpu_logged_{rule}_seconds"] = float(g["cpu"].median())
     med = sizes.groupby("what")["bytes"].median().sort_values(ascending=False) / 1e6
     for what, mb in med.items():
         row[f"size_{what}_mb"] = float(mb)
@@ -151,7 +185,8 @@ def main() -> None:
         for k, v in row.items():
             print(f"{k}={fmt(v)}")
         sys.stdout.flush()
-        for key in ("job_cpu_per_session_seconds", "results_mb_per_session",
+        for key in ("job_cpu_per_session_seconds", "job_cpu_logged_per_session_seconds",
+                    "results_mb_per_session",
                     "workflow_wall_seconds", "sessions", "failed_jobs"):
             summary.append((f"{key}_{row['size']}", row[key]))
     print("# summary")

@@ -131,16 +131,18 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
 
 from dce._checks import as_float_array, check_times
 from dce.aif import POPULATION_AIF_NAMES, _check_hematocrit, population_aif
 from dce.signal import signal_to_concentration
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "AIFQC",
@@ -556,10 +558,17 @@ class AIFResult:
         return _detected_arrival(q.arrival_s, q.arrival_index, q.peak_blood_mM,
                                  q.volume_median_arrival_s, self.t_s, q.n_baseline)
 
+    def columns(self) -> dict[str, NDArray[np.float64]]:
+        """Columns of the returned AIF (the table of :meth:`to_frame`, without pandas):
+        ``t_s`` (s), ``cb_mM``, ``cp_mM``, ``measured_cb_mM`` (mM)."""
+        return {"t_s": self.t_s, "cb_mM": self.cb_mM, "cp_mM": self.cp_mM,
+                "measured_cb_mM": self.measured_cb_mM}
+
     def to_frame(self) -> pd.DataFrame:
         """Table of the returned AIF: ``t_s``, ``cb_mM``, ``cp_mM``, ``measured_cb_mM``."""
-        return pd.DataFrame({"t_s": self.t_s, "cb_mM": self.cb_mM, "cp_mM": self.cp_mM,
-                             "measured_cb_mM": self.measured_cb_mM})
+        import pandas as pd  # here: the workflow's AIF step writes the table without it
+
+        return pd.DataFrame(self.columns())
 
     def voxel_mask(self, shape: tuple[int, ...]) -> NDArray[np.uint8]:
         """Mask of the voxels averaged into the measured curve (1; else 0).
@@ -580,7 +589,8 @@ class AIFResult:
 
     def peak_phase(self) -> int:
         """Index of the measured curve's peak phase (``n_baseline + 3``, at most the last
-        phase, when no curve was measured): the phase a QC figure shows."""
+        phase, when no curve was measured): the phase a QC figure shows (the same rule from
+        the written AIF table: :func:`dce.viz.session.aif_qc_phase`)."""
         if np.any(np.isfinite(self.measured_cb_mM)):
             return int(np.nanargmax(self.measured_cb_mM))
         return min(self.qc.n_baseline + 3, self.t_s.size - 1)

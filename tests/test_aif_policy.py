@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from dce.aif_auto import AIFChoice, AIFPolicy, anterior_axis_of
+from dce.viz.session import aif_qc_phase
 
 TR, FA, R1, HCT, NB = 0.0045, 20.0, 4.5, 0.45, 4
 T10_BLOOD, T10_TISSUE = 1.65, 1.2
@@ -140,6 +141,8 @@ def test_automatic_aif_passes_qc_and_recovers_the_blood_curve() -> None:
     blood[BLOOD] = True
     assert blood[vox == 1].all()
     assert res.peak_phase() == int(np.argmax(s.cb_true))
+    # the QC figure's phase from the written table (rule roi) is the same
+    assert aif_qc_phase(res.measured_cb_mM, qc["n_baseline"]) == res.peak_phase()
     assert qc["blood_t10_s"] == T10_BLOOD  # literature value at 3 T
     assert choice.blood_t10_source == "literature at 3 T, Zhang et al. MRM 2013"
     assert qc["n_baseline"] == NB and qc["hematocrit"] == HCT
@@ -267,3 +270,11 @@ def test_anterior_prior_from_the_affine() -> None:
 def test_invalid_settings_are_refused(key: str, value: Any) -> None:
     with pytest.raises(ValueError, match=f"aif.{key}"):
         AIFPolicy.from_config(_config(**{key: value}))
+
+
+def test_aif_qc_phase_peak_or_after_the_baseline() -> None:
+    """The AIF QC figure's phase: the measured curve's peak (NaN ignored), or the fourth
+    phase after the baseline, at most the last phase, when no curve was measured."""
+    assert aif_qc_phase([0.0, np.nan, 1.0, 3.0, 2.0], 1) == 3
+    assert aif_qc_phase(np.full(10, np.nan), 4) == 7
+    assert aif_qc_phase(np.full(6, np.nan), 4) == 5

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 
 from dce import _threads
 from dce.io.jobs import (
+    PROCESS_CPU_PREFIX,
     error_record_path,
     job,
     job_label,
@@ -25,7 +27,9 @@ from dce.io.jobs import (
     save_figure,
     write_json,
     write_tsv,
+    write_tsv_columns,
 )
+from dce.io.nifti import write_nifti, write_sidecar
 
 
 class Wildcards(SimpleNamespace):
@@ -74,12 +78,19 @@ def test_job_logs_to_the_log_file_and_captures_warnings(tmp_path: Path) -> None:
         logging.getLogger("dce.somewhere").warning("library says %s", "careful")
         warnings.warn("numbers look odd", UserWarning, stacklevel=1)
         Path(sm.output[0]).write_text("x\n")
+        t0 = time.process_time()
+        while time.process_time() - t0 < 0.1:     # burn some CPU
+            pass
+        burnt = time.process_time() - t0
     text = Path(sm.log[0]).read_text()
     assert "sub-01 ses-pre rule aif: start (1 thread(s))" in text
     assert _threads.get_num_threads() == 1   # the fit kernels use the job's threads
     assert "INFO hello 42" in text and "WARNING library says careful" in text
     assert "UserWarning: numbers look odd" in text
     assert "sub-01 ses-pre rule aif: done in" in text
+    # the process CPU so far (start-up included): at least the CPU burnt in the body
+    cpu = float(text.split(f"({PROCESS_CPU_PREFIX} ")[1].split(" s)")[0])
+    assert cpu >= burnt > 0.05
     assert Path(sm.output[0]).is_file()
 
 
@@ -104,6 +115,46 @@ def test_job_error_removes_partial_outputs_and_names_the_job(tmp_path: Path) -> 
     text = Path(sm.log[0]).read_text()
     assert "ERROR sub-07 ses-post rule aif: failed: x_dce.nii.gz" in text
     assert "Traceback" in text
+
+
+def test_job_error_removes_extra_outputs_with_their_sidecars(tmp_path: Path) -> None:
+    """``extra_outputs``: files the job writes besides its declared outputs (here the
+    sidecar of an image held in memory) are removed on an error like the outputs."""
+    sm = _sm(tmp_path, ["x_T1map.nii.gz"], subject="07", session="post")
+    image = tmp_path / "x_conc.nii"
+    with pytest.raises(RuntimeError), job(sm, extra_outputs=[image]):
+        write_sidecar(image, {"Units": "mM"})
+        assert (tmp_path / "x_conc.json").is_file() and not image.exists()
+        raise ValueError("too few voxels")
+    assert not (tmp_path / "x_conc.json").exists()
+
+
+def test_sidecar_alone_is_the_sidecar_write_nifti_writes(tmp_path: Path) -> None:
+    side = {"Units": "mM", "VolumeTiming": [0.0, 2.5, 5.0], "FlipAngle": np.float64(12.0),
+            "Counts": {"ok": np.int64(3)}}
+    write_nifti(tmp_path / "a" / "x_conc.nii", np.zeros((2, 2, 1, 3), np.float32),
+                np.eye(4), side)
+    assert write_sidecar(tmp_path / "b" / "x_conc.nii", side) == tmp_path / "b" / "x_conc.json"
+    assert not (tmp_path / "b" / "x_conc.nii").exists()
+    assert (tmp_path / "b" / "x_conc.json").read_bytes() == \
+        (tmp_path / "a" / "x_conc.json").read_bytes()
+    with pytest.raises(ValueError, match="NaN"):
+        write_sidecar(tmp_path / "c.nii", {"x": float("nan")})
+    with pytest.raises(ValueError):
+        write_sidecar(tmp_path / "c.nii", {"PatientName": "X"})
+    assert not list(tmp_path.glob("c*"))
+
+
+def test_float_columns_give_the_text_of_the_data_frame_writer(tmp_path: Path) -> None:
+    """write_tsv_columns (no pandas) writes the bytes write_tsv writes for the same data
+    frame: %.6g floats, n/a for NaN, -0, inf, integers stored as floats."""
+    cols = {"t_s": np.arange(5) * 2.5, "cb_mM": [0.0, -0.0, 1.23456789e-7, 6.5e5, np.nan],
+            "x": [np.inf, -np.inf, 1e16, 123456.5, 7.0]}
+    write_tsv(pd.DataFrame(cols), tmp_path / "pandas.tsv")
+    write_tsv_columns(cols, tmp_path / "plain.tsv")
+    assert (tmp_path / "plain.tsv").read_bytes() == (tmp_path / "pandas.tsv").read_bytes()
+    with pytest.raises(ValueError, match="one length"):
+        write_tsv_columns({"a": [1.0], "b": [1.0, 2.0]}, tmp_path / "bad.tsv")
 
 
 def test_failed_job_leaves_an_error_record_until_it_succeeds(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ DICOM_DEFECTS = {
     "nodce": ("no_dce", ["rule convert: failed", "no DCE series", "5 series found"]),
     "twodce": ("two_dce", ["rule convert: failed", "2 series match the DCE",
                            "convert.dce_pattern"]),
-    "zerobase": ("zero_baseline", ["rule concentration: failed", "_dce.nii.gz: only",
+    "zerobase": ("zero_baseline", ["rule kinetics: failed", "_dce.nii.gz: only",
                                    "zero or non-finite baseline signal",
                                    "acquisition.n_baseline"]),
 }
@@ -172,7 +172,7 @@ def test_dicom_defects_fail_their_session_only(run: Path, broken: Broken) -> Non
         if files[name].is_file():                      # the offending file is named
             assert files[name].name in text, name
         made = _outputs(run, "results_bad", a.subject, name)
-        if name == "zerobase":   # conversion and T1 fine; nothing from concentration on
+        if name == "zerobase":   # conversion fine; nothing from the kinetics job
             assert not [m for m in made if "_conc" in m or "_aif" in m or "_ktrans" in m]
             assert f"sub-{a.subject}_ses-{name}_dce.nii.gz" in made
         else:
@@ -249,11 +249,11 @@ def test_strict_settings_stop_the_session(run: Path, broken: Broken) -> None:
     with pytest.raises(Exception):  # noqa: B017
         snakemake(run, config=cfg, targets=targets, keep_going=True)
     log = _logs(run, "results_strict", d.subject, d.session)
-    assert f"sub-{d.subject} ses-{d.session} rule concentration: failed" in log
+    assert f"sub-{d.subject} ses-{d.session} rule kinetics: failed" in log
     assert "no VFA series and t1.missing_vfa is 'error'" in log
     assert not _done(run, "results_strict", d.subject, d.session, "T1map.nii.gz")
     log = _logs(run, "results_strict", a.subject, "aiffail")
-    assert f"sub-{a.subject} ses-aiffail rule aif: failed" in log
+    assert f"sub-{a.subject} ses-aiffail rule kinetics: failed" in log
     assert "failed QC" in log and "aif.on_qc_failure is error" in log and "_dce.nii.gz" in log
     assert not [m for m in _outputs(run, "results_strict", a.subject, "aiffail") if "_aif" in m]
     assert _done(run, "results_strict", good.subject, good.session, "aif.tsv")
@@ -342,7 +342,8 @@ def test_single_class_endpoint_is_refused_with_a_note(run: Path) -> None:
 @pytest.mark.workflow
 def test_sigkill_during_fit_then_rerun_equals_an_uninterrupted_run(
         run: Path, tmp_path: Path) -> None:
-    """SIGKILL to snakemake and its jobs while a fit runs; then the documented rerun
+    """SIGKILL to snakemake and its jobs while a kinetics job (T1, concentration, AIF,
+    fit) runs; then the documented rerun
     (``snakemake --unlock``, then the same command: the profile sets rerun-incomplete)
     completes, and every table, JSON record and NIfTI volume equals the uninterrupted
     shared run's (a second clean run: determinism)."""
@@ -355,7 +356,7 @@ def test_sigkill_during_fit_then_rerun_equals_an_uninterrupted_run(
     logs = work / RESULTS / "logs"
     deadline = time.monotonic() + 600
     try:
-        while not list(logs.glob("sub-*/ses-*/fit.log")):
+        while not list(logs.glob("sub-*/ses-*/kinetics.log")):
             assert proc.poll() is None, "the run ended before any fit started"
             assert time.monotonic() < deadline
             time.sleep(0.05)

@@ -259,7 +259,7 @@ def test_dry_run_plans_the_cohort(sheets: tuple[Path, Path], tmp_path: Path,
     out, err = capfd.readouterr()
     assert code == 0, err[-3000:]
     jobs = job_counts(out + err)
-    for rule in ("convert", "concentration", "aif", "fit", "roi", "provenance"):
+    for rule in ("convert", "kinetics", "roi", "provenance"):
         assert jobs[rule] == 4, (rule, jobs)
     assert "demo_cohort" not in jobs
     assert jobs["cohort_table"] == 1
@@ -281,5 +281,5 @@ def test_dry_run_on_existing_results(run: Path, monkeypatch: pytest.MonkeyPatch,
     assert code == 0, err[-3000:]
     text = out + err
     jobs = job_counts(text) if "Job stats:" in text else {}
-    for rule in ("demo_cohort", "convert", "concentration", "aif", "fit", "roi"):
+    for rule in ("demo_cohort", "convert", "kinetics", "roi"):
         assert rule not in jobs, (rule, jobs)

@@ -130,9 +130,8 @@ def test_every_session_output_exists(run: Path) -> None:
                      "peakenh.nii.gz", "tictype.nii.gz", "iauc60.nii.gz", "roi.tsv", "tic.tsv",
                      "tic.png", "maps.png", "provenance.json"):
             assert (d / f"{stem}_{what}").is_file(), f"{stem}_{what}"
-        # the 4-D concentration is a temporary intermediate (outputs.keep_intermediates
-        # false; written uncompressed, _conc.nii), removed after the fit; its sidecar stays
-        # as the record
+        # the 4-D concentration is a pure intermediate (outputs.keep_intermediates false:
+        # held in memory by the kinetics job, never written); its sidecar is the record
         assert not (d / f"{stem}_conc.nii").exists()
         assert not (d / f"{stem}_conc.nii.gz").exists()
         roi = pd.read_csv(d / f"{stem}_roi.tsv", sep="\t")
@@ -261,14 +260,16 @@ def test_aif_settings_rerun_only_aif_dependent_jobs(run: Path) -> None:
     aif = {"selection": {"max_voxels": 1500}, "delay": "phases", "delay_phases": 1}
     table = plan(snakemake(run, config={"aif": aif}, mode="summary"))
     pending = set(table.loc[table["plan"] != "no update", "rule"])
-    # the AIF and everything downstream of it (cohort rules, if any, included) ...
-    assert {"aif", "fit", "roi", "benchmark_summary"} <= pending, pending
+    # the AIF (with the T1 maps, the concentration and the fit: one job, rule kinetics)
+    # and everything downstream of it (cohort rules, if any, included) ...
+    assert {"kinetics", "roi", "benchmark_summary"} <= pending, pending
     assert {"provenance", "run_provenance"} <= pending      # the configuration hash changed
-    # ... and the fit's input, the 4-D concentration: a temporary file removed after the
-    # first fit (outputs.keep_intermediates false), so its rule (with the T1 maps) reruns ...
-    conc = table[table["output_file"].str.endswith("_conc.nii")]
-    assert len(conc) == len(sessions_sheet(run)) and set(conc["rule"]) == {"concentration"}
-    assert set(conc["status"]) == {"removed temp file"}, conc
+    # ... the AIF outputs and the maps among the kinetics job's outputs; the 4-D
+    # concentration is no file at all (outputs.keep_intermediates false: held in memory)
+    reruns = table[table["plan"] != "no update"]["output_file"]
+    assert reruns.str.endswith("_aif.tsv").sum() == len(sessions_sheet(run))
+    assert reruns.str.endswith("_ktrans.nii.gz").sum() == len(sessions_sheet(run))
+    assert not table["output_file"].str.contains("_conc.nii").any()
     # ... but nothing else upstream of it or beside it
     upstream = {"demo_cohort", "convert"}
     assert not pending & upstream, pending & upstream

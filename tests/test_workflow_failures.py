@@ -119,7 +119,7 @@ def test_broken_sessions_are_listed_and_the_others_analysed(failed: Failed) -> N
     assert failed.truncated_file in trunc["reason"]
     assert "cannot decode pixel data" in trunc["reason"]
     outside = rows[failed.outside]
-    assert outside["rule"] in ("aif", "roi")
+    assert outside["rule"] in ("kinetics", "roi")
     assert "outside.nii.gz" in outside["reason"]
     assert "outside the image field of view" in outside["reason"]
     needles = [n for n in (work / "canaries.txt").read_text().split("\n") if n]

@@ -33,13 +33,16 @@ from dce.io._jsontext import dumps
 
 __all__ = [
     "ERROR_RECORD_SUFFIX",
+    "PROCESS_CPU_PREFIX",
     "error_record_path",
     "job",
     "job_label",
+    "process_cpu_text",
     "read_error_records",
     "save_figure",
     "write_json",
     "write_tsv",
+    "write_tsv_columns",
 ]
 
 #: Variables that cap the threads of the BLAS/OpenMP libraries (set only when unset).
@@ -82,9 +85,10 @@ def _limit_threads(n: int) -> None:
     set_num_threads(max(1, n))
 
 
-def _outputs(sm: Any) -> list[Path]:
-    """The job's declared outputs plus the JSON sidecars of its NIfTI outputs."""
-    paths = [Path(p) for p in sm.output]
+def _outputs(sm: Any, extra: Any = ()) -> list[Path]:
+    """The job's declared outputs (and ``extra`` paths) plus the JSON sidecars of the NIfTI
+    ones."""
+    paths = [Path(p) for p in (*sm.output, *extra)]
     extra = []
     for p in paths:
         for ext in (".nii.gz", ".nii"):
@@ -144,7 +148,7 @@ def read_error_records(paths: Any) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def job(sm: Any) -> Iterator[logging.Logger]:
+def job(sm: Any, extra_outputs: Any = ()) -> Iterator[logging.Logger]:
     """Run the body of a rule script as one job.
 
     Parameters
@@ -152,6 +156,9 @@ def job(sm: Any) -> Iterator[logging.Logger]:
     sm : snakemake-like
         The script's ``snakemake`` object (duck-typed): ``log[0]`` (log file, replaced),
         ``threads`` (default 1), ``output`` (paths), ``wildcards`` and ``rule``.
+    extra_outputs : iterable of path-like
+        Files the job writes besides its declared outputs (e.g. the sidecar of an image held
+        in memory, named by the image path), removed like them on an error.
 
     Yields
     ------
@@ -189,15 +196,32 @@ def job(sm: Any) -> Iterator[logging.Logger]:
         yield log
     except BaseException as exc:
         log.error("%s: failed: %s\n%s", where, exc, traceback.format_exc())
-        for p in _outputs(sm):
+        for p in _outputs(sm, extra_outputs):
             if p.is_file():
                 p.unlink()
         _write_error_record(sm, exc)
         raise RuntimeError(f"{where}: {type(exc).__name__}: {exc}") from exc
     finally:
         handler.flush()
-    log.info("%s: done in %.2f s", where, time.perf_counter() - t0)
+    log.info("%s: done in %.2f s (%s)", where, time.perf_counter() - t0, process_cpu_text())
     handler.close()
+
+
+#: Prefix of the CPU figure in a job's last log line (:func:`process_cpu_text`; read back by
+#: benchmarks/bench_workflow.py).
+PROCESS_CPU_PREFIX = "process CPU"
+
+
+def process_cpu_text() -> str:
+    """``process CPU <s> s``: the CPU seconds (user + system, child processes included) of
+    the current process since it started, i.e. of the whole job: interpreter start, the
+    script preamble, imports and work (only the interpreter's exit comes after).
+
+    Snakemake's benchmark files sample a job's CPU every 0.5 s, so for jobs of a second or
+    two they miss up to half a second; this figure is exact."""
+    t = os.times()
+    cpu = t.user + t.system + t.children_user + t.children_system
+    return f"{PROCESS_CPU_PREFIX} {cpu:.2f} s"
 
 
 def write_tsv(df: Any, path: str | os.PathLike[str]) -> None:
@@ -211,6 +235,34 @@ def write_tsv(df: Any, path: str | os.PathLike[str]) -> None:
     """
     with atomic_path(path) as tmp:
         df.to_csv(tmp, sep="\t", index=False, na_rep="n/a", float_format="%.6g")
+
+
+def write_tsv_columns(columns: Any, path: str | os.PathLike[str]) -> None:
+    """Write float columns as a table atomically, without pandas: the same text as
+    :func:`write_tsv` of their data frame (floats as ``%.6g``, NaN as ``n/a``).
+
+    Parameters
+    ----------
+    columns : mapping of str to array_like
+        Column name -> 1-D values (converted to float), all of one length.
+    path : path-like
+
+    Raises
+    ------
+    ValueError
+        Columns of different lengths or not 1-D.
+    """
+    import numpy as np
+
+    names = list(columns)
+    cols = [np.asarray(columns[n], dtype=np.float64) for n in names]
+    if any(c.ndim != 1 or c.shape != cols[0].shape for c in cols):
+        raise ValueError(f"{path}: the columns {names} must be 1-D and of one length")
+    lines = ["\t".join(names)]
+    for row in zip(*(c.tolist() for c in cols), strict=True):
+        lines.append("\t".join("n/a" if v != v else format(v, ".6g") for v in row))
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def write_json(obj: Any, path: str | os.PathLike[str]) -> None:

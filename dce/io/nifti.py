@@ -30,7 +30,7 @@ from dce.io._nibabel import nibabel_volumeutils
 apply_read_scaling = nibabel_volumeutils.apply_read_scaling
 
 __all__ = ["SCALED_DESCRIP", "DynamicContents", "NiftiContents", "read_dynamic", "read_nifti",
-           "sidecar_path", "write_nifti"]
+           "sidecar_path", "write_nifti", "write_sidecar"]
 
 #: NIfTI ``descrip`` of images :func:`write_nifti` stored as 16-bit integers with
 #: ``scl_slope``/``scl_inter`` (DICOM stored values): :func:`read_nifti` returns them as
@@ -198,13 +198,7 @@ def write_nifti(path: str | os.PathLike[str], data: ArrayLike, affine: ArrayLike
     aff = np.asarray(affine, dtype=np.float64)
     if aff.shape != (4, 4) or not np.all(np.isfinite(aff)):
         raise ValueError(f"{path}: affine must be a finite 4x4 matrix, got shape {aff.shape}")
-    text = None
-    if sidecar is not None:
-        _check_sidecar_keys(sidecar)
-        try:
-            text = dumps(sidecar, default=_json_default)
-        except ValueError as exc:
-            raise ValueError(f"{json_path}: sidecar has NaN/inf values ({exc})") from None
+    text = None if sidecar is None else _sidecar_text(sidecar, json_path)
 
     packed = _integer_packing(arr, scaling)
     img = nib.Nifti1Image(arr if packed is None else packed, aff)
@@ -239,6 +233,51 @@ def write_nifti(path: str | os.PathLike[str], data: ArrayLike, affine: ArrayLike
             if tmp.exists():
                 tmp.unlink()
     return path
+
+
+def _sidecar_text(sidecar: dict[str, Any], json_path: Path) -> str:
+    """The sidecar as JSON text (keys checked for identifiers; NaN/inf refused)."""
+    _check_sidecar_keys(sidecar)
+    try:
+        return dumps(sidecar, default=_json_default)
+    except ValueError as exc:
+        raise ValueError(f"{json_path}: sidecar has NaN/inf values ({exc})") from None
+
+
+def write_sidecar(path: str | os.PathLike[str], sidecar: dict[str, Any]) -> Path:
+    """Write only the JSON sidecar of the image ``path`` (atomically), as
+    :func:`write_nifti` would: the record of an image that is not kept (e.g. the 4-D
+    concentration, an intermediate held in memory by the workflow).
+
+    Parameters
+    ----------
+    path : path-like
+        The image path (``.nii.gz`` or ``.nii``); the sidecar is :func:`sidecar_path`.
+    sidecar : dict
+        JSON-serialisable metadata.
+
+    Returns
+    -------
+    Path
+        The sidecar path.
+
+    Raises
+    ------
+    ValueError
+        A key that looks like an identifier, or non-finite numbers.
+    """
+    json_path = sidecar_path(path)
+    text = _sidecar_text(sidecar, json_path)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(json_path, ".json")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+        os.replace(tmp, json_path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return json_path
 
 
 def read_nifti(path: str | os.PathLike[str], *, require_sidecar: bool = False) -> NiftiContents:

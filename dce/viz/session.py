@@ -41,6 +41,7 @@ __all__ = [
     "MapPanel",
     "TICCurve",
     "aif_qc_figure",
+    "aif_qc_phase",
     "parameter_map_figure",
     "tic_figure",
 ]
@@ -108,6 +109,28 @@ def _orientation_marks(ax: Any) -> None:
 
 
 # --------------------------------------------------------------------------- AIF QC
+
+
+def aif_qc_phase(measured_cb_mM: ArrayLike, n_baseline: int) -> int:
+    """The phase the AIF QC figure shows: the measured aortic curve's peak phase, or
+    ``n_baseline + 3`` (at most the last phase) when no curve was measured; the rule of
+    :meth:`dce.aif_auto.AIFResult.peak_phase`, from the written AIF table (no scipy).
+
+    Parameters
+    ----------
+    measured_cb_mM : array_like, shape (n_times,)
+        The measured aortic blood curve (mM; all NaN when none was measured).
+    n_baseline : int
+        Pre-contrast phases.
+
+    Returns
+    -------
+    int
+    """
+    m = np.asarray(measured_cb_mM, dtype=np.float64)
+    if np.any(np.isfinite(m)):
+        return int(np.nanargmax(m))
+    return min(int(n_baseline) + 3, m.size - 1)
 
 
 def _fmt(v: Any, spec: str = ".3g", unit: str = "") -> str:

@@ -73,10 +73,11 @@ def intermediate(path):
     return path if config["outputs"]["keep_intermediates"] else temp(path)
 
 
-# The 4-D concentration, a pure intermediate read only by the fit. Kept
-# (outputs.keep_intermediates) it is compressed like every kept image; as a temporary file
-# it is written uncompressed (.nii): gzip of a 4-D float32 volume costs seconds of CPU at
-# clinical size (write and read) for a file that is removed once the fit has run.
+# The 4-D concentration, a pure intermediate of the rule kinetics (held in memory from the
+# concentration step to the fit). Its path is named in the fit maps' sidecars (Sources) and
+# carries the concentration's sidecar _conc.json; the volume is written only with
+# outputs.keep_intermediates, then compressed like every kept image (.nii.gz; otherwise
+# .nii, the name of the temporary file earlier versions wrote and removed).
 CONC = ses("conc", "nii.gz" if config["outputs"]["keep_intermediates"] else "nii")
 
 
@@ -437,10 +438,14 @@ def all_outputs(wildcards):
 
 
 def all_benchmarks(wildcards):
-    rules_ = ["convert", "concentration", "aif", "fit", "roi"]
+    rules_ = ["convert", "kinetics", "roi"]
     keys = all_session_keys()
     out = [ses_bench(r).format(subject=s, session=t) for s, t in keys for r in rules_]
-    out += [ses_bench("register").format(subject=s, session=t) for s, t in followup_keys(keys)]
+    out += [
+        ses_bench(r).format(subject=s, session=t)
+        for s, t in followup_keys(keys)
+        for r in (["register", "prm"] if PRM_ON else ["register"])  # PRM_ON: prm_common.smk
+    ]
     return out
 
 

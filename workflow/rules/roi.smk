@@ -1,5 +1,7 @@
 # Semi-quantitative (model-free) maps from the signal (enhancement, slopes, IAUC, TIC
-# type), then lesion and normal-marrow statistics, mean TICs, figures. One job: the ROI
+# type), then lesion and normal-marrow statistics, mean TICs, and the session's figures
+# (TIC, parameter maps, and the AIF QC figure from the kinetics job's AIF files: drawn here,
+# the one job that imports matplotlib). One job: the ROI
 # statistics read the semi-quantitative maps, and computing them takes a fraction of a
 # second, so a separate job would only add a process start and a second read of the DCE
 # image (a change of the fit now rewrites the semi-quantitative maps too, same values).
@@ -12,7 +14,9 @@ rule roi:
         **map_outputs([name for name in ROI_MAPS if name not in SEMIQUANT_MAPS]),
         dce=ses("dce", "nii.gz"),
         t1=ses("T1map", "nii.gz"),  # its JSON sidecar gives qc_t10_source
-        aif_qc=ses("aif", "json"),  # qc_aif_source, qc_aif_passed
+        aif_qc=ses("aif", "json"),  # qc_aif_source, qc_aif_passed; the AIF QC figure
+        aif_tsv=ses("aif", "tsv"),  # the AIF QC figure
+        aif_voxels=ses("aifvoxels", "nii.gz"),  # the AIF QC figure
         lesion_roi=session_path("lesion_roi"),
         marrow_roi=optional_session_path("marrow_roi"),
     output:
@@ -26,6 +30,13 @@ rule roi:
             category="8. Sessions",
             subcategory="Time-intensity curves",
             labels={"session": "{subject} / {session}", "figure": "TIC"},
+        ),
+        aif_png=report(
+            ses("aif", "png"),
+            caption="../report/session_aif.rst",
+            category="8. Sessions",
+            subcategory="AIF QC",
+            labels={"session": "{subject} / {session}", "figure": "AIF"},
         ),
         maps_png=report(
             ses("maps", "png"),

@@ -4,7 +4,7 @@ The source is a DICOM folder (dce.io.convert) or NIfTI + JSON sidecars (dcm2niix
 dce.io.nifti_input); the outputs are the same either way. Besides the declared outputs, a
 VFA image ``sub-<s>_ses-<t>_vfa.nii.gz`` and a raw B1 map ``..._desc-raw_B1map.nii.gz`` (+ .json)
 are written when the session has them; the record ``..._convert.json`` says whether they
-were ("vfa", "b1") and the source; the rule concentration reads it.
+were ("vfa", "b1") and the source; the rule kinetics reads it.
 """
 
 from pathlib import Path

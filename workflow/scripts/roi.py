@@ -1,5 +1,6 @@
 """Rule roi: voxel-wise semi-quantitative maps from the DCE signal, then lesion and
-normal-marrow statistics, mean TICs with TIC type, figures.
+normal-marrow statistics, mean TICs with TIC type, figures (TIC, parameter maps, and the
+AIF QC figure from the AIF table, QC record and voxel mask of the rule kinetics).
 
 Semi-quantitative maps (model-free, independent of the AIF): peak enhancement (%), time to
 peak (s), wash-in slope (%/s), maximum slope (%/s), washout (%), IAUC over the configured
@@ -15,7 +16,9 @@ dce.quality.add_quality_columns. The statistics read the maps as written (fit an
 semi-quantitative), the values a rerun would read.
 """
 
+import json
 from logging import Logger
+from pathlib import Path
 
 import numpy as np
 
@@ -27,7 +30,14 @@ from dce.io.nifti import NiftiContents, read_nifti
 from dce.quality import add_quality_columns
 from dce.registry import TIC_CODES, TIC_TYPE_MAP, output_map, tic_code_names
 from dce.semiquant import TICRule, semiquant_maps
-from dce.viz.session import MapPanel, TICCurve, parameter_map_figure, tic_figure
+from dce.viz.session import (
+    MapPanel,
+    TICCurve,
+    aif_qc_figure,
+    aif_qc_phase,
+    parameter_map_figure,
+    tic_figure,
+)
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 
@@ -92,6 +102,20 @@ def roi_tables_and_figures(dce: NiftiContents, t: np.ndarray, anatomy: np.ndarra
              " + normal marrow" if marrow is not None else "")
 
 
+def aif_figure(dce: NiftiContents) -> None:
+    """Draw the AIF QC figure (output aif_png) from the AIF files as written: the curves,
+    the QC record, the voxels on the image at the measured curve's peak phase."""
+    aif = np.genfromtxt(sm.input.aif_tsv, delimiter="\t", names=True, dtype=float,
+                        encoding="utf-8")
+    qc = json.loads(Path(sm.input.aif_qc).read_text(encoding="utf-8"))
+    qc.pop("Sources", None)
+    phase = aif_qc_phase(aif["measured_cb_mM"], int(qc["n_baseline"]))
+    save_figure(aif_qc_figure(
+        aif["t_s"], aif["cb_mM"], background=dce.data[..., phase],
+        voxel_mask=read_nifti(sm.input.aif_voxels).data, affine=dce.affine, qc=qc,
+        measured_cb_mM=aif["measured_cb_mM"], cp_mM=aif["cp_mM"]), sm.output.aif_png)
+
+
 with job(sm) as log:
     image = read_nifti(sm.input.dce, require_sidecar=True)
     times = np.asarray(image.sidecar["VolumeTiming"], dtype=float)
@@ -103,3 +127,4 @@ with job(sm) as log:
     image = image._replace(data=np.ascontiguousarray(image.data))
     write_semiquant_maps(image, times, log)
     roi_tables_and_figures(image, times, base_mean, log)
+    aif_figure(image)
