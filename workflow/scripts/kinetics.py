@@ -124,7 +124,8 @@ def concentration(dce: DynamicContents, t1: NiftiContents, log: Logger) -> NDArr
                           + ([sm.output.b1] if b1 is not None else []), sm.config["results"])
     res = signal_to_concentration(dce.data, t10_s=t1.data, tr_s=dce.tr_s,
                                   flip_angle_deg=dce.flip_angle_deg, r1_per_mM_per_s=p.r1,
-                                  m0=m0, baseline=nb if m0 is None else None, b1=b1)
+                                  m0=m0, baseline=nb if m0 is None else None, b1=b1,
+                                  dtype=np.float32)  # float64 arithmetic, rounded once
     ok, counts = res.status == 0, res.status_counts()
     log.info("conversion: FA %g deg, TR %.4g s, r1 %g /mM/s, M0 %s, B1 %s; voxels: %s",
              dce.flip_angle_deg, dce.tr_s, p.r1, m0_source, b1_side, counts)
@@ -141,7 +142,8 @@ def concentration(dce: DynamicContents, t1: NiftiContents, log: Logger) -> NDArr
     write_nifti(sm.output.status, res.status.astype(np.int8), dce.affine,
                 {"Description": "voxel status of the signal-to-concentration conversion",
                  "Codes": {str(k): v for k, v in STATUS_CONC.items()}, "Sources": src})
-    conc = np.where(ok[..., None], res.conc_mM, np.nan).astype(np.float32)
+    conc = res.conc_mM                                  # float32, filled in place
+    conc[~ok] = np.nan
     side = {
         "Units": "mM", "Quantity": "contrast agent concentration (OSIPI: C)",
         "VolumeTiming": dce.t_s.tolist(), "FlipAngle": dce.flip_angle_deg,

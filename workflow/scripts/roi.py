@@ -121,10 +121,8 @@ with job(sm) as log:
     times = np.asarray(image.sidecar["VolumeTiming"], dtype=float)
     # figure background, from the image as read (Fortran order, as nibabel returns it)
     base_mean = image.data[..., :int(sm.params.n_baseline)].mean(axis=-1)
-    # then one copy in C order: the semi-quantitative maps and every ROI curve view the
-    # signal as (voxels, phases) rows, a fresh transposing copy of the 4-D image each time
-    # from Fortran order (seconds at 256x256x12x60), a view from C order; same values
-    image = image._replace(data=np.ascontiguousarray(image.data))
+    # the semi-quantitative maps and the ROI curves work in the image's own (Fortran)
+    # voxel order, block by block: no whole-volume copy
     write_semiquant_maps(image, times, log)
     roi_tables_and_figures(image, times, base_mean, log)
     aif_figure(image)
