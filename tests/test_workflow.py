@@ -268,7 +268,12 @@ def test_aif_settings_rerun_only_aif_dependent_jobs(run: Path) -> None:
     # concentration is no file at all (outputs.keep_intermediates false: held in memory)
     reruns = table[table["plan"] != "no update"]["output_file"]
     assert reruns.str.endswith("_aif.tsv").sum() == len(sessions_sheet(run))
-    assert reruns.str.endswith("_ktrans.nii.gz").sum() == len(sessions_sheet(run))
+    assert reruns.str.contains(r"_ses-[^_/]+_ktrans\.nii\.gz$").sum() == len(sessions_sheet(run))
+    # the follow-ups' maps on the baseline grid and their PRMs follow the fit
+    sheet = sessions_sheet(run)
+    n_followups = len(sheet) - sheet["subject"].nunique()      # one baseline per subject
+    assert reruns.str.endswith("_space-baseline_ktrans.nii.gz").sum() == n_followups
+    assert {"register", "prm"} <= pending, pending
     assert not table["output_file"].str.contains("_conc.nii").any()
     # ... but nothing else upstream of it or beside it
     upstream = {"demo_cohort", "convert"}
