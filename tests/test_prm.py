@@ -192,7 +192,9 @@ def test_prm_matches_phantom_truth_with_noise() -> None:
     """Fit-like Gaussian noise on both visits' truth maps: per lesion, the PRM fractions
     are within 5 percentage points of their expectation from the truth (each voxel's
     class probability from its true change, the threshold and the known noise: normal
-    CDF), both with the truth's fixed thresholds and with the marrow-derived ones."""
+    CDF), both with the truth's fixed thresholds and with the marrow-derived ones. A
+    lesion whose true change lies near the threshold has binomially distributed fractions
+    (SD sqrt(sum p(1 - p)) / n, up to 3 pp here): the bound is 5 pp or 3 of those SDs."""
     c = _demo()
     rng = np.random.default_rng(2026)
     sigma = {"vp": 0.0015, "ktrans_per_min": 0.003}
@@ -213,14 +215,17 @@ def test_prm_matches_phantom_truth_with_noise() -> None:
                 sd = np.sqrt(2.0) * sigma[name]
                 for r in _lesion_rows(res, m):
                     d = change[t["lesion"] == r["lesion"]]
-                    p_pos = float(np.mean(norm.sf((thr.value - d) / sd)))
-                    p_neg = float(np.mean(norm.cdf((-thr.value - d) / sd)))
-                    for key, p in (("prm_pos_fraction", p_pos),
-                                   ("prm_neg_fraction", p_neg),
-                                   ("prm_zero_fraction", 1.0 - p_pos - p_neg)):
+                    q_pos = norm.sf((thr.value - d) / sd)
+                    q_neg = norm.cdf((-thr.value - d) / sd)
+                    q_zero = 1.0 - q_pos - q_neg
+                    for key, q in (("prm_pos_fraction", q_pos),
+                                   ("prm_neg_fraction", q_neg),
+                                   ("prm_zero_fraction", q_zero)):
+                        p = float(np.mean(q))
+                        bound = max(0.05, 3.0 * float(np.sqrt(np.sum(q * (1 - q)))) / d.size)
                         err = abs(r[key] - p)
                         worst = max(worst, err)
-                        assert err <= 0.05, (subj, ses, r["lesion"], m, key, r[key], p)
+                        assert err <= bound, (subj, ses, r["lesion"], m, key, r[key], p)
     assert worst > 0
 
 
