@@ -1858,7 +1858,7 @@ class Cohort:
 #: Thresholds of the phantom's true PRM classes (absolute change; vp: volume fraction,
 #: ktrans_per_min: /min): the project-default thresholds of the pipeline's PRM,
 #: written here again (this module imports nothing from ``dce``).
-PRM_TRUTH_THRESHOLDS: dict[str, float] = {"vp": 0.02, "ktrans_per_min": 0.04}
+PRM_TRUTH_THRESHOLDS: dict[str, float] = {"vp": 0.02, "ktrans_per_min": 0.05}
 #: Class codes of the true PRM class maps (those of the pipeline's class maps).
 PRM_TRUTH_CODES: dict[str, int] = {"outside": 0, "increased": 1, "unchanged": 2,
                                    "decreased": 3}
