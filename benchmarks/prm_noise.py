@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -25,7 +26,8 @@ MAPS = {"vp": "vp", "ktrans": "ktrans_per_min"}
 
 
 def _load(p: Path) -> NDArray[np.float64]:
-    return np.asarray(nib.load(str(p)).dataobj, dtype=np.float64)
+    img: Any = nib.load(str(p))
+    return np.asarray(img.dataobj, dtype=np.float64)
 
 
 def _line(tag: str, meas: NDArray[np.float64], err: NDArray[np.float64]) -> str:
