@@ -9,7 +9,10 @@ Prints per subject, follow-up, lesion and map: valid voxels, true and measured m
 change, bias and SD of (measured - true) and the 95th percentile of |measured - true|
 (the threshold that keeps an unchanged lesion unchanged in 95 % of its voxels); per
 marrow ROI the same bias and SD and the 95th percentile of |measured change| (the marrow
-threshold of dce.prm). Units: vp volume fraction, ktrans /min.
+threshold of dce.prm). Units: vp volume fraction, ktrans /min. Then per lesion and map
+the pipeline's PRM fractions (``_prm.tsv``) against the truth's classes at the same
+threshold (true change map of the demo's ``truth/``), in percent, and how many rows have
+all three fractions within 5 percentage points.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
 MAPS = {"vp": "vp", "ktrans": "ktrans_per_min"}
@@ -64,10 +68,37 @@ def report(res: Path, demo: Path, subj: str) -> None:
             print(_line(f"{subj} {ses} marrow {m:6s}", meas[s], err[s]))
 
 
+def compare(res: Path, demo: Path, subj: str) -> list[float]:
+    """Print the pipeline's PRM fractions against the truth's classes; return the largest
+    error (percentage points) of each row."""
+    les = _load(demo / subj / "pre" / "roi" / f"{subj}_pre_lesions.nii.gz")
+    worst = []
+    for f in sorted((res / f"sub-{subj}").glob("ses-*/*_prm.tsv")):
+        t = pd.read_csv(f, sep="\t")
+        for r in t.to_dict("records"):
+            ses, m, lab = str(r["session"]), str(r["map"]), int(r["label"])
+            true = _load(demo / subj / ses / "truth" / f"{subj}_{ses}_prm_{MAPS[m]}_change.nii.gz")
+            d = true[les == lab]
+            thr = float(r["threshold"])
+            truth = (np.mean(d > thr), np.mean(np.abs(d) <= thr), np.mean(d < -thr))
+            meas = (r["prm_pos_fraction"], r["prm_zero_fraction"], r["prm_neg_fraction"])
+            err = 100 * max(abs(float(a) - b) for a, b in zip(meas, truth, strict=True))
+            worst.append(err)
+            print(f"{subj} {ses} L{lab} {m:6s} thr={thr:.3g} PRM+/0/- measured "
+                  + "/".join(f"{100 * float(v):.1f}" for v in meas) + " truth "
+                  + "/".join(f"{100 * v:.1f}" for v in truth)
+                  + f" mean change {float(r['mean_change']):+.4f} (true {np.mean(d):+.4f})"
+                  + f" max err {err:.1f} pp")
+    return worst
+
+
 def main() -> None:
     res, demo = Path(sys.argv[1]), Path(sys.argv[2])
+    worst: list[float] = []
     for subj in sys.argv[3:] or sorted(p.name[4:] for p in res.glob("sub-*")):
         report(res, demo, subj)
+        worst += compare(res, demo, subj)
+    print(f"rows within 5 pp: {sum(w <= 5.0 for w in worst)} of {len(worst)}")
 
 
 if __name__ == "__main__":
