@@ -90,9 +90,10 @@ def write_inputs(folder: Path, subject: str, session: str, matrix: list[int],
             "pdf": str(folder / "out_prm.pdf")}
     for m in ("vp", "ktrans"):
         outs[f"dseg_{m}"] = str(folder / f"out_desc-prm{m}_dseg.nii.gz")
-    prm_cfg = {"enabled": True, "maps": ["vp", "ktrans"], "thresholds": {},
+    prm_cfg = {"enabled": True, "maps": ["vp", "ktrans"],
+               "thresholds": {"vp": 0.02, "ktrans": 0.05},
                "marrow_coverage": 0.95, "min_marrow_voxels": 50,
-               "fallback_thresholds": {"vp": 0.01, "ktrans": 0.02}, "margin_mm": 10.0}
+               "fallback_thresholds": {"vp": 0.02, "ktrans": 0.05}, "margin_mm": 10.0}
     params = SimpleNamespace(prm=prm_cfg, baseline_session="pre", n_baseline=5, lesions={
         "labels": labels, "levels": ["" for _ in labels], "sheet": "lesions.tsv",
         "names": {}})

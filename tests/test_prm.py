@@ -28,8 +28,10 @@ from dce.phantom import (
     make_cohort,
     prm_truth,
     prm_truth_classes,
+    prm_truth_table,
 )
 from dce.prm import (
+    DEFAULT_FALLBACK_THRESHOLDS,
     PRM_DECREASED,
     PRM_EXCLUDED,
     PRM_INCREASED,
@@ -192,7 +194,9 @@ def test_prm_matches_phantom_truth_with_noise() -> None:
     """Fit-like Gaussian noise on both visits' truth maps: per lesion, the PRM fractions
     are within 5 percentage points of their expectation from the truth (each voxel's
     class probability from its true change, the threshold and the known noise: normal
-    CDF), both with the truth's fixed thresholds and with the marrow-derived ones."""
+    CDF), both with the truth's fixed thresholds and with the marrow-derived ones. A
+    lesion whose true change lies near the threshold has binomially distributed fractions
+    (SD sqrt(sum p(1 - p)) / n, up to 3 pp here): the bound is 5 pp or 3 of those SDs."""
     c = _demo()
     rng = np.random.default_rng(2026)
     sigma = {"vp": 0.0015, "ktrans_per_min": 0.003}
@@ -213,40 +217,101 @@ def test_prm_matches_phantom_truth_with_noise() -> None:
                 sd = np.sqrt(2.0) * sigma[name]
                 for r in _lesion_rows(res, m):
                     d = change[t["lesion"] == r["lesion"]]
-                    p_pos = float(np.mean(norm.sf((thr.value - d) / sd)))
-                    p_neg = float(np.mean(norm.cdf((-thr.value - d) / sd)))
-                    for key, p in (("prm_pos_fraction", p_pos),
-                                   ("prm_neg_fraction", p_neg),
-                                   ("prm_zero_fraction", 1.0 - p_pos - p_neg)):
+                    q_pos = norm.sf((thr.value - d) / sd)
+                    q_neg = norm.cdf((-thr.value - d) / sd)
+                    q_zero = 1.0 - q_pos - q_neg
+                    for key, q in (("prm_pos_fraction", q_pos),
+                                   ("prm_neg_fraction", q_neg),
+                                   ("prm_zero_fraction", q_zero)):
+                        p = float(np.mean(q))
+                        var = float(np.sum(np.clip(q * (1 - q), 0.0, None)))
+                        bound = max(0.05, 3.0 * np.sqrt(var) / d.size)
                         err = abs(r[key] - p)
                         worst = max(worst, err)
-                        assert err <= 0.05, (subj, ses, r["lesion"], m, key, r[key], p)
+                        assert err <= bound, (subj, ses, r["lesion"], m, key, r[key], p)
     assert worst > 0
 
 
-def test_rim_core_lesion_prm_positive_while_roi_mean_falls() -> None:
-    """The recurrent rim + responding core lesion: ROI-mean dVp < 0 (the truth's and the
-    measured), yet PRM+ (vp) holds the rim: >= 25 % of its voxels; no uniformly
-    responding treated lesion has PRM+ above 5 %."""
+#: Per-visit voxel noise of the pipeline's maps in lesions: the SD of the pipeline's error
+#: of the voxel-wise change (fit at both visits + registration; measured - true) inside
+#: the demo phantom's unchanged lesions, 0.006 (vp) and 0.019 /min (Ktrans), median over
+#: P08 at the demo and 10 patients at the test resolution (benchmarks/prm_noise.py), / sqrt 2.
+_LESION_SIGMA = {"vp": 0.0042, "ktrans_per_min": 0.013}
+
+
+def _truth_row(tt: pd.DataFrame, subj: str, ses: str, lesion: int, name: str) -> pd.Series:
+    sel = ((tt["subject"] == subj) & (tt["session"] == ses) & (tt["lesion"] == lesion)
+           & (tt["parameter"] == name))
+    return tt[sel].iloc[0]
+
+
+def test_prm_default_thresholds_match_truth_classes_with_lesion_noise() -> None:
+    """Lesion-level noise (:data:`_LESION_SIGMA`) on both visits' truth maps, the default
+    thresholds (those of the truth, PRM_TRUTH_THRESHOLDS): every lesion x follow-up x map
+    whose true voxel changes lie clear of the thresholds (fewer than 5 % of its voxels
+    within 2 noise SDs of +-threshold, where a voxel's class is a coin toss) has PRM
+    fractions within 5 percentage points of the truth's classes (prm_truth_table: the
+    phantom's own rule, no dce.prm code)."""
     c = _demo()
+    tt = prm_truth_table(c)
+    truth_thr = {_MAPS[k]: v for k, v in PRM_TRUTH_THRESHOLDS.items()}
+    assert truth_thr == DEFAULT_FALLBACK_THRESHOLDS
+    rng = np.random.default_rng(1)
+    n_clear = 0
+    for subj, ses in _followups(c):
+        t = prm_truth(c, subj, ses)
+        base, fu = _noisy(t, rng, _LESION_SIGMA)
+        valid = np.isfinite(t["vp_baseline"])
+        res = parametric_response(base, fu, t["lesion"], valid, valid,
+                                  thresholds=DEFAULT_FALLBACK_THRESHOLDS)
+        for name, m in _MAPS.items():
+            change = t[f"{name}_followup"] - t[f"{name}_baseline"]
+            thr = PRM_TRUTH_THRESHOLDS[name]
+            for r in _lesion_rows(res, m):
+                d = change[t["lesion"] == r["lesion"]]
+                near = np.abs(np.abs(d) - thr) < 2.0 * np.sqrt(2.0) * _LESION_SIGMA[name]
+                if np.mean(near) >= 0.05:
+                    continue
+                n_clear += 1
+                true = _truth_row(tt, subj, ses, r["lesion"], name)
+                for key, _ in _KEYS:
+                    assert abs(r[key] - true[key]) <= 0.05, (subj, ses, r["lesion"], m, key)
+    assert n_clear >= 20  # 23 of the 70 rows of the seed-0 cohort
+
+
+def test_rim_core_lesion_prm_positive_while_roi_mean_falls() -> None:
+    """The recurrent rim + responding core lesion at its first follow-up, lesion-level
+    noise, the default thresholds: the truth's and the measured ROI-mean dVp are < 0, yet
+    PRM+ (vp) holds the recurrent rim (>= 25 % of the voxels; the truth's design: 30 %)
+    and matches the truth's classes within 5 percentage points, as do PRM0 and PRM-; no
+    uniformly responding treated lesion has PRM+ (vp) above 5 %."""
+    c = _demo()
+    tt = prm_truth_table(c)
     rim = c.lesions[c.lesions["response_pattern"] == "rim_core"]
     assert len(rim) >= 1 and (rim["recurrence"] == 1).all()
     rim_keys = set(zip(rim["subject"], rim["lesion"].astype(int), strict=True))
+    treated = set(zip(c.lesions.loc[c.lesions["treated"] == 1, "subject"],
+                      c.lesions.loc[c.lesions["treated"] == 1, "lesion"].astype(int),
+                      strict=True))
     rng = np.random.default_rng(7)
     seen = 0
     for subj, ses in _followups(c):
         t = prm_truth(c, subj, ses)
-        base, fu = _noisy(t, rng, {"vp": 0.0015, "ktrans_per_min": 0.003})
+        base, fu = _noisy(t, rng, _LESION_SIGMA)
         valid = np.isfinite(t["vp_baseline"])
-        res = parametric_response(base, fu, t["lesion"], valid, valid, marrow=t["marrow"])
-        for r in (r for r in res.rows if r["map"] == "vp"):
-            sel = t["lesion"] == r["lesion"]
-            true_mean = float(np.mean(t["vp_followup"][sel] - t["vp_baseline"][sel]))
-            if (subj, r["lesion"]) in rim_keys:
+        res = parametric_response(base, fu, t["lesion"], valid, valid,
+                                  thresholds=DEFAULT_FALLBACK_THRESHOLDS)
+        for r in _lesion_rows(res, "vp"):
+            key = (subj, r["lesion"])
+            if key in rim_keys and ses == "fu1":
                 seen += 1
-                assert true_mean < 0 and r["mean_change"] < 0
+                true = _truth_row(tt, subj, ses, r["lesion"], "vp")
+                assert true["mean_change"] < 0 and r["mean_change"] < 0
                 assert r["prm_pos_fraction"] >= 0.25
-                assert r["prm_neg_fraction"] >= 0.25
+                for k, _ in _KEYS:
+                    assert abs(r[k] - true[k]) <= 0.05, (subj, ses, k, r[k], true[k])
+            elif key in treated and key not in rim_keys:
+                assert r["prm_pos_fraction"] <= 0.05, (subj, ses, r["lesion"])
     assert seen >= 1
 
 
