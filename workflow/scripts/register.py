@@ -63,8 +63,10 @@ with job(sm) as log:
                                                    np.integer)
         kind = "nearest" if integer else "linear"
         if name == LESIONS:
+            # the ROI file's own path may hold identifiers (not recorded; its hash is in
+            # the provenance record)
             data, side = les_f, {"Labels": {str(k): "lesion" for k in p.lesions["labels"]},
-                                 "Source": str(sm.input.lesion_roi)}
+                                 "Source": "the session's lesion ROI (sessions sheet)"}
             src = [sm.input.dce]
         else:
             img = read_nifti(getattr(sm.input, name), require_sidecar=True)
