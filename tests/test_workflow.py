@@ -223,6 +223,24 @@ def test_no_identifiers_in_outputs(run: Path) -> None:
 
 
 @pytest.mark.workflow
+def test_outputs_record_no_input_paths(run: Path) -> None:
+    """The paths of the input files (DICOM folders, ROI and B1 files of the sessions sheet)
+    may hold identifiers (a folder named after the patient): no JSON or TSV output records
+    them (their hashes are in the provenance records)."""
+    sessions = sessions_sheet(run)
+    needles = {str(DEMO)} | {
+        str(v) for c in ("dicom_dir", "lesion_roi", "marrow_roi", "b1_map")
+        if c in sessions for v in sessions[c] if str(v)}
+    files = [f for f in (run / RESULTS).rglob("*")
+             if f.suffix in (".json", ".tsv") and "logs" not in f.parts]
+    assert len(files) > 100 and any("space-baseline" in f.name for f in files)
+    for f in files:
+        text = f.read_text(encoding="utf-8")
+        for needle in needles:
+            assert needle not in text, (needle, f)
+
+
+@pytest.mark.workflow
 def test_accuracy_against_ground_truth(run: Path) -> None:
     """Issue 11 acceptance on the test cohort, against the independent phantom's truth
     (the computation of benchmarks/demo_accuracy.py): automatic AIF peak median |error|
