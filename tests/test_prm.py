@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -239,6 +240,18 @@ def test_prm_matches_phantom_truth_with_noise() -> None:
 _LESION_SIGMA = {"vp": 0.0042, "ktrans_per_min": 0.013}
 
 
+def _noisy_default_prm(c: Cohort, rng: np.random.Generator
+                       ) -> Iterator[tuple[str, str, dict, PRMResult]]:
+    """Per follow-up of ``c``: its PRM truth and the PRM of its truth maps with
+    lesion-level noise (:data:`_LESION_SIGMA`) at the default thresholds."""
+    for subj, ses in _followups(c):
+        t = prm_truth(c, subj, ses)
+        base, fu = _noisy(t, rng, _LESION_SIGMA)
+        valid = np.isfinite(t["vp_baseline"])
+        yield subj, ses, t, parametric_response(base, fu, t["lesion"], valid, valid,
+                                                thresholds=DEFAULT_FALLBACK_THRESHOLDS)
+
+
 def _truth_row(tt: pd.DataFrame, subj: str, ses: str, lesion: int, name: str) -> pd.Series:
     sel = ((tt["subject"] == subj) & (tt["session"] == ses) & (tt["lesion"] == lesion)
            & (tt["parameter"] == name))
@@ -258,12 +271,7 @@ def test_prm_default_thresholds_match_truth_classes_with_lesion_noise() -> None:
     assert truth_thr == DEFAULT_FALLBACK_THRESHOLDS
     rng = np.random.default_rng(1)
     n_clear = 0
-    for subj, ses in _followups(c):
-        t = prm_truth(c, subj, ses)
-        base, fu = _noisy(t, rng, _LESION_SIGMA)
-        valid = np.isfinite(t["vp_baseline"])
-        res = parametric_response(base, fu, t["lesion"], valid, valid,
-                                  thresholds=DEFAULT_FALLBACK_THRESHOLDS)
+    for subj, ses, t, res in _noisy_default_prm(c, rng):
         for name, m in _MAPS.items():
             change = t[f"{name}_followup"] - t[f"{name}_baseline"]
             thr = PRM_TRUTH_THRESHOLDS[name]
@@ -295,12 +303,7 @@ def test_rim_core_lesion_prm_positive_while_roi_mean_falls() -> None:
                       strict=True))
     rng = np.random.default_rng(7)
     seen = 0
-    for subj, ses in _followups(c):
-        t = prm_truth(c, subj, ses)
-        base, fu = _noisy(t, rng, _LESION_SIGMA)
-        valid = np.isfinite(t["vp_baseline"])
-        res = parametric_response(base, fu, t["lesion"], valid, valid,
-                                  thresholds=DEFAULT_FALLBACK_THRESHOLDS)
+    for subj, ses, _t, res in _noisy_default_prm(c, rng):
         for r in _lesion_rows(res, "vp"):
             key = (subj, r["lesion"])
             if key in rim_keys and ses == "fu1":
