@@ -227,7 +227,7 @@ def aif_qc_figure(t_s: ArrayLike, cb_mM: ArrayLike, *, background: ArrayLike,
         f"{_fmt(qc.get('time_to_peak_s'), '.1f', 's')}",
         f"voxels {_fmt(qc.get('n_voxels'), '.0f')} of {_fmt(qc.get('n_candidates'), '.0f')} "
         f"candidates, noise/peak "
-        f"{_fmt(qc.get('noise_ratio'), '.3f')}, washout {_fmt(qc.get('washout'), '.2f')}, "
+        f"{_fmt(qc.get('noise_ratio'), '.2g')}, washout {_fmt(qc.get('washout'), '.2f')}, "
         f"FWHM {_fmt(qc.get('fwhm_s'), '.1f', 's')}",
     ]
     if qc.get("blood_t10_s") is not None:
