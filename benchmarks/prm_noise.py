@@ -6,7 +6,8 @@ Run on a finished workflow run (up to the prm outputs) and its demo folder::
     python benchmarks/prm_noise.py RESULTS DEMO [SUBJECT ...]
 
 Prints per subject, follow-up, lesion and map: valid voxels, true and measured mean
-change, bias and SD of (measured - true) and the 95th percentile of |measured - true|
+change (follow-up registered to the baseline grid minus the baseline map given the
+follow-up's interpolation smoothing, as the rule prm: dce.prm.match_interpolation_smoothing), bias and SD of (measured - true) and the 95th percentile of |measured - true|
 (the threshold that keeps an unchanged lesion unchanged in 95 % of its voxels); per
 marrow ROI the same bias and SD and the 95th percentile of |measured change| (the marrow
 threshold of dce.prm). Units: vp volume fraction, ktrans /min. Then per lesion and map
@@ -21,10 +22,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import json
+
 import nibabel as nib
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+
+from dce.prm import match_interpolation_smoothing
 
 MAPS = {"vp": "vp", "ktrans": "ktrans_per_min"}
 
@@ -32,6 +37,11 @@ MAPS = {"vp": "vp", "ktrans": "ktrans_per_min"}
 def _load(p: Path) -> NDArray[np.float64]:
     img: Any = nib.load(str(p))
     return np.asarray(img.dataobj, dtype=np.float64)
+
+
+def _affine(p: Path) -> NDArray[np.float64]:
+    img: Any = nib.load(str(p))
+    return np.asarray(img.affine, dtype=np.float64)
 
 
 def _line(tag: str, meas: NDArray[np.float64], err: NDArray[np.float64]) -> str:
@@ -56,9 +66,13 @@ def report(res: Path, demo: Path, subj: str) -> None:
         if not (sd / f"{p}_space-baseline_fitstatus.nii.gz").exists():
             continue
         ok = ok0 & (_load(sd / f"{p}_space-baseline_fitstatus.nii.gz") == 0)
+        xfm = json.loads((sd / f"{p}_desc-tobaseline_xfm.json").read_text())
+        a_b = _affine(base / f"sub-{subj}_ses-pre_fitstatus.nii.gz")
+        a_f = _affine(sd / f"{p}_fitstatus.nii.gz")
         for m, tname in MAPS.items():
-            meas = (_load(sd / f"{p}_space-baseline_{m}.nii.gz")
-                    - _load(base / f"sub-{subj}_ses-pre_{m}.nii.gz"))
+            b = match_interpolation_smoothing(_load(base / f"sub-{subj}_ses-pre_{m}.nii.gz"),
+                                              a_b, a_f, np.asarray(xfm["matrix_ras"]))
+            meas = _load(sd / f"{p}_space-baseline_{m}.nii.gz") - b
             true = _load(demo / subj / ses / "truth" / f"{subj}_{ses}_prm_{tname}_change.nii.gz")
             err = meas - true
             for lab in [int(v) for v in np.unique(les[les > 0])]:
