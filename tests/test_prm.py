@@ -511,20 +511,24 @@ def test_workflow_prm_against_phantom_truth(run: Path) -> None:
 
     truth = pd.read_csv(run / DEMO / "truth" / "prm_truth.tsv", sep="\t",
                         dtype={"subject": str, "session": str})
-    truth = truth[truth["parameter"] == "vp"].set_index(["subject", "session", "lesion"])
+    truth = truth[truth["parameter"] == "vp"]
+
+    def image(path: Path) -> Any:
+        img: Any = nib.load(path)
+        return np.asarray(img.dataobj)
+
     errors, rim_rows = [], 0
     for subj, ses, d in _followup_dirs(run):
         stem = f"sub-{subj}_ses-{ses}"
         t = pd.read_csv(d / f"{stem}_prm.tsv", sep="\t")
         t = t[t["map"] == "vp"]
-        lesions = np.asarray(nib.load(run / DEMO / subj / "pre" / "roi"  # type: ignore[attr-defined]
-                                      / f"{subj}_pre_lesions.nii.gz").dataobj)
-        classes = np.asarray(nib.load(d / f"{stem}_desc-prmvp_dseg.nii.gz").dataobj)  # type: ignore[attr-defined]
-        change = np.asarray(nib.load(run / DEMO / subj / ses / "truth"  # type: ignore[attr-defined]
-                                     / f"{subj}_{ses}_prm_vp_change.nii.gz").dataobj)
+        lesions = image(run / DEMO / subj / "pre" / "roi" / f"{subj}_pre_lesions.nii.gz")
+        classes = image(d / f"{stem}_desc-prmvp_dseg.nii.gz")
+        change = image(run / DEMO / subj / ses / "truth" / f"{subj}_{ses}_prm_vp_change.nii.gz")
         for r in t.to_dict("records"):
             lab = int(r["label"])
-            row = truth.loc[(subj, ses, lab)]
+            row = truth[(truth["subject"] == subj) & (truth["session"] == ses)
+                        & (truth["lesion"] == lab)].iloc[0]
             sel = (lesions == lab) & np.isin(classes, [PRM_INCREASED, PRM_UNCHANGED,
                                                        PRM_DECREASED])
             assert sel.sum() == r["n_valid"] > 0, (subj, ses, lab)
