@@ -4,7 +4,8 @@ Inputs of one follow-up (demo cohort, seed 0, ``--matrix`` 96 x 96 x 10, ``--pha
 60; default subject P08, session fu1: two treated lesions, one with a recurrent rim)
 are written as the workflow writes them, into a temporary folder: the baseline maps
 (vp, ktrans, fitstatus), the baseline DCE series (4-D, float32), lesion and marrow ROIs,
-the follow-up maps on the baseline grid and the registration QC record. The maps are the
+the follow-up maps on the baseline grid, the follow-up's own grid (fit status), the
+transform (a motion by a fraction of a voxel) and the registration QC record. The maps are the
 phantom's truth (dce.phantom.prm_truth) with fit-like noise; no fit is run.
 
 Measured:
@@ -69,7 +70,8 @@ def write_inputs(folder: Path, subject: str, session: str, matrix: list[int],
             arr = np.where(valid, t[f"{name}_{tag}"], 0.0) + rng.normal(0, sigma[name],
                                                                       valid.shape)
             p = folder / f"{key}_{m}.nii.gz"
-            write_nifti(p, arr.astype(np.float32), aff)
+            write_nifti(p, arr.astype(np.float32), aff,
+                        {"Interpolation": "linear"} if key == "fu" else None)
             ins[f"{key}_{m}"] = str(p)
     status = np.where(valid, 0, -1).astype(np.int8)
     for key in ("base", "fu"):
@@ -85,6 +87,14 @@ def write_inputs(folder: Path, subject: str, session: str, matrix: list[int],
     ins["base_marrow_roi"] = [str(folder / "marrow.nii.gz")]
     (folder / "qc.json").write_text(json.dumps({"passed": True, "reasons": []}))
     ins["qc"] = str(folder / "qc.json")
+    # a motion by a fraction of a voxel: the baseline matched to the follow-up's
+    # interpolation smoothing does its whole work (the maps themselves stay the truth's)
+    shift = np.eye(4)
+    shift[:3, 3] = aff[:3, :3] @ [0.3, 0.4, 0.5]
+    (folder / "xfm.json").write_text(json.dumps({"matrix_ras": shift.tolist()}))
+    ins["xfm"] = str(folder / "xfm.json")
+    write_nifti(folder / "fu_grid.nii.gz", status, aff)
+    ins["fu_grid"] = str(folder / "fu_grid.nii.gz")
     labels = [int(v) for v in np.unique(t["lesion"][t["lesion"] > 0])]
     outs = {"tsv": str(folder / "out_prm.tsv"), "png": str(folder / "out_prm.png"),
             "pdf": str(folder / "out_prm.pdf")}

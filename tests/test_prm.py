@@ -41,8 +41,10 @@ from dce.prm import (
     PRMResult,
     classify,
     marrow_threshold,
+    match_interpolation_smoothing,
     parametric_response,
 )
+from dce.register import resample_to_baseline
 
 # the phantom's parameter names -> the pipeline's map names
 _MAPS = {"vp": "vp", "ktrans_per_min": "ktrans"}
@@ -344,6 +346,72 @@ def test_rim_core_design_leaves_other_lesions_unchanged() -> None:
     assert changed >= 1
 
 
+def _blob_pair(shift_mm: tuple[float, float, float], angle_deg: float
+               ) -> tuple[Any, Any, Any, Any, Any]:
+    """A static Gaussian blob (sd 4 mm, peak 1) seen at two visits on 1.8 x 1.8 x 5 mm
+    grids; the patient moved by a rotation about the slice axis and ``shift_mm``.
+    Returns the baseline map, its affine, the follow-up map, its affine and
+    matrix_ras (baseline world -> follow-up world)."""
+    shape = (24, 24, 10)
+    aff = np.diag([1.8, 1.8, 5.0, 1.0])
+    aff[:3, 3] = [-20.0, -20.0, -22.5]
+    c, s_ = np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))
+    motion = np.eye(4)
+    motion[:3, :3] = [[c, -s_, 0.0], [s_, c, 0.0], [0.0, 0.0, 1.0]]
+    motion[:3, 3] = shift_mm
+    centre = np.array([0.7, -0.4, 1.3])
+
+    def blob(world: Any) -> Any:
+        return np.exp(-np.sum((world - centre) ** 2, axis=-1) / (2 * 4.0 ** 2))
+
+    ijk = np.moveaxis(np.indices(shape, dtype=np.float64), 0, -1)
+    world = ijk @ aff[:3, :3].T + aff[:3, 3]
+    base = blob(world)
+    # the follow-up grid point y holds the anatomy of baseline world motion^-1 y
+    inv = np.linalg.inv(motion)
+    follow = blob(world @ inv[:3, :3].T + inv[:3, 3])
+    return base, aff, follow, aff.copy(), motion
+
+
+def test_matched_smoothing_removes_the_interpolation_bias() -> None:
+    """Nothing changed between the visits (analytic blob): the follow-up resampled by
+    trilinear interpolation minus the baseline is negative over the blob (interpolation
+    smooths only the follow-up); with the baseline given the same smoothing the mean
+    change over the blob is at least 5x smaller, and the voxel-wise error smaller."""
+    for shift, angle in (((0.9, 0.9, 2.5), 0.0), ((0.5, -0.7, 1.9), 4.0)):
+        base, a_b, follow, a_f, motion = _blob_pair(shift, angle)
+        mapped = resample_to_baseline(follow, a_f, base.shape, a_b, motion)
+        inside = (base > 0.3) & np.isfinite(mapped)
+        plain = mapped - base
+        matched = mapped - match_interpolation_smoothing(base, a_b, a_f, motion)
+        assert inside.sum() > 30
+        assert plain[inside].mean() < -0.02, (shift, angle)
+        assert abs(matched[inside].mean()) < abs(plain[inside].mean()) / 5, (shift, angle)
+        assert (np.sqrt(np.mean(matched[inside] ** 2))
+                < 0.5 * np.sqrt(np.mean(plain[inside] ** 2))), (shift, angle)
+
+
+def test_matched_smoothing_of_whole_voxel_moves_and_undefined_voxels() -> None:
+    """A motion by whole voxels resamples without interpolation: the baseline is left as
+    it is. A constant map stays constant next to undefined (NaN) voxels, which stay NaN."""
+    base, a_b, _, a_f, _ = _blob_pair((0.0, 0.0, 0.0), 0.0)
+    whole = np.eye(4)
+    whole[:3, 3] = [3.6, -1.8, 5.0]
+    np.testing.assert_array_equal(match_interpolation_smoothing(base, a_b, a_f, whole), base)
+    half = np.eye(4)
+    half[:3, 3] = [0.9, 0.9, 2.5]
+    const = np.full(base.shape, 0.07)
+    const[5:8, 5:8, 3] = np.nan
+    out = match_interpolation_smoothing(const, a_b, a_f, half)
+    assert np.isnan(out[5:8, 5:8, 3]).all()
+    ok = np.isfinite(const)
+    np.testing.assert_allclose(out[ok], 0.07, rtol=1e-12)
+    with pytest.raises(ValueError, match="3-D"):
+        match_interpolation_smoothing(base[0], a_b, a_f, half)
+    with pytest.raises(ValueError, match="matrix_ras"):
+        match_interpolation_smoothing(base, a_b, a_f, np.eye(3))
+
+
 # ---------------------------------------------------------------------- workflow
 
 
@@ -426,6 +494,56 @@ def test_workflow_failed_registration_gives_nan_rows(run: Path, tmp_path: Path) 
     assert t["reason"].str.contains("lesion Dice 0.12").all()
     log = (work / RESULTS / "logs" / f"sub-{subj}" / f"ses-{ses}" / "prm.log").read_text()
     assert f"subject {subj}, session {ses}" in log and "FAILED" in log
+
+
+@pytest.mark.workflow
+def test_workflow_prm_against_phantom_truth(run: Path) -> None:
+    """The whole pipeline (fit at both visits, registration, PRM) against the test
+    cohort's truth (truth/prm_truth.tsv and the true change maps, over the voxels the
+    pipeline classed): the rim + core lesion is PRM+ (vp) in at least 10 % of its voxels
+    at every follow-up while its ROI-mean change of vp, measured and true, is negative;
+    every uniformly responding lesion has PRM+ (vp) within 5 percentage points of the
+    truth (0 %); and the ROI-mean change of vp of the uniform lesions is unbiased (the
+    baseline given the follow-up's interpolation smoothing: within 0.005 per lesion,
+    0.002 on average; trilinear resampling of the follow-up alone gave -0.0028 on
+    average, down to -0.0052)."""
+    from wfutil import DEMO
+
+    truth = pd.read_csv(run / DEMO / "truth" / "prm_truth.tsv", sep="\t",
+                        dtype={"subject": str, "session": str})
+    truth = truth[truth["parameter"] == "vp"]
+
+    def image(path: Path) -> Any:
+        img: Any = nib.load(path)
+        return np.asarray(img.dataobj)
+
+    errors, rim_rows = [], 0
+    for subj, ses, d in _followup_dirs(run):
+        stem = f"sub-{subj}_ses-{ses}"
+        t = pd.read_csv(d / f"{stem}_prm.tsv", sep="\t")
+        t = t[t["map"] == "vp"]
+        lesions = image(run / DEMO / subj / "pre" / "roi" / f"{subj}_pre_lesions.nii.gz")
+        classes = image(d / f"{stem}_desc-prmvp_dseg.nii.gz")
+        change = image(run / DEMO / subj / ses / "truth" / f"{subj}_{ses}_prm_vp_change.nii.gz")
+        for r in t.to_dict("records"):
+            lab = int(r["label"])
+            row = truth[(truth["subject"] == subj) & (truth["session"] == ses)
+                        & (truth["lesion"] == lab)].iloc[0]
+            sel = (lesions == lab) & np.isin(classes, [PRM_INCREASED, PRM_UNCHANGED,
+                                                       PRM_DECREASED])
+            assert sel.sum() == r["n_valid"] > 0, (subj, ses, lab)
+            true_pos = float(np.mean(change[sel] > PRM_TRUTH_THRESHOLDS["vp"]))
+            true_mean = float(np.mean(change[sel]))
+            if row["response_pattern"] == "rim_core":
+                rim_rows += 1
+                assert r["prm_pos_fraction"] >= 0.10, (subj, ses, lab, r["prm_pos_fraction"])
+                assert r["mean_change"] < 0 and row["mean_change"] < 0, (subj, ses, lab)
+            else:
+                assert abs(r["prm_pos_fraction"] - true_pos) <= 0.05, (subj, ses, lab)
+                errors.append(float(r["mean_change"]) - true_mean)
+    assert rim_rows >= 2 and len(errors) >= 5
+    assert np.max(np.abs(errors)) < 0.005, errors
+    assert abs(float(np.mean(errors))) < 0.002, errors
 
 
 def test_prm_tables_join_the_cohort_table_as_wide_columns() -> None:

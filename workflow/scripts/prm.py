@@ -5,9 +5,13 @@ class map per map (dseg + JSON sidecar with the class codes) and the figure
 
 Inputs: the baseline maps, fit status, lesion and marrow ROIs and DCE series (anatomy:
 the pre-contrast mean), the follow-up maps and fit status resampled onto the baseline grid
-by the rule register and its QC record. A registration that failed its QC is never
-used: the rows are written with NaN fractions and the reason, every lesion voxel of the
-class maps is "excluded", and the log names subject and session.
+by the rule register, its transform and QC record, and the follow-up's own grid (its
+native fit status map). Each baseline map is given the smoothing that the follow-up's
+trilinear resampling applied to it (dce.prm.match_interpolation_smoothing; only for maps
+whose sidecar records linear interpolation) before the change is taken. A registration
+that failed its QC is never used: the rows are written with NaN fractions and the reason,
+every lesion voxel of the class maps is "excluded", and the log names subject and
+session.
 """
 
 import json
@@ -21,7 +25,7 @@ from dce.io.jobs import job, write_tsv
 from dce.io.maps import read_session_rois
 from dce.io.nifti import read_nifti, write_nifti
 from dce.io.tables import save_figure_formats
-from dce.prm import PRM_CLASSES, ROW_KEYS, parametric_response
+from dce.prm import PRM_CLASSES, ROW_KEYS, match_interpolation_smoothing, parametric_response
 from dce.registry import STATUS_USABLE, output_map
 from dce.viz.prm import PRMPanel, PRMRow, lesion_crop, prm_figure
 
@@ -50,7 +54,15 @@ with job(sm) as log:
     reasons = qc.get("reasons") or []
     reason = "; ".join(reasons) if isinstance(reasons, list) else str(reasons)
     base = {n: read_nifti(getattr(inp, f"base_{n}")).data for n in names}
-    fu = {n: read_nifti(getattr(inp, f"fu_{n}")).data for n in names}
+    fu_imgs = {n: read_nifti(getattr(inp, f"fu_{n}"), require_sidecar=True) for n in names}
+    fu = {n: img.data for n, img in fu_imgs.items()}
+    if passed:  # both visits alike: the baseline smoothed as the follow-up's resampling
+        with open(inp.xfm, encoding="utf-8") as fh:
+            matrix_ras = np.asarray(json.load(fh)["matrix_ras"], dtype=np.float64)
+        fu_affine = read_nifti(inp.fu_grid).affine
+        for n in names:
+            if fu_imgs[n].sidecar.get("Interpolation") == "linear":
+                base[n] = match_interpolation_smoothing(base[n], affine, fu_affine, matrix_ras)
     fu_status = read_nifti(inp.fu_fitstatus).data
     res = parametric_response(
         base, fu, lesions, usable(base_status.data), usable(fu_status),
@@ -71,7 +83,8 @@ with job(sm) as log:
     write_tsv(table, out.tsv)
     results = sm.config["results"]
     sources = derived_sources([*(getattr(inp, f"base_{n}") for n in names),
-                               *(getattr(inp, f"fu_{n}") for n in names), inp.qc], results)
+                               *(getattr(inp, f"fu_{n}") for n in names), inp.qc, inp.xfm],
+                              results)
     for n in names:
         thr = res.thresholds[n]
         write_nifti(getattr(out, f"dseg_{n}"), res.class_maps[n], affine, {
