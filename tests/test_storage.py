@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import struct
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import nibabel as nib
@@ -75,7 +76,7 @@ def test_gzip_nifti_is_the_uncompressed_nifti_deterministically(tmp_path: Path,
     assert first[:2] == b"\x1f\x8b" and not first[3] & 0x08
     assert struct.unpack("<I", first[4:8])[0] == 0
     np.testing.assert_array_equal(read_nifti(tmp_path / "a.nii.gz").data, data)
-    img = nib.load(tmp_path / "a.nii.gz")
+    img: Any = nib.load(tmp_path / "a.nii.gz")
     assert img.shape == shape and np.allclose(img.affine, aff)
 
 
