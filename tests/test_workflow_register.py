@@ -16,7 +16,7 @@ from wfutil import DEMO, RESULTS, sessions_sheet
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # PuLP via snakemake
 
-MAPS = ("ktrans", "kep", "ve", "vp", "fitstatus", "lesions")   # registration.maps default
+MAPS = ("ktrans", "vp", "fitstatus", "lesions")   # registration.maps default
 
 
 @pytest.mark.workflow

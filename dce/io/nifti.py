@@ -13,6 +13,7 @@ keys that name patient, institution, physician, date, clock-time or UID attribut
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -37,6 +38,14 @@ __all__ = ["SCALED_DESCRIP", "DynamicContents", "NiftiContents", "read_dynamic",
 #: float32 even when the scaling is the identity (nibabel cannot tell ``scl_slope = 1``
 #: from an unscaled integer image: it writes 1 for both).
 SCALED_DESCRIP = "dce: scaled 16-bit integers, read as float32"
+
+#: gzip levels of :func:`write_nifti` for ``.nii.gz`` (nibabel's default is 1, its fastest).
+#: Maps and other 3-D images: level 4, about 2.5 % smaller than level 1 for about 0.05 s
+#: more CPU per demo session (29 maps of 96x96x10); 4-D images (DCE, VFA: noisy 16-bit
+#: integers, at most 3 % smaller at any level, level 3+ costs 0.1-0.8 s more): level 2.
+#: Lossless at any level; reading costs the same.
+GZIP_LEVEL_3D = 4
+GZIP_LEVEL_4D = 2
 
 #: Sidecar keys that are never written (identifiers, dates, clock times, UIDs).
 _FORBIDDEN_KEY = re.compile(
@@ -158,8 +167,9 @@ def write_nifti(path: str | os.PathLike[str], data: ArrayLike, affine: ArrayLike
     Parameters
     ----------
     path : path-like
-        Destination, ending in ``.nii.gz`` (compressed) or ``.nii``.  Missing parent
-        folders are created.
+        Destination, ending in ``.nii.gz`` (gzip at :data:`GZIP_LEVEL_3D` for 3-D,
+        :data:`GZIP_LEVEL_4D` for 4-D data) or ``.nii``.  Missing parent folders are
+        created.
     data : array_like, 3-D or 4-D
         Image in NIfTI voxel order.  Stored with its own dtype (bool as uint8).
     affine : array_like, shape (4, 4)
@@ -222,7 +232,10 @@ def write_nifti(path: str | os.PathLike[str], data: ArrayLike, affine: ArrayLike
     tmp_img = _tmp_name(path, ext)
     tmp_json = _tmp_name(json_path, ".json")
     try:
-        nib.save(img, tmp_img)
+        if ext == ".nii.gz":
+            _save_gzip(img, tmp_img, GZIP_LEVEL_4D if arr.ndim == 4 else GZIP_LEVEL_3D)
+        else:
+            nib.save(img, tmp_img)
         if text is not None:
             with open(tmp_json, "w", encoding="utf-8") as fh:
                 fh.write(text + "\n")
@@ -233,6 +246,15 @@ def write_nifti(path: str | os.PathLike[str], data: ArrayLike, affine: ArrayLike
             if tmp.exists():
                 tmp.unlink()
     return path
+
+
+def _save_gzip(img: Any, path: Path, level: int) -> None:
+    """Write ``img`` as a single-file NIfTI to ``path``, gzip-compressed at ``level``, as
+    deterministically as nibabel does (no file name, modification time 0 in the gzip
+    header: same image, same bytes)."""
+    with open(path, "wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh,
+                                               compresslevel=level, mtime=0) as gz:
+        img.to_file_map(img.make_file_map({"image": gz}))
 
 
 def _sidecar_text(sidecar: dict[str, Any], json_path: Path) -> str:
