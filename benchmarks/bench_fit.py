@@ -7,9 +7,10 @@ kep >= 0.1 /min keeps ve identifiable within a 5-minute acquisition (below that,
 estimator can tell ve apart within the OSIPI tolerance of 0.05).
 
 The delay configuration (``etm_delay_*``, the workflow default: delay fitted over -2..10 s in
-0.5 s steps, coarse-to-fine, chosen on the 3x3x1 neighbourhood mean curve, enhancement
-test on) is timed on a second volume whose tissue lags the input by a smooth field of
-0-4 s (left to right), generated on a 0.5 s delay lattice.
+0.5 s steps, by descent on the NLLS residual from the delay of the smallest linear
+residual, chosen on the 3x3x1 neighbourhood mean curve, enhancement test on) is timed on
+a second volume whose tissue lags the input by a smooth field of 0-4 s (left to right),
+generated on a 0.5 s delay lattice.
 
 Prints ``key=value`` lines. ``etm_llsq_seconds`` is the Murase linear fit (parameters and
 status); ``etm_llsq_with_r2_seconds`` adds R^2/RMSE of those parameters on the exact model;
