@@ -1571,10 +1571,16 @@ class TracerKineticModel:
         best[_SSE] = np.inf
         best_j = np.full(n, n_d, dtype=np.intp)
 
-        def evaluate(rows: NDArray[np.intp], js: NDArray[np.intp]) -> None:
-            for j in np.unique(js):
-                r = np.unique(rows[js == j])    # sorted, each row once
-                sub = c if r.size == n else np.ascontiguousarray(c[r])
+        def evaluate(*pairs: tuple[NDArray[np.intp], NDArray[np.intp]]) -> None:
+            """The NLLS at delay js[i] of curve rows[i] for each (rows, js) pair (each
+            (row, delay) once over all pairs), one pass per delay."""
+            present = np.zeros(n_d, dtype=bool)
+            for _, js in pairs:
+                present[np.bincount(js, minlength=n_d) > 0] = True
+            for j in np.flatnonzero(present):
+                parts = [rows[js == j] for rows, js in pairs]
+                r = parts[0] if len(parts) == 1 else np.concatenate(parts)
+                sub = c if r.size == n and len(parts) == 1 else np.ascontiguousarray(c[r])
                 out = self._run(sub, d[j])
                 cur = best[_SSE, r]
                 better = (out[_SSE] < cur) | ((out[_SSE] == cur) & (j < best_j[r])) | ~(
@@ -1585,12 +1591,14 @@ class TracerKineticModel:
         everyone = np.arange(n)
         if not self._refine_delay or n_d <= 3:
             for j in range(n_d):
-                evaluate(everyone, np.full(n, j))
+                evaluate((everyone, np.full(n, j)))
             return best, best_j
         j0 = self._linear_delay_start(c)
         lo = np.maximum(j0 - 1, 0)
         hi = np.minimum(j0 + 1, n_d - 1)
-        evaluate(np.concatenate([everyone, everyone, everyone]), np.concatenate([j0, lo, hi]))
+        below = np.flatnonzero(lo < j0)
+        above = np.flatnonzero(hi > j0)
+        evaluate((everyone, j0), (below, lo[below]), (above, hi[above]))
         while True:
             left = np.flatnonzero((best_j == lo) & (lo > 0))
             right = np.flatnonzero((best_j == hi) & (hi < n_d - 1))
@@ -1598,7 +1606,7 @@ class TracerKineticModel:
                 return best, best_j
             lo[left] -= 1
             hi[right] += 1
-            evaluate(np.concatenate([left, right]), np.concatenate([lo[left], hi[right]]))
+            evaluate((left, lo[left]), (right, hi[right]))
 
     def _fit_flat(self, c: NDArray[Any], c_sel: NDArray[Any] | None = None
                   ) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
