@@ -132,14 +132,26 @@ def test_neighbourhood_delay_less_noisy_than_per_voxel() -> None:
     assert abs(np.mean(nbhd.vp) / VP - 1) <= 0.10
 
 
-def test_coarse_to_fine_equals_exhaustive_search() -> None:
+@pytest.mark.parametrize(("model", "nbhd"), [("extended_tofts", None),
+                                             ("extended_tofts", (3, 3, 1)),
+                                             ("tofts", None), ("patlak", None)])
+def test_descent_search_equals_exhaustive_search(model: str, nbhd: tuple[int, ...] | None
+                                                 ) -> None:
+    """The default search (descent on the NLLS residual from the delay of the smallest
+    linear residual) ends on the delay of the exhaustive search (every delay for every
+    curve) for (almost) every voxel, for each model's linear start (with and without the
+    vp and efflux terms), own curve or neighbourhood choice."""
     conc = _roi(3.7, seed=2)
-    fast = _model(fit_delay=True).fit(conc)
-    slow_model = _model(fit_delay=True)
+    fast_model = _model(fit_delay=True, model=model, delay_neighbourhood=nbhd)
+    assert fast_model.policy()["DelaySearch"].startswith("descent")
+    fast = fast_model.fit(conc)
+    slow_model = _model(fit_delay=True, model=model, delay_neighbourhood=nbhd)
     slow_model._refine_delay = False
+    assert slow_model.policy()["DelaySearch"] == "exhaustive"
     slow = slow_model.fit(conc)
     assert np.mean(fast.delay_s == slow.delay_s) >= 0.97
     assert np.allclose(np.mean(fast.vp), np.mean(slow.vp), rtol=0.01)
+    assert np.allclose(np.mean(fast.ktrans_per_min), np.mean(slow.ktrans_per_min), rtol=0.01)
 
 
 def test_flat_noisy_curve_not_enhancing() -> None:
