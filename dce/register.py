@@ -36,11 +36,9 @@ Method
   mm): bone does not deform, the whole slab (breathing, bowel, posture of the legs) may.
 * **Optimiser**: regular-step gradient descent, parameter scales from the physical
   shift, three resolution levels (shrink 4, 2, 1 in plane, smoothing in mm).
-* **Cost**: ITK gets the images cropped to what the metric can reach (the mask's
-  bounding box plus the smoothing's reach; the follow-up: that box moved by the start
-  translation plus 30 mm), and at most ``max_samples`` mask voxels are sampled per
-  iteration and level: a 256 x 256 x 12 grid then costs about what the demo's 96 x 96 x 10
-  does (the metric evaluation is most of the time).
+* **Cost**: at most ``max_samples`` mask voxels are sampled per iteration and level
+  (the metric evaluation is most of the time): a 256 x 256 x 12 grid then costs about
+  what the demo's 96 x 96 x 10 does; grids as coarse as the demo's are not capped.
 * **Conventions**: NIfTI affines map voxels to RAS+ mm; ITK works in LPS. The images are
   passed to ITK in LPS (``x, y`` negated); the returned matrix is in RAS world mm.
   ``matrix_ras`` maps a point of the *baseline* world to the *follow-up* world point of
@@ -492,51 +490,6 @@ def _matrix_lps(transform: Any) -> _FloatArray:
     return m
 
 
-#: Margin (mm) around the metric mask's bounding box kept in the baseline image handed to
-#: ITK: the pyramid's smoothing near the crop's edge then does not reach the mask (3 x the
-#: largest smoothing sigma is added to it).
-_CROP_MARGIN_MM = 10.0
-#: Extra margin (mm) of the follow-up crop around the baseline crop mapped by the start
-#: transform: room for the motion the optimiser may still find (beyond
-#: ``max_centroid_shift_mm`` the QC fails anyway).
-_MOVING_MARGIN_MM = 30.0
-
-
-def _box(lo: _FloatArray, hi: _FloatArray, shape: tuple[int, ...]) -> tuple[slice, ...]:
-    """Index slices of the voxels ``floor(lo) .. ceil(hi)`` clipped to ``shape``."""
-    a = np.clip(np.floor(lo).astype(int), 0, np.asarray(shape) - 1)
-    b = np.clip(np.ceil(hi).astype(int), 0, np.asarray(shape) - 1)
-    return tuple(slice(int(i), int(j) + 1) for i, j in zip(a, b, strict=True))
-
-
-def _cropped(affine: _FloatArray, box: tuple[slice, ...]) -> _FloatArray:
-    """The affine of the sub-grid starting at the box's first voxel."""
-    out = affine.copy()
-    out[:3, 3] = affine[:3, :3] @ np.array([sl.start for sl in box], dtype=np.float64) \
-        + affine[:3, 3]
-    return out
-
-
-def _crop_boxes(mask: NDArray[np.bool_], a_b: _FloatArray, shape_f: tuple[int, ...],
-                a_f: _FloatArray, shift: _FloatArray, s: RegistrationSettings
-                ) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
-    """Sub-grids of the baseline (the mask's bounding box + margin) and the follow-up (that
-    box moved by the start translation ``shift`` + margin) that the metric can reach: the
-    images handed to ITK (its pyramid and gradient filters work on whole images)."""
-    idx = np.argwhere(mask)
-    vox_b = _voxel_mm(a_b)
-    pad_b = (_CROP_MARGIN_MM + 3.0 * max(s.smoothing_sigmas_mm)) / vox_b
-    box_b = _box(idx.min(axis=0) - pad_b, idx.max(axis=0) + pad_b, mask.shape)
-    corners = np.array([[sl.start if c == 0 else sl.stop - 1 for sl, c in zip(box_b, bits,
-                                                                          strict=True)]
-                        for bits in np.ndindex(2, 2, 2)], dtype=np.float64)
-    world = corners @ a_b[:3, :3].T + a_b[:3, 3] + shift
-    ijk = (world - a_f[:3, 3]) @ np.linalg.inv(a_f[:3, :3]).T
-    pad_f = _MOVING_MARGIN_MM / _voxel_mm(a_f)
-    box_f = _box(ijk.min(axis=0) - pad_f, ijk.max(axis=0) + pad_f, shape_f)
-    return box_b, box_f
-
-
 def _sampling_fractions(mask: NDArray[np.bool_], s: RegistrationSettings) -> list[float]:
     """Sampled fraction of the mask per resolution level: ``sampling_fraction``, lowered
     to about ``max_samples`` mask voxels where the level (in-plane shrink) has more."""
@@ -545,24 +498,14 @@ def _sampling_fractions(mask: NDArray[np.bool_], s: RegistrationSettings) -> lis
             for k in s.shrink_factors]
 
 
-def _itk_pair(fix: _FloatArray, a_b: _FloatArray, mov: _FloatArray, a_f: _FloatArray,
-              boxes: tuple[tuple[slice, ...], tuple[slice, ...]]) -> tuple[Any, Any]:
-    """The baseline and follow-up images cropped to ``boxes`` (:func:`_crop_boxes`) as
-    ITK images (world positions unchanged)."""
-    box_b, box_f = boxes
-    return (_itk_image(fix[box_b], _cropped(a_b, box_b)),
-            _itk_image(mov[box_f], _cropped(a_f, box_f)))
-
-
 def _register(fix: _FloatArray, a_b: _FloatArray, mov: _FloatArray, a_f: _FloatArray,
               mask_img: Any, init: Any, s: RegistrationSettings,
-              boxes: tuple[tuple[slice, ...], tuple[slice, ...]], fractions: list[float]
-              ) -> tuple[Any, Any]:
+              fractions: list[float]) -> tuple[Any, Any]:
     """One multi-resolution registration from ``init``: (Euler3DTransform, method);
     ``fractions``: the sampled fraction per level (:func:`_sampling_fractions`)."""
     import SimpleITK as sitk
 
-    fixed, moving = _itk_pair(fix, a_b, mov, a_f, boxes)
+    fixed, moving = _itk_image(fix, a_b), _itk_image(mov, a_f)
     reg = sitk.ImageRegistrationMethod()
     reg.SetNumberOfThreads(1)
     if s.metric == "mattes":
@@ -726,10 +669,8 @@ def _register_pair(fix: _FloatArray, a_b: _FloatArray, les_b: NDArray[Any],
                    shared: list[int], s: RegistrationSettings) -> Registration:
     import SimpleITK as sitk
 
-    boxes = _crop_boxes(mask, a_b, mov.shape, a_f, shift, s)
+    mask_img = sitk.Cast(_itk_image(mask.astype(np.float32), a_b), sitk.sitkUInt8)
     fractions = _sampling_fractions(mask, s)
-    mask_img = sitk.Cast(_itk_image(mask[boxes[0]].astype(np.float32),
-                                    _cropped(a_b, boxes[0])), sitk.sitkUInt8)
     transform = sitk.Euler3DTransform()
     transform.SetCenter([float(v) for v in _FLIP[:3, :3] @ centre])
     transform.SetTranslation([float(v) for v in _FLIP[:3, :3] @ shift])
@@ -739,7 +680,7 @@ def _register_pair(fix: _FloatArray, a_b: _FloatArray, les_b: NDArray[Any],
         fix = flatten_receive_field(raw_fix, a_b, s.bias_sigma_mm)
         mov = flatten_receive_field(raw_mov, a_f, s.bias_sigma_mm)
         start = transform
-        transform, _ = _register(fix, a_b, mov, a_f, mask_img, start, s, boxes, fractions)
+        transform, _ = _register(fix, a_b, mov, a_f, mask_img, start, s, fractions)
         if _centre_deviation(transform, start, centre) > s.max_centroid_shift_mm:
             transform = start   # stage 1 ran away (seen with far-apart lesions): restart
     for _ in range(s.bias_passes):  # then: the receive-field ratio fitted, raw images
@@ -748,11 +689,11 @@ def _register_pair(fix: _FloatArray, a_b: _FloatArray, les_b: NDArray[Any],
             raw_fix, a_b, resample_to_baseline(raw_mov, a_f, raw_fix.shape, a_b, m_ras),
             mask, centre, s.bias_degree, s.bias_flat_fraction)
         mov = raw_mov
-        transform, reg = _register(fix, a_b, mov, a_f, mask_img, transform, s, boxes, fractions)
+        transform, reg = _register(fix, a_b, mov, a_f, mask_img, transform, s, fractions)
     if not s.bias_passes:
-        transform, reg = _register(fix, a_b, mov, a_f, mask_img, transform, s, boxes, fractions)
+        transform, reg = _register(fix, a_b, mov, a_f, mask_img, transform, s, fractions)
     final = transform
-    fixed, moving = _itk_pair(fix, a_b, mov, a_f, boxes)
+    fixed, moving = _itk_image(fix, a_b), _itk_image(mov, a_f)
     identity = sitk.Euler3DTransform()
     identity.SetCenter(final.GetCenter())
     reg.SetInitialTransform(identity, inPlace=False)
