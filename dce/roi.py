@@ -56,11 +56,13 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike, NDArray
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from dce.registry import STATUS_SHOWN, STATUS_USABLE, OutputMap, map_by_column, output_map
 from dce.semiquant import (
@@ -581,6 +583,8 @@ def roi_statistics(maps: Mapping[str, ArrayLike], labels: ArrayLike, *,
         Invalid labels (negative, non-integer, none non-zero), a map or status whose
         shape differs from ``labels``, non-numeric maps, ``status`` given twice.
     """
+    import pandas as pd  # lazy: the ROI readers (dce.io.rois) import this module
+
     lab_arr = np.asarray(labels)
     g = _groups(lab_arr, "labels")
     maps = dict(maps)
@@ -752,6 +756,8 @@ def roi_tic_table(signal_4d: ArrayLike, t_s: ArrayLike, lesion_labels: ArrayLike
     ROIWarning
         If the marrow ROI overlaps lesion voxels (the reference is then contaminated).
     """
+    import pandas as pd  # lazy: the ROI readers (dce.io.rois) import this module
+
     if rslope_from not in ("pct", "absolute"):
         raise ValueError(f"rslope_from: must be 'pct' or 'absolute', got {rslope_from!r}")
     les = roi_curves(signal_4d, lesion_labels)
@@ -863,6 +869,7 @@ def session_roi_table(maps: Mapping[str, ArrayLike], signal_4d: ArrayLike, t_s: 
     tic : pandas.DataFrame
         The :func:`roi_tic_table` of the session.
     """
+    import pandas as pd  # lazy: the ROI readers (dce.io.rois) import this module
 
     values = dict(maps)
     status = np.asarray(values.pop("status")).astype(np.int64)
@@ -903,6 +910,8 @@ def roi_curve_table(signal_4d: ArrayLike, t_s: ArrayLike, lesions: ArrayLike,
     curves : list of (roi, label, mean, sd)
         The curves by ROI (``label`` None for marrow; signal units), for figures.
     """
+    import pandas as pd  # lazy: the ROI readers (dce.io.rois) import this module
+
     t = np.asarray(t_s, dtype=np.float64)
     rows: list[pd.DataFrame] = []
     curves: list[tuple[str, int | None, _F64, _F64]] = []
@@ -965,6 +974,8 @@ def tic_curve_fields(curves: Iterable[tuple[str, int | None, ArrayLike, ArrayLik
     """Name, mean and SD curve, TIC type and RSlope_max of each ROI curve (the fields of
     :class:`dce.viz.session.TICCurve`), from :func:`roi_curve_table` and
     :func:`roi_tic_table`."""
+    import pandas as pd  # lazy: the ROI readers (dce.io.rois) import this module
+
     rows: list[Any] = list(tic.itertuples())
     tic_by = {(r.roi, r.label if pd.notna(r.label) else None): r for r in rows}
     out = []
@@ -986,6 +997,8 @@ def flag_summary(table: pd.DataFrame) -> str:
     """``"lesion 1: t10_fixed; marrow: ..."``: the quality flags (``qc_flags``,
     :func:`dce.quality.add_quality_columns`) of the flagged rows of a session table
     (``""`` when none)."""
+    import pandas as pd  # lazy: the ROI readers (dce.io.rois) import this module
+
     flagged: list[Any] = list(table[table["qc_flags"] != ""].itertuples())
     return "; ".join(("marrow" if pd.isna(r.label) else f"lesion {int(r.label)}")
                      + f": {r.qc_flags}" for r in flagged)
@@ -1071,6 +1084,8 @@ def cohort_long_table(cohort: pd.DataFrame, marrow: pd.DataFrame) -> pd.DataFram
     (:func:`dce.cohort.frames.cohort_frames`: ``cohort.tsv`` with a ``lesion`` column,
     ``marrow.tsv`` without): lesion rows (``roi`` ``lesion``, ``label`` the lesion),
     then marrow rows (``roi`` ``marrow``, no label)."""
+    import pandas as pd  # lazy: the ROI readers (dce.io.rois) import this module
+
     def part(wide: pd.DataFrame, roi: str, label: Any) -> pd.DataFrame:
         cols = [c for c, _, _ in map_statistic_columns(wide.columns)]
         ids = pd.DataFrame({"subject": wide["subject"].to_numpy(),

@@ -48,7 +48,7 @@ times, impossible baseline, bad rule thresholds, ...) raise ``ValueError``.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from numbers import Integral
 from typing import Any, Literal, overload
 
@@ -499,6 +499,12 @@ def tic_metrics(signal: ArrayLike, t_s: ArrayLike, *, n_baseline: int | None = N
     (50.0, 30.0, 4500.0)
     """
     p = _prepare(signal, t_s, n_baseline, baseline_idx, t_arrival_s, allow_nan)
+    return _metrics(p, iauc_windows_s, reference_signal, n_baseline, baseline_idx)
+
+
+def _metrics(p: _Prep, iauc_windows_s: ArrayLike, reference_signal: ArrayLike | None,
+             n_baseline: int | None, baseline_idx: ArrayLike | None) -> TICMetrics:
+    """:func:`tic_metrics` of prepared curves (``p.flags`` is updated in place)."""
     t, sig, s0, t_arr, flags = p.t, p.sig, p.s0, p.t_arr, p.flags
     m, n = sig.shape
     rows = np.arange(m)
@@ -525,7 +531,11 @@ def tic_metrics(signal: ArrayLike, t_s: ArrayLike, *, n_baseline: int | None = N
     enh = sig - s0[:, None]
     iauc: dict[float, FloatArray] = {}
     if windows.size:
-        cum = _cumtrapz(t, enh)
+        # the running integral only up to the last sample interval an IAUC reaches
+        # (cumsum is sequential: the same values as over the whole curve)
+        tau_max = np.minimum(t_arr.max() + windows.max(), t[-1])
+        j_max = int(np.clip(np.searchsorted(t, tau_max, side="right") - 1, 0, n - 2))
+        cum = _cumtrapz(t[:j_max + 2], enh[:, :j_max + 2])
         a0 = _integral_to(t, enh, cum, t_arr)
         for w in windows:
             tau = t_arr + w
@@ -829,6 +839,12 @@ def classify_tic(signal: ArrayLike, t_s: ArrayLike, *, n_baseline: int | None = 
     if not isinstance(rule, TICRule):
         raise ValueError(f"rule: expected a TICRule, got {type(rule).__name__}")
     p = _prepare(signal, t_s, n_baseline, baseline_idx, t_arrival_s, allow_nan)
+    return _classify(p, rule, return_details)
+
+
+def _classify(p: _Prep, rule: TICRule, return_details: bool
+              ) -> NDArray[np.str_] | tuple[NDArray[np.str_], TICFeatures]:
+    """:func:`classify_tic` of prepared curves (``p.flags`` is updated in place)."""
     t, sig, s0, t_arr, flags = p.t, p.sig, p.s0, p.t_arr, p.flags
     m = sig.shape[0]
     rows = np.arange(m)
@@ -958,8 +974,12 @@ _CHUNK_VALUES = 1 << 18
 def _semiquant_block(signal: NDArray[Any], t_s: ArrayLike, n_baseline: int,
                      iauc_windows_s: ArrayLike, rule: TICRule) -> dict[str, NDArray[Any]]:
     """:func:`semiquant_maps` of one block of curves."""
-    met = tic_metrics(signal, t_s, n_baseline=n_baseline, iauc_windows_s=iauc_windows_s,
-                      allow_nan=True).as_dict()
-    types = classify_tic(signal, t_s, n_baseline=n_baseline, rule=rule, allow_nan=True)
-    met["tic_type_code"] = tic_type_codes(types)
+    # one preparation for both (the flags each updates are their own copies)
+    if not isinstance(rule, TICRule):
+        raise ValueError(f"rule: expected a TICRule, got {type(rule).__name__}")
+    p = _prepare(signal, t_s, n_baseline, None, None, True)
+    met = _metrics(replace(p, flags=p.flags.copy()), iauc_windows_s, None, n_baseline,
+                   None).as_dict()
+    types = _classify(p, rule, False)
+    met["tic_type_code"] = tic_type_codes(np.asarray(types))
     return met

@@ -302,7 +302,8 @@ def write_sidecar(path: str | os.PathLike[str], sidecar: dict[str, Any]) -> Path
     return json_path
 
 
-def read_nifti(path: str | os.PathLike[str], *, require_sidecar: bool = False) -> NiftiContents:
+def read_nifti(path: str | os.PathLike[str], *, require_sidecar: bool = False,
+               volumes: int | None = None) -> NiftiContents:
     """Read a NIfTI image and its JSON sidecar.
 
     Parameters
@@ -311,6 +312,10 @@ def read_nifti(path: str | os.PathLike[str], *, require_sidecar: bool = False) -
         A ``.nii`` or ``.nii.gz`` file.
     require_sidecar : bool
         If True, a missing sidecar is an error; otherwise the sidecar is ``{}``.
+    volumes : int, optional
+        Read only the first ``volumes`` entries of the last axis of a 4-D image (e.g. the
+        pre-contrast phases of a DCE series): the values of the whole read's
+        ``data[..., :volumes]``, but only that part of the file is read (and inflated).
 
     Returns
     -------
@@ -334,9 +339,14 @@ def read_nifti(path: str | os.PathLike[str], *, require_sidecar: bool = False) -
     img = nib.load(path)
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise ValueError(f"{path}: not a NIfTI image ({type(img).__name__})")
-    data = _scaled_float32(img)
+    if volumes is not None and len(img.shape) != 4:
+        raise ValueError(f"{path}: volumes= needs a 4-D image, got shape {img.shape}")
+    data = _scaled_float32(img) if volumes is None else None
     if data is None:
-        data = np.asanyarray(img.dataobj)
+        # a part of a 4-D image: only its bytes are read; nibabel's scaling (float64),
+        # rounded to float32 below, as _scaled_float32 does for the whole image
+        data = np.asanyarray(img.dataobj if volumes is None
+                             else img.dataobj[..., :int(volumes)])
         if np.issubdtype(img.get_data_dtype(), np.integer) and (
                 np.issubdtype(data.dtype, np.floating)
                 or bytes(img.header["descrip"]).rstrip(b"\0") == SCALED_DESCRIP.encode()):

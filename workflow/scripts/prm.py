@@ -100,9 +100,8 @@ with job(sm) as log:
         log.info("%s: threshold %.4g (%s, %d marrow voxels)", n, thr.value, thr.source,
                  thr.n_marrow)
     # figure: baseline anatomy (pre-contrast mean of the baseline DCE series)
-    dce = read_nifti(inp.base_dce).data
-    anatomy = np.asarray(dce[..., : int(p.n_baseline)], dtype=np.float64).mean(axis=-1)
-    del dce
+    dce = read_nifti(inp.base_dce, volumes=int(p.n_baseline)).data  # those phases only
+    anatomy = np.asarray(dce, dtype=np.float64).mean(axis=-1)
     valid = usable(base_status.data) & usable(fu_status)
     rows = []
     for lab in p.lesions["labels"]:

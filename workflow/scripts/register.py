@@ -23,8 +23,9 @@ LESIONS = "lesions"
 
 
 def precontrast(path: str, n_baseline: int) -> tuple[np.ndarray, np.ndarray]:
-    img = read_nifti(path, require_sidecar=True)
-    if img.data.ndim != 4 or img.data.shape[-1] <= n_baseline:
+    # the first phases only (a 3-D image fails there, naming the file and its shape)
+    img = read_nifti(path, require_sidecar=True, volumes=n_baseline + 1)
+    if img.data.shape[-1] <= n_baseline:
         raise ValueError(f"{path}: need a 4-D DCE image with more than {n_baseline} phases, "
                          f"got shape {img.data.shape}")
     return np.asarray(img.data[..., :n_baseline], dtype=np.float64).mean(axis=-1), img.affine
