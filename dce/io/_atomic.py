@@ -67,7 +67,7 @@ def _save_png(fig: Any, path: Path, dpi: int) -> None:
     """
     import matplotlib as mpl
     import numpy as np
-    from PIL import Image, PngImagePlugin
+    from PIL import Image, PngImagePlugin  # Pillow: a requirement of matplotlib itself
 
     buf = io.BytesIO()
     fig.savefig(buf, format="rgba", dpi=dpi)
