@@ -7,7 +7,7 @@ from __future__ import annotations
 import gzip
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib.pyplot as plt
 import nibabel as nib
@@ -89,3 +89,43 @@ def test_gzip_nifti_is_smaller_than_nibabels_fastest_level(tmp_path: Path) -> No
     ours = write_nifti(tmp_path / "ours.nii.gz", data, np.eye(4))
     nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "level1.nii.gz")   # nibabel: 1
     assert ours.stat().st_size < (tmp_path / "level1.nii.gz").stat().st_size
+
+
+@pytest.mark.parametrize("fortran", [False, True])
+def test_integer_images_are_stored_as_16_bit_integers_in_either_memory_order(
+        tmp_path: Path, fortran: bool) -> None:
+    """Scanner integers given as float32 with the identity rescale (or a rescale) come
+    back exactly, stored as 16-bit integers, whatever the array's memory order."""
+    rng = np.random.default_rng(7)
+    q = rng.integers(0, 4096, size=(9, 8, 5, 6))
+    order: Literal["C", "F"] = "F" if fortran else "C"
+    arr = np.asarray(q.astype(np.float32), order=order)
+    path = write_nifti(tmp_path / "ident.nii.gz", arr, np.eye(4), scaling=(1.0, 0.0))
+    img: Any = nib.load(path)
+    assert img.get_data_dtype() == np.uint16
+    np.testing.assert_array_equal(np.asanyarray(img.dataobj), q)
+    np.testing.assert_array_equal(read_nifti(path).data, arr)
+    signed = np.asarray((q - 2000).astype(np.float32), order=order)
+    path = write_nifti(tmp_path / "signed.nii.gz", signed, np.eye(4), scaling=(1.0, 0.0))
+    img = nib.load(path)
+    assert img.get_data_dtype() == np.int16
+    np.testing.assert_array_equal(read_nifti(path).data, signed)
+    scaled = np.asarray((q * 0.25 + 3.0).astype(np.float32), order=order)
+    path = write_nifti(tmp_path / "scaled.nii.gz", scaled, np.eye(4), scaling=(0.25, 3.0))
+    img = nib.load(path)
+    assert img.get_data_dtype() == np.uint16
+    np.testing.assert_array_equal(read_nifti(path).data, scaled)
+
+
+@pytest.mark.parametrize("bad", [0.5, np.nan, np.inf, -40000.0, 70000.0])
+def test_values_that_are_not_16_bit_integers_are_stored_as_float32(tmp_path: Path,
+                                                                   bad: float) -> None:
+    """One voxel off the integer grid (or non-finite, or out of the 16-bit range) and the
+    image is stored as float32 instead: never rounded, never clipped."""
+    arr = np.asarray(np.arange(4 * 3 * 2 * 5, dtype=np.float32).reshape(4, 3, 2, 5),
+                     order="F")
+    arr[1, 2, 1, 3] = bad
+    path = write_nifti(tmp_path / "odd.nii.gz", arr, np.eye(4), scaling=(1.0, 0.0))
+    img: Any = nib.load(path)
+    assert img.get_data_dtype() == np.float32
+    np.testing.assert_array_equal(read_nifti(path).data, arr)

@@ -19,7 +19,7 @@ import os
 import re
 import uuid
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -128,35 +128,50 @@ def _integer_packing(arr: NDArray[Any], scaling: tuple[float, float] | None
     ``scl_slope = 1`` for every unscaled integer image, so the header's ``descrip``
     (:data:`SCALED_DESCRIP`) marks packed values for :func:`read_nifti`.
 
-    Checked in blocks of 4 M values (float64 temporaries of 32 MB, not of the volume).
+    Checked in blocks of 4 M values in the array's own memory order (nibabel's images are
+    Fortran-ordered: no whole-volume copy; the integers come back in the same order). The
+    identity is checked in float32 (integers up to 2**24 are exact there), any other
+    rescale in float64 (temporaries of 32 MB, not of the volume).
     """
     if scaling is None or arr.dtype != np.float32 or arr.size == 0:
         return None
     slope, inter = (float(np.float32(v)) for v in scaling)
     if not (np.isfinite(slope) and np.isfinite(inter)) or slope == 0.0:
         return None
-    flat = np.ascontiguousarray(arr).reshape(-1)
-    q = np.empty(flat.size, dtype=np.int32)
+    order: Literal["C", "F"] = ("F" if arr.flags.f_contiguous and not arr.flags.c_contiguous
+                                else "C")
+    flat = arr.reshape(-1, order=order)         # a view when arr is contiguous
+    identity = slope == 1.0 and inter == 0.0
+    q = None if identity else np.empty(flat.size, dtype=np.int32)
     lo_ok, hi_ok = np.iinfo(np.int16).min, np.iinfo(np.uint16).max
+    qmin, qmax = hi_ok, lo_ok
     step = 1 << 22
     for lo in range(0, flat.size, step):
         block = flat[lo:lo + step]
-        if not np.all(np.isfinite(block)):
+        if identity:   # NaN fails the equality, +-inf the range
+            qb = np.rint(block)
+            if not np.array_equal(qb, block):
+                return None
+        else:
+            if not np.all(np.isfinite(block)):
+                return None
+            qb = np.rint((block.astype(np.float64) - inter) / slope)
+            if not np.array_equal((qb * slope + inter).astype(np.float32), block):
+                return None
+        bmin, bmax = qb.min(), qb.max()
+        if bmin < lo_ok or bmax > hi_ok:
             return None
-        qb = np.rint((block.astype(np.float64) - inter) / slope)
-        if qb.min() < lo_ok or qb.max() > hi_ok:
-            return None
-        if not np.array_equal((qb * slope + inter).astype(np.float32), block):
-            return None
-        q[lo:lo + step] = qb
-    qmin, qmax = int(q.min()), int(q.max())
+        qmin, qmax = min(qmin, int(bmin)), max(qmax, int(bmax))
+        if q is not None:
+            q[lo:lo + step] = qb
     if qmin >= 0:
         dtype: type[np.integer[Any]] = np.uint16
     elif qmax <= np.iinfo(np.int16).max:
         dtype = np.int16
     else:
         return None
-    return q.astype(dtype).reshape(arr.shape)
+    ints = flat.astype(dtype) if q is None else q.astype(dtype)   # exact: checked above
+    return ints.reshape(arr.shape, order=order)
 
 
 def write_nifti(path: str | os.PathLike[str], data: ArrayLike, affine: ArrayLike,
