@@ -2157,7 +2157,10 @@ def _assemble(frames: Sequence[_Frame], geom: _Geometry, group: NDArray[np.intp]
     pixel data decoded (:func:`pydicom.pixels.pixel_array`), without a second parse of
     the whole header into a dataset.
     """
-    data = np.empty((geom.cols, geom.rows, geom.n_slices, n_groups), dtype=np.float32)
+    # NIfTI's own (Fortran) order: each frame is one contiguous block, and the image is
+    # written without a reordering copy
+    data = np.empty((geom.cols, geom.rows, geom.n_slices, n_groups), dtype=np.float32,
+                    order="F")
     pairs = {(f.slope, f.intercept) for f in frames}
     scaling = None
     if len(pairs) == 1:
