@@ -218,3 +218,24 @@ def test_save_figure_writes_a_png(tmp_path: Path) -> None:
     plt.close(fig)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["f.png"]
+
+
+def test_job_removes_temporaries_left_by_a_killed_attempt(tmp_path: Path) -> None:
+    """A killed job (SIGKILL mid-write) leaves its writers' hidden temporary files; the
+    next attempt removes those of its own outputs (and their sidecars), nothing else."""
+    sm = _sm(tmp_path, ["ses/sub-01_ses-pre_B1map.nii.gz", "ses/sub-01_ses-pre_aif.png"],
+             subject="01", session="pre")
+    ses = tmp_path / "ses"
+    ses.mkdir()
+    stale = [ses / ".sub-01_ses-pre_B1map.nii.gz.28841.c589aef71d60.tmp.nii.gz",
+             ses / ".sub-01_ses-pre_B1map.json.28841.0123456789ab.tmp.json",
+             ses / ".sub-01_ses-pre_aif.png.28841.89abcdef.tmp.png"]
+    keep = [ses / ".sub-01_ses-pre_T1map.nii.gz.28841.c589aef71d60.tmp.nii.gz",
+            ses / "sub-01_ses-pre_B1map.nii.gz.notes.txt"]
+    for p in stale + keep:
+        p.write_bytes(b"partial")
+    with job(sm):
+        assert not any(p.exists() for p in stale)
+    assert all(p.exists() for p in keep)
+    text = Path(sm.log[0]).read_text(encoding="utf-8")
+    assert text.count("a temporary file left by an interrupted earlier run") == 3

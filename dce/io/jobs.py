@@ -17,6 +17,7 @@ Nothing here imports Snakemake: the ``snakemake`` object of a script is taken du
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -97,6 +98,19 @@ def _outputs(sm: Any, extra: Any = ()) -> list[Path]:
     return paths + extra
 
 
+def _remove_stale_temporaries(paths: list[Path]) -> list[Path]:
+    """Remove the temporary files of ``paths`` (``.<name>.<pid>.<random>.tmp<ext>``, the
+    atomic writers' names, :mod:`dce.io._atomic`, :func:`dce.io.nifti.write_nifti`) that an
+    earlier attempt of the job left when it was killed mid-write (SIGKILL, a node lost, a
+    wall-time limit: its own clean-up never ran); the paths removed."""
+    removed = []
+    for p in paths:
+        for tmp in p.parent.glob(f".{glob.escape(p.name)}.*.tmp*"):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 def error_record_path(log_path: str | os.PathLike[str]) -> Path:
     """The error record of the job logging to ``log_path``: ``<log stem>.error.json``
     in the log's folder (e.g. ``logs/sub-01/ses-pre/convert.error.json``)."""
@@ -174,6 +188,12 @@ def job(sm: Any, extra_outputs: Any = ()) -> Iterator[logging.Logger]:
         (:func:`error_record_path`; a record left by an earlier failure of the job is
         removed when it starts): ``"<job label>: <ExceptionType>: <message>"``
         (:func:`job_label`), chained to the original exception.
+
+    Notes
+    -----
+    When it starts, the job removes the temporary files of its outputs that an earlier,
+    killed attempt left behind (:func:`_remove_stale_temporaries`; a killed process cannot
+    clean up, and Snakemake removes only the declared outputs of an incomplete job).
     """
     threads = int(getattr(sm, "threads", 1) or 1)
     _limit_threads(threads)
@@ -191,6 +211,9 @@ def job(sm: Any, extra_outputs: Any = ()) -> Iterator[logging.Logger]:
     log = logging.getLogger(f"dce.workflow.{sm.rule}")
     where = job_label(sm)
     log.info("%s: start (%d thread(s))", where, threads)
+    for tmp in _remove_stale_temporaries(_outputs(sm, extra_outputs)):
+        log.warning("removed %s, a temporary file left by an interrupted earlier run",
+                    tmp.name)
     t0 = time.perf_counter()
     try:
         yield log
