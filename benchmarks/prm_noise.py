@@ -38,12 +38,10 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from dce.prm import match_interpolation_smoothing
+from dce.prm import DEFAULT_FALLBACK_THRESHOLDS, match_interpolation_smoothing
 from dce.register import resample_to_baseline
 
 MAPS = {"vp": "vp", "ktrans": "ktrans_per_min"}
-#: The default thresholds (dce.prm.DEFAULT_FALLBACK_THRESHOLDS) for the noise-free lines.
-THRESHOLDS = {"vp": 0.02, "ktrans": 0.05}
 
 
 def _load(p: Path) -> NDArray[np.float64]:
@@ -131,7 +129,7 @@ def resampling(res: Path, demo: Path, subj: str) -> None:
         truth = demo / subj / ses / "truth"
         a_f = _affine(truth / f"{subj}_{ses}_vp.nii.gz")
         for m, tname in MAPS.items():
-            thr = THRESHOLDS[m]
+            thr = DEFAULT_FALLBACK_THRESHOLDS[m]   # the workflow's default thresholds
             base = _load(demo / subj / "pre" / "truth" / f"{subj}_pre_{tname}.nii.gz")
             fu = resample_to_baseline(_load(truth / f"{subj}_{ses}_{tname}.nii.gz"), a_f,
                                       base.shape, a_b, m_ras)
