@@ -87,10 +87,12 @@ def main(argv: list[str] | None = None) -> None:
                                  "tr_s": acq.tr_s, "te_s": acq.te_s, "vendor": "ge"}
         t0 = time.perf_counter()
         vfa_files = write_vfa(dicom, s.vfa_signal, s.vfa_flip_angles_deg, s.affine,
-                              series_description="Sag VFA T1", series_number=3, **ident)
+                              series_description="Sag VFA T1", series_number=3,
+                              series_offset_s=60.0, **ident)   # acquired before the DCE
         dce_files = write_series(dicom, s.signal, s.t_s, s.affine,
                                  flip_angle_deg=acq.flip_angle_deg,
-                                 series_description="Sag DCE LAVA", series_number=20, **ident)
+                                 series_description="Sag DCE LAVA", series_number=20,
+                                 series_offset_s=300.0, **ident)
         write_s = time.perf_counter() - t0
         dicom_bytes = sum(p.stat().st_size for p in [*vfa_files, *dce_files])
 
