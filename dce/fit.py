@@ -527,76 +527,98 @@ def _coarse_profiles(r1c: NDArray[Any], acc: NDArray[Any], nb: int, w_cp: NDArra
 
 
 _BLK = 64   # voxels per block of the kernels
+_PAD = 4    # padding voxels per row of a block's copy (rows off the same cache sets)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _accumulate(c: NDArray[Any], v0: int, nb: int, t_min: NDArray[Any], vmat: NDArray[Any],
-                wpre: NDArray[Any], x: NDArray[Any], acc: NDArray[Any],
+def _accumulate(c: NDArray[Any], c16: NDArray[Any], v0: int, nb: int, t_min: NDArray[Any],
+                vmat: NDArray[Any], wpre: NDArray[Any], x: NDArray[Any], acc: NDArray[Any],
                 stats: NDArray[Any]) -> None:
-    """One pass over a block of curves c[v0:v0+nb]: the block is copied time-major into
-    ``x`` (n_times, _BLK + 8; the 8 padding columns keep the rows off the same cache sets;
-    columns nb.._BLK are zero), then every sum runs time-outer and voxel-inner over all
-    _BLK columns (a constant trip count over 2-D rows: SIMD without run-time alias checks),
+    """One pass over a block of curves c[v0:v0+nb]: the block is copied into ``x``
+    (n_times // 4 + 1, 4 (_BLK + _PAD)) in groups of four time points, ``x[q, 4 j + k]`` =
+    ``c[v0 + j, 4 q + k]`` (row n_times // 4: the last n_times % 4 time points; columns of
+    voxels nb.._BLK are zero), then every sum runs over the groups (time-outer) and the
+    voxels (inner, over all _BLK: a constant trip count, SIMD without run-time alias checks),
     four time points per update of each accumulator (few loads and stores per sample).
+    ``c16`` is ``c`` viewed as 16-byte units when its rows are a whole number of them (the
+    copy then moves 16 bytes at a time: a quarter of the stores of a sample-wise
+    transpose), else empty.
 
     acc[k, j] = sum_t vmat[t, k] c[v0+j, t]; stats rows: 0 sum of I^2, 1 -sum I*C (I the
     running trapezoid integral of the curve), 2 sum C^2 (not finite if a sample is not),
     3 sum C, 4 sum of wpre * C (wpre: 1 at the baseline phases, else 0), 5 sum
-    |consecutive difference|, 6 scratch (running integral).
+    |consecutive difference|, 6 and 7 scratch (running integral, previous sample).
     """
     nt = c.shape[1]
     nk = vmat.shape[1]
-    for j in range(nb):   # contiguous loads; the strided stores stay in L1
-        for t in range(nt):
-            x[t, j] = c[v0 + j, t]
-    for j in range(nb, _BLK):
-        for t in range(nt):
-            x[t, j] = 0.0
-    w = wpre[0]
+    nq = nt // 4
+    t_end = 4 * nq
+    x16 = x.view(np.complex128)
+    if c16.shape[0] > 0 and c16.shape[1] == nq:   # float32: one unit per group
+        for j in range(nb):
+            for q in range(nq):
+                x16[q, j] = c16[v0 + j, q]
+    elif c16.shape[0] > 0:   # float64: two units per group
+        for j in range(nb):
+            for q in range(nq):
+                x16[q, 2 * j] = c16[v0 + j, 2 * q]
+                x16[q, 2 * j + 1] = c16[v0 + j, 2 * q + 1]
+    else:
+        for j in range(nb):
+            for q in range(nq):
+                for k in range(4):
+                    x[q, 4 * j + k] = c[v0 + j, 4 * q + k]
+    for j in range(nb):
+        for t in range(t_end, nt):
+            x[nq, 4 * j + t - t_end] = c[v0 + j, t]
+    for j in range(4 * nb, 4 * _BLK):
+        for q in range(nq + 1):
+            x[q, j] = 0.0
+    for k in range(nk):
+        for j in range(_BLK):
+            acc[k, j] = 0.0
+    kl = nk - 4   # the last four columns (the linear terms) go with the sums below
     for j in range(_BLK):
-        y = np.float64(x[0, j])
         stats[0, j] = 0.0
         stats[1, j] = 0.0
-        stats[2, j] = y * y
-        stats[3, j] = y
-        stats[4, j] = w * y
+        stats[2, j] = 0.0
+        stats[3, j] = 0.0
+        stats[4, j] = 0.0
         stats[5, j] = 0.0
         stats[6, j] = 0.0
-    t = 1
-    while t + 4 <= nt:
+        stats[7, j] = x[0, 4 * j]   # "previous" sample of the first: no difference, no area
+    for q in range(nq):
+        t = 4 * q
         w0 = wpre[t]
         w1 = wpre[t + 1]
         w2 = wpre[t + 2]
         w3 = wpre[t + 3]
-        h0 = 0.5 * (t_min[t] - t_min[t - 1])
+        h0 = 0.5 * (t_min[t] - t_min[t - 1]) if t > 0 else 0.0
         h1 = 0.5 * (t_min[t + 1] - t_min[t])
         h2 = 0.5 * (t_min[t + 2] - t_min[t + 1])
         h3 = 0.5 * (t_min[t + 3] - t_min[t + 2])
-        if w0 == 0.0 and w1 == 0.0 and w2 == 0.0 and w3 == 0.0:
-            for j in range(_BLK):   # no baseline phase: the sum of wpre * C gains +-0 only
-                p = np.float64(x[t - 1, j])
-                y0 = np.float64(x[t, j])
-                y1 = np.float64(x[t + 1, j])
-                y2 = np.float64(x[t + 2, j])
-                y3 = np.float64(x[t + 3, j])
-                stats[2, j] += y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3
-                stats[3, j] += y0 + y1 + y2 + y3
-                stats[5, j] += abs(y0 - p) + abs(y1 - y0) + abs(y2 - y1) + abs(y3 - y2)
-                i0 = stats[6, j] + h0 * (y0 + p)
-                i1 = i0 + h1 * (y1 + y0)
-                i2 = i1 + h2 * (y2 + y1)
-                i3 = i2 + h3 * (y3 + y2)
-                stats[0, j] += i0 * i0 + i1 * i1 + i2 * i2 + i3 * i3
-                stats[1, j] -= i0 * y0 + i1 * y1 + i2 * y2 + i3 * y3
-                stats[6, j] = i3
-            t += 4
-            continue
+        b00 = vmat[t, kl]
+        b01 = vmat[t + 1, kl]
+        b02 = vmat[t + 2, kl]
+        b03 = vmat[t + 3, kl]
+        b10 = vmat[t, kl + 1]
+        b11 = vmat[t + 1, kl + 1]
+        b12 = vmat[t + 2, kl + 1]
+        b13 = vmat[t + 3, kl + 1]
+        b20 = vmat[t, kl + 2]
+        b21 = vmat[t + 1, kl + 2]
+        b22 = vmat[t + 2, kl + 2]
+        b23 = vmat[t + 3, kl + 2]
+        b30 = vmat[t, kl + 3]
+        b31 = vmat[t + 1, kl + 3]
+        b32 = vmat[t + 2, kl + 3]
+        b33 = vmat[t + 3, kl + 3]
         for j in range(_BLK):
-            p = np.float64(x[t - 1, j])
-            y0 = np.float64(x[t, j])
-            y1 = np.float64(x[t + 1, j])
-            y2 = np.float64(x[t + 2, j])
-            y3 = np.float64(x[t + 3, j])
+            p = stats[7, j]
+            y0 = np.float64(x[q, 4 * j])
+            y1 = np.float64(x[q, 4 * j + 1])
+            y2 = np.float64(x[q, 4 * j + 2])
+            y3 = np.float64(x[q, 4 * j + 3])
             stats[2, j] += y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3
             stats[3, j] += y0 + y1 + y2 + y3
             stats[4, j] += w0 * y0 + w1 * y1 + w2 * y2 + w3 * y3
@@ -608,13 +630,17 @@ def _accumulate(c: NDArray[Any], v0: int, nb: int, t_min: NDArray[Any], vmat: ND
             stats[0, j] += i0 * i0 + i1 * i1 + i2 * i2 + i3 * i3
             stats[1, j] -= i0 * y0 + i1 * y1 + i2 * y2 + i3 * y3
             stats[6, j] = i3
-        t += 4
-    while t < nt:
+            stats[7, j] = y3
+            acc[kl, j] += b00 * y0 + b01 * y1 + b02 * y2 + b03 * y3
+            acc[kl + 1, j] += b10 * y0 + b11 * y1 + b12 * y2 + b13 * y3
+            acc[kl + 2, j] += b20 * y0 + b21 * y1 + b22 * y2 + b23 * y3
+            acc[kl + 3, j] += b30 * y0 + b31 * y1 + b32 * y2 + b33 * y3
+    for t in range(t_end, nt):
         w0 = wpre[t]
-        h0 = 0.5 * (t_min[t] - t_min[t - 1])
+        h0 = 0.5 * (t_min[t] - t_min[t - 1]) if t > 0 else 0.0
         for j in range(_BLK):
-            p = np.float64(x[t - 1, j])
-            y = np.float64(x[t, j])
+            p = stats[7, j]
+            y = np.float64(x[nq, 4 * j + t - t_end])
             stats[2, j] += y * y
             stats[3, j] += y
             stats[4, j] += w0 * y
@@ -623,15 +649,11 @@ def _accumulate(c: NDArray[Any], v0: int, nb: int, t_min: NDArray[Any], vmat: ND
             stats[0, j] += ig * ig
             stats[1, j] -= ig * y
             stats[6, j] = ig
-        t += 1
-    for k in range(nk):
-        a = vmat[0, k]
-        for j in range(_BLK):
-            acc[k, j] = a * np.float64(x[0, j])
+            stats[7, j] = y
     k = 0
-    t_end = 1 + 4 * ((nt - 1) // 4)
-    while k + 4 <= nk:   # four columns at a time: each sample loaded once per four
-        for t in range(1, t_end, 4):
+    while k + 4 <= kl:   # four columns at a time: each sample loaded once per four
+        for q in range(nq):
+            t = 4 * q
             a00 = vmat[t, k]
             a01 = vmat[t + 1, k]
             a02 = vmat[t + 2, k]
@@ -649,29 +671,31 @@ def _accumulate(c: NDArray[Any], v0: int, nb: int, t_min: NDArray[Any], vmat: ND
             a32 = vmat[t + 2, k + 3]
             a33 = vmat[t + 3, k + 3]
             for j in range(_BLK):
-                x0 = np.float64(x[t, j])
-                x1 = np.float64(x[t + 1, j])
-                x2 = np.float64(x[t + 2, j])
-                x3 = np.float64(x[t + 3, j])
+                x0 = np.float64(x[q, 4 * j])
+                x1 = np.float64(x[q, 4 * j + 1])
+                x2 = np.float64(x[q, 4 * j + 2])
+                x3 = np.float64(x[q, 4 * j + 3])
                 acc[k, j] += a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
                 acc[k + 1, j] += a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
                 acc[k + 2, j] += a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
                 acc[k + 3, j] += a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
         k += 4
-    for q in range(k, nk):   # the remaining columns
-        for t in range(1, t_end, 4):
-            a0 = vmat[t, q]
-            a1 = vmat[t + 1, q]
-            a2 = vmat[t + 2, q]
-            a3 = vmat[t + 3, q]
+    for r in range(k, kl):   # the remaining columns
+        for q in range(nq):
+            t = 4 * q
+            a0 = vmat[t, r]
+            a1 = vmat[t + 1, r]
+            a2 = vmat[t + 2, r]
+            a3 = vmat[t + 3, r]
             for j in range(_BLK):
-                acc[q, j] += (a0 * np.float64(x[t, j]) + a1 * np.float64(x[t + 1, j])
-                              + a2 * np.float64(x[t + 2, j]) + a3 * np.float64(x[t + 3, j]))
-    for q in range(nk):   # the remaining time points
+                acc[r, j] += (a0 * np.float64(x[q, 4 * j]) + a1 * np.float64(x[q, 4 * j + 1])
+                              + a2 * np.float64(x[q, 4 * j + 2])
+                              + a3 * np.float64(x[q, 4 * j + 3]))
+    for r in range(nk):   # the remaining time points
         for t in range(t_end, nt):
-            a = vmat[t, q]
+            a = vmat[t, r]
             for j in range(_BLK):
-                acc[q, j] += a * np.float64(x[t, j])
+                acc[r, j] += a * np.float64(x[nq, 4 * j + t - t_end])
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -888,39 +912,40 @@ def _llsq_solve(model: int, g11: float, g12: float, g13: float, g22: float, g23:
     """(Ktrans, kep, vp) of the linear (Murase) normal equations G p = y of ``model``
     (0 Tofts: 2x2 in (Ktrans, kep), vp 0; 2 Patlak: 2x2 in (Ktrans, vp), kep NaN; else
     extended Tofts: 3x3 by Cramer's rule, Ktrans = p1 - kep vp); NaN when G is singular."""
-    kt = np.nan
-    kep = np.nan
-    vp = np.nan
+    # (selects instead of branches: the block loop of _llsq_block runs in SIMD)
     if model == 0:
         det = g11 * g22 - g12 * g12
-        if abs(det) > 1e-12 * g11 * g22:
-            kt = (y1 * g22 - y2 * g12) / det
-            kep = (y2 * g11 - y1 * g12) / det
-            vp = 0.0
+        ok = abs(det) > 1e-12 * g11 * g22
+        kt = (y1 * g22 - y2 * g12) / det
+        kep = (y2 * g11 - y1 * g12) / det
+        vp = 0.0
     elif model == 2:
         det = g11 * g33 - g13 * g13
-        if abs(det) > 1e-12 * g11 * g33:
-            kt = (y1 * g33 - y3 * g13) / det
-            vp = (y3 * g11 - y1 * g13) / det
+        ok = abs(det) > 1e-12 * g11 * g33
+        kt = (y1 * g33 - y3 * g13) / det
+        kep = np.nan
+        vp = (y3 * g11 - y1 * g13) / det
     else:
         c11 = g22 * g33 - g23 * g23
         c12 = g13 * g23 - g12 * g33
         c13 = g12 * g23 - g13 * g22
         det = g11 * c11 + g12 * c12 + g13 * c13
-        if abs(det) > 1e-14 * g11 * g22 * g33:
-            c22 = g11 * g33 - g13 * g13
-            c23 = g12 * g13 - g11 * g23
-            c33 = g11 * g22 - g12 * g12
-            p1 = (c11 * y1 + c12 * y2 + c13 * y3) / det
-            p2 = (c12 * y1 + c22 * y2 + c23 * y3) / det
-            p3 = (c13 * y1 + c23 * y2 + c33 * y3) / det
-            kep = p2
-            vp = p3
-            kt = p1 - p2 * p3
+        ok = abs(det) > 1e-14 * g11 * g22 * g33
+        c22 = g11 * g33 - g13 * g13
+        c23 = g12 * g13 - g11 * g23
+        c33 = g11 * g22 - g12 * g12
+        p1 = (c11 * y1 + c12 * y2 + c13 * y3) / det
+        kep = (c12 * y1 + c22 * y2 + c23 * y3) / det
+        vp = (c13 * y1 + c23 * y2 + c33 * y3) / det
+        kt = p1 - kep * vp
+    if not ok:
+        kt = np.nan
+        kep = np.nan
+        vp = np.nan
     return kt, kep, vp
 
 
-@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
 def _llsq_block(acc: NDArray[Any], stats: NDArray[Any], rp: int, nb: int, g11: float,
                 g13: float, g33: float, model: int, thr: float, n_pre: float, n_post: float,
                 n_diff: float, out: NDArray[Any], v0: int) -> None:
@@ -953,12 +978,11 @@ def _llsq_block(acc: NDArray[Any], stats: NDArray[Any], rp: int, nb: int, g11: f
         g12 = -acc[rp + 2, j]
         g23 = -acc[rp + 3, j]
         kt, kep, vp = _llsq_solve(model, g11, g12, g13, g22, g23, g33, y1, y2, y3)
-        bad = not np.isfinite(kt) or kt < 0 or (model != 2 and not kep > 0) or vp < 0
-        if model == 2:
-            kep = np.nan
+        # (bitwise, not short-circuit: no branches in the loop)
+        bad = (not np.isfinite(kt)) | (kt < 0) | ((model != 2) & (not kep > 0)) | (vp < 0)
         out[0, v] = kt
         out[1, v] = kep
-        out[2, v] = kt / kep if (np.isfinite(kep) and kep > 0) else np.nan
+        out[2, v] = kt / kep if (np.isfinite(kep) & (kep > 0)) else np.nan
         out[3, v] = vp
         out[4, v] = np.nan
         out[5, v] = np.nan
@@ -966,8 +990,8 @@ def _llsq_block(acc: NDArray[Any], stats: NDArray[Any], rp: int, nb: int, g11: f
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: NDArray[Any],
-                cp: NDArray[Any], pre: NDArray[Any], thr: float, model: int, mode: int,
+def _fit_kernel(c: NDArray[Any], c16: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any],
+                a1: NDArray[Any], cp: NDArray[Any], pre: NDArray[Any], thr: float, model: int, mode: int,
                 r: int, w_tab: NDArray[Any], g_tab: NDArray[Any], spl: NDArray[Any],
                 w_cp: NDArray[Any], w_int: NDArray[Any], u0: float, du: float, stride: int,
                 kt_max: float, ve_max: float, vp_max: float, out: NDArray[Any], lo: int,
@@ -1009,7 +1033,7 @@ def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: ND
     # per-call scratch: no per-voxel allocation
     ct = np.zeros(r)
     w = np.empty(r)
-    xt = np.empty((nt, _BLK + 8), dtype=c.dtype)
+    xt = np.empty((nt // 4 + 1, 4 * (_BLK + _PAD)), dtype=c.dtype)
     wpre = np.zeros(nt)
     for t in range(nt):
         wpre[t] = 1.0 if pre[t] else 0.0
@@ -1022,7 +1046,7 @@ def _fit_kernel(c: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any], a1: ND
     acb = np.empty((n_coarse, _BLK))
     for v0 in range(lo, hi, _BLK):
         nb = min(hi, v0 + _BLK) - v0
-        _accumulate(c, v0, nb, t_min, vmat, wpre, xt, acc, stats)
+        _accumulate(c, c16, v0, nb, t_min, vmat, wpre, xt, acc, stats)
         # E.C of the coarse table rows for the whole block (SIMD over the curves)
         # (all _BLK columns: a constant trip count; the padding columns are zero curves)
         for q in range(n_coarse):
@@ -1201,6 +1225,15 @@ def _rows_copy(rows: NDArray[Any], sel: NDArray[np.intp] | None) -> NDArray[Any]
         if j > i:
             out[i:j] = rows[lo:lo + b][sel[i:j] - lo]
     return out
+
+
+def _units16(c: NDArray[Any]) -> NDArray[np.complex128]:
+    """The rows of ``c`` (C-contiguous, float32 or float64) as 16-byte units for the block
+    copy of :func:`_accumulate` when a row is a whole number of them, else empty."""
+    if c.flags.c_contiguous and (c.shape[1] * c.itemsize) % 16 == 0 and (
+            c.ctypes.data % 16 == 0):
+        return c.view(np.complex128)
+    return np.empty((0, 0), dtype=np.complex128)
 
 
 # ----------------------------------------------------------------------------- model API
@@ -1486,8 +1519,8 @@ class TracerKineticModel:
             mode = (2 if self.goodness_of_fit else 1) if self.method == "llsq" else 0
         b = self._basis(float(delay))
         out = np.empty((8, c.shape[0]))
-        run_chunks(_fit_kernel, c.shape[0], c, b.proj if mode in (0, 2) else b.proj_lin,
-                   self._t_min, b.a1, b.grid.cp_mM, self._pre, float(thr), self._kernel, mode,
+        run_chunks(_fit_kernel, c.shape[0], c, _units16(c),
+                   b.proj if mode in (0, 2) else b.proj_lin, self._t_min, b.a1, b.grid.cp_mM, self._pre, float(thr), self._kernel, mode,
                    b.u.shape[1], b.w_tab, b.g_tab, b.spl, b.w_cp, b.w_int, b.u0, b.du,
                    self._stride, float(bd.ktrans_max_per_min), float(bd.ve_max),
                    float(bd.vp_max), out, block=_BLK)
