@@ -587,12 +587,20 @@ def _accumulate(c: NDArray[Any], c16: NDArray[Any], v0: int, nb: int, t_min: NDA
         stats[5, j] = 0.0
         stats[6, j] = 0.0
         stats[7, j] = x[0, 4 * j]   # "previous" sample of the first: no difference, no area
-    for q in range(nq):
+    for q in range(nq):   # the baseline phases' groups (few)
         t = 4 * q
         w0 = wpre[t]
         w1 = wpre[t + 1]
         w2 = wpre[t + 2]
         w3 = wpre[t + 3]
+        if w0 == 0.0 and w1 == 0.0 and w2 == 0.0 and w3 == 0.0:
+            continue
+        for j in range(_BLK):
+            stats[4, j] += (w0 * np.float64(x[q, 4 * j]) + w1 * np.float64(x[q, 4 * j + 1])
+                            + w2 * np.float64(x[q, 4 * j + 2])
+                            + w3 * np.float64(x[q, 4 * j + 3]))
+    for q in range(nq):
+        t = 4 * q
         h0 = 0.5 * (t_min[t] - t_min[t - 1]) if t > 0 else 0.0
         h1 = 0.5 * (t_min[t + 1] - t_min[t])
         h2 = 0.5 * (t_min[t + 2] - t_min[t + 1])
@@ -621,7 +629,6 @@ def _accumulate(c: NDArray[Any], c16: NDArray[Any], v0: int, nb: int, t_min: NDA
             y3 = np.float64(x[q, 4 * j + 3])
             stats[2, j] += y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3
             stats[3, j] += y0 + y1 + y2 + y3
-            stats[4, j] += w0 * y0 + w1 * y1 + w2 * y2 + w3 * y3
             stats[5, j] += abs(y0 - p) + abs(y1 - y0) + abs(y2 - y1) + abs(y3 - y2)
             i0 = stats[6, j] + h0 * (y0 + p)
             i1 = i0 + h1 * (y1 + y0)
@@ -945,10 +952,11 @@ def _llsq_solve(model: int, g11: float, g12: float, g13: float, g22: float, g23:
     return kt, kep, vp
 
 
+# (numpy's error model: a division by zero gives inf or NaN, no exception and no branch)
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
 def _llsq_block(acc: NDArray[Any], stats: NDArray[Any], rp: int, nb: int, g11: float,
                 g13: float, g33: float, model: int, thr: float, n_pre: float, n_post: float,
-                n_diff: float, out: NDArray[Any], v0: int) -> None:
+                n_diff: float, out: NDArray[Any], v0: int, sol: NDArray[Any]) -> None:
     """Murase LLSQ without goodness of fit for a block of curves (SIMD over the curves):
     columns v0..v0+nb of ``out`` as :func:`_finish` writes them (status 0 or 4; not the
     SSE row, which no caller of this mode reads), and
@@ -956,7 +964,9 @@ def _llsq_block(acc: NDArray[Any], stats: NDArray[Any], rp: int, nb: int, g11: f
     cheap bound (:func:`_enhancing`, with margins), else 0: the caller handles those columns
     one by one.
     ``acc`` rows rp..: the products with a1, cp, T'a1, T'cp; ``stats`` as
-    :func:`_accumulate` leaves them."""
+    :func:`_accumulate` leaves them; ``sol``: scratch of 5 _BLK values. (Without branches,
+    and every loop stores to one array at constant offsets or to one row of ``out``: the
+    loops run in SIMD without run-time alias checks.)"""
     for j in range(nb):
         cc = stats[2, j]
         ok = np.isfinite(cc)
@@ -966,11 +976,10 @@ def _llsq_block(acc: NDArray[Any], stats: NDArray[Any], rp: int, nb: int, g11: f
                 delta -= stats[4, j] / n_pre
             # with margins over the rounding of delta: where this says yes, the exact test
             # (the caller's, same sums, other operation order) says yes
-            ok = ok and delta > 1e-12 * (abs(stats[3, j]) + abs(stats[4, j])) and delta * (
-                _MAD_DIFF * n_diff) > thr * ((2.0 + 1e-6) * stats[5, j])
+            ok = ok & (delta > 1e-12 * (abs(stats[3, j]) + abs(stats[4, j]))) & (delta * (
+                _MAD_DIFF * n_diff) > thr * ((2.0 + 1e-6) * stats[5, j]))
         stats[7, j] = 1.0 if ok else 0.0
-    for j in range(nb):
-        v = v0 + j
+    for j in range(_BLK):
         g22 = stats[0, j]
         y2 = stats[1, j]
         y1 = acc[rp, j]
@@ -978,21 +987,29 @@ def _llsq_block(acc: NDArray[Any], stats: NDArray[Any], rp: int, nb: int, g11: f
         g12 = -acc[rp + 2, j]
         g23 = -acc[rp + 3, j]
         kt, kep, vp = _llsq_solve(model, g11, g12, g13, g22, g23, g33, y1, y2, y3)
-        # (bitwise, not short-circuit: no branches in the loop)
         bad = (not np.isfinite(kt)) | (kt < 0) | ((model != 2) & (not kep > 0)) | (vp < 0)
-        out[0, v] = kt
-        out[1, v] = kep
-        out[2, v] = kt / kep if (np.isfinite(kep) & (kep > 0)) else np.nan
-        out[3, v] = vp
-        out[4, v] = np.nan
-        out[5, v] = np.nan
-        out[6, v] = 4.0 if bad else 0.0
+        sol[j] = kt
+        sol[_BLK + j] = kep
+        sol[2 * _BLK + j] = kt / kep if (np.isfinite(kep) & (kep > 0)) else np.nan
+        sol[3 * _BLK + j] = vp
+        sol[4 * _BLK + j] = 4.0 if bad else 0.0
+    for k in range(4):
+        o = out[k]
+        for j in range(nb):
+            o[v0 + j] = sol[k * _BLK + j]
+    for k in range(4, 6):
+        o = out[k]
+        for j in range(nb):
+            o[v0 + j] = np.nan
+    o = out[6]
+    for j in range(nb):
+        o[v0 + j] = sol[4 * _BLK + j]
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _fit_kernel(c: NDArray[Any], c16: NDArray[Any], vmat: NDArray[Any], t_min: NDArray[Any],
-                a1: NDArray[Any], cp: NDArray[Any], pre: NDArray[Any], thr: float, model: int, mode: int,
-                r: int, w_tab: NDArray[Any], g_tab: NDArray[Any], spl: NDArray[Any],
+                a1: NDArray[Any], cp: NDArray[Any], pre: NDArray[Any], thr: float, model: int,
+                mode: int, r: int, w_tab: NDArray[Any], g_tab: NDArray[Any], spl: NDArray[Any],
                 w_cp: NDArray[Any], w_int: NDArray[Any], u0: float, du: float, stride: int,
                 kt_max: float, ve_max: float, vp_max: float, out: NDArray[Any], lo: int,
                 hi: int) -> None:
@@ -1039,6 +1056,7 @@ def _fit_kernel(c: NDArray[Any], c16: NDArray[Any], vmat: NDArray[Any], t_min: N
         wpre[t] = 1.0 if pre[t] else 0.0
     acc = np.empty((vmat.shape[1], _BLK))
     stats = np.empty((8, _BLK))
+    sol = np.empty(5 * _BLK)
     scratch = np.empty(nt - 1)
     n_coarse = (n_tab + stride - 1) // stride if mode == 0 and model != 2 else 0
     r1c = np.empty((n_coarse, _BLK))
@@ -1062,7 +1080,7 @@ def _fit_kernel(c: NDArray[Any], c16: NDArray[Any], vmat: NDArray[Any], t_min: N
         if mode == 1:
             # (counts as floats: the same numbers, one compiled signature)
             _llsq_block(acc, stats, rp, nb, g11, g13, g33, model, thr, float(n_pre),
-                        float(n_post), float(nt - 1), out, v0)
+                        float(n_post), float(nt - 1), out, v0, sol)
         for j in range(nb):
             if mode == 1 and stats[7, j] == 1.0:
                 continue
@@ -1120,14 +1138,18 @@ def _fit_kernel(c: NDArray[Any], c16: NDArray[Any], vmat: NDArray[Any], t_min: N
                 st = 4.0
             sse = np.nan
             if st == 0.0 and mode == 2:
+                # (element loops, not slice assignments: those compile numba's shape-error
+                # message formatting, seconds of every first compile)
                 if model == 2:
-                    w[:] = w_int
+                    for k in range(r):
+                        w[k] = w_int[k]
                 else:
                     uk = np.log(kep)
                     if u0 <= uk <= u_hi:
                         _spline_w(uk, spl, u0, du, w)
                     else:
-                        w[:] = np.nan
+                        for k in range(r):
+                            w[k] = np.nan
                 # ||C - kt E - vp cp||^2 from inner products in the basis
                 sse = cc
                 for k in range(r):
@@ -1520,7 +1542,8 @@ class TracerKineticModel:
         b = self._basis(float(delay))
         out = np.empty((8, c.shape[0]))
         run_chunks(_fit_kernel, c.shape[0], c, _units16(c),
-                   b.proj if mode in (0, 2) else b.proj_lin, self._t_min, b.a1, b.grid.cp_mM, self._pre, float(thr), self._kernel, mode,
+                   b.proj if mode in (0, 2) else b.proj_lin, self._t_min, b.a1, b.grid.cp_mM,
+                   self._pre, float(thr), self._kernel, mode,
                    b.u.shape[1], b.w_tab, b.g_tab, b.spl, b.w_cp, b.w_int, b.u0, b.du,
                    self._stride, float(bd.ktrans_max_per_min), float(bd.ve_max),
                    float(bd.vp_max), out, block=_BLK)
