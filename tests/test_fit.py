@@ -68,14 +68,18 @@ def test_patlak_recovers_parameters(ktrans: float, vp: float, kind: str) -> None
 
 
 @pytest.mark.parametrize("model_name", ["extended_tofts", "tofts", "patlak"])
-def test_llsq_exact_enough_on_fine_sampling(model_name: str) -> None:
-    """Murase LLSQ approximates the tissue integral by trapezoids: accurate at fine sampling."""
-    t = np.arange(0, 300, 1.0)
+@pytest.mark.parametrize(("n_t", "dtype"), [(300, np.float64), (299, np.float64),
+                                            (300, np.float32), (298, np.float32)])
+def test_llsq_exact_enough_on_fine_sampling(model_name: str, n_t: int, dtype: type) -> None:
+    """Murase LLSQ approximates the tissue integral by trapezoids: accurate at fine sampling
+    (curves of float32 and float64, time points a multiple of four or not: the kernels' block
+    copy moves whole groups of four time points when it can, the rest one by one)."""
+    t = np.arange(n_t) * 1.0
     model = TracerKineticModel(t, _aif(t), model=model_name, method="llsq")
     kt = np.array([0.05, 0.2, 0.6])
     ve = np.array([0.1, 0.3, 0.5])
     vp = np.array([0.02, 0.05, 0.1]) * (model_name != "tofts")
-    conc = model.predict(ktrans_per_min=kt, ve=ve, vp=vp)
+    conc = model.predict(ktrans_per_min=kt, ve=ve, vp=vp).astype(dtype)
     fit = model.fit(conc)
     np.testing.assert_array_equal(fit.status, 0)
     np.testing.assert_allclose(fit.ktrans_per_min, kt, rtol=0.02)
@@ -83,6 +87,43 @@ def test_llsq_exact_enough_on_fine_sampling(model_name: str) -> None:
     if model_name != "patlak":
         np.testing.assert_allclose(fit.ve, ve, rtol=0.02)
     assert np.all(fit.r2 > 0.999)
+
+
+@pytest.mark.parametrize(("n_t", "dtype", "order"), [(61, np.float32, "C"),
+                                                     (62, np.float32, "F"),
+                                                     (63, np.float64, "C"),
+                                                     (60, np.float32, "C"),
+                                                     (60, np.float64, "F")])
+def test_llsq_equals_least_squares_of_the_linear_equation(n_t: int, dtype: type,
+                                                          order: str) -> None:
+    """Every sample enters the LLSQ sums: the extended Tofts LLSQ of noisy curves equals
+    ``numpy.linalg.lstsq`` of the Murase equation C = p1 A + vp cp - kep I (A, I: trapezoid
+    running integrals of the input and of the curve; Ktrans = p1 - kep vp), whatever the
+    number of time points, dtype or memory order."""
+    rng = np.random.default_rng(n_t)
+    t = np.cumsum(np.r_[0.0, rng.uniform(2.0, 8.0, n_t - 1)])
+    cp = _aif(t)
+    model = TracerKineticModel(t, cp, method="llsq", enhancement_z=None)
+    conc = model.predict(ktrans_per_min=rng.uniform(0.05, 0.8, (5, 7)),
+                         ve=rng.uniform(0.1, 0.5, (5, 7)), vp=rng.uniform(0.01, 0.1, (5, 7)))
+    conc = (conc + rng.normal(0.0, 0.01, conc.shape)).astype(dtype)
+    fit = model.fit(np.asfortranarray(conc) if order == "F" else conc)
+    t_min = t / 60.0
+
+    def running_integral(y: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.zeros((*y.shape[:-1], 1)),
+                               np.cumsum(0.5 * np.diff(t_min) * (y[..., 1:] + y[..., :-1]),
+                                         axis=-1)], axis=-1)
+
+    a = running_integral(cp)
+    for idx in np.ndindex(conc.shape[:-1]):
+        c = conc[idx].astype(np.float64)
+        design = np.column_stack([a, cp, -running_integral(c)])
+        p1, vp, kep = np.linalg.lstsq(design, c, rcond=None)[0]
+        assert fit.status[idx] == 0
+        np.testing.assert_allclose(fit.kep_per_min[idx], kep, rtol=1e-6)
+        np.testing.assert_allclose(fit.vp[idx], vp, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(fit.ktrans_per_min[idx], p1 - kep * vp, rtol=1e-6)
 
 
 def test_noisy_volume_within_osipi_tolerance() -> None:
