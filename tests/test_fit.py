@@ -79,7 +79,7 @@ def test_llsq_exact_enough_on_fine_sampling(model_name: str, n_t: int, dtype: ty
     kt = np.array([0.05, 0.2, 0.6])
     ve = np.array([0.1, 0.3, 0.5])
     vp = np.array([0.02, 0.05, 0.1]) * (model_name != "tofts")
-    conc = model.predict(ktrans_per_min=kt, ve=ve, vp=vp).astype(dtype)
+    conc: np.ndarray = model.predict(ktrans_per_min=kt, ve=ve, vp=vp).astype(dtype)
     fit = model.fit(conc)
     np.testing.assert_array_equal(fit.status, 0)
     np.testing.assert_allclose(fit.ktrans_per_min, kt, rtol=0.02)
