@@ -532,8 +532,8 @@ _PAD = 4    # padding voxels per row of a block's copy (rows off the same cache 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _accumulate(c: NDArray[Any], c16: NDArray[Any], v0: int, nb: int, t_min: NDArray[Any],
-                vmat: NDArray[Any], wpre: NDArray[Any], x: NDArray[Any], acc: NDArray[Any],
-                stats: NDArray[Any]) -> None:
+                vmat: NDArray[Any], wpre: NDArray[Any], x: NDArray[Any], xd: NDArray[Any],
+                acc: NDArray[Any], stats: NDArray[Any]) -> None:
     """One pass over a block of curves c[v0:v0+nb]: the block is copied into ``x``
     (n_times // 4 + 1, 4 (_BLK + _PAD)) in groups of four time points, ``x[q, 4 j + k]`` =
     ``c[v0 + j, 4 q + k]`` (row n_times // 4: the last n_times % 4 time points; columns of
@@ -547,7 +547,10 @@ def _accumulate(c: NDArray[Any], c16: NDArray[Any], v0: int, nb: int, t_min: NDA
     acc[k, j] = sum_t vmat[t, k] c[v0+j, t]; stats rows: 0 sum of I^2, 1 -sum I*C (I the
     running trapezoid integral of the curve), 2 sum C^2 (not finite if a sample is not),
     3 sum C, 4 sum of wpre * C (wpre: 1 at the baseline phases, else 0), 5 sum
-    |consecutive difference|, 6 and 7 scratch (running integral, previous sample).
+    |consecutive difference|, 6 and 7 scratch (running integral, previous sample). The
+    last four columns of ``vmat`` (the linear terms) are summed with the stats; the others
+    (the basis of the NLLS), from ``xd`` (n_times, _BLK), the block converted to float64
+    time-major once.
     """
     nt = c.shape[1]
     nk = vmat.shape[1]
@@ -657,10 +660,26 @@ def _accumulate(c: NDArray[Any], c16: NDArray[Any], v0: int, nb: int, t_min: NDA
             stats[1, j] -= ig * y
             stats[6, j] = ig
             stats[7, j] = y
+    for r in range(kl, nk):   # the remaining time points of the last four columns
+        for t in range(t_end, nt):
+            a = vmat[t, r]
+            for j in range(_BLK):
+                acc[r, j] += a * np.float64(x[nq, 4 * j + t - t_end])
+    if kl == 0:
+        return
+    # the basis columns (NLLS, goodness of fit): from a time-major float64 copy of the block
+    for q in range(nq):
+        for j in range(_BLK):
+            xd[4 * q, j] = x[q, 4 * j]
+            xd[4 * q + 1, j] = x[q, 4 * j + 1]
+            xd[4 * q + 2, j] = x[q, 4 * j + 2]
+            xd[4 * q + 3, j] = x[q, 4 * j + 3]
+    for t in range(t_end, nt):
+        for j in range(_BLK):
+            xd[t, j] = x[nq, 4 * j + t - t_end]
     k = 0
     while k + 4 <= kl:   # four columns at a time: each sample loaded once per four
-        for q in range(nq):
-            t = 4 * q
+        for t in range(0, t_end, 4):
             a00 = vmat[t, k]
             a01 = vmat[t + 1, k]
             a02 = vmat[t + 2, k]
@@ -678,31 +697,29 @@ def _accumulate(c: NDArray[Any], c16: NDArray[Any], v0: int, nb: int, t_min: NDA
             a32 = vmat[t + 2, k + 3]
             a33 = vmat[t + 3, k + 3]
             for j in range(_BLK):
-                x0 = np.float64(x[q, 4 * j])
-                x1 = np.float64(x[q, 4 * j + 1])
-                x2 = np.float64(x[q, 4 * j + 2])
-                x3 = np.float64(x[q, 4 * j + 3])
+                x0 = xd[t, j]
+                x1 = xd[t + 1, j]
+                x2 = xd[t + 2, j]
+                x3 = xd[t + 3, j]
                 acc[k, j] += a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
                 acc[k + 1, j] += a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
                 acc[k + 2, j] += a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
                 acc[k + 3, j] += a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
         k += 4
     for r in range(k, kl):   # the remaining columns
-        for q in range(nq):
-            t = 4 * q
+        for t in range(0, t_end, 4):
             a0 = vmat[t, r]
             a1 = vmat[t + 1, r]
             a2 = vmat[t + 2, r]
             a3 = vmat[t + 3, r]
             for j in range(_BLK):
-                acc[r, j] += (a0 * np.float64(x[q, 4 * j]) + a1 * np.float64(x[q, 4 * j + 1])
-                              + a2 * np.float64(x[q, 4 * j + 2])
-                              + a3 * np.float64(x[q, 4 * j + 3]))
-    for r in range(nk):   # the remaining time points
+                acc[r, j] += (a0 * xd[t, j] + a1 * xd[t + 1, j] + a2 * xd[t + 2, j]
+                              + a3 * xd[t + 3, j])
+    for r in range(kl):   # the remaining time points
         for t in range(t_end, nt):
             a = vmat[t, r]
             for j in range(_BLK):
-                acc[r, j] += a * np.float64(x[nq, 4 * j + t - t_end])
+                acc[r, j] += a * xd[t, j]
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -1051,6 +1068,7 @@ def _fit_kernel(c: NDArray[Any], c16: NDArray[Any], vmat: NDArray[Any], t_min: N
     ct = np.zeros(r)
     w = np.empty(r)
     xt = np.empty((nt // 4 + 1, 4 * (_BLK + _PAD)), dtype=c.dtype)
+    xd = np.empty((nt if vmat.shape[1] > 4 else 0, _BLK))
     wpre = np.zeros(nt)
     for t in range(nt):
         wpre[t] = 1.0 if pre[t] else 0.0
@@ -1064,7 +1082,7 @@ def _fit_kernel(c: NDArray[Any], c16: NDArray[Any], vmat: NDArray[Any], t_min: N
     acb = np.empty((n_coarse, _BLK))
     for v0 in range(lo, hi, _BLK):
         nb = min(hi, v0 + _BLK) - v0
-        _accumulate(c, c16, v0, nb, t_min, vmat, wpre, xt, acc, stats)
+        _accumulate(c, c16, v0, nb, t_min, vmat, wpre, xt, xd, acc, stats)
         # E.C of the coarse table rows for the whole block (SIMD over the curves)
         # (all _BLK columns: a constant trip count; the padding columns are zero curves)
         for q in range(n_coarse):
