@@ -19,7 +19,8 @@ with any leading voxel shape; no per-voxel Python loop):
     over ``E1`` in (0, 1) is maximised. A log-spaced grid over T1 locates the global
     optimum's basin; a safeguarded Newton-bisection iteration (analytic derivatives,
     started from the linear solution when it falls in the bracket) refines it to a
-    relative T1 precision of about 1e-8.
+    relative T1 precision of about 1e-8. Both run per voxel in a compiled (numba) kernel,
+    on the threads of :func:`dce._threads.run_chunks`.
 
 A relative flip-angle map ``b1`` (actual flip angle = ``b1`` x nominal) may be given
 for B1 correction.
