@@ -161,11 +161,9 @@ class _Prep:
     arrival_is_scalar: bool
     nonfinite: NDArray[np.bool_]   # (m,)
     bad_arrival: NDArray[np.bool_]  # (m,)
-    post: NDArray[np.bool_]    # (m, n) post-arrival phases; (1, n) for a scalar arrival
+    post: NDArray[np.bool_]    # (m, n) post-arrival phases
     k_peak: NDArray[np.intp]   # (m,)
     flags: NDArray[np.uint8]   # (m,)
-    enh: FloatArray            # (m, n) enhancement sig - s0
-    j0: int | None             # scalar arrival: the first post-arrival phase (else None)
 
 
 def _prepare(signal: ArrayLike, t_s: ArrayLike, n_baseline: Any, baseline_idx: Any,
@@ -217,14 +215,8 @@ def _prepare(signal: ArrayLike, t_s: ArrayLike, n_baseline: Any, baseline_idx: A
         t_arr = np.where(bad_arr, t_default, t_arr)
 
     s0 = sig2[:, base].mean(axis=1)
-    j0: int | None = None
-    if scalar:   # the post-arrival phases are the same trailing phases j0.. of every curve
-        post = ((np.arange(n) > kb) & (t > t_arr[0]))[None, :]
-        j0 = int(np.argmax(post[0]))
-        k_peak = (np.argmax(sig2[:, j0:], axis=1) + j0).astype(np.intp)
-    else:
-        post = (np.arange(n) > kb)[None, :] & (t[None, :] > t_arr[:, None])
-        k_peak = np.argmax(np.where(post, sig2, -np.inf), axis=1).astype(np.intp)
+    post = (np.arange(n) > kb)[None, :] & (t[None, :] > t_arr[:, None])
+    k_peak = np.argmax(np.where(post, sig2, -np.inf), axis=1).astype(np.intp)
 
     flags = np.zeros(m, dtype=np.uint8)
     flags[nonfinite] |= np.uint8(CurveFlag.NONFINITE)
@@ -232,7 +224,7 @@ def _prepare(signal: ArrayLike, t_s: ArrayLike, n_baseline: Any, baseline_idx: A
     flags[(s0 <= 0) & ~nonfinite] |= np.uint8(CurveFlag.NONPOSITIVE_BASELINE)
     return _Prep(sig=sig2, t=t, batch_shape=batch_shape, kb=kb, s0=s0, t_arr=t_arr,
                  arrival_is_scalar=scalar, nonfinite=nonfinite, bad_arrival=bad_arr,
-                 post=post, k_peak=k_peak, flags=flags, enh=sig2 - s0[:, None], j0=j0)
+                 post=post, k_peak=k_peak, flags=flags)
 
 
 def _pct(x: FloatArray, s0: FloatArray) -> FloatArray:
@@ -530,21 +522,13 @@ def _metrics(p: _Prep, iauc_windows_s: ArrayLike, reference_signal: ArrayLike | 
     wash_in = pe / ttp
 
     # wash-in intervals: end after arrival, end no later than the peak phase
+    k_end = np.arange(1, n)
+    win = (t[1:][None, :] > t_arr[:, None]) & (k_end[None, :] <= p.k_peak[:, None])
     ds = np.diff(sig, axis=1)
-    if p.j0 is not None:   # scalar arrival: intervals e0 - 1 .. k_peak - 1 (e0 <= j0)
-        e0 = int(np.argmax(t[1:] > t_arr[0])) + 1
-        last = (p.k_peak - e0)[:, None]
-        max_slope = np.take_along_axis(np.maximum.accumulate(
-            ds[:, e0 - 1:] / np.diff(t)[e0 - 1:], axis=1), last, axis=1)[:, 0]
-        steepest = np.take_along_axis(np.maximum.accumulate(ds[:, e0 - 1:], axis=1), last,
-                                      axis=1)[:, 0]
-    else:
-        k_end = np.arange(1, n)
-        win = (t[1:][None, :] > t_arr[:, None]) & (k_end[None, :] <= p.k_peak[:, None])
-        max_slope = np.max(np.where(win, ds / np.diff(t), -np.inf), axis=1)
-        steepest = np.max(np.where(win, ds, -np.inf), axis=1)
+    max_slope = np.max(np.where(win, ds / np.diff(t), -np.inf), axis=1)
+    steepest = np.max(np.where(win, ds, -np.inf), axis=1)
 
-    enh = p.enh
+    enh = sig - s0[:, None]
     iauc: dict[float, FloatArray] = {}
     if windows.size:
         # the running integral only up to the last sample interval an IAUC reaches
@@ -876,19 +860,13 @@ def _classify(p: _Prep, rule: TICRule, return_details: bool
     short &= ~(p.nonfinite | p.bad_arrival)
     flags[short] |= np.uint8(CurveFlag.SHORT_ACQUISITION)
 
-    enh = p.enh
+    enh = sig - s0[:, None]
     e_peak = enh[rows, p.k_peak]
     pe_pct = _pct(e_peak, s0)
 
     e_tau, _ = _interp_rows(t, enh, np.minimum(tau, t[-1]))
-    if p.j0 is not None:   # scalar arrival: the early phases are j0 .. je
-        je = int(np.searchsorted(t, tau[0], side="right"))
-        e_max = (enh[:, p.j0:je].max(axis=1) if je > p.j0
-                 else np.full(m, -np.inf))
-    else:
-        early = p.post & (t[None, :] <= tau[:, None])
-        e_max = np.max(np.where(early, enh, -np.inf), axis=1)
-    e_early = np.maximum(e_max, e_tau)
+    early = p.post & (t[None, :] <= tau[:, None])
+    e_early = np.maximum(np.max(np.where(early, enh, -np.inf), axis=1), e_tau)
     with np.errstate(divide="ignore", invalid="ignore"):
         early_fraction = np.where(e_peak > 0, e_early / e_peak, np.nan)
     is_fast = (e_early > 0) & (e_early >= rule.fast_min_fraction * e_peak)
