@@ -133,11 +133,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+import numba
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
 
 from dce._checks import as_float_array, check_times
+from dce._threads import run_chunks
 from dce.aif import POPULATION_AIF_NAMES, _check_hematocrit, population_aif
 from dce.signal import signal_to_concentration
 
@@ -771,6 +773,56 @@ class _Features:
     re: _FloatArray
 
 
+@numba.njit(cache=True, nogil=True)
+def _robust_noise(e: NDArray[Any], sd: NDArray[Any], need: NDArray[Any], c: float,
+                  noise: NDArray[Any], lo: int, hi: int) -> None:
+    """``noise[r] = max(sd[r], c * median(|diff(e[r])|))`` for the rows ``r`` in ``lo:hi``
+    with ``need[r]`` (others are left alone): the values of numpy's
+    ``np.maximum(sd, c * np.median(np.abs(np.diff(e, axis=1)), axis=1))`` (finite ``e``).
+    Where at least half the differences are clearly below ``sd / c`` the median is too and
+    the result is ``sd`` (no selection); otherwise the median by selection (Wirth)."""
+    n = e.shape[1] - 1
+    k = n // 2
+    a = np.empty(n)
+    for r in range(lo, hi):
+        if not need[r]:
+            continue
+        x_sd = sd[r] / c * (1.0 - 1e-9)     # margin >> rounding: median <= x_sd => sd
+        n_below = 0
+        for i in range(n):
+            a[i] = abs(e[r, i + 1] - e[r, i])
+            if a[i] <= x_sd:
+                n_below += 1
+        if n_below >= k + 1:                # the (k+1)-th smallest (and the k-th) <= x_sd
+            noise[r] = sd[r]
+            continue
+        left, right = 0, n - 1
+        while left < right:     # afterwards a[:k] <= a[k] <= a[k+1:]
+            x = a[k]
+            i, j = left, right
+            while i <= j:
+                while a[i] < x:
+                    i += 1
+                while x < a[j]:
+                    j -= 1
+                if i <= j:
+                    a[i], a[j] = a[j], a[i]
+                    i += 1
+                    j -= 1
+            if j < k:
+                left = i
+            if k < i:
+                right = j
+        if n % 2:
+            med = a[k]
+        else:                   # the mean of the two middle values, as np.median
+            below = a[0]
+            for i in range(1, k):
+                below = max(below, a[i])
+            med = (below + a[k]) / 2.0
+        noise[r] = max(sd[r], c * med)
+
+
 def _features(s: _FloatArray, t: _FloatArray, nb: int, crit: AIFCriteria) -> _Features:
     """Signal-domain features of a block ``s`` (n_vox, n_times); vectorised."""
     n_t = t.size
@@ -780,11 +832,17 @@ def _features(s: _FloatArray, t: _FloatArray, nb: int, crit: AIFCriteria) -> _Fe
     s0 = base.mean(axis=1)
     e = s - s0[:, None]
     sd = base.std(axis=1, ddof=1)
-    sd_diff = 1.4826 / np.sqrt(2.0) * np.median(np.abs(np.diff(e, axis=1)), axis=1)
-    noise = np.maximum(sd, sd_diff)
     post = e[:, nb:]
     i_peak = (np.argmax(post, axis=1) + nb).astype(np.intp)
     peak = post.max(axis=1)
+    # noise max(SD, robust term) >= SD: a curve with peak <= 0 or below min_cnr baseline
+    # SDs is not enhancing whatever its robust term, which is computed for the others only
+    # (its noise, and so its arrival, are used only for enhancing curves)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cnr_sd = np.where(sd > 0, peak / sd, np.where(peak > 0, np.inf, 0.0))
+    noise = sd.copy()
+    run_chunks(_robust_noise, e.shape[0], e, sd, (peak > 0) & (cnr_sd >= crit.min_cnr),
+               float(1.4826 / np.sqrt(2.0)), noise, block=1024)
     thr = np.maximum(crit.arrival_k_sd * noise, crit.arrival_fraction * peak)
     arrival, _ = _crossing_time(t, e, thr)
     n_late = max(1, round(crit.late_fraction * n_t))

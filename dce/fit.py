@@ -1212,6 +1212,41 @@ def _nested_kernel(c: NDArray[Any], x1: NDArray[Any], x2: NDArray[Any], a_hi: fl
         out[v, 3] = cc - sc * sc / nt
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _delay_start_kernel(zw: NDArray[Any], g22: NDArray[Any], icx: NDArray[Any], n_d: int,
+                        nq: int, efflux: bool, start: NDArray[Any], lo: int, hi: int) -> None:
+    """Per row of ``zw`` (the curves times the matrix of
+    :meth:`TracerKineticModel._linear_delay_terms`; ``g22``, ``icx``: the squared norm of
+    the curve's running integral and its product with the curve) in ``lo:hi``, the index
+    of the delay whose input terms explain most of the curve (first on ties; non-finite
+    counts as nothing). See :meth:`TracerKineticModel._linear_delay_start`."""
+    for r in range(lo, hi):
+        best = -np.inf
+        best_j = 0
+        for j in range(n_d):
+            z = zw[r, j]
+            expl = z * z                            # explained by the input terms
+            for k in range(1, nq):
+                z = zw[r, k * n_d + j]
+                expl += z * z
+            if efflux:                              # + the part of int C outside them
+                w = zw[r, nq * n_d + j]
+                cov = icx[r] - w * zw[r, j]
+                var = g22[r] - w * w
+                for k in range(1, nq):
+                    w = zw[r, (nq + k) * n_d + j]
+                    cov -= w * zw[r, k * n_d + j]
+                    var -= w * w
+                if var > 1e-12 * g22[r]:
+                    expl += cov * cov / var
+            if not np.isfinite(expl):
+                expl = -np.inf
+            if expl > best:                         # largest explained = smallest residual
+                best = expl
+                best_j = j
+        start[r] = best_j
+
+
 def _neighbourhood_curves(c_img: NDArray[Any], weight: NDArray[np.bool_],
                           size: tuple[int, ...],
                           axis_order: Sequence[int] | None = None) -> NDArray[Any]:
@@ -1602,31 +1637,21 @@ class TracerKineticModel:
         nq = (mat.shape[1] - nt) // (2 * n_d)
         start = np.empty(c.shape[0], dtype=np.intp)
         blk = 16384    # rows per matrix product (OpenBLAS is slow on short ones)
-        sub = 1024     # rows per pass of the element-wise steps (in cache)
+        sub = 1024     # rows per pass of the steps after it (in cache)
+        efflux = bool(self.spec.efflux)
+        none = np.zeros(0)
         for lo in range(0, c.shape[0], blk):
             x_blk = np.asarray(c[lo:lo + blk], dtype=np.float64)
-            zw_blk = x_blk @ mat
+            zw_blk = x_blk @ mat                         # Q'C, Q' int C, int C
             for i in range(0, x_blk.shape[0], sub):
-                x = x_blk[i:i + sub]
                 zw = zw_blk[i:i + sub]
-                z = [zw[:, k * n_d:(k + 1) * n_d] for k in range(nq)]             # Q'C
-                w = [zw[:, (nq + k) * n_d:(nq + k + 1) * n_d] for k in range(nq)]  # Q' int C
-                expl = z[0] * z[0]                       # explained by the input terms
-                for k in range(1, nq):
-                    expl += z[k] * z[k]
-                if self.spec.efflux:     # + the part of int C outside them
+                g22 = icx = none
+                if efflux:
                     ic = zw[:, 2 * nq * n_d:]            # running integral of the curve
-                    g22 = np.einsum("ij,ij->i", ic, ic)[:, None]
-                    cov = np.einsum("ij,ij->i", ic, x)[:, None] - w[0] * z[0]
-                    var = g22 - w[0] * w[0]
-                    for k in range(1, nq):
-                        cov -= w[k] * z[k]
-                        var -= w[k] * w[k]
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        expl += np.where(var > 1e-12 * g22, cov * cov / var, 0.0)
-                # largest explained part = smallest residual
-                start[lo + i:lo + i + x.shape[0]] = np.argmax(
-                    np.where(np.isfinite(expl), expl, -np.inf), axis=1)
+                    g22 = np.einsum("ij,ij->i", ic, ic)
+                    icx = np.einsum("ij,ij->i", ic, x_blk[i:i + sub])
+                _delay_start_kernel(zw, g22, icx, n_d, nq, efflux,
+                                    start[lo + i:lo + i + zw.shape[0]], 0, zw.shape[0])
         return start
 
     def _search_delay(self, c: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.intp]]:

@@ -19,7 +19,8 @@ with any leading voxel shape; no per-voxel Python loop):
     over ``E1`` in (0, 1) is maximised. A log-spaced grid over T1 locates the global
     optimum's basin; a safeguarded Newton-bisection iteration (analytic derivatives,
     started from the linear solution when it falls in the bracket) refines it to a
-    relative T1 precision of about 1e-8.
+    relative T1 precision of about 1e-8. Both run per voxel in a compiled (numba) kernel,
+    on the threads of :func:`dce._threads.run_chunks`.
 
 A relative flip-angle map ``b1`` (actual flip angle = ``b1`` x nominal) may be given
 for B1 correction.
@@ -47,9 +48,11 @@ Voxels with a non-zero status have ``valid=False`` and ``NaN`` in ``t1_s``,
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numba
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -60,6 +63,7 @@ from dce._checks import (
     check_last_axis,
     check_tr,
 )
+from dce._threads import run_chunks
 
 __all__ = [
     "STATUS_BAD_SIGNAL",
@@ -94,6 +98,8 @@ _N_GRID = 40                   # log-spaced T1 grid points of the nonlinear sear
 _GRID_MARGIN = 4.0             # grid spans [t1_min / margin, t1_max * margin]
 _MAX_NEWTON = 60
 _NEWTON_TOL = 1e-8             # on ln(TR/T1): relative T1 precision
+_OUT_OF_RANGE = STATUS_OUT_OF_RANGE   # the status codes as the kernel's globals
+_OTHER = STATUS_OTHER
 
 
 @dataclass(frozen=True)
@@ -313,118 +319,165 @@ def _linear_fit(s: NDArray[np.float64], a: NDArray[np.float64], tr_s: float
     return t1, m0, status
 
 
-def _profile(q: NDArray[np.float64], s: NDArray[np.float64], sin_a: NDArray[np.float64],
-             v: NDArray[np.float64], *, derivs: bool = False) -> tuple[NDArray[Any], ...]:
-    """Variable-projection profile of the SPGR least-squares problem.
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _profile_row(q: float, s: NDArray[Any], sin_a: NDArray[Any], v: NDArray[Any], ia: int
+                 ) -> tuple[float, float, float, float, float]:
+    """Variable-projection profile of the SPGR least-squares problem of one voxel.
 
     With ``q = TR/T1`` (``E1 = exp(-q)``) and ``h_i = sin a_i / (1 - E1 cos a_i)``, the
     residual sum of squares minimised over M0 is ``|S|^2 - (h.S)^2 / (h.h)``, so the
-    fit maximises ``L(q) = 2 ln(h.S) - ln(h.h)``. Returns ``(L, A, B)`` with
-    ``A = h.S``, ``B = h.h``; with ``derivs`` also ``dL/du`` and ``d2L/du2`` for
-    ``u = ln q``.
+    fit maximises ``L(q) = 2 ln(h.S) - ln(h.h)``. ``s`` is the voxel's signal, ``sin_a``
+    and ``v = 1 - cos a`` the rows ``ia`` of the angle tables. Returns ``(L, A, B, dL/du,
+    d2L/du2)`` with ``A = h.S``, ``B = h.h`` and ``u = ln q``.
     """
-    e1 = np.exp(-q)[:, None]
-    d = -np.expm1(-q)[:, None] + e1 * v             # 1 - E1 cos a, without cancellation
-    h = sin_a / d
-    a_ = np.sum(h * s, axis=1)
-    b_ = np.sum(h * h, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lval = 2.0 * np.log(a_) - np.log(b_)
-    if not derivs:
-        return lval, a_, b_
-    w = (1.0 - v) * e1 / d                          # cos a * E1 / (1 - E1 cos a)
-    h1 = -h * w                                     # dh/dq
-    h2 = h * w * (1.0 + 2.0 * w)                    # d2h/dq2
-    a1 = np.sum(h1 * s, axis=1)
-    a2 = np.sum(h2 * s, axis=1)
-    b1 = 2.0 * np.sum(h * h1, axis=1)
-    b2 = 2.0 * np.sum(h1 * h1 + h * h2, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lq = 2.0 * a1 / a_ - b1 / b_
-        lqq = 2.0 * (a2 / a_ - (a1 / a_) ** 2) - (b2 / b_ - (b1 / b_) ** 2)
-    lu = q * lq
-    luu = q * lq + q * q * lqq
-    return lval, a_, b_, lu, luu
+    e1 = math.exp(-q)
+    em = -math.expm1(-q)
+    a_ = 0.0
+    b_ = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    b1 = 0.0
+    b2 = 0.0
+    for i in range(s.size):
+        d = em + e1 * v[ia, i]                      # 1 - E1 cos a, without cancellation
+        h = sin_a[ia, i] / d
+        w = (1.0 - v[ia, i]) * e1 / d               # cos a * E1 / (1 - E1 cos a)
+        h1 = -h * w                                 # dh/dq
+        h2 = h * w * (1.0 + 2.0 * w)                # d2h/dq2
+        a_ += h * s[i]
+        b_ += h * h
+        a1 += h1 * s[i]
+        a2 += h2 * s[i]
+        b1 += h * h1
+        b2 += h1 * h1 + h * h2
+    b1 *= 2.0
+    b2 *= 2.0
+    lval = 2.0 * np.log(a_) - np.log(b_)
+    lq = 2.0 * a1 / a_ - b1 / b_
+    lqq = 2.0 * (a2 / a_ - (a1 / a_) ** 2) - (b2 / b_ - (b1 / b_) ** 2)
+    return lval, a_, b_, q * lq, q * lq + q * q * lqq
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _nonlinear_kernel(sig: NDArray[Any], sin_a: NDArray[Any], v: NDArray[Any],
+                      u_grid: NDArray[Any], tr_s: float, u_start: NDArray[Any],
+                      t1: NDArray[Any], m0: NDArray[Any], status: NDArray[Any],
+                      lo: int, hi: int) -> None:
+    """Variable-projection nonlinear least squares of the rows ``lo:hi`` of ``sig`` (n,
+    n_fa); angle tables ``sin_a``, ``v = 1 - cos a`` with one row (shared angles) or one
+    per voxel; ``u_start`` the linear solution's ln(TR/T1) (NaN: none). Rows with a
+    sample <= 0 are fitted on a stand-in of ones (their status is the caller's)."""
+    n_fa = sig.shape[1]
+    n_grid = u_grid.size
+    s = np.empty(n_fa)
+    e1_grid = np.exp(-np.exp(u_grid))
+    em_grid = -np.expm1(-np.exp(u_grid))
+    shared = sin_a.shape[0] == 1
+    h_tab = np.empty((n_grid, n_fa))     # shared angles: h and 1 / h.h of every grid point
+    inv_hh = np.empty(n_grid)
+    if shared:
+        for k in range(n_grid):
+            hh = 0.0
+            for i in range(n_fa):
+                h_tab[k, i] = sin_a[0, i] / (em_grid[k] + e1_grid[k] * v[0, i])
+                hh += h_tab[k, i] * h_tab[k, i]
+            inv_hh[k] = 1.0 / hh
+    for r in range(lo, hi):
+        ia = 0 if shared else r
+        bad = False
+        for i in range(n_fa):
+            if sig[r, i] <= 0:
+                bad = True
+        scale = 1.0     # the fit is scale-equivariant in M0; normalising guards overflow
+        if not bad:
+            scale = sig[r, 0]
+            for i in range(1, n_fa):
+                scale = max(scale, sig[r, i])
+        for i in range(n_fa):
+            s[i] = 1.0 if bad else sig[r, i] / scale
+        # 1. global search on the grid: exp(L) = (h.S)^2 / (h.h), maximised over the grid
+        best_g = -1.0
+        best_k = 0
+        for k in range(n_grid):
+            hs = 0.0
+            if shared:
+                for i in range(n_fa):
+                    hs += h_tab[k, i] * s[i]
+                g = hs * hs * inv_hh[k]
+            else:
+                hh = 0.0
+                for i in range(n_fa):
+                    h = sin_a[ia, i] / (em_grid[k] + e1_grid[k] * v[ia, i])
+                    hs += h * s[i]
+                    hh += h * h
+                g = hs * hs * (1.0 / hh)
+            if g > best_g:
+                best_g = g
+                best_k = k
+        best_l = np.log(best_g)
+        st = 0
+        at_edge = best_k == 0 or best_k == n_grid - 1
+        if at_edge:
+            st = _OUT_OF_RANGE
+        # 2. safeguarded Newton-bisection for L'(u) = 0 (u = ln q) inside
+        #    [u_{k-1}, u_{k+1}], started at the linear solution when it lies in the bracket
+        kc = min(max(best_k, 1), n_grid - 2)
+        u_lo = u_grid[kc - 1]
+        u_hi = u_grid[kc + 1]
+        u = u_grid[kc]
+        ul = u_start[r]
+        if np.isfinite(ul) and u_lo < ul < u_hi:
+            u = ul
+        converged = at_edge
+        if not at_edge:
+            for _ in range(_MAX_NEWTON):
+                _, _, _, lu, luu = _profile_row(math.exp(u), s, sin_a, v, ia)
+                if lu > 0:                              # maximum lies above u
+                    u_lo = u
+                else:
+                    u_hi = u
+                step = -lu / luu
+                newton_ok = luu < 0 and np.isfinite(step)
+                u_new = u + step if newton_ok else u
+                if not (newton_ok and u_lo <= u_new <= u_hi):
+                    u_new = 0.5 * (u_lo + u_hi)
+                done = ((newton_ok and abs(step) < _NEWTON_TOL)
+                        or abs(u_new - u) < _NEWTON_TOL or u_hi - u_lo < _NEWTON_TOL)
+                u = u_new
+                if done:
+                    converged = True
+                    break
+        # 3. accept unless the refinement ended below the grid optimum (multimodal profile)
+        q = math.exp(u)
+        lval, a_, b_, _, _ = _profile_row(q, s, sin_a, v, ia)
+        if not at_edge and (not converged or not lval >= best_l - 1e-12 * abs(best_l)):
+            st = _OTHER
+        t1[r] = tr_s / q
+        m0[r] = scale * a_ / (-math.expm1(-q) * b_)
+        if st == 0 and not (np.isfinite(t1[r]) and np.isfinite(m0[r]) and m0[r] > 0):
+            st = _OTHER
+        status[r] = st
 
 
 def _nonlinear_fit(s: NDArray[np.float64], a: NDArray[np.float64], tr_s: float,
                    t1_range_s: tuple[float, float], t1_start: NDArray[np.float64]
                    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int8]]:
-    """Variable-projection nonlinear least squares; rows with S <= 0 are ignored.
+    """Variable-projection nonlinear least squares (compiled kernel, rows on the threads of
+    :func:`dce._threads.run_chunks`); rows with S <= 0 are ignored.
 
     ``a`` (radians) is ``(n_fa,)`` when shared by all rows, else ``(n, n_fa)``.
     """
     n = s.shape[0]
-    status = np.zeros(n, dtype=np.int8)
-    # fit on a harmless stand-in for rows with non-positive signal (status set by caller)
-    s = np.where(np.any(s <= 0, axis=1, keepdims=True), 1.0, s)
-    scale = s.max(axis=1)                           # the fit is scale-equivariant in M0;
-    s = s / scale[:, None]                          # normalising guards against overflow
-    sin_a = np.sin(a)
-    v = 2.0 * np.sin(a / 2.0) ** 2                  # 1 - cos a
+    a2 = np.atleast_2d(a)
+    sin_a = np.ascontiguousarray(np.sin(a2))
+    v = np.ascontiguousarray(2.0 * np.sin(a2 / 2.0) ** 2)      # 1 - cos a
     lo, hi = t1_range_s
     u_grid = np.log(tr_s / np.geomspace(hi * _GRID_MARGIN, lo / _GRID_MARGIN, _N_GRID))
-    q_grid = np.exp(u_grid)
-
-    # 1. global search on the grid: L = 2 ln(h.S) - ln(h.h), maximised over the grid
-    if a.ndim == 1:                                 # shared angles: one matrix product
-        h = sin_a / (-np.expm1(-q_grid)[:, None] + np.exp(-q_grid)[:, None] * v)
-        hs = s @ h.T                                # (n, n_grid), > 0
-        ggrid = hs * hs * (1.0 / np.sum(h * h, axis=1))   # exp(L), no logs on the grid
-        best_k = np.argmax(ggrid, axis=1)
-        best_l = np.log(np.take_along_axis(ggrid, best_k[:, None], axis=1)[:, 0])
-    else:                                           # per-voxel angles (B1 map)
-        best_l = np.full(n, -np.inf)
-        best_k = np.zeros(n, dtype=np.intp)
-        for k, q in enumerate(q_grid):              # loop over grid points, not voxels
-            lval = _profile(np.full(n, q), s, sin_a, v)[0]
-            better = lval > best_l
-            best_l = np.where(better, lval, best_l)
-            best_k = np.where(better, k, best_k)
-    at_edge = (best_k == 0) | (best_k == _N_GRID - 1)
-    status[at_edge] = STATUS_OUT_OF_RANGE
-
-    # 2. safeguarded Newton-bisection for L'(u) = 0 (u = ln q) inside [u_{k-1}, u_{k+1}],
-    #    started at the linear solution when it lies in the bracket
-    kc = np.clip(best_k, 1, _N_GRID - 2)
-    u_lo = u_grid[kc - 1]
-    u_hi = u_grid[kc + 1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        u_lin = np.log(tr_s / t1_start)
-    inside = np.isfinite(u_lin) & (u_lin > u_lo) & (u_lin < u_hi)
-    u = np.where(inside, u_lin, u_grid[kc])
-    converged = at_edge.copy()
-    act = np.flatnonzero(~converged)                # rows still iterating
-    for _ in range(_MAX_NEWTON):
-        if act.size == 0:
-            break
-        ua, lo_a, hi_a = u[act], u_lo[act], u_hi[act]
-        sa, va = (sin_a, v) if a.ndim == 1 else (sin_a[act], v[act])
-        _, _, _, lu, luu = _profile(np.exp(ua), s[act], sa, va, derivs=True)
-        up = lu > 0                                 # maximum lies above u
-        lo_a = np.where(up, ua, lo_a)
-        hi_a = np.where(up, hi_a, ua)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = -lu / luu
-        newton_ok = (luu < 0) & np.isfinite(step)
-        u_new = ua + np.where(newton_ok, step, 0.0)
-        bisect = ~(newton_ok & (u_new >= lo_a) & (u_new <= hi_a))
-        u_new = np.where(bisect, 0.5 * (lo_a + hi_a), u_new)
-        done = ((newton_ok & (np.abs(step) < _NEWTON_TOL))
-                | (np.abs(u_new - ua) < _NEWTON_TOL) | (hi_a - lo_a < _NEWTON_TOL))
-        u[act], u_lo[act], u_hi[act] = u_new, lo_a, hi_a
-        converged[act[done]] = True
-        act = act[~done]
-
-    # 3. accept unless the refinement ended below the grid optimum (multimodal profile)
-    q = np.exp(u)
-    lval, a_, b_ = _profile(q, s, sin_a, v)
-    worse = ~(lval >= best_l - 1e-12 * np.abs(best_l))
-    failed = (worse | ~converged) & ~at_edge
-    status[failed] = STATUS_OTHER
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t1 = tr_s / q
-        m0 = scale * a_ / (-np.expm1(-q) * b_)
-    bad = ~(np.isfinite(t1) & np.isfinite(m0) & (m0 > 0))
-    status[bad & (status == STATUS_OK)] = STATUS_OTHER
+        u_start = np.log(tr_s / t1_start)
+    t1 = np.empty(n)
+    m0 = np.empty(n)
+    status = np.empty(n, dtype=np.int8)
+    run_chunks(_nonlinear_kernel, n, np.ascontiguousarray(s, dtype=np.float64), sin_a, v,
+               u_grid, float(tr_s), u_start, t1, m0, status, block=1024)
     return t1, m0, status
