@@ -802,3 +802,17 @@ def test_native_pixels_decline_big_endian_qiba() -> None:
     head = pydicom.dcmread(path, stop_before_pixels=True)
     assert str(head.file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.2"
     assert _native_pixels(path, head) is None
+
+
+def test_conversion_imports_pydicom_without_requests() -> None:
+    """The conversion job's start: pydicom's download helper falls back to urllib, and
+    ``requests`` stays importable afterwards (dce.io._pydicom)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, dce.io.convert; a = 'requests' in sys.modules; "
+            "import pydicom.data.download as d, requests; "
+            "print(a, d.HAVE_REQUESTS, requests.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["False", "False", "requests"]

@@ -123,11 +123,14 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
-import pydicom
 from numpy.typing import NDArray
+
+# isort: off
+from dce.io._pydicom import pydicom  # first: pydicom without requests (dce.io._pydicom)
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import pixel_array
+# isort: on
 
 try:
     from importlib.metadata import PackageNotFoundError
