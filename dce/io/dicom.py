@@ -2240,13 +2240,14 @@ def _native_pixels(path: Path, ds: Dataset) -> NDArray[Any] | None:
         return None
     n_bytes = rows * cols * n_frames * alloc // 8
     length = n_bytes + n_bytes % 2                        # padded to even
-    vr = b"OB" if alloc == 8 else b"OW"
-    head = (_PIXEL_DATA_TAG + vr + b"\x00\x00" if explicit else _PIXEL_DATA_TAG) \
-        + struct.pack("<I", length)
+    size = struct.pack("<I", length)
+    heads = ([_PIXEL_DATA_TAG + vr + b"\x00\x00" + size for vr in (b"OW", b"OB")]
+             if explicit else [_PIXEL_DATA_TAG + size])
     with open(path, "rb") as fh:
         raw = fh.read()
     start = len(raw) - length
-    if start < len(head) or raw[start - len(head):start] != head:
+    n_head = len(heads[0])
+    if start < n_head or raw[start - n_head:start] not in heads:
         return None
     dtype = np.dtype(f"<{'i' if signed else 'u'}{alloc // 8}")
     arr = np.frombuffer(raw, dtype=dtype, count=rows * cols * n_frames, offset=start)
