@@ -699,3 +699,120 @@ def test_no_identifiers_in_any_output(tmp_path: Path) -> None:
         for needle in needles:
             assert needle.encode() not in blob, needle
             assert needle.replace("^", " ").encode() not in blob, needle
+
+
+# --------------------------------------------------------------------------- pixel reading
+
+
+def _pixel_file(path: Path, values: np.ndarray, *, bits_stored: int, signed: bool,
+                implicit: bool = False, trailing: bool = False) -> Path:
+    """One image file (frames, rows, cols) of ``values`` as raw integers (high bits as
+    given, so the unused-bits handling shows), by pydicom's writer."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(MR_SOP)
+    meta.MediaStorageSOPInstanceUID = UID(new_uid())
+    meta.TransferSyntaxUID = UID("1.2.840.10008.1.2" if implicit else ExplicitVRLittleEndian)
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.SeriesInstanceUID = new_uid()
+    ds.Modality = "MR"
+    n_frames, ds.Rows, ds.Columns = values.shape
+    if n_frames > 1:
+        ds.NumberOfFrames = n_frames
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = values.dtype.itemsize * 8
+    ds.BitsStored = bits_stored
+    ds.HighBit = bits_stored - 1
+    ds.PixelRepresentation = int(signed)
+    ds.PixelData = values.astype(values.dtype.newbyteorder("<")).tobytes()
+    if trailing:
+        ds.add_new(0xFFFCFFFC, "OB", b"\x00\x00")  # DataSetTrailingPadding after the pixels
+    ds.save_as(path, enforce_file_format=True, implicit_vr=implicit, little_endian=True)
+    return path
+
+
+@pytest.mark.parametrize(("dtype", "shape", "bits", "implicit"), [
+    (np.uint16, (1, 5, 7), 12, False),   # high bits set: cleared, as pydicom does
+    (np.int16, (1, 4, 6), 12, True),     # signed 12-bit in 16: sign-extended
+    (np.uint8, (1, 3, 3), 8, False),     # odd length: padded to even
+    (np.uint16, (3, 4, 5), 16, False),   # multi-frame
+    (np.int32, (1, 2, 3), 20, True),
+])
+def test_native_pixels_equal_pydicom(tmp_path: Path, dtype: Any, shape: tuple[int, ...],
+                                     bits: int, implicit: bool) -> None:
+    from pydicom.pixels import pixel_array
+
+    from dce.io.dicom import _native_pixels
+
+    info = np.iinfo(dtype)
+    values = np.random.default_rng(3).integers(info.min, info.max, size=shape, dtype=dtype,
+                                               endpoint=True)
+    path = _pixel_file(tmp_path / "f.dcm", values, bits_stored=bits,
+                       signed=info.min < 0, implicit=implicit)
+    expect = pixel_array(path)
+    got = _native_pixels(path, pydicom.dcmread(path, stop_before_pixels=True))
+    assert got is not None and got.dtype == expect.dtype and got.shape == expect.shape
+    np.testing.assert_array_equal(got, expect)
+    if bits < values.dtype.itemsize * 8:   # the high bits were not all valid: corrected
+        assert not np.array_equal(expect.reshape(shape), values)
+
+
+def test_native_pixels_declines_other_layouts(tmp_path: Path) -> None:
+    from dce.io.dicom import _native_pixels
+
+    values = np.arange(12, dtype=np.uint16).reshape(1, 3, 4)
+    trail = _pixel_file(tmp_path / "t.dcm", values, bits_stored=16, signed=False,
+                        trailing=True)           # an element after the pixel data
+    assert _native_pixels(trail, pydicom.dcmread(trail, stop_before_pixels=True)) is None
+    ok = _pixel_file(tmp_path / "ok.dcm", values, bits_stored=16, signed=False)
+    head = pydicom.dcmread(ok, stop_before_pixels=True)
+    ok.write_bytes(ok.read_bytes()[:-2])         # truncated pixel data
+    assert _native_pixels(ok, head) is None
+    head.file_meta.TransferSyntaxUID = UID("1.2.840.10008.1.2.2")   # big endian
+    assert _native_pixels(ok, head) is None
+
+
+@pytest.mark.parametrize("vendor", ["ge", "siemens", "philips", "enhanced"])
+def test_native_pixels_of_written_series_equal_pydicom(tmp_path: Path, vendor: str) -> None:
+    from pydicom.pixels import pixel_array
+
+    from dce.io.dicom import _native_pixels
+    from dce.io.dicom_write import write_series
+
+    data = np.random.default_rng(5).uniform(0.0, 900.0, size=(6, 5, 2, 3))
+    paths = write_series(tmp_path, data, [0.0, 5.0, 10.0], np.diag([1.0, 1.0, 3.0, 1.0]),
+                         vendor=vendor, flip_angle_deg=12.0, tr_s=0.004, te_s=0.0015,
+                         patient_name="X", patient_id="X")
+    for path in paths:
+        got = _native_pixels(path, pydicom.dcmread(path, stop_before_pixels=True))
+        assert got is not None
+        expect = pixel_array(path)
+        assert got.dtype == expect.dtype
+        np.testing.assert_array_equal(got, expect)
+
+
+def test_native_pixels_decline_big_endian_qiba() -> None:
+    # the vendored QIBA files are explicit VR big endian: decoded by pydicom instead
+    from dce.io.dicom import _native_pixels
+
+    path = sorted((QIBA / "ge").glob("*.dcm"))[0]
+    head = pydicom.dcmread(path, stop_before_pixels=True)
+    assert str(head.file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.2"
+    assert _native_pixels(path, head) is None
+
+
+def test_conversion_imports_pydicom_without_requests() -> None:
+    """The conversion job's start: pydicom's download helper falls back to urllib, and
+    ``requests`` stays importable afterwards (dce.io._pydicom)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, dce.io.convert; a = 'requests' in sys.modules; "
+            "import pydicom.data.download as d, requests; "
+            "print(a, d.HAVE_REQUESTS, requests.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["False", "False", "requests"]

@@ -287,6 +287,27 @@ def test_saved_png_is_300_dpi_with_a_vector_pdf(tmp_path: Path) -> None:
     assert not re.search(rb"/Subtype\s*/Image", head)               # no raster in the ROC
 
 
+def test_saving_closes_pyplot_figures_without_importing_pyplot(tmp_path: Path) -> None:
+    """A figure made without pyplot is saved in a process that never imports pyplot; one
+    made by pyplot is closed (pyplot forgets it) after saving."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from matplotlib.figure import Figure; "
+            "from dce.io.tables import save_figure_formats; fig = Figure(); fig.add_subplot(); "
+            f"save_figure_formats(fig, [{str(tmp_path / 'a.png')!r}]); "
+            "print('matplotlib.pyplot' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False" and (tmp_path / "a.png").is_file()
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure()
+    assert plt.fignum_exists(fig.number)
+    save_figure_formats(fig, [tmp_path / "b.png"])
+    assert not plt.fignum_exists(fig.number) and (tmp_path / "b.png").is_file()
+
+
 def _pixel(fig: Figure, ax: Any, rgba: np.ndarray, row: int, col: int) -> np.ndarray:
     """The rendered RGB at the centre of data cell (row, col) of ``ax``."""
     x, y = ax.transData.transform((col, row))

@@ -135,3 +135,28 @@ def test_a_forked_child_gets_its_own_pool() -> None:
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(1) as pool:
         assert pool.apply_async(_sum_in_child, (1000,)).get(timeout=60) == 1000
+
+
+def test_serial_blas_before_numpy_in_the_kinetics_job() -> None:
+    """serial_blas sets every BLAS thread variable to 1, overriding what Snakemake set to
+    the job's threads, and the kinetics script calls it before anything imports numpy."""
+    import ast
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, **dict.fromkeys(_threads.BLAS_THREAD_VARS, "2")}
+    code = ("import os, sys; from dce._threads import serial_blas, BLAS_THREAD_VARS; "
+            "serial_blas(); print(sys.modules.get('numpy') is None, "
+            "sorted({os.environ[v] for v in BLAS_THREAD_VARS}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    assert out.stdout.split(maxsplit=1) == ["True", "['1']\n"]
+    script = Path(__file__).parents[1] / "workflow" / "scripts" / "kinetics.py"
+    body = ast.parse(script.read_text(encoding="utf-8")).body
+    calls = [i for i, n in enumerate(body) if isinstance(n, ast.Expr)
+             and isinstance(n.value, ast.Call) and getattr(n.value.func, "id", "") == "serial_blas"]
+    imports = [i for i, n in enumerate(body) if isinstance(n, ast.Import | ast.ImportFrom)
+               and not (isinstance(n, ast.ImportFrom) and n.module == "dce._threads")]
+    assert calls and calls[0] < min(imports)

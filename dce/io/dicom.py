@@ -113,6 +113,7 @@ import functools
 import logging
 import os
 import re
+import struct
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -122,11 +123,14 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
-import pydicom
 from numpy.typing import NDArray
+
+# isort: off
+from dce.io._pydicom import pydicom  # first: pydicom without requests (dce.io._pydicom)
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import pixel_array
+# isort: on
 
 try:
     from importlib.metadata import PackageNotFoundError
@@ -2154,8 +2158,8 @@ def _assemble(frames: Sequence[_Frame], geom: _Geometry, group: NDArray[np.intp]
     smaller than float32 for 12-bit scanner data). Otherwise ``scaling`` is None.
 
     A file whose header is in ``headers`` (read by :func:`discover_series`) has only its
-    pixel data decoded (:func:`pydicom.pixels.pixel_array`), without a second parse of
-    the whole header into a dataset.
+    pixel data read (:func:`_native_pixels`, else :func:`pydicom.pixels.pixel_array`),
+    without a second parse of the header.
     """
     # NIfTI's own (Fortran) order: each frame is one contiguous block, and the image is
     # written without a reordering copy
@@ -2176,7 +2180,11 @@ def _assemble(frames: Sequence[_Frame], geom: _Geometry, group: NDArray[np.intp]
             ds = head if head is not None else pydicom.dcmread(path)
             if int(ds.get("SamplesPerPixel", 1)) != 1:
                 raise DicomError(f"{path}: colour images are not supported")
-            pix = np.asarray(pixel_array(path) if head is not None else ds.pixel_array)
+            if head is None:
+                pix = np.asarray(ds.pixel_array)
+            else:
+                native = _native_pixels(path, head)
+                pix = np.asarray(pixel_array(path)) if native is None else native
         except DicomError:
             raise
         except Exception as exc:
@@ -2200,6 +2208,54 @@ def _assemble(frames: Sequence[_Frame], geom: _Geometry, group: NDArray[np.intp]
             vals = pix[fidx].astype(np.float64) * slopes + inter
             data[:, :, geom.slice_index[chunk], group[chunk]] = np.transpose(vals, (2, 1, 0))
     return data, scaling if integer else None
+
+
+#: Uncompressed little-endian transfer syntaxes (explicit and implicit VR).
+_NATIVE_LE = {"1.2.840.10008.1.2.1": True, "1.2.840.10008.1.2": False}
+_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010), little endian
+
+
+def _native_pixels(path: Path, ds: Dataset) -> NDArray[Any] | None:
+    """The stored pixel values of an uncompressed little-endian, single-sample file whose
+    Pixel Data element is the last in the file, read directly from its bytes; None for any
+    other file (the caller decodes it with pydicom).
+
+    ``ds`` is the file's header (read up to the pixel data). The element is found at the
+    end of the file and checked (tag, VR and length of the expected frames); values are
+    those of :func:`pydicom.pixels.pixel_array` (same dtype and shape; when BitsStored <
+    BitsAllocated the unused high bits are cleared or sign-extended as pydicom does).
+    Several times faster than ``pixel_array(path)``, which parses the header again.
+    """
+    meta = getattr(ds, "file_meta", None)
+    explicit = _NATIVE_LE.get(str(meta.get("TransferSyntaxUID", "")) if meta else "")
+    try:
+        alloc, stored = int(ds.BitsAllocated), int(ds.BitsStored)
+        signed = int(ds.PixelRepresentation) == 1
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        n_frames = _int(ds.get("NumberOfFrames")) or 1
+        samples = int(ds.get("SamplesPerPixel", 1))
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    if explicit is None or alloc not in (8, 16, 32) or samples != 1 or not 0 < stored <= alloc:
+        return None
+    n_bytes = rows * cols * n_frames * alloc // 8
+    length = n_bytes + n_bytes % 2                        # padded to even
+    size = struct.pack("<I", length)
+    heads = ([_PIXEL_DATA_TAG + vr + b"\x00\x00" + size for vr in (b"OW", b"OB")]
+             if explicit else [_PIXEL_DATA_TAG + size])
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    start = len(raw) - length
+    n_head = len(heads[0])
+    if start < n_head or raw[start - n_head:start] not in heads:
+        return None
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{alloc // 8}")
+    arr = np.frombuffer(raw, dtype=dtype, count=rows * cols * n_frames, offset=start)
+    if stored < alloc:                                    # pydicom's unused-bits correction
+        shift = alloc - stored
+        arr = np.right_shift(np.left_shift(arr, shift), shift)
+    shape = (rows, cols) if n_frames == 1 else (n_frames, rows, cols)
+    return arr.reshape(shape)
 
 
 def _ms_to_s(value: float | None) -> float | None:

@@ -47,7 +47,7 @@ rule kinetics:
         ses_bench("kinetics")
     conda:
         "../envs/dce.yaml"
-    threads: 2  # threads of the fit kernels (dce._threads); on SLURM the job CPUs
+    threads: 2  # the fit kernels (dce._threads; BLAS on one, kinetics.py); on SLURM the job CPUs
     resources:
         # delay fit: + ~2x the float32 volume (neighbourhood curves, result rows); the
         # concentration (float32, 4-D) is held in memory

@@ -26,6 +26,13 @@ function, tracer-kinetic fit; one job (why: workflow/rules/kinetics.smk).
    every map's sidecar (``FitPolicy``).
 """
 
+# ruff: noqa: E402  (the imports after serial_blas())
+from dce._threads import serial_blas
+
+# before numpy is imported: BLAS on one thread; the job's threads are the fit kernels'
+# (dce._threads; Snakemake sets OPENBLAS_NUM_THREADS etc. to the job's threads)
+serial_blas()
+
 import json
 from logging import Logger
 from pathlib import Path
