@@ -253,6 +253,18 @@ truth at the demo matrix 96 x 96 x 10: dVp 0.795, dKtrans 0.773, dkep 0.773; 0.8
 dVp at the test matrix 64 x 64 x 8; the chordomas' smaller vp drop moves two lesions). Recurrence on
 conventional MRI at day 150-300 (DCE precedes conventional MRI by about 6.6 months [Kumar2017]_).
 
+Parametric response maps: a voxel whose true change lies on a PRM threshold is classed
+by any measurement with a coin flip, so the design keeps every lesion's true voxel-wise
+change of vp and Ktrans (the span of its heterogeneity profile) out of a dead band of
++-:data:`PRM_DESIGN_MARGIN` x the project-default thresholds (0.02 vp, 0.05 /min): the
+lesion's baseline vp / Ktrans is moved within its class range to the nearest value that
+clears every follow-up (else the earliest ones), and a change no baseline clears is moved
+to the nearest clear value of the same sign (the relative changes above, and so the true
+AUCs, stay as drawn where the baseline suffices: the demo's unchanged). Partial volume
+at the lesion border still spreads a border voxel's change towards zero.
+Rim + core lesions (``rim_core_fraction``): a recurrent posterior cap over a necrotic
+core (:func:`make_cohort`).
+
 Randomness: everything is drawn from numpy Generators seeded by
 ``SeedSequence(seed, spawn_key=...)``: the patient design from key ``(1, patient)``, the
 outcome assignment from key ``(0,)``, and each session's noise from key
@@ -2378,11 +2390,14 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
         Fraction of the recurrent (not responder-like) lesions (rounded up) whose
         follow-ups respond heterogeneously: a recurrent rim (the posterior
         :data:`RIM_VOLUME_FRACTION` of the ellipsoid; vp + :data:`RIM_VP_INCREASE`
-        (absolute), Ktrans up by the same factor) next to a responding, necrotic core,
-        with the lesion means of the uniform design kept where the core can absorb the
-        rim (core vp at least 5 % of baseline; the seed-0 demo's rim lesion keeps a
-        negative ROI-mean dVp). Drawn from their own stream (``spawn_key=(10,)``): every
-        other lesion is unchanged.
+        (absolute), Ktrans up by the same factor) next to a necrotic core (vp and Ktrans
+        down by :data:`RIM_CORE_RESPONSE` or more), the ROI-mean vp change negative
+        (:data:`RIM_CORE_MEAN_MARGIN`). Drawn from their own stream
+        (``spawn_key=(10,)``).
+
+        Every lesion's true follow-up changes of vp and Ktrans clear the dead band
+        :data:`PRM_DESIGN_MARGIN` around the default PRM thresholds (baseline values
+        moved within the class ranges, else the change moved; ``_design_followups``).
         Lesion table column ``response_pattern`` (``rim_core`` / ``uniform``).
 
     Returns
