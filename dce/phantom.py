@@ -259,9 +259,9 @@ change of vp and Ktrans (the span of its heterogeneity profile) out of a dead ba
 +-:data:`PRM_DESIGN_MARGIN` x the project-default thresholds (0.02 vp, 0.05 /min): the
 lesion's baseline vp / Ktrans is moved within its class range to the nearest value that
 clears every follow-up (else the earliest ones), and a change no baseline clears is moved
-to the nearest clear value of the same sign (the relative changes above, and so the true
-AUCs, stay as drawn where the baseline suffices: the demo's unchanged). Partial volume
-at the lesion border still spreads a border voxel's change towards zero.
+to the nearest clear value of the same sign (the relative changes above stay as drawn
+where the baseline suffices: the demo's first-follow-up true AUCs are unchanged). Partial
+volume at the lesion border still spreads a border voxel's change towards zero.
 Rim + core lesions (``rim_core_fraction``): a recurrent posterior cap over a necrotic
 core (:func:`make_cohort`).
 

@@ -502,8 +502,10 @@ def test_workflow_prm_against_phantom_truth(run: Path) -> None:
     cohort's truth (truth/prm_truth.tsv and the true change maps, over the voxels the
     pipeline classed): the rim + core lesion is PRM+ (vp) in at least 10 % of its voxels
     at every follow-up while its ROI-mean change of vp, measured and true, is negative;
-    every uniformly responding lesion has PRM+ (vp) within 5 percentage points of the
-    truth (0 %); and the ROI-mean change of vp of the uniform lesions is unbiased (the
+    every lesion (the rim + core one included) has each of its PRM+/0/- fractions of vp
+    and Ktrans within 5 percentage points of the truth's classes (the phantom's design
+    keeps the true changes clear of the thresholds: dce.phantom, PRM_DESIGN_MARGIN); and
+    the ROI-mean change of vp of the uniform lesions is unbiased (the
     baseline given the follow-up's interpolation smoothing: within 0.005 per lesion,
     0.002 on average; trilinear resampling of the follow-up alone gave -0.0028 on
     average, down to -0.0052)."""
@@ -517,12 +519,26 @@ def test_workflow_prm_against_phantom_truth(run: Path) -> None:
         img: Any = nib.load(path)
         return np.asarray(img.dataobj)
 
-    errors, rim_rows = [], 0
+    errors, rim_rows, fraction_errors = [], 0, {}
     for subj, ses, d in _followup_dirs(run):
         stem = f"sub-{subj}_ses-{ses}"
-        t = pd.read_csv(d / f"{stem}_prm.tsv", sep="\t")
-        t = t[t["map"] == "vp"]
+        t_all = pd.read_csv(d / f"{stem}_prm.tsv", sep="\t")
         lesions = image(run / DEMO / subj / "pre" / "roi" / f"{subj}_pre_lesions.nii.gz")
+        for m, name in (("vp", "vp"), ("ktrans", "ktrans_per_min")):
+            cls_m = image(d / f"{stem}_desc-prm{m}_dseg.nii.gz")
+            chg = image(run / DEMO / subj / ses / "truth"
+                        / f"{subj}_{ses}_prm_{name}_change.nii.gz")
+            thr = PRM_TRUTH_THRESHOLDS[name]
+            for r in t_all[t_all["map"] == m].to_dict("records"):
+                lab = int(r["label"])
+                sel = (lesions == lab) & np.isin(cls_m, [PRM_INCREASED, PRM_UNCHANGED,
+                                                         PRM_DECREASED])
+                c = chg[sel]
+                want = (np.mean(c > thr), np.mean(np.abs(c) <= thr), np.mean(c < -thr))
+                got = (r["prm_pos_fraction"], r["prm_zero_fraction"], r["prm_neg_fraction"])
+                fraction_errors[(subj, ses, lab, m)] = max(
+                    abs(float(a) - float(b)) for a, b in zip(got, want, strict=True))
+        t = t_all[t_all["map"] == "vp"]
         classes = image(d / f"{stem}_desc-prmvp_dseg.nii.gz")
         change = image(run / DEMO / subj / ses / "truth" / f"{subj}_{ses}_prm_vp_change.nii.gz")
         for r in t.to_dict("records"):
@@ -542,6 +558,9 @@ def test_workflow_prm_against_phantom_truth(run: Path) -> None:
                 assert abs(r["prm_pos_fraction"] - true_pos) <= 0.05, (subj, ses, lab)
                 errors.append(float(r["mean_change"]) - true_mean)
     assert rim_rows >= 2 and len(errors) >= 5
+    assert len(fraction_errors) == 2 * (rim_rows + len(errors))
+    missed = {k: round(v, 3) for k, v in fraction_errors.items() if v > 0.05}
+    assert not missed, missed
     assert np.max(np.abs(errors)) < 0.005, errors
     assert abs(float(np.mean(errors))) < 0.002, errors
 
