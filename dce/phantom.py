@@ -2147,11 +2147,13 @@ RIM_VP_INCREASE = (0.05, 0.08)
 #: the project-default PRM thresholds (:data:`PRM_TRUTH_THRESHOLDS`: 0.02 vp, 0.05 /min
 #: Ktrans), i.e. 0.012-0.028 vp and 0.03-0.07 /min. A voxel whose true change lies on the
 #: threshold is classed by any measurement with a coin flip, so a phantom with changes
-#: there cannot test class fractions. 0.4 thr (0.008 vp, 0.02 /min) is about twice the
-#: pipeline's voxel-wise noise SD of the change in the demo's uniform lesions
-#: (benchmarks/prm_noise.py: vp 0.002-0.006, Ktrans 0.005-0.012 /min), so a voxel at the
-#: band's edge flips class with a probability of a few percent. (Twice, not several times:
-#: a wider band would leave no room for "unchanged" below a 0.02 threshold.)
+#: there cannot test class fractions. 0.4 thr (0.008 vp, 0.02 /min) is about 1.6 times
+#: the median voxel-wise SD of the pipeline's error of the change in the demo's uniform
+#: lesions (benchmarks/prm_noise.py, seed-0 demo: vp 0.005, range 0.002-0.03; Ktrans
+#: 0.013 /min, range 0.003-0.17 in the high-Ktrans lesions), so a voxel at the band's
+#: edge of a typical lesion flips class with a probability of about 5 %. Not several
+#: times the noise: a wider band would leave no room for "unchanged" below a 0.02
+#: threshold (docs/validation.md has what this leaves unmet).
 PRM_DESIGN_MARGIN = 0.4
 #: Margin of a rim + core lesion's ROI-mean vp change below zero: the core's drop
 #: ``(1 - phi) b |r_core|`` is at least this factor times the rim's rise ``phi x increase``
@@ -2226,10 +2228,10 @@ def _design_followups(les: dict[str, Any], kind: str, n_followups: int
 
     A rim + core lesion (``les["rim_increase"]``): the core responds like a controlled
     lesion (the lesion's ``controlled`` draws), by at least :data:`RIM_CORE_RESPONSE`;
-    the posterior cap
-    (:data:`RIM_VOLUME_FRACTION`) has the baseline vp plus the rim increase and the
-    core's Ktrans times the same factor as its vp; the baseline vp is at least that of
-    :data:`RIM_CORE_MEAN_MARGIN` (ROI-mean vp change negative)."""
+    the posterior cap (:data:`RIM_VOLUME_FRACTION`) has the baseline vp plus the rim
+    increase and the core's Ktrans times the same factor as its vp; the baseline vp is at
+    least that of :data:`RIM_CORE_MEAN_MARGIN` (ROI-mean vp change negative), where the
+    class range allows."""
     b = les["base"]
     key = (f"metastasis/{les['vascularity']}" if les["lesion_class"] == "metastasis"
            else les["lesion_class"])
@@ -2237,6 +2239,8 @@ def _design_followups(les: dict[str, Any], kind: str, n_followups: int
     h = les["heterogeneity"]
     rim_inc = les.get("rim_increase")
     steps = les["controlled" if rim_inc is not None else kind][:n_followups]
+    # chordoma: max Vp fell by a factor 1.6 after RT [Santos2017]_, against 2.6 for the
+    # metastases' mean drop of 62 %
     vp_scale = _CHORDOMA_RESPONSE if les["lesion_class"] == "chordoma" else 1.0
     rel_vp = [max(1 + v * vp_scale, 0.02) - 1 for v, _ in steps]
     rel_kt = [max(1 + k, 0.05) - 1 for _, k in steps]
