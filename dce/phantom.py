@@ -253,6 +253,18 @@ truth at the demo matrix 96 x 96 x 10: dVp 0.795, dKtrans 0.773, dkep 0.773; 0.8
 dVp at the test matrix 64 x 64 x 8; the chordomas' smaller vp drop moves two lesions). Recurrence on
 conventional MRI at day 150-300 (DCE precedes conventional MRI by about 6.6 months [Kumar2017]_).
 
+Parametric response maps: a voxel whose true change lies on a PRM threshold is classed
+by any measurement with a coin flip, so the design keeps every lesion's true voxel-wise
+change of vp and Ktrans (the span of its heterogeneity profile) out of a dead band of
++-:data:`PRM_DESIGN_MARGIN` x the project-default thresholds (0.02 vp, 0.05 /min): the
+lesion's baseline vp / Ktrans is moved within its class range to the nearest value that
+clears every follow-up (else the earliest ones), and a change no baseline clears is moved
+to the nearest clear value of the same sign (the relative changes above stay as drawn
+where the baseline suffices: the demo's first-follow-up true AUCs are unchanged). Partial
+volume at the lesion border still spreads a border voxel's change towards zero.
+Rim + core lesions (``rim_core_fraction``): a recurrent posterior cap over a necrotic
+core (:func:`make_cohort`).
+
 Randomness: everything is drawn from numpy Generators seeded by
 ``SeedSequence(seed, spawn_key=...)``: the patient design from key ``(1, patient)``, the
 outcome assignment from key ``(0,)``, and each session's noise from key
@@ -2125,27 +2137,140 @@ def _assign_classes(designs: list[dict[str, Any]], entropy: int, incidental_frac
 #: a 7-9 mm lesion is 0.9 mm thick, below the 1.8 mm voxel, so no voxel would be rim.
 RIM_VOLUME_FRACTION = 0.3
 #: Vp increase of the recurrent rim (volume fraction, absolute): a recurrent metastasis'
-#: vp (3-10 %, the lesion classes' ranges) over a necrotic / responding baseline, and well
-#: above the pipeline's voxel-wise error of the change in lesions (95th percentile
-#: 0.004-0.025, benchmarks/prm_noise.py).
+#: vp (3-10 %, the lesion classes' ranges) over a necrotic / responding baseline. Its
+#: smallest voxel value (x 0.84, the heterogeneity profile's lowest factor) is 0.042, past
+#: the upper edge 0.028 of the design's dead band (:data:`PRM_DESIGN_MARGIN`).
 RIM_VP_INCREASE = (0.05, 0.08)
+#: Dead band of the design around the PRM thresholds, relative: the demo's true voxel-wise
+#: change of vp and Ktrans in a lesion (the range its heterogeneity profile spans, before
+#: partial volume) stays outside ``[(1 - m) thr, (1 + m) thr]`` in magnitude, with ``thr``
+#: the project-default PRM thresholds (:data:`PRM_TRUTH_THRESHOLDS`: 0.02 vp, 0.05 /min
+#: Ktrans), i.e. 0.012-0.028 vp and 0.03-0.07 /min. A voxel whose true change lies on the
+#: threshold is classed by any measurement with a coin flip, so a phantom with changes
+#: there cannot test class fractions. 0.4 thr (0.008 vp, 0.02 /min) is about 1.6 times
+#: the median voxel-wise SD of the pipeline's error of the change in the demo's uniform
+#: lesions (benchmarks/prm_noise.py, seed-0 demo: vp 0.005, range 0.002-0.03; Ktrans
+#: 0.013 /min, range 0.003-0.17 in the high-Ktrans lesions), so a voxel at the band's
+#: edge of a typical lesion flips class with a probability of about 5 %. Not several
+#: times the noise: a wider band would leave no room for "unchanged" below a 0.02
+#: threshold (docs/validation.md has what this leaves unmet).
+PRM_DESIGN_MARGIN = 0.4
+#: Margin of a rim + core lesion's ROI-mean vp change below zero: the core's drop
+#: ``(1 - phi) b |r_core|`` is at least this factor times the rim's rise ``phi x increase``
+#: (``phi`` :data:`RIM_VOLUME_FRACTION`), so the ROI mean falls while the rim is PRM+.
+RIM_CORE_MEAN_MARGIN = 1.5
+#: Smallest relative fall of vp and Ktrans in the core of a rim + core lesion: the
+#: irradiated core is necrotic (its vascular space largely gone, as after the high single
+#: doses of spine SBRT, where necrosis of the treated tumour is the expected response);
+#: the lesion's controlled-outcome draw where that falls further.
+RIM_CORE_RESPONSE = -0.8
+#: Baseline ranges of the classes without an entry in ``_CLASS_RANGES`` (tuberculosis: vp
+#: as drawn; Ktrans = kep x ve over the clipped ranges of _class_kinetics).
+_OTHER_RANGES = {"tuberculosis": {"vp": (0.02, 0.05), "ktrans_per_min": (0.10, 0.91)}}
 
 
-def _rim_core(f_vp: float, f_kt: float, increase: float
-              ) -> tuple[float, float, dict[str, Any]]:
-    """Core factors of vp and Ktrans (relative to baseline) and the LesionSpec rim fields
-    of a rim + core follow-up: the rim's vp is ``1 + increase`` times baseline, the
-    volume means stay ``f_vp`` and ``f_kt`` (ignoring the heterogeneity profile and the
-    clipping to the body; core at least 5 % of baseline)."""
+def _het_span(heterogeneity: float) -> tuple[float, float]:
+    """Smallest and largest factor of a lesion's heterogeneity profile
+    (``1 + h ((1 - r^2) - 0.4)``, :class:`LesionSpec`)."""
+    return 1.0 - 0.4 * heterogeneity, 1.0 + 0.6 * heterogeneity
+
+
+def _clear(change: float, heterogeneity: float, thr: float) -> bool:
+    """Whether a lesion's voxel changes ``change x profile`` avoid the dead band."""
+    lo_h, hi_h = _het_span(heterogeneity)
+    mag = abs(change)
+    return bool(mag * hi_h <= (1.0 - PRM_DESIGN_MARGIN) * thr
+                or mag * lo_h >= (1.0 + PRM_DESIGN_MARGIN) * thr)
+
+
+def _clear_baseline(b: float, rng_b: tuple[float, float], rels: Sequence[float],
+                    heterogeneity: float, thr: float, b_min: float = 0.0) -> float:
+    """The baseline value in ``rng_b`` (and at least ``b_min``, where the range allows)
+    whose follow-up changes ``b x rel`` avoid the dead band: all of them if possible,
+    else the earliest ones (the first follow-up is the cohort's primary time point), the
+    nearest to ``b`` among equals."""
+    lo_h, hi_h = _het_span(heterogeneity)
+    hi = rng_b[1]
+    lo = min(max(rng_b[0], b_min), hi)
+    cands = [b, lo, hi]
+    for r in rels:
+        if abs(r) > 0:
+            cands += [(1.0 - PRM_DESIGN_MARGIN) * thr / (abs(r) * hi_h) * (1 - 1e-9),
+                      (1.0 + PRM_DESIGN_MARGIN) * thr / (abs(r) * lo_h) * (1 + 1e-9)]
+    cands = [c for c in cands if lo <= c <= hi]
+    return max(cands, key=lambda c: (tuple(_clear(c * r, heterogeneity, thr) for r in rels),
+                                     -abs(c - b)))
+
+
+def _clear_rel(b: float, rel: float, heterogeneity: float, thr: float,
+               most_negative: float) -> float:
+    """The relative change nearest ``rel`` (same sign, at least ``most_negative``) whose
+    change ``b x rel`` avoids the dead band (``rel`` itself if it does)."""
+    if _clear(b * rel, heterogeneity, thr):
+        return rel
+    lo_h, hi_h = _het_span(heterogeneity)
+    inside = (1.0 - PRM_DESIGN_MARGIN) * thr / (b * hi_h) * (1 - 1e-9)
+    past = (1.0 + PRM_DESIGN_MARGIN) * thr / (b * lo_h) * (1 + 1e-9)
+    sign = -1.0 if rel < 0 else 1.0
+    if sign < 0 and past > -most_negative:
+        return -inside
+    return sign * (inside if abs(abs(rel) - inside) <= abs(past - abs(rel)) else past)
+
+
+def _design_followups(les: dict[str, Any], kind: str, n_followups: int
+                      ) -> list[tuple[float, float, dict[str, Any]]]:
+    """Per follow-up the vp and Ktrans factors (relative to baseline) and the
+    :class:`LesionSpec` rim fields of a lesion with outcome ``kind``, its baseline
+    (``les["base"]``) moved within its class range (in place) so that every true change
+    avoids the dead band of :data:`PRM_DESIGN_MARGIN` (:func:`_clear_baseline`); a
+    change no baseline in the range clears is moved instead (:func:`_clear_rel`; a rim's
+    Ktrans change, which follows from the vp design, is not moved).
+
+    A rim + core lesion (``les["rim_increase"]``): the core responds like a controlled
+    lesion (the lesion's ``controlled`` draws), by at least :data:`RIM_CORE_RESPONSE`;
+    the posterior cap (:data:`RIM_VOLUME_FRACTION`) has the baseline vp plus the rim
+    increase and the core's Ktrans times the same factor as its vp; the baseline vp is at
+    least that of :data:`RIM_CORE_MEAN_MARGIN` (ROI-mean vp change negative), where the
+    class range allows."""
+    b = les["base"]
+    key = (f"metastasis/{les['vascularity']}" if les["lesion_class"] == "metastasis"
+           else les["lesion_class"])
+    ranges = _CLASS_RANGES.get(key) or _OTHER_RANGES[key]
+    h = les["heterogeneity"]
+    rim_inc = les.get("rim_increase")
+    steps = les["controlled" if rim_inc is not None else kind][:n_followups]
+    # chordoma: max Vp fell by a factor 1.6 after RT [Santos2017]_, against 2.6 for the
+    # metastases' mean drop of 62 %
+    vp_scale = _CHORDOMA_RESPONSE if les["lesion_class"] == "chordoma" else 1.0
+    rel_vp = [max(1 + v * vp_scale, 0.02) - 1 for v, _ in steps]
+    rel_kt = [max(1 + k, 0.05) - 1 for _, k in steps]
+    if rim_inc is not None:
+        rel_vp = [min(r, RIM_CORE_RESPONSE) for r in rel_vp]
+        rel_kt = [min(r, RIM_CORE_RESPONSE) for r in rel_kt]
+    thr = PRM_TRUTH_THRESHOLDS
     phi = RIM_VOLUME_FRACTION
-    core_vp = max((f_vp - phi * (1.0 + increase)) / (1.0 - phi), 0.05)
-    factor = (1.0 + increase) / core_vp
-    core_kt = f_kt / (1.0 - phi + phi * factor)
-    # posterior cap beyond x holds (1 - x)^2 (2 + x) / 4 of the ellipsoid: x^3 - 3x + 2 - 4 phi
-    roots = np.roots([1.0, 0.0, -3.0, 2.0 - 4.0 * phi])
-    x = float(next(r.real for r in roots if abs(r.imag) < 1e-9 and -1.0 <= r.real <= 1.0))
-    return core_vp, core_kt, {"rim_radius": x, "rim_factor": factor,
-                              "rim_shape": "posterior"}
+    b_min = 0.0
+    if rim_inc is not None:
+        b_min = RIM_CORE_MEAN_MARGIN * phi * rim_inc / ((1 - phi) * min(abs(r) for r in rel_vp))
+    new_vp = _clear_baseline(b["vp"], ranges["vp"], rel_vp, h, thr["vp"], b_min)
+    rel_vp = [_clear_rel(new_vp, r, h, thr["vp"], -0.95) for r in rel_vp]
+    b["vp"] = new_vp
+    rims: list[dict[str, Any]] = [{} for _ in steps]
+    kt_rels = list(rel_kt)
+    if rim_inc is not None:
+        # posterior cap beyond x holds (1 - x)^2 (2 + x) / 4 of the ellipsoid
+        roots = np.roots([1.0, 0.0, -3.0, 2.0 - 4.0 * phi])
+        x = float(next(r.real for r in roots if abs(r.imag) < 1e-9 and -1.0 <= r.real <= 1.0))
+        factors = [(1.0 + rim_inc / new_vp) / (1 + r) for r in rel_vp]
+        rims = [{"rim_radius": x, "rim_factor": f, "rim_shape": "posterior"}
+                for f in factors]
+        # core and rim of each follow-up in turn
+        kt_rels = [x for r, f in zip(rel_kt, factors, strict=True) for x in (r, (1 + r) * f - 1)]
+    new_kt = _clear_baseline(b["ktrans_per_min"], ranges["ktrans_per_min"], kt_rels, h,
+                             thr["ktrans_per_min"])
+    rel_kt = [_clear_rel(new_kt, r, h, thr["ktrans_per_min"], -0.95) for r in rel_kt]
+    b["ktrans_per_min"] = new_kt
+    return [(1 + rv, 1 + rk, rim) for rv, rk, rim in zip(rel_vp, rel_kt, rims, strict=True)]
 
 
 #: Follow-up motion of the demo cohort (:func:`demo_cohort`): largest translation (mm) and
@@ -2269,11 +2394,14 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
         Fraction of the recurrent (not responder-like) lesions (rounded up) whose
         follow-ups respond heterogeneously: a recurrent rim (the posterior
         :data:`RIM_VOLUME_FRACTION` of the ellipsoid; vp + :data:`RIM_VP_INCREASE`
-        (absolute), Ktrans up by the same factor) next to a responding, necrotic core,
-        with the lesion means of the uniform design kept where the core can absorb the
-        rim (core vp at least 5 % of baseline; the seed-0 demo's rim lesion keeps a
-        negative ROI-mean dVp). Drawn from their own stream (``spawn_key=(10,)``): every
-        other lesion is unchanged.
+        (absolute), Ktrans up by the same factor) next to a necrotic core (vp and Ktrans
+        down by :data:`RIM_CORE_RESPONSE` or more), the ROI-mean vp change negative
+        (:data:`RIM_CORE_MEAN_MARGIN`). Drawn from their own stream
+        (``spawn_key=(10,)``).
+
+        Every lesion's true follow-up changes of vp and Ktrans clear the dead band
+        :data:`PRM_DESIGN_MARGIN` around the default PRM thresholds (baseline values
+        moved within the class ranges, else the change moved; ``_design_followups``).
         Lesion table column ``response_pattern`` (``rim_core`` / ``uniform``).
 
     Returns
@@ -2459,6 +2587,11 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
                                                      else "uniform"),
                                 "delay_s": les["delay_s"]})
     p_index = {s: i for i, s in enumerate(subjects)}
+    # follow-up factors with every true change clear of the PRM dead band (baselines
+    # moved within their class ranges first; _design_followups)
+    plans = {(d["subject"], les["label"]): _design_followups(
+        les, outcome[(d["subject"], les["label"])], len(d["days"]) - 1)
+        for d in designs for les in d["lesions"]}
     for d in designs:
         subj = d["subject"]
         for s, day in enumerate(d["days"]):
@@ -2466,18 +2599,12 @@ def make_cohort(n_patients: int = 10, seed: int = 0, *,
             for les in d["lesions"]:
                 b = les["base"]
                 if s == 0:
-                    dvp = dkt = dve = 0.0
+                    f_vp = f_kt = 1.0
+                    dve = 0.0
+                    rim: dict[str, Any] = {}
                 else:
-                    dvp, dkt = les[outcome[(subj, les["label"])]][s - 1]
+                    f_vp, f_kt, rim = plans[(subj, les["label"])][s - 1]
                     dve = les["ve_change"][s - 1]
-                    if les["lesion_class"] == "chordoma":
-                        # chordoma: max Vp fell by a factor 1.6 after RT [Santos2017]_,
-                        # against 2.6 for the metastases' mean drop of 62 %
-                        dvp *= _CHORDOMA_RESPONSE
-                f_vp, f_kt = max(1 + dvp, 0.02), max(1 + dkt, 0.05)
-                rim: dict[str, Any] = {}
-                if s > 0 and "rim_increase" in les:
-                    f_vp, f_kt, rim = _rim_core(f_vp, f_kt, les["rim_increase"] / b["vp"])
                 les_specs.append(LesionSpec(
                     label=les["label"], level=les["level"], offset_mm=les["offset"],
                     semi_axes_mm=les["axes"],

@@ -233,8 +233,14 @@ def test_cohort_truth_is_volume_average_with_tissue_columns() -> None:
         pd.testing.assert_series_equal(t3[f"{name}_tissue"], t1[name], check_names=False,
                                        rtol=1e-12)
     # lesion rims hold marrow (lower Ktrans and vp) and the lesion's own lower rim values
+    # (uniform lesions; a rim + core follow-up's voxels also straddle its rim / core plane,
+    # whose contrast (about 10x) lets the volume average exceed the centre value)
+    pattern = t3.merge(c3.lesions[["subject", "lesion", "response_pattern"]],
+                       on=["subject", "lesion"], how="left")["response_pattern"]
+    uniform = (pattern != "rim_core") | (t3["session"] == "pre")
+    assert uniform.sum() >= len(t3) - 2
     for name in ("ktrans_per_min", "vp"):
-        ratio = t3[name] / t3[f"{name}_tissue"]
+        ratio = (t3[name] / t3[f"{name}_tissue"])[uniform]
         assert ((ratio > 0.6) & (ratio < 1.0)).all(), name
     # the cohort table equals the rendered session's own lesion truth
     key = list(c3.specs)[-1]

@@ -322,7 +322,9 @@ def test_rim_core_lesion_prm_positive_while_roi_mean_falls() -> None:
 
 def test_rim_core_design_leaves_other_lesions_unchanged() -> None:
     """The rim + core lesions come from their own random stream: with none, every other
-    lesion's design (geometry, kinetics, outcome) and every session are identical."""
+    lesion's design (geometry, kinetics, outcome) and every session are identical (the
+    rim + core lesion's own baseline vp and Ktrans may differ: the design moves them
+    clear of the PRM dead band with the rim + core changes)."""
     acq = _demo().specs[("P01", "pre")].acquisition
     with_rim = make_cohort(10, 0, acquisition=acq)
     without = make_cohort(10, 0, rim_core_fraction=0.0, acquisition=acq)
@@ -340,6 +342,8 @@ def test_rim_core_design_leaves_other_lesions_unchanged() -> None:
             if (key[0], a.label) in rim and key[1] != "pre":
                 assert a.rim_factor > 1 and a.vp < b.vp
                 changed += 1
+            elif (key[0], a.label) in rim:
+                assert replace(a, vp=b.vp, ktrans_per_min=b.ktrans_per_min) == b
             else:
                 assert a == b
         assert replace(spec, lesions=()) == replace(other, lesions=())
@@ -503,7 +507,10 @@ def test_workflow_prm_against_phantom_truth(run: Path) -> None:
     pipeline classed): the rim + core lesion is PRM+ (vp) in at least 10 % of its voxels
     at every follow-up while its ROI-mean change of vp, measured and true, is negative;
     every uniformly responding lesion has PRM+ (vp) within 5 percentage points of the
-    truth (0 %); and the ROI-mean change of vp of the uniform lesions is unbiased (the
+    truth (0 %); at least 10 of the lesion x map rows (vp and Ktrans, rim + core
+    included) have all three fractions within 5 percentage points of the truth's classes
+    (the phantom's design keeps the true changes clear of the thresholds: dce.phantom,
+    PRM_DESIGN_MARGIN); and the ROI-mean change of vp of the uniform lesions is unbiased (the
     baseline given the follow-up's interpolation smoothing: within 0.005 per lesion,
     0.002 on average; trilinear resampling of the follow-up alone gave -0.0028 on
     average, down to -0.0052)."""
@@ -517,12 +524,26 @@ def test_workflow_prm_against_phantom_truth(run: Path) -> None:
         img: Any = nib.load(path)
         return np.asarray(img.dataobj)
 
-    errors, rim_rows = [], 0
+    errors, rim_rows, fraction_errors = [], 0, {}
     for subj, ses, d in _followup_dirs(run):
         stem = f"sub-{subj}_ses-{ses}"
-        t = pd.read_csv(d / f"{stem}_prm.tsv", sep="\t")
-        t = t[t["map"] == "vp"]
+        t_all = pd.read_csv(d / f"{stem}_prm.tsv", sep="\t")
         lesions = image(run / DEMO / subj / "pre" / "roi" / f"{subj}_pre_lesions.nii.gz")
+        for m, name in (("vp", "vp"), ("ktrans", "ktrans_per_min")):
+            cls_m = image(d / f"{stem}_desc-prm{m}_dseg.nii.gz")
+            chg = image(run / DEMO / subj / ses / "truth"
+                        / f"{subj}_{ses}_prm_{name}_change.nii.gz")
+            thr = PRM_TRUTH_THRESHOLDS[name]
+            for r in t_all[t_all["map"] == m].to_dict("records"):
+                lab = int(r["label"])
+                sel = (lesions == lab) & np.isin(cls_m, [PRM_INCREASED, PRM_UNCHANGED,
+                                                         PRM_DECREASED])
+                c = chg[sel]
+                want = (np.mean(c > thr), np.mean(np.abs(c) <= thr), np.mean(c < -thr))
+                got = (r["prm_pos_fraction"], r["prm_zero_fraction"], r["prm_neg_fraction"])
+                fraction_errors[(subj, ses, lab, m)] = max(
+                    abs(float(a) - float(b)) for a, b in zip(got, want, strict=True))
+        t = t_all[t_all["map"] == "vp"]
         classes = image(d / f"{stem}_desc-prmvp_dseg.nii.gz")
         change = image(run / DEMO / subj / ses / "truth" / f"{subj}_{ses}_prm_vp_change.nii.gz")
         for r in t.to_dict("records"):
@@ -542,6 +563,18 @@ def test_workflow_prm_against_phantom_truth(run: Path) -> None:
                 assert abs(r["prm_pos_fraction"] - true_pos) <= 0.05, (subj, ses, lab)
                 errors.append(float(r["mean_change"]) - true_mean)
     assert rim_rows >= 2 and len(errors) >= 5
+    assert len(fraction_errors) == 2 * (rim_rows + len(errors))
+    # every lesion row within 5 pp is the aim (issue 16) but not reached at the test
+    # cohort's resolution: the rows missed are the rim + core lesion (its rim's rise
+    # measured about half of the truth's: partial volume across the rim / core plane and
+    # the lesion border, and rim fit noise) and border voxels of strongly responding
+    # lesions (true change diluted towards the threshold; Ktrans change biased towards
+    # zero); see docs/validation.md. A guard: no fewer rows than measured with the
+    # design's dead band (PRM_DESIGN_MARGIN): 10 of 18 (11 of 18 over all lesion voxels,
+    # benchmarks/prm_noise.py; 8 before the dead band).
+    within = sum(v <= 0.05 for v in fraction_errors.values())
+    report = {k: round(v, 3) for k, v in sorted(fraction_errors.items())}
+    assert within >= 10, report
     assert np.max(np.abs(errors)) < 0.005, errors
     assert abs(float(np.mean(errors))) < 0.002, errors
 
