@@ -139,6 +139,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
 
 from dce._checks import as_float_array, check_times
+from dce._select import median
 from dce._threads import run_chunks
 from dce.aif import POPULATION_AIF_NAMES, _check_hematocrit, population_aif
 from dce.signal import signal_to_concentration
@@ -780,7 +781,8 @@ def _robust_noise(e: NDArray[Any], sd: NDArray[Any], need: NDArray[Any], c: floa
     with ``need[r]`` (others are left alone): the values of numpy's
     ``np.maximum(sd, c * np.median(np.abs(np.diff(e, axis=1)), axis=1))`` (finite ``e``).
     Where at least half the differences are clearly below ``sd / c`` the median is too and
-    the result is ``sd`` (no selection); otherwise the median by selection (Wirth)."""
+    the result is ``sd`` (no selection); otherwise the median by quickselect
+    (:func:`dce._select.median`)."""
     n = e.shape[1] - 1
     k = n // 2
     a = np.empty(n)
@@ -796,31 +798,7 @@ def _robust_noise(e: NDArray[Any], sd: NDArray[Any], need: NDArray[Any], c: floa
         if n_below >= k + 1:                # the (k+1)-th smallest (and the k-th) <= x_sd
             noise[r] = sd[r]
             continue
-        left, right = 0, n - 1
-        while left < right:     # afterwards a[:k] <= a[k] <= a[k+1:]
-            x = a[k]
-            i, j = left, right
-            while i <= j:
-                while a[i] < x:
-                    i += 1
-                while x < a[j]:
-                    j -= 1
-                if i <= j:
-                    a[i], a[j] = a[j], a[i]
-                    i += 1
-                    j -= 1
-            if j < k:
-                left = i
-            if k < i:
-                right = j
-        if n % 2:
-            med = a[k]
-        else:                   # the mean of the two middle values, as np.median
-            below = a[0]
-            for i in range(1, k):
-                below = max(below, a[i])
-            med = (below + a[k]) / 2.0
-        noise[r] = max(sd[r], c * med)
+        noise[r] = max(sd[r], c * median(a, n))
 
 
 def _features(s: _FloatArray, t: _FloatArray, nb: int, crit: AIFCriteria) -> _Features:

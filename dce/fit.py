@@ -63,6 +63,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.ndimage import uniform_filter1d
 
 from dce._checks import as_float_array, check_last_axis, check_times
+from dce._select import median as _median
 from dce._threads import get_num_threads, run_chunks, set_num_threads
 from dce.models import InputGrid, make_input_grid, tissue_concentration
 from dce.registry import (
@@ -398,43 +399,6 @@ def _dot(a: NDArray[Any], b: NDArray[Any]) -> float:
     for i in range(a.shape[0]):
         s += a[i] * b[i]
     return s
-
-
-@numba.njit(cache=True, nogil=True)
-def _median(a: NDArray[Any], n: int) -> float:
-    """Median of ``a[:n]`` (``n >= 1``) by quickselect in place (reorders ``a[:n]``); the
-    same number as ``np.median``: for even ``n`` the mean of the two middle values."""
-    k = n // 2
-    lo = 0
-    hi = n - 1
-    while hi > lo:   # Hoare partition around the middle element until a[k] is in place
-        pivot = a[(lo + hi) // 2]
-        i = lo
-        j = hi
-        while i <= j:
-            while a[i] < pivot:
-                i += 1
-            while a[j] > pivot:
-                j -= 1
-            if i <= j:
-                tmp = a[i]
-                a[i] = a[j]
-                a[j] = tmp
-                i += 1
-                j -= 1
-        if k <= j:
-            hi = j
-        elif k >= i:
-            lo = i
-        else:
-            break
-    m = a[k]
-    if n % 2 == 1:
-        return m
-    below = a[0]        # every a[:k] <= a[k]: the lower middle value is their maximum
-    for i in range(1, k):
-        below = max(below, a[i])
-    return (below + m) / 2
 
 
 #: Robust noise SD of white Gaussian noise: median |consecutive difference| / this.

@@ -816,3 +816,17 @@ def test_conversion_imports_pydicom_without_requests() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.split() == ["False", "False", "requests"]
+
+
+def test_nifti_io_imports_nibabel_without_pydicom() -> None:
+    """A NIfTI-only job's start: nibabel is imported with pydicom hidden (its DICOM header
+    extensions stay raw bytes), and ``pydicom`` stays importable afterwards
+    (dce.io._nibabel, dce.io._hide)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, dce.io.nifti; a = 'pydicom' in sys.modules; "
+            "import pydicom; print(a, pydicom.__name__, sys.modules['pydicom'] is pydicom)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["False", "pydicom", "True"]

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from dce import _threads
+from dce._select import median as _median
 from dce.aif import parker_aif
-from dce.fit import _MAD_DIFF, TracerKineticModel, _enhancing, _median
+from dce.fit import _MAD_DIFF, TracerKineticModel, _enhancing
 
 
 @pytest.fixture(autouse=True)

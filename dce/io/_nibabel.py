@@ -12,16 +12,10 @@ Once pydicom (or nibabel) is loaded, this is a plain import.
 
 from __future__ import annotations
 
-import sys
+from dce.io._hide import hidden
 
-_HIDE = "pydicom" not in sys.modules and "nibabel" not in sys.modules
-if _HIDE:
-    sys.modules["pydicom"] = None  # type: ignore[assignment]
-try:
+with hidden("pydicom", importer="nibabel"):
     import nibabel
     import nibabel.volumeutils as nibabel_volumeutils
-finally:
-    if _HIDE:
-        del sys.modules["pydicom"]
 
 __all__ = ["nibabel", "nibabel_volumeutils"]

@@ -12,16 +12,10 @@ nibabel's pydicom import). Once pydicom is loaded, this is a plain import.
 
 from __future__ import annotations
 
-import sys
+from dce.io._hide import hidden
 
-_HIDE = "requests" not in sys.modules and "pydicom" not in sys.modules
-if _HIDE:
-    sys.modules["requests"] = None  # type: ignore[assignment]
-try:
+with hidden("requests", importer="pydicom"):
     import pydicom
     import pydicom.pixels  # imports pydicom.data.download
-finally:
-    if _HIDE:
-        del sys.modules["requests"]
 
 __all__ = ["pydicom"]
