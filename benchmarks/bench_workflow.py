@@ -18,13 +18,16 @@ Prints ``key=value`` lines per size (block ``# size=<name>``; the same keys suff
   Snakemake samples a job's CPU time every 0.5 s, so for second-long jobs this is a lower
   bound); ``job_wall_per_session_seconds`` the same for wall ``s``; ``job_cpu_<rule>_seconds``
   the median per rule;
-* ``job_cpu_logged_per_session_seconds``: the same sum from the CPU time each job logs at
-  its end (``process CPU <s> s`` in ``results/logs/sub-*/ses-*/<rule>.log``,
+* ``job_cpu_logged_per_session_seconds``: the summed CPU time each per-session job logs
+  at its end (``process CPU <s> s`` in ``results/logs/sub-*/ses-*/<rule>.log``,
   dce.io.jobs.process_cpu_text: interpreter start, imports and work of the job's Python
   process, not sampled; the interpreter's exit and the shell Snakemake starts it from come
-  after or outside it, so it can be a little below ``cpu_time``), over the same rules;
-  ``job_cpu_logged_<rule>_seconds`` per rule, also for the per-session rules without a
-  benchmark file (provenance);
+  after or outside it, so it can be a little below ``cpu_time``), median over sessions,
+  every per-session rule (provenance too); ``job_cpu_logged_chain_per_session_seconds``
+  the same over the rules every session runs (``chain_rules``: convert, kinetics, roi,
+  provenance) and ``job_cpu_logged_followup_extra_seconds`` what a follow-up session
+  adds (registration to its baseline, PRM; median over follow-ups);
+  ``job_cpu_logged_<rule>_seconds`` per rule;
 * ``results_mb_per_session``: everything the run leaves in ``results/`` (session folders,
   logs, benchmarks, cohort analysis, provenance; apparent file sizes, MB = 10^6 bytes)
   divided by the sessions; ``session_folder_mb_median``: the median session folder alone;
@@ -153,9 +156,20 @@ def measure(name: str, work: Path, n_patients: int, cores: int,
     for rule, g in long.groupby("rule"):
         row[f"job_cpu_{rule}_seconds"] = float(g["cpu_time"].median())
     logged = logged_cpu(results)
-    same = logged[logged["rule"].isin(set(long["rule"]))]
+    per_ses = logged.groupby(["subject", "session"])
     row["job_cpu_logged_per_session_seconds"] = (
-        float(same.groupby(["subject", "session"])["cpu"].sum().median()) if len(same)
+        float(per_ses["cpu"].sum().median()) if len(logged) else float("nan"))
+    # the chain every session runs vs what a follow-up adds (registration, PRM)
+    rules = per_ses["rule"].agg(frozenset)
+    common = frozenset.intersection(*rules) if len(rules) else frozenset()
+    chain = logged[logged["rule"].isin(common)]
+    extra = logged[~logged["rule"].isin(common)]
+    row["chain_rules"] = "+".join(sorted(common))
+    row["job_cpu_logged_chain_per_session_seconds"] = (
+        float(chain.groupby(["subject", "session"])["cpu"].sum().median()) if len(chain)
+        else float("nan"))
+    row["job_cpu_logged_followup_extra_seconds"] = (
+        float(extra.groupby(["subject", "session"])["cpu"].sum().median()) if len(extra)
         else float("nan"))
     for rule, g in logged.groupby("rule"):
         row[f"job_cpu_logged_{rule}_seconds"] = float(g["cpu"].median())
@@ -186,6 +200,8 @@ def main() -> None:
             print(f"{k}={fmt(v)}")
         sys.stdout.flush()
         for key in ("job_cpu_per_session_seconds", "job_cpu_logged_per_session_seconds",
+                    "job_cpu_logged_chain_per_session_seconds",
+                    "job_cpu_logged_followup_extra_seconds",
                     "results_mb_per_session",
                     "workflow_wall_seconds", "sessions", "failed_jobs"):
             summary.append((f"{key}_{row['size']}", row[key]))
