@@ -1703,6 +1703,18 @@ class TracerKineticModel:
         best[_SSE] = np.inf
         best_j = np.full(n, n_d, dtype=np.intp)
 
+        def update(r: NDArray[np.intp] | slice, out: NDArray[np.float64], j: int) -> None:
+            """Keep the columns of delay ``j`` of rows ``r`` where they are better."""
+            cur = best[_SSE, r]
+            better = (out[_SSE] < cur) | ((out[_SSE] == cur) & (j < best_j[r])) | ~(
+                cur < np.inf)
+            if isinstance(r, slice):
+                best[:, r][:, better] = out[:, better]
+                best_j[r][better] = j
+            else:
+                best[:, r[better]] = out[:, better]
+                best_j[r[better]] = j
+
         def evaluate(*pairs: tuple[NDArray[np.intp], NDArray[np.intp]]) -> None:
             """The NLLS at delay js[i] of curve rows[i] for each (rows, js) pair (each
             (row, delay) once over all pairs), one pass per delay."""
@@ -1713,32 +1725,41 @@ class TracerKineticModel:
                 parts = [rows[js == j] for rows, js in pairs]
                 r = parts[0] if len(parts) == 1 else np.concatenate(parts)
                 sub = c if r.size == n and len(parts) == 1 else np.ascontiguousarray(c[r])
-                out = self._run(sub, d[j])
-                cur = best[_SSE, r]
-                better = (out[_SSE] < cur) | ((out[_SSE] == cur) & (j < best_j[r])) | ~(
-                    cur < np.inf)
-                best[:, r[better]] = out[:, better]
-                best_j[r[better]] = j
+                update(r, self._run(sub, d[j]), int(j))
 
-        everyone = np.arange(n)
         if not self._refine_delay or n_d <= 3:
+            everyone = np.arange(n)
             for j in range(n_d):
                 evaluate((everyone, np.full(n, j)))
             return best, best_j
+        # the curves in the order of their start delays (stable): the curves of the first
+        # round at delay j (start delay j - 1, j or j + 1) are then one contiguous range,
+        # fitted in place (no copy per delay); every curve sees the same delays in the same
+        # order as in a per-curve search, so the results are the same
         j0 = self._linear_delay_start(c)
+        perm = np.argsort(j0, kind="stable")
+        j0 = j0[perm]
+        c = np.ascontiguousarray(c[perm])
+        edges = np.searchsorted(j0, np.arange(n_d + 1))
+        for j in range(n_d):
+            a, b = int(edges[max(j - 1, 0)]), int(edges[min(j + 2, n_d)])
+            if b > a:
+                update(slice(a, b), self._run(c[a:b], d[j]), j)
         lo = np.maximum(j0 - 1, 0)
         hi = np.minimum(j0 + 1, n_d - 1)
-        below = np.flatnonzero(lo < j0)
-        above = np.flatnonzero(hi > j0)
-        evaluate((everyone, j0), (below, lo[below]), (above, hi[above]))
         while True:
             left = np.flatnonzero((best_j == lo) & (lo > 0))
             right = np.flatnonzero((best_j == hi) & (hi < n_d - 1))
             if left.size == 0 and right.size == 0:
-                return best, best_j
+                break
             lo[left] -= 1
             hi[right] += 1
             evaluate((left, lo[left]), (right, hi[right]))
+        best_out = np.empty_like(best)
+        best_out[:, perm] = best
+        best_j_out = np.empty_like(best_j)
+        best_j_out[perm] = best_j
+        return best_out, best_j_out
 
     def _fit_flat(self, c: NDArray[Any], c_sel: NDArray[Any] | None = None
                   ) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
@@ -1750,10 +1771,14 @@ class TracerKineticModel:
         else:
             _, best_j = self._search_delay(c_sel)
             out = np.empty((8, c.shape[0]))
-            for j in np.unique(best_j):
-                rows = np.flatnonzero(best_j == j)
-                sub = c if rows.size == c.shape[0] else np.ascontiguousarray(c[rows])
-                out[:, rows] = self._run(sub, d[j])
+            order = np.argsort(best_j, kind="stable")      # the curves of each delay
+            edges = np.searchsorted(best_j[order], np.arange(d.size + 1))
+            for j in range(d.size):
+                a, b = int(edges[j]), int(edges[j + 1])
+                if b > a:
+                    rows = order[a:b]
+                    sub = c if rows.size == c.shape[0] else np.ascontiguousarray(c[rows])
+                    out[:, rows] = self._run(sub, d[j])
         if self.method == "nlls" and self.spec.efflux:
             self._nested(c, out, best_j)
         return out, best_j
