@@ -1284,7 +1284,8 @@ def _neighbourhood_curves(c_img: NDArray[Any], weight: NDArray[np.bool_],
     """Mean curve over the ``size`` box of the voxels with ``weight``, at those voxels.
 
     ``c_img`` has shape (*image, n_times); returns (n_weighted, n_times) in the input dtype,
-    rows in C order of the weighted voxels. One time frame at a time (small temporaries).
+    rows in C order of the weighted voxels. One time frame at a time (small temporaries),
+    or a few (:data:`_FRAMES`) when the image is voxel-major.
     The box sums are one-dimensional running sums along the image axes in ``axis_order``
     (default: 0, 1, ...; scipy's ``uniform_filter``), each rounded to the input dtype.
     """
@@ -1300,11 +1301,25 @@ def _neighbourhood_curves(c_img: NDArray[Any], weight: NDArray[np.bool_],
 
     w = weight.astype(dt)
     den = box(w)[weight]
-    out_t = np.empty((nt, int(weight.sum())), dtype=dt)   # time-major: contiguous writes
-    for k in range(nt):
-        frame = np.where(weight, c_img[..., k], 0.0).astype(dt, copy=False)
-        np.divide(box(frame)[weight], den, out=out_t[k])
-    return _rows_copy(out_t.T, None)
+    frame0 = c_img[..., 0]
+    if frame0.flags.c_contiguous or frame0.flags.f_contiguous:   # time-major image
+        out_t = np.empty((nt, int(weight.sum())), dtype=dt)   # contiguous writes
+        for k in range(nt):
+            frame = np.where(weight, c_img[..., k], 0.0).astype(dt, copy=False)
+            np.divide(box(frame)[weight], den, out=out_t[k])
+        return _rows_copy(out_t.T, None)
+    # voxel-major: _FRAMES frames at a time (one pass over the image per group instead of
+    # one per frame; each line of the box sums is the same one-dimensional sum)
+    out = np.empty((int(weight.sum()), nt), dtype=dt)
+    wb = weight[..., None]
+    for k in range(0, nt, _FRAMES):
+        frames = np.where(wb, c_img[..., k:k + _FRAMES], 0.0).astype(dt, copy=False)
+        out[:, k:k + _FRAMES] = box(frames)[weight] / den[:, None]
+    return out
+
+
+#: Time frames per pass of :func:`_neighbourhood_curves` over a voxel-major image.
+_FRAMES = 8
 
 
 #: Voxels per block of :func:`_rows_copy`.
