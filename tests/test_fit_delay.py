@@ -261,7 +261,7 @@ def test_neighbourhood_curves_voxel_and_time_major_equal_box_means(dtype: type) 
 
     rng = np.random.default_rng(5)
     shape, nt, size = (6, 5, 4), 19, (3, 3, 1)
-    img = rng.normal(1.0, 0.3, (*shape, nt)).astype(dtype)
+    img: np.ndarray = rng.normal(1.0, 0.3, (*shape, nt)).astype(dtype)
     weight = rng.random(shape) > 0.3
     c_major = _neighbourhood_curves(np.ascontiguousarray(img), weight, size)
     t_major = _neighbourhood_curves(np.asfortranarray(img), weight, size)
