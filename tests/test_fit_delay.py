@@ -250,3 +250,27 @@ def test_fortran_ordered_image_gives_the_maps_of_the_c_ordered_one() -> None:
     inner = mask.copy()
     inner[3:5] = False                        # the boxes that straddle the delay edge
     assert np.all(np.abs(ref["delay_s"][inner] - delay[inner]) <= 0.5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_neighbourhood_curves_voxel_and_time_major_equal_box_means(dtype: type) -> None:
+    """The neighbourhood mean curves (frames of a time-major image one by one, groups of
+    frames of a voxel-major one) are the same numbers either way, and the mean of the
+    weighted voxels of each box (direct sums, independent of scipy)."""
+    from dce.fit import _neighbourhood_curves
+
+    rng = np.random.default_rng(5)
+    shape, nt, size = (6, 5, 4), 19, (3, 3, 1)
+    img: np.ndarray = rng.normal(1.0, 0.3, (*shape, nt)).astype(dtype)
+    weight = rng.random(shape) > 0.3
+    c_major = _neighbourhood_curves(np.ascontiguousarray(img), weight, size)
+    t_major = _neighbourhood_curves(np.asfortranarray(img), weight, size)
+    assert c_major.dtype == t_major.dtype == dtype
+    np.testing.assert_array_equal(c_major, t_major)
+    ref = []
+    for idx in zip(*np.nonzero(weight), strict=True):
+        box = tuple(slice(max(i - s // 2, 0), i + s // 2 + 1) for i, s in zip(idx, size,
+                                                                               strict=True))
+        ref.append(img[box][weight[box]].astype(np.float64).mean(axis=0))
+    np.testing.assert_allclose(c_major, np.array(ref), rtol=1e-5 if dtype == np.float32
+                               else 1e-12)
