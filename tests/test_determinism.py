@@ -31,7 +31,8 @@ for method in ("nlls", "llsq"):
     delay = method == "nlls"
     fit = TracerKineticModel(d["t"], d["cp"], method=method, fit_delay=delay,
                              delay_neighbourhood=(3, 3, 1) if delay else None).fit(d["conc"])
-    for name in ("ktrans_per_min", "kep_per_min", "ve", "vp", "delay_s", "status"):
+    for name in ("ktrans_per_min", "kep_per_min", "ve", "vp", "delay_s", "status", "r2",
+                 "rmse_mM"):
         out[f"{method}_{name}"] = np.asarray(getattr(fit, name))
 np.savez(sys.argv[2], **out)
 """
