@@ -840,7 +840,7 @@ def discover_series(root: str | os.PathLike[str]) -> list[SeriesInfo]:
     out = []
     for uid, items in groups.items():
         first = items[0][1]
-        frames = []
+        frames: list[_Frame] = []
         enhanced = False
         by_file: dict[Path, tuple[_Frame, ...]] = {}
         for path, ds in items:
@@ -2217,6 +2217,13 @@ def _assemble(frames: Sequence[_Frame], geom: _Geometry, group: NDArray[np.intp]
         for lo in range(0, len(members), 64):  # bounded float64 temporaries
             chunk = members[lo:lo + 64]
             fidx = [frames[i].frame or 0 for i in chunk]
+            if scaling == (1.0, 0.0) and pix.dtype.kind in "iu" and pix.dtype.itemsize <= 4:
+                # the identity rescale of integers: v * 1.0 + 0.0 is v exactly in float64,
+                # so the values are the stored ones cast to float32 directly (one rounding
+                # either way, none below 2**24)
+                data[:, :, geom.slice_index[chunk], group[chunk]] = np.transpose(
+                    pix[fidx], (2, 1, 0))
+                continue
             if scaling is not None:
                 slopes = np.full((len(chunk), 1, 1), scaling[0])
                 inter = np.full((len(chunk), 1, 1), scaling[1])
