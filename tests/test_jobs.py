@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -274,3 +277,33 @@ def test_job_removes_temporaries_left_by_a_killed_attempt(tmp_path: Path) -> Non
     assert all(p.exists() for p in keep)
     text = Path(sm.log[0]).read_text(encoding="utf-8")
     assert text.count("a temporary file left by an interrupted earlier run") == 3
+
+
+#: Heavy packages a rule job must not import because it does not use them (its script's
+#: top-level imports, the Snakemake preamble aside): tables without pandas, figures only
+#: where one is drawn.
+LEAN_JOBS = {
+    "convert": ("pandas", "matplotlib"),
+    "kinetics": ("pandas", "matplotlib"),
+    "register": ("pandas", "matplotlib"),
+    "prm": ("pandas",),
+    "provenance": ("pandas", "matplotlib", "numpy", "scipy", "nibabel"),
+}
+
+
+@pytest.mark.parametrize("rule", LEAN_JOBS)
+def test_rule_scripts_import_only_what_they_use(rule: str) -> None:
+    """The top-level imports of workflow/scripts/<rule>.py, run in a fresh interpreter,
+    leave the packages of :data:`LEAN_JOBS` unloaded."""
+    repo = Path(__file__).resolve().parents[1]
+    script = repo / "workflow" / "scripts" / f"{rule}.py"
+    code = (
+        "import ast, sys\n"
+        f"tree = ast.parse(open({str(script)!r}).read())\n"
+        "body = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]\n"
+        "exec(compile(ast.Module(body=body, type_ignores=[]), 'imports', 'exec'), {})\n"
+        f"print(sorted(m for m in {LEAN_JOBS[rule]!r} if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(repo)}, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", f"{rule} imports {done.stdout.strip()}"
