@@ -954,10 +954,10 @@ def map_panel_fields(maps: Mapping[str, ArrayLike], names: Iterable[str],
                      status: ArrayLike) -> list[dict[str, Any]]:
     """Title, unit and display data (:func:`shown_map`, in display units) of each named
     map (the fields of :class:`dce.viz.session.MapPanel`): name, unit and scale from
-    :func:`dce.cohort.display.quantity`.
+    :func:`dce.viz.quantities.quantity`.
 
     ``maps`` is keyed by column (:func:`dce.io.maps.read_maps`)."""
-    from dce.cohort.display import quantity
+    from dce.viz.quantities import quantity
 
     out = []
     for name in names:

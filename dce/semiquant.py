@@ -215,8 +215,16 @@ def _prepare(signal: ArrayLike, t_s: ArrayLike, n_baseline: Any, baseline_idx: A
         t_arr = np.where(bad_arr, t_default, t_arr)
 
     s0 = sig2[:, base].mean(axis=1)
-    post = (np.arange(n) > kb)[None, :] & (t[None, :] > t_arr[:, None])
-    k_peak = np.argmax(np.where(post, sig2, -np.inf), axis=1).astype(np.intp)
+    if scalar:  # one arrival for every curve: the post-arrival phases are one suffix
+        row = (np.arange(n) > kb) & (t > t_arr[0])
+        post = np.broadcast_to(row, (m, n))
+        j0 = int(np.argmax(row)) if row.any() else n
+        # the first maximum over that suffix: argmax of the masked curves (no -inf copy)
+        k_peak = (np.argmax(sig2[:, j0:], axis=1) + j0 if j0 < n
+                  else np.zeros(m, dtype=np.intp)).astype(np.intp)
+    else:
+        post = (np.arange(n) > kb)[None, :] & (t[None, :] > t_arr[:, None])
+        k_peak = np.argmax(np.where(post, sig2, -np.inf), axis=1).astype(np.intp)
 
     flags = np.zeros(m, dtype=np.uint8)
     flags[nonfinite] |= np.uint8(CurveFlag.NONFINITE)
@@ -503,8 +511,10 @@ def tic_metrics(signal: ArrayLike, t_s: ArrayLike, *, n_baseline: int | None = N
 
 
 def _metrics(p: _Prep, iauc_windows_s: ArrayLike, reference_signal: ArrayLike | None,
-             n_baseline: int | None, baseline_idx: ArrayLike | None) -> TICMetrics:
-    """:func:`tic_metrics` of prepared curves (``p.flags`` is updated in place)."""
+             n_baseline: int | None, baseline_idx: ArrayLike | None,
+             enh: FloatArray | None = None) -> TICMetrics:
+    """:func:`tic_metrics` of prepared curves (``p.flags`` is updated in place); ``enh``:
+    the enhancement ``p.sig - p.s0[:, None]`` when already computed."""
     t, sig, s0, t_arr, flags = p.t, p.sig, p.s0, p.t_arr, p.flags
     m, n = sig.shape
     rows = np.arange(m)
@@ -525,10 +535,16 @@ def _metrics(p: _Prep, iauc_windows_s: ArrayLike, reference_signal: ArrayLike | 
     k_end = np.arange(1, n)
     win = (t[1:][None, :] > t_arr[:, None]) & (k_end[None, :] <= p.k_peak[:, None])
     ds = np.diff(sig, axis=1)
-    max_slope = np.max(np.where(win, ds / np.diff(t), -np.inf), axis=1)
     steepest = np.max(np.where(win, ds, -np.inf), axis=1)
+    dt = np.diff(t)
+    if np.all(dt == dt[0]):
+        # uniform sampling: division by one positive step is monotonic (correctly rounded),
+        # so the largest quotient is the largest step's quotient, bit for bit
+        max_slope = steepest / dt[0]
+    else:
+        max_slope = np.max(np.where(win, ds / dt, -np.inf), axis=1)
 
-    enh = sig - s0[:, None]
+    enh = sig - s0[:, None] if enh is None else enh
     iauc: dict[float, FloatArray] = {}
     if windows.size:
         # the running integral only up to the last sample interval an IAUC reaches
@@ -842,9 +858,10 @@ def classify_tic(signal: ArrayLike, t_s: ArrayLike, *, n_baseline: int | None = 
     return _classify(p, rule, return_details)
 
 
-def _classify(p: _Prep, rule: TICRule, return_details: bool
+def _classify(p: _Prep, rule: TICRule, return_details: bool, enh: FloatArray | None = None
               ) -> NDArray[np.str_] | tuple[NDArray[np.str_], TICFeatures]:
-    """:func:`classify_tic` of prepared curves (``p.flags`` is updated in place)."""
+    """:func:`classify_tic` of prepared curves (``p.flags`` is updated in place); ``enh``:
+    the enhancement ``p.sig - p.s0[:, None]`` when already computed."""
     t, sig, s0, t_arr, flags = p.t, p.sig, p.s0, p.t_arr, p.flags
     m = sig.shape[0]
     rows = np.arange(m)
@@ -860,13 +877,19 @@ def _classify(p: _Prep, rule: TICRule, return_details: bool
     short &= ~(p.nonfinite | p.bad_arrival)
     flags[short] |= np.uint8(CurveFlag.SHORT_ACQUISITION)
 
-    enh = sig - s0[:, None]
+    enh = sig - s0[:, None] if enh is None else enh
     e_peak = enh[rows, p.k_peak]
     pe_pct = _pct(e_peak, s0)
 
     e_tau, _ = _interp_rows(t, enh, np.minimum(tau, t[-1]))
-    early = p.post & (t[None, :] <= tau[:, None])
-    e_early = np.maximum(np.max(np.where(early, enh, -np.inf), axis=1), e_tau)
+    if p.arrival_is_scalar:  # one window for every curve: a run of phases (or none)
+        cols = np.flatnonzero(p.post[0] & (t <= tau[0]))
+        e_max = (np.max(enh[:, cols[0]:cols[-1] + 1], axis=1) if cols.size
+                 else np.full(m, -np.inf))
+    else:
+        early = p.post & (t[None, :] <= tau[:, None])
+        e_max = np.max(np.where(early, enh, -np.inf), axis=1)
+    e_early = np.maximum(e_max, e_tau)
     with np.errstate(divide="ignore", invalid="ignore"):
         early_fraction = np.where(e_peak > 0, e_early / e_peak, np.nan)
     is_fast = (e_early > 0) & (e_early >= rule.fast_min_fraction * e_peak)
@@ -978,8 +1001,9 @@ def _semiquant_block(signal: NDArray[Any], t_s: ArrayLike, n_baseline: int,
     if not isinstance(rule, TICRule):
         raise ValueError(f"rule: expected a TICRule, got {type(rule).__name__}")
     p = _prepare(signal, t_s, n_baseline, None, None, True)
+    enh = p.sig - p.s0[:, None]  # the enhancement, computed once for both
     met = _metrics(replace(p, flags=p.flags.copy()), iauc_windows_s, None, n_baseline,
-                   None).as_dict()
-    types = _classify(p, rule, False)
+                   None, enh).as_dict()
+    types = _classify(p, rule, False, enh)
     met["tic_type_code"] = tic_type_codes(np.asarray(types))
     return met

@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -25,9 +28,11 @@ from dce.io.jobs import (
     job_label,
     read_error_records,
     save_figure,
+    tsv_rows_text,
     write_json,
     write_tsv,
     write_tsv_columns,
+    write_tsv_rows,
 )
 from dce.io.nifti import write_nifti, write_sidecar
 
@@ -157,6 +162,39 @@ def test_float_columns_give_the_text_of_the_data_frame_writer(tmp_path: Path) ->
         write_tsv_columns({"a": [1.0], "b": [1.0, 2.0]}, tmp_path / "bad.tsv")
 
 
+#: Rows whose columns cover each dtype pandas infers from Python and numpy scalars.
+TRICKY_ROWS: list[dict[str, Any]] = [
+    {"int": 1, "big": 123456789, "float": 0.1, "ints_nan": 3, "bool": True, "str": "a\tb",
+     "str_none": None, "mixed": 1.0, "none": None, "np": np.float64(1e-7),
+     "npint": np.int64(7), "npbool": np.bool_(False), "neg0": -0.0, "f32": np.float32(0.1)},
+    {"int": -2, "big": 10**15, "float": float("nan"), "ints_nan": None, "bool": False,
+     "str": 'quote "x"', "str_none": "line\nbreak", "mixed": "s", "none": None,
+     "np": np.nan, "npint": np.int64(-1), "npbool": np.bool_(True), "neg0": float("inf"),
+     "f32": np.float32(-3.5)},
+    {"int": 0, "big": 5, "float": 1e16, "ints_nan": 1234567, "bool": True, "str": "",
+     "str_none": float("nan"), "mixed": True, "none": None, "np": np.float64(-2.5e-300),
+     "npint": np.int64(0), "npbool": np.bool_(True), "neg0": 123456.5,
+     "f32": np.float32(1e-8)},
+]
+
+
+def test_row_table_gives_the_text_of_the_data_frame_writer(tmp_path: Path) -> None:
+    """tsv_rows_text / write_tsv_rows (no pandas) write the bytes write_tsv writes for
+    pandas.DataFrame(rows): int, float (%.6g, n/a, -0, inf, ints with a None become
+    floats), bool, string (quoted when holding a tab, quote or line break), mixed object
+    columns, all-missing columns, numpy scalars; missing keys; no rows."""
+    cols = list(TRICKY_ROWS[0])
+    for rows, columns in [(TRICKY_ROWS, cols), (TRICKY_ROWS[:1], cols),
+                          (TRICKY_ROWS[1:], [*cols[::-1], "absent"]), ([], ["a", "b"])]:
+        write_tsv(pd.DataFrame(rows, columns=columns), tmp_path / "pandas.tsv")
+        write_tsv_rows(rows, columns, tmp_path / "plain.tsv")
+        assert (tmp_path / "plain.tsv").read_bytes() == (tmp_path / "pandas.tsv").read_bytes()
+    # a value outside the simple cases (a date) is left to pandas: the same text
+    odd = [{"d": np.datetime64("2020-01-02"), "x": 1}]
+    assert tsv_rows_text(odd, ["d", "x"]) == pd.DataFrame(odd).to_csv(
+        sep="\t", index=False, na_rep="n/a", float_format="%.6g")
+
+
 def test_failed_job_leaves_an_error_record_until_it_succeeds(tmp_path: Path) -> None:
     """A failure writes logs/<rule>.error.json (subject, session, rule, message on one
     line); the next start of the job removes it; a job without session wildcards gets
@@ -239,3 +277,33 @@ def test_job_removes_temporaries_left_by_a_killed_attempt(tmp_path: Path) -> Non
     assert all(p.exists() for p in keep)
     text = Path(sm.log[0]).read_text(encoding="utf-8")
     assert text.count("a temporary file left by an interrupted earlier run") == 3
+
+
+#: Heavy packages a rule job must not import because it does not use them (its script's
+#: top-level imports, the Snakemake preamble aside): tables without pandas, figures only
+#: where one is drawn.
+LEAN_JOBS = {
+    "convert": ("pandas", "matplotlib"),
+    "kinetics": ("pandas", "matplotlib"),
+    "register": ("pandas", "matplotlib"),
+    "prm": ("pandas",),
+    "provenance": ("pandas", "matplotlib", "numpy", "scipy", "nibabel"),
+}
+
+
+@pytest.mark.parametrize("rule", LEAN_JOBS)
+def test_rule_scripts_import_only_what_they_use(rule: str) -> None:
+    """The top-level imports of workflow/scripts/<rule>.py, run in a fresh interpreter,
+    leave the packages of :data:`LEAN_JOBS` unloaded."""
+    repo = Path(__file__).resolve().parents[1]
+    script = repo / "workflow" / "scripts" / f"{rule}.py"
+    code = (
+        "import ast, sys\n"
+        f"tree = ast.parse(open({str(script)!r}).read())\n"
+        "body = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]\n"
+        "exec(compile(ast.Module(body=body, type_ignores=[]), 'imports', 'exec'), {})\n"
+        f"print(sorted(m for m in {LEAN_JOBS[rule]!r} if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(repo)}, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", f"{rule} imports {done.stdout.strip()}"

@@ -272,6 +272,37 @@ def test_vectorised_equals_per_curve(grid: str) -> None:
                                                t_arrival_s=arrival[i, j])
 
 
+@pytest.mark.parametrize("grid", GRIDS)
+def test_one_arrival_shortcuts_equal_per_curve_arrivals(grid: str) -> None:
+    """One arrival for every curve (the shared post-arrival suffix, the early window as a
+    run of phases, the maximum slope from the steepest step on an even grid) gives the
+    values of the per-curve-arrival path bit for bit; the maximum slope equals a plain
+    loop over each curve's wash-in steps."""
+    t, nb = GRIDS[grid]
+    rng = np.random.default_rng(11)
+    x = np.stack([curve(k, t) for k in "ABCDE"] * 4) + rng.normal(0, 2.0, (20, t.size))
+    x[3, 9] = np.nan
+    one = tic_metrics(x, t, n_baseline=nb, allow_nan=True).as_dict()
+    per = tic_metrics(x, t, n_baseline=nb, allow_nan=True,
+                      t_arrival_s=np.full(20, t[nb - 1])).as_dict()
+    for key in one:
+        np.testing.assert_array_equal(one[key], per[key], err_msg=key)
+    kinds, feats = classify_tic(x, t, n_baseline=nb, allow_nan=True, return_details=True)
+    kinds_p, feats_p = classify_tic(x, t, n_baseline=nb, allow_nan=True,
+                                    t_arrival_s=np.full(20, t[nb - 1]),
+                                    return_details=True)
+    np.testing.assert_array_equal(kinds, kinds_p)
+    for f in ("peak_enhancement_pct", "early_fraction", "late_change_pct", "is_fast"):
+        np.testing.assert_array_equal(getattr(feats, f), getattr(feats_p, f), err_msg=f)
+    for i in range(20):
+        if i == 3:
+            assert np.isnan(one["max_slope_per_s"][i])
+            continue
+        k_peak = nb + int(np.argmax(x[i, nb:]))
+        slopes = [(x[i, k] - x[i, k - 1]) / (t[k] - t[k - 1]) for k in range(nb, k_peak + 1)]
+        assert one["max_slope_per_s"][i] == max(slopes)
+
+
 def test_arrival_broadcasts_over_curves() -> None:
     x = np.stack([curve(k, T_EVEN) for k in "CDE"] * 2).reshape(2, 3, -1)
     a = tic_metrics(x, T_EVEN, n_baseline=6, t_arrival_s=np.array([[25.0], [32.5]]))

@@ -318,6 +318,11 @@ class SeriesInfo:
         only (not shown by ``repr``, not compared): the loaders reuse them instead of
         parsing every header a second time. Empty for a SeriesInfo made by hand (the
         loaders then read the headers).
+    frames_by_file : dict of Path to tuple of _Frame
+        The frames :func:`discover_series` took from those headers (geometry, timing,
+        scaling), by file, in memory only (not shown, not compared): the loaders reuse
+        them instead of taking every header apart a second time. Empty for a SeriesInfo
+        made by hand.
     """
 
     description: str
@@ -339,6 +344,8 @@ class SeriesInfo:
     value_units: str = ""
     start_s: float | None = field(default=None, repr=False)
     headers: tuple[tuple[Path, Dataset], ...] = field(default=(), repr=False, compare=False)
+    frames_by_file: dict[Path, tuple[_Frame, ...]] = field(default_factory=dict, repr=False,
+                                                           compare=False)
 
     @property
     def n_phases(self) -> int:
@@ -833,10 +840,12 @@ def discover_series(root: str | os.PathLike[str]) -> list[SeriesInfo]:
     out = []
     for uid, items in groups.items():
         first = items[0][1]
-        frames = []
+        frames: list[_Frame] = []
         enhanced = False
+        by_file: dict[Path, tuple[_Frame, ...]] = {}
         for path, ds in items:
-            frames += _frames_of(ds, path)
+            by_file[path] = tuple(_frames_of(ds, path))
+            frames += by_file[path]
             enhanced = enhanced or _is_enhanced(ds)
         n_frames = len(frames)
         fas = {round(f.flip_angle, _FA_DECIMALS) for f in frames if f.flip_angle is not None}
@@ -865,6 +874,7 @@ def discover_series(root: str | os.PathLike[str]) -> list[SeriesInfo]:
             value_units=_value_units(first),
             start_s=_series_start(items, frames),
             headers=tuple(sorted(items, key=lambda item: item[0])),
+            frames_by_file=by_file,
         ))
     out.sort(key=lambda s: (s.series_number if s.series_number is not None else 1 << 30,
                             s.description, s.files[0]))
@@ -1450,7 +1460,7 @@ def load_dce_series(info: SeriesInfo) -> DynamicSeries:
         or truncated pixel data.  The message names the series and the problem.
     """
     label = f"DCE series {info.label}"
-    frames, first = _read_frames(info.files, _header_cache([info]))
+    frames, first = _read_frames(info.files, _header_cache([info]), _frame_cache([info]))
     _check_matrix(frames, label)
     fa = _single_value(frames, "flip_angle", "flip angle", "deg", label)
     tr = _single_value(frames, "tr_ms", "repetition time (TR)", "ms", label)
@@ -1517,7 +1527,7 @@ def load_vfa_series(infos: Sequence[SeriesInfo]) -> VFASeries:
     label = f"VFA series {names}"
     files = [p for s in infos for p in s.files]
     headers = _header_cache(infos)
-    frames, first = _read_frames(files, headers)
+    frames, first = _read_frames(files, headers, _frame_cache(infos))
     _check_matrix(frames, label)
     missing = [f.name for f in frames if f.flip_angle is None]
     if missing:
@@ -1575,7 +1585,7 @@ def load_b1_series(info: SeriesInfo) -> B1Series:
     """
     label = f"B1 map series {info.label}"
     headers = _header_cache([info])
-    frames, first = _read_frames(info.files, headers)
+    frames, first = _read_frames(info.files, headers, _frame_cache([info]))
     _check_matrix(frames, label)
     geom = _geometry(frames, label)
     group = np.zeros(len(frames), dtype=np.intp)
@@ -1609,10 +1619,17 @@ def _header_cache(infos: Sequence[SeriesInfo]) -> dict[Path, Dataset]:
     return {path: ds for info in infos for path, ds in info.headers}
 
 
-def _read_frames(files: Sequence[Path], headers: dict[Path, Dataset] | None = None
+def _frame_cache(infos: Sequence[SeriesInfo]) -> dict[Path, tuple[_Frame, ...]]:
+    """The frames :func:`discover_series` took from those headers, by path."""
+    return {path: fr for info in infos for path, fr in info.frames_by_file.items()}
+
+
+def _read_frames(files: Sequence[Path], headers: dict[Path, Dataset] | None = None,
+                 cached: dict[Path, tuple[_Frame, ...]] | None = None
                  ) -> tuple[list[_Frame], Dataset]:
     """Frames and first header of ``files``; headers from ``headers`` where given (read
-    by :func:`discover_series`), else read from the files."""
+    by :func:`discover_series`), else read from the files; frames from ``cached`` where
+    given (taken from those headers by :func:`discover_series`), else from the header."""
     frames: list[_Frame] = []
     first: Dataset | None = None
     for path in files:
@@ -1623,7 +1640,8 @@ def _read_frames(files: Sequence[Path], headers: dict[Path, Dataset] | None = No
             raise DicomError(f"{path}: not a DICOM file (anymore?)")
         if first is None:
             first = ds
-        frames.extend(_frames_of(ds, path))
+        known = cached.get(path) if cached and headers and path in headers else None
+        frames.extend(_frames_of(ds, path) if known is None else known)
     if first is None or not frames:
         raise DicomError("no frames to load (empty series)")
     return frames, first
@@ -2199,6 +2217,13 @@ def _assemble(frames: Sequence[_Frame], geom: _Geometry, group: NDArray[np.intp]
         for lo in range(0, len(members), 64):  # bounded float64 temporaries
             chunk = members[lo:lo + 64]
             fidx = [frames[i].frame or 0 for i in chunk]
+            if scaling == (1.0, 0.0) and pix.dtype.kind in "iu" and pix.dtype.itemsize <= 4:
+                # the identity rescale of integers: v * 1.0 + 0.0 is v exactly in float64,
+                # so the values are the stored ones cast to float32 directly (one rounding
+                # either way, none below 2**24)
+                data[:, :, geom.slice_index[chunk], group[chunk]] = np.transpose(
+                    pix[fidx], (2, 1, 0))
+                continue
             if scaling is not None:
                 slopes = np.full((len(chunk), 1, 1), scaling[0])
                 inter = np.full((len(chunk), 1, 1), scaling[1])

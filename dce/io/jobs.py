@@ -17,15 +17,19 @@ Nothing here imports Snakemake: the ``snakemake`` object of a script is taken du
 
 from __future__ import annotations
 
+import csv
 import glob
+import io
 import json
 import logging
+import math
 import os
 import time
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +45,12 @@ __all__ = [
     "process_cpu_text",
     "read_error_records",
     "save_figure",
+    "save_figure_formats",
+    "tsv_rows_text",
     "write_json",
     "write_tsv",
     "write_tsv_columns",
+    "write_tsv_rows",
 ]
 
 #: Variables that cap the threads of the BLAS/OpenMP libraries (set only when unset).
@@ -288,6 +295,91 @@ def write_tsv_columns(columns: Any, path: str | os.PathLike[str]) -> None:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _column_cells(values: list[Any]) -> list[str] | None:
+    """The cells pandas writes for one column of ``pandas.DataFrame(rows)`` (its dtype
+    inferred from the values as pandas does), or None for values outside the cases
+    handled here."""
+    import numpy as np
+
+    bools = [isinstance(v, (bool, np.bool_)) for v in values]
+    if values and all(bools):                               # bool column
+        return [str(bool(v)) for v in values]
+    numbers = [not b and isinstance(v, (Integral, Real)) for v, b in zip(values, bools,
+                                                                          strict=True)]
+    if values and all(numbers) and all(isinstance(v, Integral) for v in values):
+        return [str(int(v)) for v in values]                # int64 column
+    if values and all(n or v is None for n, v in zip(numbers, values, strict=True)):
+        # float64 column (ints with floats or None are floats too): %.6g, NaN as n/a
+        out = []
+        for v in values:
+            f = float("nan") if v is None else float(v)
+            out.append("n/a" if math.isnan(f) else format(f, ".6g"))
+        return out
+    if all(isinstance(v, str) or _is_missing(v) for v in values):  # string column
+        return ["n/a" if _is_missing(v) else v for v in values]
+    if all(isinstance(v, (str, bool, int, float)) or v is None for v in values):
+        return ["n/a" if _is_missing(v) else str(v) for v in values]  # object column
+    return None
+
+
+def tsv_rows_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """The TSV text of a table given as rows, without pandas: byte for byte the text of
+    :func:`write_tsv` of ``pandas.DataFrame(rows, columns=columns)``.
+
+    Each column's type is inferred as pandas infers it from Python (or numpy) scalars:
+    all bool -> ``True``/``False``; all integers -> digits; numbers and None (at least
+    one not an integer, or a None) -> floats as ``%.6g``, NaN and None as ``n/a``;
+    strings and None/NaN -> the strings, missing as ``n/a``; a mixture -> ``str()`` of
+    each value, missing as ``n/a``. Fields holding a tab, quote or line break are quoted
+    (``csv.QUOTE_MINIMAL``, as pandas writes them). Any other value (an array, a date)
+    falls back to pandas.
+
+    Parameters
+    ----------
+    rows : sequence of mapping
+        One mapping per row (a missing key is a missing value).
+    columns : sequence of str
+        The columns, in order.
+
+    Returns
+    -------
+    str
+    """
+    cells = [_column_cells([r.get(c) for r in rows]) for c in columns]
+    if any(col is None for col in cells):
+        import pandas as pd  # values outside the simple cases: pandas decides
+
+        text = pd.DataFrame(list(rows), columns=list(columns)).to_csv(
+            sep="\t", index=False, na_rep="n/a", float_format="%.6g")
+        return str(text)
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter="\t", quotechar='"', quoting=csv.QUOTE_MINIMAL,
+                        lineterminator="\n")
+    writer.writerow(list(columns))
+    writer.writerows(zip(*cells, strict=True) if cells else [[] for _ in rows])
+    return buf.getvalue()
+
+
+def write_tsv_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
+                   path: str | os.PathLike[str]) -> None:
+    """Write a table given as rows atomically, without pandas (:func:`tsv_rows_text`: the
+    same text as :func:`write_tsv` of its data frame).
+
+    Parameters
+    ----------
+    rows : sequence of mapping
+    columns : sequence of str
+    path : path-like
+    """
+    text = tsv_rows_text(rows, columns)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 def write_json(obj: Any, path: str | os.PathLike[str]) -> None:
     """Write JSON atomically (indent 2, lists of numbers on one line
     (:func:`dce.io._jsontext.dumps`), trailing newline; NaN refused).
@@ -313,3 +405,22 @@ def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = FIGURE_DPI) -
         PNG resolution (dpi).
     """
     save_figure_atomic(fig, path, dpi)
+
+
+def save_figure_formats(fig: Any, paths: Sequence[str | os.PathLike[str]],
+                        dpi: int = FIGURE_DPI) -> None:
+    """Save a figure in every format of ``paths`` (by suffix) atomically, then close
+    (:func:`dce.io._atomic.save_figure_atomic`: PNG at ``dpi``, vector PDF).
+
+    Closing concerns figures made by pyplot only (it keeps them); pyplot is not imported
+    for it (about 0.04 s: pyplot loads its styles and chooses a backend), since a figure
+    made without pyplot, as :mod:`dce.viz` makes them, is not pyplot's to close."""
+    import sys
+
+    try:
+        for path in paths:
+            save_figure_atomic(fig, path, dpi)
+    finally:
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is not None:
+            plt.close(fig)

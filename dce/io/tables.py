@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from dce.io._atomic import FIGURE_DPI, atomic_path, save_figure_atomic
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from dce.io._atomic import atomic_path
+from dce.io.jobs import save_figure_formats  # re-exported: its home is dce.io.jobs
 
 __all__ = [
     "SHEET_COLUMNS",
@@ -216,20 +212,3 @@ def write_text(text: str, path: str | os.PathLike[str]) -> None:
     """Write text atomically (temporary name in the same folder, then rename)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-
-
-def save_figure_formats(fig: Figure, paths: Sequence[str | os.PathLike[str]],
-                        dpi: int = FIGURE_DPI) -> None:
-    """Save a figure in every format of ``paths`` (by suffix) atomically, then close
-    (:func:`dce.io._atomic.save_figure_atomic`: PNG at ``dpi``, vector PDF).
-
-    Closing concerns figures made by pyplot only (it keeps them); pyplot is not imported
-    for it (about 0.04 s: pyplot loads its styles and chooses a backend), since a figure
-    made without pyplot, as :mod:`dce.viz` makes them, is not pyplot's to close."""
-    try:
-        for path in paths:
-            save_figure_atomic(fig, path, dpi)
-    finally:
-        plt = sys.modules.get("matplotlib.pyplot")
-        if plt is not None:
-            plt.close(fig)

@@ -18,10 +18,12 @@ import html
 import math
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # imported where used: the figure jobs (rule prm) need no pandas
+    import pandas as pd
 
 __all__ = [
     "fmt_ci",
@@ -53,6 +55,8 @@ def is_missing(v: Any) -> bool:
         return True
     if isinstance(v, (str, bytes, list, tuple, dict)):
         return False
+    import pandas as pd
+
     try:
         return bool(pd.isna(v))
     except (TypeError, ValueError):
@@ -168,8 +172,17 @@ def _cell(v: Any) -> str:
 
 
 def _check(df: pd.DataFrame, what: str) -> None:
+    import pandas as pd
+
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"{what}: expected a pandas DataFrame, got {type(df).__name__}")
+
+
+def _numeric_columns(df: pd.DataFrame) -> list[bool]:
+    """Whether each column of ``df`` has a numeric dtype."""
+    from pandas.api.types import is_numeric_dtype
+
+    return [bool(is_numeric_dtype(df[c])) for c in df.columns]
 
 
 # --------------------------------------------------------------------------- TSV
@@ -199,7 +212,7 @@ def to_markdown(df: pd.DataFrame, *, caption: str | None = None,
     _check(df, "to_markdown")
     cols = [str(c) for c in df.columns]
     if align is None:
-        align = ["r" if pd.api.types.is_numeric_dtype(df[c]) else "l" for c in df.columns]
+        align = ["r" if num else "l" for num in _numeric_columns(df)]
     if len(align) != len(cols):
         raise ValueError(f"to_markdown: align has {len(align)} entries for {len(cols)} "
                          f"columns")
@@ -243,7 +256,7 @@ def to_latex(df: pd.DataFrame, *, caption: str | None = None, label: str | None 
     _check(df, "to_latex")
     cols = [str(c) for c in df.columns]
     if align is None:
-        align = ["r" if pd.api.types.is_numeric_dtype(df[c]) else "l" for c in df.columns]
+        align = ["r" if num else "l" for num in _numeric_columns(df)]
     if len(align) != len(cols):
         raise ValueError(f"to_latex: align has {len(align)} entries for {len(cols)} columns")
     top, mid, bottom = ((r"\toprule", r"\midrule", r"\bottomrule") if booktabs
@@ -286,7 +299,7 @@ def to_html(df: pd.DataFrame, *, caption: str | None = None, note: str | None = 
             title: str | None = None) -> str:
     """A self-contained HTML page holding the table (for the Snakemake report)."""
     _check(df, "to_html")
-    numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in df.columns]
+    numeric = _numeric_columns(df)
     out = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
            f"<title>{html.escape(title or caption or 'table')}</title>",
            f"<style>{_CSS}</style></head><body>", "<table>"]

@@ -17,17 +17,15 @@ session.
 import json
 
 import numpy as np
-import pandas as pd
 
-from dce.cohort.display import quantity
 from dce.io.derivatives import derived_sources
-from dce.io.jobs import job, write_tsv
+from dce.io.jobs import job, save_figure_formats, write_tsv_rows
 from dce.io.maps import read_session_rois
 from dce.io.nifti import read_nifti, write_nifti
-from dce.io.tables import save_figure_formats
 from dce.prm import PRM_CLASSES, ROW_KEYS, match_interpolation_smoothing, parametric_response
 from dce.registry import STATUS_USABLE, output_map
 from dce.viz.prm import PRMPanel, PRMRow, lesion_crop, prm_figure
+from dce.viz.quantities import quantity
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 
@@ -75,12 +73,13 @@ with job(sm) as log:
         log.warning("registration QC FAILED: subject %s, session %s (baseline %s): %s; PRM "
                     "not computed (NaN fractions)", wc.subject, wc.session,
                     p.baseline_session, reason or "no reason given")
-    table = pd.DataFrame(res.rows, columns=list(ROW_KEYS))
-    table.insert(0, "session", wc.session)
-    table.insert(0, "subject", wc.subject)
-    table.insert(2, "baseline_session", p.baseline_session)
-    table = table.rename(columns={"lesion": "label"})
-    write_tsv(table, out.tsv)
+    # the table without pandas (write_tsv_rows: the text pandas writes)
+    columns = ["subject", "session", "baseline_session",
+               *("label" if k == "lesion" else k for k in ROW_KEYS)]
+    write_tsv_rows([{"subject": wc.subject, "session": wc.session,
+                     "baseline_session": p.baseline_session,
+                     **{("label" if k == "lesion" else k): r[k] for k in ROW_KEYS}}
+                    for r in res.rows], columns, out.tsv)
     results = sm.config["results"]
     sources = derived_sources([*(getattr(inp, f"base_{n}") for n in names),
                                *(getattr(inp, f"fu_{n}") for n in names), inp.qc, inp.xfm],
