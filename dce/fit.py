@@ -89,10 +89,9 @@ __all__ = ["DEFAULT_DELAY_GRID_S", "DEFAULT_ENHANCEMENT_Z", "STATUS_FIT",
 # kernels and one that loaded them from the cache gave different last bits
 # (tests/test_determinism.py). About 10 % of the LLSQ kernel's time, 4 % of NLLS.
 _FASTMATH = {"nsz", "arcp", "afn", "reassoc"}
-#: The same without "reassoc" for the sums over a block of curves (:func:`_accumulate`):
-#: with it the JIT and the cached object code summed the squares behind R^2 and RMSE in
-#: different orders (16,030 of 24,576 voxels differed, up to 7e-13 relative). Its voxel
-#: loop is element-wise, so it vectorises without reassociation.
+#: The same without "reassoc" for the basis sums of a block of curves
+#: (:func:`_accumulate_ordered`): with it the JIT and the cached object code summed them in
+#: different orders. Its voxel loop is element-wise, so it vectorises without reassociation.
 _FASTMATH_ORDERED = {"nsz", "arcp", "afn"}
 
 #: Default candidate delays (s) of ``fit_delay=True``: -2 to 10 s in 0.5 s steps.
@@ -566,7 +565,7 @@ _BLK = 64   # voxels per block of the kernels
 _PAD = 4    # padding voxels per row of a block's copy (rows off the same cache sets)
 
 
-@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH_ORDERED)
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _accumulate(c: NDArray[Any], c16: NDArray[Any], v0: int, nb: int, t_min: NDArray[Any],
                 vmat: NDArray[Any], wpre: NDArray[Any], x: NDArray[Any], xd: NDArray[Any],
                 acc: NDArray[Any], stats: NDArray[Any]) -> None:
@@ -666,8 +665,6 @@ def _accumulate(c: NDArray[Any], c16: NDArray[Any], v0: int, nb: int, t_min: NDA
             y1 = np.float64(x[q, 4 * j + 1])
             y2 = np.float64(x[q, 4 * j + 2])
             y3 = np.float64(x[q, 4 * j + 3])
-            stats[2, j] += y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3
-            stats[3, j] += y0 + y1 + y2 + y3
             stats[5, j] += abs(y0 - p) + abs(y1 - y0) + abs(y2 - y1) + abs(y3 - y2)
             i0 = stats[6, j] + h0 * (y0 + p)
             i1 = i0 + h1 * (y1 + y0)
@@ -687,8 +684,6 @@ def _accumulate(c: NDArray[Any], c16: NDArray[Any], v0: int, nb: int, t_min: NDA
         for j in range(_BLK):
             p = stats[7, j]
             y = np.float64(x[nq, 4 * j + t - t_end])
-            stats[2, j] += y * y
-            stats[3, j] += y
             stats[4, j] += w0 * y
             stats[5, j] += abs(y - p)
             ig = stats[6, j] + h0 * (y + p)
@@ -701,6 +696,31 @@ def _accumulate(c: NDArray[Any], c16: NDArray[Any], v0: int, nb: int, t_min: NDA
             a = vmat[t, r]
             for j in range(_BLK):
                 acc[r, j] += a * np.float64(x[nq, 4 * j + t - t_end])
+    _accumulate_ordered(x, xd, nq, t_end, nt, kl, vmat, acc, stats)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH_ORDERED)
+def _accumulate_ordered(x: NDArray[Any], xd: NDArray[Any], nq: int, t_end: int, nt: int,
+                        kl: int, vmat: NDArray[Any], acc: NDArray[Any],
+                        stats: NDArray[Any]) -> None:
+    """The sums of :func:`_accumulate` behind R^2 and RMSE (stats rows 2 and 3, the basis
+    columns acc[:kl]), without reassociation: with it the JIT and the cached object code
+    summed them in different orders, so R^2 and RMSE differed in the last bits (16,030 of
+    24,576 voxels of tests/test_determinism.py, up to 7e-13 relative). Over the block
+    already in ``x`` (in cache)."""
+    for q in range(nq):
+        for j in range(_BLK):
+            y0 = np.float64(x[q, 4 * j])
+            y1 = np.float64(x[q, 4 * j + 1])
+            y2 = np.float64(x[q, 4 * j + 2])
+            y3 = np.float64(x[q, 4 * j + 3])
+            stats[2, j] += y0 * y0 + y1 * y1 + y2 * y2 + y3 * y3
+            stats[3, j] += y0 + y1 + y2 + y3
+    for t in range(t_end, nt):
+        for j in range(_BLK):
+            y = np.float64(x[nq, 4 * j + t - t_end])
+            stats[2, j] += y * y
+            stats[3, j] += y
     if kl == 0:
         return
     # the basis columns (NLLS, goodness of fit): from a time-major float64 copy of the block
