@@ -1307,10 +1307,11 @@ class TracerKineticModel:
         For ``method="llsq"``: compute R^2 and RMSE of the LLSQ parameters on the exact
         model (a projection of every curve on the convolution basis, about 3x the cost of the
         linear solve). When False they are NaN. (``nlls`` always reports them.)
-    aif_interpolation : {"linear", "cubic"}
-        The input between its samples (:func:`dce.models.make_input_grid`): straight lines,
-        or the not-a-knot cubic spline (unbiased Ktrans and vp when the delay is not a
-        multiple of the sampling interval: ``benchmarks/delay_interp.py``).
+    aif_interpolation : {"cubic", "linear"}
+        The input between its samples (:func:`dce.models.make_input_grid`): the not-a-knot
+        cubic spline through the samples (default), or straight lines (which flatten the
+        bolus between samples: with a delay that is not a multiple of the sampling interval,
+        vp too high and Ktrans too low; ``benchmarks/delay_interp.py``).
     """
 
     def __init__(self, t_s: ArrayLike, cp_mM: ArrayLike, *, model: str = "extended_tofts",
@@ -1319,7 +1320,7 @@ class TracerKineticModel:
                  delay_neighbourhood: Sequence[int] | None = None,
                  enhancement_z: float | None = DEFAULT_ENHANCEMENT_Z,
                  bounds: FitBounds | None = None, goodness_of_fit: bool = True,
-                 aif_interpolation: str = "linear") -> None:
+                 aif_interpolation: str = "cubic") -> None:
         self.spec = kinetic_model(model)
         self._kernel = _kernel_model(self.spec)
         if method not in ("nlls", "llsq"):
@@ -1758,7 +1759,7 @@ def fitter_from_config(t_s: ArrayLike, cp_mM: ArrayLike, model: Mapping[str, Any
         ``ktrans_max_per_min``, ``ve_max``, ``vp_max``), ``delay_grid_s`` [start, stop,
         step] (s), optional ``delay_neighbourhood`` (default [3, 3, 1]; null: none),
         ``enhancement_z`` (default :data:`DEFAULT_ENHANCEMENT_Z`) and ``aif_interpolation``
-        (default ``"linear"``).
+        (default ``"cubic"``).
     fit_delay : bool
         Fit the delay per voxel over the grid.
     image_ndim : int
@@ -1779,7 +1780,7 @@ def fitter_from_config(t_s: ArrayLike, cp_mM: ArrayLike, model: Mapping[str, Any
                           delay_neighbourhood=nbhd,
                           enhancement_z=model.get("enhancement_z", DEFAULT_ENHANCEMENT_Z),
                           bounds=bounds,
-                          aif_interpolation=model.get("aif_interpolation", "linear"))
+                          aif_interpolation=model.get("aif_interpolation", "cubic"))
 
 
 def status_codes() -> dict[str, str]:
