@@ -66,7 +66,13 @@ from dce._checks import as_float_array, check_last_axis, check_times
 from dce._select import median as _median
 from dce._spline import not_a_knot_spline as _not_a_knot_spline
 from dce._threads import get_num_threads, run_chunks, set_num_threads
-from dce.models import INTERPOLATIONS, InputGrid, make_input_grid, tissue_concentration
+from dce.models import (
+    DEFAULT_INTERPOLATION,
+    INTERPOLATIONS,
+    InputGrid,
+    make_input_grid,
+    tissue_concentration,
+)
 from dce.registry import (
     STATUS_FIT,
     STATUS_OUTSIDE_MASK,
@@ -194,7 +200,7 @@ def _trapezoid_matrix(t_min: NDArray[np.float64]) -> NDArray[np.float64]:
 
 def _build_basis(t: NDArray[np.float64], cp: NDArray[np.float64], t_aif: NDArray[np.float64],
                  delay_s: float, bounds: FitBounds, n_tab: int,
-                 interpolation: str = "linear") -> _Basis:
+                 interpolation: str = DEFAULT_INTERPOLATION) -> _Basis:
     grid = make_input_grid(t, cp, t_aif_s=t_aif, delay_s=delay_s, interpolation=interpolation)
     lo, hi = bounds.kep_per_min
     u_tab = np.linspace(np.log(lo), np.log(hi), n_tab)
@@ -1320,7 +1326,7 @@ class TracerKineticModel:
                  delay_neighbourhood: Sequence[int] | None = None,
                  enhancement_z: float | None = DEFAULT_ENHANCEMENT_Z,
                  bounds: FitBounds | None = None, goodness_of_fit: bool = True,
-                 aif_interpolation: str = "cubic") -> None:
+                 aif_interpolation: str = DEFAULT_INTERPOLATION) -> None:
         self.spec = kinetic_model(model)
         self._kernel = _kernel_model(self.spec)
         if method not in ("nlls", "llsq"):
@@ -1780,7 +1786,8 @@ def fitter_from_config(t_s: ArrayLike, cp_mM: ArrayLike, model: Mapping[str, Any
                           delay_neighbourhood=nbhd,
                           enhancement_z=model.get("enhancement_z", DEFAULT_ENHANCEMENT_Z),
                           bounds=bounds,
-                          aif_interpolation=model.get("aif_interpolation", "cubic"))
+                          aif_interpolation=model.get("aif_interpolation",
+                                                              DEFAULT_INTERPOLATION))
 
 
 def status_codes() -> dict[str, str]:

@@ -20,16 +20,17 @@ its last time; the integrals start at the earliest of the tissue and shifted inp
 
 Input between its samples (``interpolation``):
 
+- ``"cubic"`` (default): the not-a-knot cubic spline through the samples (the curve of
+  ``scipy.interpolate.CubicSpline``), evaluated at the tissue times and on sub-knots at most
+  :data:`CUBIC_KNOT_STEP_S` apart, straight lines between these (the convolution stays
+  exact for that finer curve). The spline is not clipped at 0 (clipping its undershoot
+  before the bolus removes area: Ktrans -0.3 % on the bench). Fewer than 4 samples: linear.
 - ``"linear"``: straight lines between the samples (knots: the tissue times and the
   shifted sample times). A bolus sampled every few seconds is then flattened between its
   samples, and a delay that is not a multiple of the sampling interval makes the shifted
   input's peak at the tissue times too low: the fit raises vp and lowers Ktrans
-  (``benchmarks/delay_interp.py``: vp +4 %, up to +10..30 % at high Ktrans, at 5 s frames).
-- ``"cubic"``: the not-a-knot cubic spline through the samples (the same curve as
-  ``scipy.interpolate.CubicSpline``), evaluated at the tissue times and on sub-knots at most
-  :data:`CUBIC_KNOT_STEP_S` apart, straight lines between these (the convolution stays
-  exact for that finer curve). The spline is not clipped (clipping its undershoot before
-  the bolus removes area: Ktrans -0.3 % on the bench). Fewer than 4 samples: linear.
+  (``benchmarks/delay_interp.py``, delay known, 5 s frames: median vp +3..+4 %, a tenth
+  of the cases beyond +10..+27 %; cubic: median within 0.2 %).
 
 Exact recursion on knots :math:`t_k` with :math:`\\Delta_k = t_{k+1}-t_k`,
 :math:`x = k_{ep}\\Delta_k`:
@@ -55,6 +56,7 @@ from dce.registry import kinetic_model, resolve
 
 __all__ = [
     "CUBIC_KNOT_STEP_S",
+    "DEFAULT_INTERPOLATION",
     "INTERPOLATIONS",
     "InputGrid",
     "exp_convolution",
@@ -67,7 +69,9 @@ __all__ = [
 
 
 #: Ways to interpolate the plasma input between its samples (module notes).
-INTERPOLATIONS = ("linear", "cubic")
+INTERPOLATIONS = ("cubic", "linear")
+#: The default of every function here and of :class:`dce.fit.TracerKineticModel`.
+DEFAULT_INTERPOLATION = "cubic"
 #: Largest spacing (s) of the sub-knots of the ``"cubic"`` input.
 CUBIC_KNOT_STEP_S = 0.25
 
@@ -166,7 +170,7 @@ def _cubic_input(ta: NDArray[np.float64], cp: NDArray[np.float64]
 
 
 def make_input_grid(t_s: ArrayLike, cp_mM: ArrayLike, *, t_aif_s: ArrayLike | None = None,
-                    delay_s: float = 0.0, interpolation: str = "linear") -> InputGrid:
+                    delay_s: float = 0.0, interpolation: str = DEFAULT_INTERPOLATION) -> InputGrid:
     """Resample a plasma input for exact convolution at the tissue sample times.
 
     Parameters
@@ -179,10 +183,10 @@ def make_input_grid(t_s: ArrayLike, cp_mM: ArrayLike, *, t_aif_s: ArrayLike | No
         Sample times of the input (s), strictly increasing (uneven spacing allowed).
     delay_s : float
         Bolus arrival delay of the tissue relative to the input (s); the input is shifted right.
-    interpolation : {"linear", "cubic"}
-        The input between its samples (module notes): straight lines, or the not-a-knot
-        cubic spline through the samples (on sub-knots at most :data:`CUBIC_KNOT_STEP_S`
-        apart; linear when there are fewer than 4 samples).
+    interpolation : {"cubic", "linear"}
+        The input between its samples (module notes): the not-a-knot cubic spline through
+        the samples (default; on sub-knots at most :data:`CUBIC_KNOT_STEP_S` apart; linear
+        when there are fewer than 4 samples), or straight lines.
     """
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"interpolation: unknown {interpolation!r}; choose one of "
@@ -213,7 +217,7 @@ def make_input_grid(t_s: ArrayLike, cp_mM: ArrayLike, *, t_aif_s: ArrayLike | No
 
 def exp_convolution(t_s: ArrayLike, cp_mM: ArrayLike, kep_per_min: ArrayLike, *,
                     t_aif_s: ArrayLike | None = None, delay_s: float = 0.0,
-                    interpolation: str = "linear") -> NDArray[np.float64]:
+                    interpolation: str = DEFAULT_INTERPOLATION) -> NDArray[np.float64]:
     """Exact convolution of the interpolated input (:func:`make_input_grid`) with
     :math:`e^{-k_{ep} t}`.
 
@@ -244,7 +248,7 @@ def _params(**kw: ArrayLike) -> dict[str, NDArray[np.float64]]:
 
 def tofts(t_s: ArrayLike, cp_mM: ArrayLike, *, ktrans_per_min: ArrayLike, ve: ArrayLike,
           t_aif_s: ArrayLike | None = None, delay_s: float = 0.0,
-          interpolation: str = "linear") -> NDArray[np.float64]:
+          interpolation: str = DEFAULT_INTERPOLATION) -> NDArray[np.float64]:
     """Standard Tofts model tissue concentration (mM), shape (*params.shape, n_times).
 
     Parameters
@@ -266,7 +270,7 @@ def tofts(t_s: ArrayLike, cp_mM: ArrayLike, *, ktrans_per_min: ArrayLike, ve: Ar
 
 def extended_tofts(t_s: ArrayLike, cp_mM: ArrayLike, *, ktrans_per_min: ArrayLike,
                    ve: ArrayLike, vp: ArrayLike, t_aif_s: ArrayLike | None = None,
-                   delay_s: float = 0.0, interpolation: str = "linear") -> NDArray[np.float64]:
+                   delay_s: float = 0.0, interpolation: str = DEFAULT_INTERPOLATION) -> NDArray[np.float64]:
     """Extended Tofts model tissue concentration (mM), shape (*params.shape, n_times).
 
     Parameters as in :func:`tofts`, plus ``vp``: plasma volume fraction in [0, 1].
@@ -288,7 +292,7 @@ def extended_tofts(t_s: ArrayLike, cp_mM: ArrayLike, *, ktrans_per_min: ArrayLik
 
 def patlak(t_s: ArrayLike, cp_mM: ArrayLike, *, ktrans_per_min: ArrayLike, vp: ArrayLike,
            t_aif_s: ArrayLike | None = None, delay_s: float = 0.0,
-           interpolation: str = "linear") -> NDArray[np.float64]:
+           interpolation: str = DEFAULT_INTERPOLATION) -> NDArray[np.float64]:
     """Patlak model tissue concentration (mM), shape (*params.shape, n_times).
 
     :math:`C_t = K^{trans}\\int c_p + v_p c_p` (irreversible uptake, no efflux).
@@ -303,7 +307,7 @@ def patlak(t_s: ArrayLike, cp_mM: ArrayLike, *, ktrans_per_min: ArrayLike, vp: A
 
 def tissue_concentration(model: str, t_s: ArrayLike, cp_mM: ArrayLike, *,
                          t_aif_s: ArrayLike | None = None, delay_s: float = 0.0,
-                         interpolation: str = "linear",
+                         interpolation: str = DEFAULT_INTERPOLATION,
                          **params: ArrayLike | None) -> NDArray[np.float64]:
     """Tissue concentration (mM) of a kinetic model of the registry, by name.
 
