@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -154,7 +155,7 @@ def sample(fine: Arr, t_frames: Arr, dt: float, how: str) -> Arr:
     tf = np.arange(fine.shape[-1]) * FINE_S
     if how == "inst":
         return np.stack([np.interp(t_frames, tf, r) for r in np.atleast_2d(fine)])
-    half = int(round(dt / 2 / FINE_S))
+    half = round(dt / 2 / FINE_S)
     idx = np.rint(t_frames / FINE_S).astype(int)
     cs = np.cumsum(np.pad(np.atleast_2d(fine), ((0, 0), (1, 0))), axis=1)
     lo = np.clip(idx - half, 0, None)
@@ -166,8 +167,7 @@ def sample(fine: Arr, t_frames: Arr, dt: float, how: str) -> Arr:
 def upsample(t: Arr, c: Arr, method: str, sub: int) -> tuple[Arr, Arr]:
     if method == "linear":
         return t, c
-    tt = np.concatenate([np.linspace(a, b, sub + 1)[:-1] for a, b in zip(t[:-1], t[1:],
-                                                                          strict=True)]
+    tt = np.concatenate([np.linspace(a, b, sub + 1)[:-1] for a, b in pairwise(t)]
                         + [t[-1:]])
     if method in ("cubic", "cubic0"):
         y = CubicSpline(t, c)(tt)
@@ -242,7 +242,7 @@ def make_cases(rng: np.random.Generator, n_aif: int, dts: tuple[float, ...],
                         dd = np.tile(dd, reps)
                         k3 = [np.tile(a, reps) for a in k3]
                     ratio = _ratio_bin(_fwhm(tf, cpf(tf)), dt)
-                    cases.append(Case(fam, dt, how, t, cp_s, c, *k3, dd, ratio))
+                    cases.append(Case(fam, dt, how, t, cp_s, c, k3[0], k3[1], k3[2], dd, ratio))
     return cases
 
 
@@ -330,7 +330,7 @@ def main() -> None:
                 cat = {k: np.concatenate([r[k] for r in res]) for k in res[0]}
                 tr = {k: np.concatenate([getattr(c, k) for c in sel])
                       for k in ("kt", "ve", "vp", "delay")}
-                groups: dict[str, Arr] = {"all": np.ones(cat["kt"].size, bool),
+                groups: dict[str, NDArray[np.bool_]] = {"all": np.ones(cat["kt"].size, bool),
                                           "d0": tr["delay"] == 0, "dpos": tr["delay"] > 0}
                 if a.by != "none":
                     lab = np.concatenate([np.full(c.kt.size, str(getattr(c, a.by)))

@@ -18,6 +18,8 @@ the cubic spline keeps both within 1.5 % here.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from scipy.interpolate import CubicSpline
@@ -66,7 +68,7 @@ def _sample(fine: np.ndarray, t: np.ndarray, frame_mean: bool) -> np.ndarray:
     idx = np.rint(t / H).astype(int)
     if not frame_mean:
         return fine[..., idx]
-    half = int(round(DT / 2 / H))
+    half = round(DT / 2 / H)
     cs = np.cumsum(np.pad(np.atleast_2d(fine), ((0, 0), (1, 0))), axis=-1)
     lo, hi = np.clip(idx - half, 0, None), idx + half + 1
     out = (cs[:, hi] - cs[:, lo]) / (hi - lo)
@@ -78,9 +80,9 @@ def _errors(interp: str, delay: float, frame_mean: bool, fit_delay: bool = False
     """Relative errors (%) of Ktrans and vp, per KT."""
     cp_s = _sample(_fine(0.0)[0], t, frame_mean)
     ct = _sample(_fine(delay)[1], t, frame_mean)
-    kw = {"fit_delay": True} if fit_delay else {"delay_s": delay}
+    kw: dict[str, Any] = {"fit_delay": True} if fit_delay else {"delay_s": delay}
     fit = TracerKineticModel(t, cp_s, aif_interpolation=interp, enhancement_z=None,
-                             **kw).fit(ct)  # type: ignore[arg-type]
+                             **kw).fit(ct)
     return 100 * (fit.ktrans_per_min / KT - 1), 100 * (fit.vp / VP - 1)
 
 
