@@ -37,7 +37,8 @@ delay 0 and for delays > 0.
 
 Run: ``PYTHONPATH=$PWD python benchmarks/delay_interp.py`` (about 1-3 min; ``--quick``
 for fewer cases, ``--noise 0.02`` adds Gaussian noise of that fraction of each curve's
-peak, ``--reps`` noisy copies per curve).
+peak, ``--reps`` noisy copies per curve, ``--aif-noise 0.02`` noise of that fraction of the
+input's peak to the sampled input, one draw per case).
 """
 
 from __future__ import annotations
@@ -210,8 +211,8 @@ def _ratio_bin(fwhm_s: float, dt: float) -> str:
 
 
 def make_cases(rng: np.random.Generator, n_aif: int, dts: tuple[float, ...],
-               hows: tuple[str, ...], n_delays: int, noise: float, reps: int
-               ) -> list[Case]:
+               hows: tuple[str, ...], n_delays: int, noise: float, reps: int,
+               aif_noise: float = 0.0) -> list[Case]:
     cases = []
     tf = np.arange(0.0, T_END_S + 10.0, FINE_S)
     kt, ve, vp = (a.ravel() for a in np.meshgrid(KTRANS, VE, VP, indexing="ij"))
@@ -225,6 +226,8 @@ def make_cases(rng: np.random.Generator, n_aif: int, dts: tuple[float, ...],
                 delays = np.concatenate([[0.0], rng.uniform(0, 5, n_delays - 1)])
                 for how in hows:
                     cp_s = sample(cpf(tf)[None], t, dt, how)[0]
+                    if aif_noise > 0:
+                        cp_s = cp_s + aif_noise * cp_s.max() * rng.standard_normal(cp_s.size)
                     curves, rows = [], []
                     for d in delays:
                         cpd = cpf(tf - d)
@@ -311,6 +314,8 @@ def main() -> None:
     ap.add_argument("--n-delays", type=int, default=6)
     ap.add_argument("--noise", type=float, default=0.0)
     ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--aif-noise", type=float, default=0.0,
+                    help="Gaussian noise SD of the sampled input, fraction of its peak")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--by", default="dt", choices=["dt", "family", "sampling_ratio", "none"])
@@ -318,9 +323,9 @@ def main() -> None:
     if a.quick:
         a.n_aif, a.n_delays = 1, 4
     cases = make_cases(np.random.default_rng(a.seed), a.n_aif, tuple(a.dts),
-                       tuple(a.sampling), a.n_delays, a.noise, a.reps)
+                       tuple(a.sampling), a.n_delays, a.noise, a.reps, a.aif_noise)
     print(f"cases={len(cases)} curves={sum(c.kt.size for c in cases)} noise={a.noise} "
-          f"sub={a.sub}")
+          f"aif_noise={a.aif_noise} sub={a.sub}")
     for mode in a.modes:
         for method in a.methods:
             for how in a.sampling:

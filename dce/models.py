@@ -270,7 +270,8 @@ def tofts(t_s: ArrayLike, cp_mM: ArrayLike, *, ktrans_per_min: ArrayLike, ve: Ar
 
 def extended_tofts(t_s: ArrayLike, cp_mM: ArrayLike, *, ktrans_per_min: ArrayLike,
                    ve: ArrayLike, vp: ArrayLike, t_aif_s: ArrayLike | None = None,
-                   delay_s: float = 0.0, interpolation: str = DEFAULT_INTERPOLATION) -> NDArray[np.float64]:
+                   delay_s: float = 0.0,
+                   interpolation: str = DEFAULT_INTERPOLATION) -> NDArray[np.float64]:
     """Extended Tofts model tissue concentration (mM), shape (*params.shape, n_times).
 
     Parameters as in :func:`tofts`, plus ``vp``: plasma volume fraction in [0, 1].
