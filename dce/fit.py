@@ -6,7 +6,7 @@ Two estimators, following dipy's ``Model(...).fit(data)`` pattern
 ``method="llsq"``
     Linear least squares of Murase (MRM 2004;51:858): the model is rewritten as a linear
     equation in the running integrals of the input and the tissue curve (trapezoid rule for
-    the tissue integral, exact integral for the piecewise-linear input) and solved per voxel
+    the tissue integral, exact integral of the interpolated input) and solved per voxel
     from 3x3 (or 2x2) normal equations, in one compiled pass over the data.
 
 ``method="nlls"`` (default)
@@ -1787,7 +1787,7 @@ def fitter_from_config(t_s: ArrayLike, cp_mM: ArrayLike, model: Mapping[str, Any
                           enhancement_z=model.get("enhancement_z", DEFAULT_ENHANCEMENT_Z),
                           bounds=bounds,
                           aif_interpolation=model.get("aif_interpolation",
-                                                              DEFAULT_INTERPOLATION))
+                                                      DEFAULT_INTERPOLATION))
 
 
 def status_codes() -> dict[str, str]:
