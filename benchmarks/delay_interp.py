@@ -254,8 +254,9 @@ def fit_case(case: Case, method: str, sub: int, mode: str) -> dict[str, Arr]:
     if method.startswith("fitter-"):
         ta, ca = case.t, case.cp_samples
         kw["aif_interpolation"] = method.split("-", 1)[1]
-    else:
+    else:   # the candidate's fine samples, joined by straight lines
         ta, ca = upsample(case.t, case.cp_samples, method, sub)
+        kw["aif_interpolation"] = "linear"
     out = {k: np.empty(case.kt.size) for k in ("kt", "ve", "vp", "delay")}
     if mode == "fitted":
         groups = [(None, np.arange(case.kt.size))]
