@@ -6,7 +6,7 @@ Two estimators, following dipy's ``Model(...).fit(data)`` pattern
 ``method="llsq"``
     Linear least squares of Murase (MRM 2004;51:858): the model is rewritten as a linear
     equation in the running integrals of the input and the tissue curve (trapezoid rule for
-    the tissue integral, exact integral for the piecewise-linear input) and solved per voxel
+    the tissue integral, exact integral of the interpolated input) and solved per voxel
     from 3x3 (or 2x2) normal equations, in one compiled pass over the data.
 
 ``method="nlls"`` (default)
@@ -64,8 +64,16 @@ from scipy.ndimage import uniform_filter1d
 
 from dce._checks import as_float_array, check_last_axis, check_times
 from dce._select import median as _median
+from dce._spline import not_a_knot_spline as _not_a_knot_spline
 from dce._threads import get_num_threads, run_chunks, set_num_threads
-from dce.models import InputGrid, _phi12, make_input_grid, tissue_concentration
+from dce.models import (
+    DEFAULT_INTERPOLATION,
+    INTERPOLATIONS,
+    InputGrid,
+    _phi12,
+    make_input_grid,
+    tissue_concentration,
+)
 from dce.registry import (
     STATUS_FIT,
     STATUS_OUTSIDE_MASK,
@@ -195,36 +203,6 @@ def _trapezoid_matrix(t_min: NDArray[np.float64]) -> NDArray[np.float64]:
     return m
 
 
-def _not_a_knot_spline(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Coefficients ``c`` (4, n - 1, ...) of the not-a-knot cubic spline through ``(x, y)``
-    along axis 0 (n >= 4 strictly increasing, finite): ``scipy.interpolate.CubicSpline(x,
-    y, axis=0).c``, the same operations (SciPy 1.17) without importing
-    ``scipy.interpolate`` (and with it ``scipy.optimize``), about 0.25 s of every fit
-    job's start. ``tests/test_fit.py`` checks the equality, bit for bit."""
-    n = x.shape[0]
-    dx = np.diff(x)
-    dxr = dx.reshape([dx.shape[0]] + [1] * (y.ndim - 1))
-    slope = np.diff(y, axis=0) / dxr
-    a = np.zeros((3, n))                        # banded: upper, diagonal, lower
-    b = np.empty((n, *y.shape[1:]), dtype=y.dtype)
-    a[1, 1:-1] = 2 * (dx[:-1] + dx[1:])
-    a[0, 2:] = dx[:-1]
-    a[-1, :-2] = dx[1:]
-    b[1:-1] = 3 * (dxr[1:] * slope[:-1] + dxr[:-1] * slope[1:])
-    a[1, 0] = dx[1]
-    a[0, 1] = x[2] - x[0]
-    d = x[2] - x[0]
-    b[0] = ((dxr[0] + 2 * d) * dxr[1] * slope[0] + dxr[0] ** 2 * slope[1]) / d
-    a[1, -1] = dx[-2]
-    a[-1, -2] = x[-1] - x[-3]
-    d = x[-1] - x[-3]
-    b[-1] = (dxr[-1] ** 2 * slope[-2] + (2 * d + dxr[-1]) * dxr[-2] * slope[-1]) / d
-    s = scipy.linalg.solve_banded((1, 1), a, b.reshape(n, -1), overwrite_ab=True,
-                                  overwrite_b=True, check_finite=False).reshape(b.shape)
-    t = (s[:-1] + s[1:] - 2 * slope) / dxr
-    return np.stack((t / dxr, (slope - s[:-1]) / dxr - t, s[:-1], y[:-1]))
-
-
 @numba.njit(cache=True, nogil=True)
 def _conv_table_kernel(tk: NDArray[Any], ck: NDArray[Any], kep_per_s: NDArray[Any],
                        tissue_index: NDArray[Any], out: NDArray[Any]) -> None:
@@ -289,8 +267,9 @@ def _conv_table(grid: InputGrid, kep_per_min: NDArray[np.float64]) -> NDArray[np
 
 
 def _build_basis(t: NDArray[np.float64], cp: NDArray[np.float64], t_aif: NDArray[np.float64],
-                 delay_s: float, bounds: FitBounds, n_tab: int) -> _Basis:
-    grid = make_input_grid(t, cp, t_aif_s=t_aif, delay_s=delay_s)
+                 delay_s: float, bounds: FitBounds, n_tab: int,
+                 interpolation: str = DEFAULT_INTERPOLATION) -> _Basis:
+    grid = make_input_grid(t, cp, t_aif_s=t_aif, delay_s=delay_s, interpolation=interpolation)
     lo, hi = bounds.kep_per_min
     u_tab = np.linspace(np.log(lo), np.log(hi), n_tab)
     e_tab = _conv_table(grid, np.exp(u_tab)) / 60.0       # mM*min
@@ -1438,6 +1417,11 @@ class TracerKineticModel:
         For ``method="llsq"``: compute R^2 and RMSE of the LLSQ parameters on the exact
         model (a projection of every curve on the convolution basis, about 3x the cost of the
         linear solve). When False they are NaN. (``nlls`` always reports them.)
+    aif_interpolation : {"cubic", "linear"}
+        The input between its samples (:func:`dce.models.make_input_grid`): the not-a-knot
+        cubic spline through the samples (default), or straight lines (which flatten the
+        bolus between samples: with a delay that is not a multiple of the sampling interval,
+        vp too high and Ktrans too low; ``benchmarks/delay_interp.py``).
     """
 
     def __init__(self, t_s: ArrayLike, cp_mM: ArrayLike, *, model: str = "extended_tofts",
@@ -1445,7 +1429,8 @@ class TracerKineticModel:
                  fit_delay: bool = False, delay_grid_s: ArrayLike | None = None,
                  delay_neighbourhood: Sequence[int] | None = None,
                  enhancement_z: float | None = DEFAULT_ENHANCEMENT_Z,
-                 bounds: FitBounds | None = None, goodness_of_fit: bool = True) -> None:
+                 bounds: FitBounds | None = None, goodness_of_fit: bool = True,
+                 aif_interpolation: str = DEFAULT_INTERPOLATION) -> None:
         self.spec = kinetic_model(model)
         self._kernel = _kernel_model(self.spec)
         if method not in ("nlls", "llsq"):
@@ -1461,6 +1446,10 @@ class TracerKineticModel:
             raise ValueError("cp_mM: the input function is zero everywhere")
         self.model = model
         self.method = method
+        if aif_interpolation not in INTERPOLATIONS:
+            raise ValueError(f"aif_interpolation: unknown {aif_interpolation!r}; choose one "
+                             f"of {', '.join(INTERPOLATIONS)}")
+        self.aif_interpolation = aif_interpolation
         self.fit_delay = bool(fit_delay)
         if fit_delay and method == "llsq":
             raise ValueError("fit_delay: delay fitting needs method='nlls'")
@@ -1508,6 +1497,7 @@ class TracerKineticModel:
         n_pre = int(self._pre.sum())
         d = self.delays_s
         out: dict[str, Any] = {
+            "AIFInterpolation": self.aif_interpolation,
             "DelayFitted": self.fit_delay,
             "DelayGrid_s": [float(x) for x in d] if self.fit_delay else None,
             "Delay_s": None if self.fit_delay else float(d[0]),
@@ -1533,7 +1523,8 @@ class TracerKineticModel:
     def _basis(self, delay: float) -> _Basis:
         if delay not in self._bases:
             self._bases[delay] = _build_basis(self.t_s, self.cp_mM, self.t_aif_s, delay,
-                                              self.bounds, self._n_tab)
+                                              self.bounds, self._n_tab,
+                                              self.aif_interpolation)
         return self._bases[delay]
 
     def predict(self, *, ktrans_per_min: ArrayLike, ve: ArrayLike | None = None,
@@ -1541,8 +1532,8 @@ class TracerKineticModel:
         """Model curves (mM) at the tissue times for given parameters (those the model
         lacks are ignored): :func:`dce.models.tissue_concentration`."""
         return tissue_concentration(self.model, self.t_s, self.cp_mM, t_aif_s=self.t_aif_s,
-                                    delay_s=delay_s, ktrans_per_min=ktrans_per_min, ve=ve,
-                                    vp=vp)
+                                    delay_s=delay_s, interpolation=self.aif_interpolation,
+                                    ktrans_per_min=ktrans_per_min, ve=ve, vp=vp)
 
     def fit(self, conc_mM: ArrayLike, *, mask: ArrayLike | None = None) -> TracerKineticFit:
         """Fit every voxel.
@@ -1685,7 +1676,7 @@ class TracerKineticModel:
             qs = []
             for dj in self.delays_s:
                 grid = make_input_grid(self.t_s, self.cp_mM, t_aif_s=self.t_aif_s,
-                                       delay_s=float(dj))
+                                       delay_s=float(dj), interpolation=self.aif_interpolation)
                 a1 = _conv_table(grid, np.zeros(1))[0] / 60.0
                 x = np.column_stack([a1, grid.cp_mM]) if self.spec.plasma_term else a1[:, None]
                 q, rr = np.linalg.qr(x)
@@ -1901,8 +1892,9 @@ def fitter_from_config(t_s: ArrayLike, cp_mM: ArrayLike, model: Mapping[str, Any
     model : mapping
         ``name``, ``method``, ``bounds`` (``kep_per_min`` [low, high] /min,
         ``ktrans_max_per_min``, ``ve_max``, ``vp_max``), ``delay_grid_s`` [start, stop,
-        step] (s), optional ``delay_neighbourhood`` (default [3, 3, 1]; null: none) and
-        ``enhancement_z`` (default :data:`DEFAULT_ENHANCEMENT_Z`).
+        step] (s), optional ``delay_neighbourhood`` (default [3, 3, 1]; null: none),
+        ``enhancement_z`` (default :data:`DEFAULT_ENHANCEMENT_Z`) and ``aif_interpolation``
+        (default ``"cubic"``).
     fit_delay : bool
         Fit the delay per voxel over the grid.
     image_ndim : int
@@ -1922,7 +1914,9 @@ def fitter_from_config(t_s: ArrayLike, cp_mM: ArrayLike, model: Mapping[str, Any
                           delay_grid_s=np.arange(start, stop + 1e-9, step),
                           delay_neighbourhood=nbhd,
                           enhancement_z=model.get("enhancement_z", DEFAULT_ENHANCEMENT_Z),
-                          bounds=bounds)
+                          bounds=bounds,
+                          aif_interpolation=model.get("aif_interpolation",
+                                                      DEFAULT_INTERPOLATION))
 
 
 def status_codes() -> dict[str, str]:

@@ -17,9 +17,10 @@ A model is one library module and one registry entry. A two-compartment exchange
 (2CXM) would touch:
 
 * ``dce/two_cxm.py`` (new): the forward model (``two_cxm(t_s, cp_mM, *, fp_per_min,
-  ps_per_min, ve, vp, t_aif_s=None, delay_s=0.0)``) and a fitter class with the interface
-  of :class:`dce.fit.TracerKineticModel` (constructed with ``(t_s, cp_mM, *, model,
-  method, fit_delay, delay_grid_s, delay_neighbourhood, enhancement_z, bounds)``;
+  ps_per_min, ve, vp, t_aif_s=None, delay_s=0.0, interpolation="linear")``) and a
+  fitter class with the interface of :class:`dce.fit.TracerKineticModel` (constructed
+  with ``(t_s, cp_mM, *, model, method, fit_delay, delay_grid_s, delay_neighbourhood,
+  enhancement_z, bounds, aif_interpolation)``;
   ``.fit(conc_mM, mask=...)`` returns an object whose ``.maps()`` is keyed by the
   registry's columns; ``.policy()`` gives the sidecar's ``FitPolicy``);
 * ``dce/registry.py``: one :class:`KineticModel` entry in :data:`KINETIC_MODELS` (with

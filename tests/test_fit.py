@@ -103,7 +103,8 @@ def test_llsq_equals_least_squares_of_the_linear_equation(n_t: int, dtype: type,
     rng = np.random.default_rng(n_t)
     t = np.cumsum(np.r_[0.0, rng.uniform(2.0, 8.0, n_t - 1)])
     cp = _aif(t)
-    model = TracerKineticModel(t, cp, method="llsq", enhancement_z=None)
+    model = TracerKineticModel(t, cp, method="llsq", enhancement_z=None,
+                               aif_interpolation="linear")   # A: trapezoid integral of cp
     conc = model.predict(ktrans_per_min=rng.uniform(0.05, 0.8, (5, 7)),
                          ve=rng.uniform(0.1, 0.5, (5, 7)), vp=rng.uniform(0.01, 0.1, (5, 7)))
     conc = (conc + rng.normal(0.0, 0.01, conc.shape)).astype(dtype)
