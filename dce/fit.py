@@ -1419,9 +1419,10 @@ class TracerKineticModel:
         linear solve). When False they are NaN. (``nlls`` always reports them.)
     aif_interpolation : {"cubic", "linear"}
         The input between its samples (:func:`dce.models.make_input_grid`): the not-a-knot
-        cubic spline through the samples (default), or straight lines (which flatten the
+        cubic spline through the samples, or straight lines (default; they flatten the
         bolus between samples: with a delay that is not a multiple of the sampling interval,
-        vp too high and Ktrans too low; ``benchmarks/delay_interp.py``).
+        vp too high and Ktrans too low; ``benchmarks/delay_interp.py``; why linear is still
+        the default: :mod:`dce.models`).
     """
 
     def __init__(self, t_s: ArrayLike, cp_mM: ArrayLike, *, model: str = "extended_tofts",
@@ -1894,7 +1895,7 @@ def fitter_from_config(t_s: ArrayLike, cp_mM: ArrayLike, model: Mapping[str, Any
         ``ktrans_max_per_min``, ``ve_max``, ``vp_max``), ``delay_grid_s`` [start, stop,
         step] (s), optional ``delay_neighbourhood`` (default [3, 3, 1]; null: none),
         ``enhancement_z`` (default :data:`DEFAULT_ENHANCEMENT_Z`) and ``aif_interpolation``
-        (default ``"cubic"``).
+        (default ``"linear"``).
     fit_delay : bool
         Fit the delay per voxel over the grid.
     image_ndim : int
