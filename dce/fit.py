@@ -70,7 +70,6 @@ from dce.models import (
     DEFAULT_INTERPOLATION,
     INTERPOLATIONS,
     InputGrid,
-    _phi12,
     make_input_grid,
     tissue_concentration,
 )
@@ -203,77 +202,14 @@ def _trapezoid_matrix(t_min: NDArray[np.float64]) -> NDArray[np.float64]:
     return m
 
 
-@numba.njit(cache=True, nogil=True)
-def _conv_table_kernel(tk: NDArray[Any], ck: NDArray[Any], kep_per_s: NDArray[Any],
-                       tissue_index: NDArray[Any], out: NDArray[Any]) -> None:
-    """``out[j, i]``: the exponential convolution of the piecewise-linear input (knots
-    ``tk``, values ``ck``) with rate ``kep_per_s[j]`` at knot ``tissue_index[i]``: the
-    arithmetic of :func:`dce.models._exp_conv_knots`, operation for operation (the same
-    numbers, bit for bit), with the rates as the inner loop (SIMD over the table rows; the
-    factors of a knot step are computed once per distinct step and kept for the two last
-    distinct steps, as there)."""
-    n = kep_per_s.shape[0]
-    nk = tk.shape[0]
-    e = np.zeros(n)
-    em_a = np.empty(n)
-    p1_a = np.empty(n)
-    p2_a = np.empty(n)
-    em_b = np.empty(n)
-    p1_b = np.empty(n)
-    p2_b = np.empty(n)
-    dt_a = dt_b = -1.0
-    i = 0
-    if tissue_index[0] == 0:
-        for j in range(n):
-            out[j, 0] = 0.0
-        i = 1
-    for k in range(nk - 1):
-        dt = tk[k + 1] - tk[k]
-        if dt == dt_a:
-            em, p1, p2 = em_a, p1_a, p2_a
-        elif dt == dt_b:
-            em, p1, p2 = em_b, p1_b, p2_b
-        else:   # a new step: the older set is overwritten
-            em_a, em_b = em_b, em_a
-            p1_a, p1_b = p1_b, p1_a
-            p2_a, p2_b = p2_b, p2_a
-            dt_b = dt_a
-            dt_a = dt
-            for j in range(n):
-                x = kep_per_s[j] * dt
-                phi1, phi2 = _phi12(x)
-                p1_a[j] = phi1
-                p2_a[j] = phi2
-                em_a[j] = np.exp(-x)
-            em, p1, p2 = em_a, p1_a, p2_a
-        c0 = ck[k]
-        dc = ck[k + 1] - ck[k]
-        for j in range(n):
-            e[j] = em[j] * e[j] + dt * (c0 * p1[j] + dc * p2[j])
-        if i < tissue_index.shape[0] and tissue_index[i] == k + 1:
-            for j in range(n):
-                out[j, i] = e[j]
-            i += 1
-
-
-def _conv_table(grid: InputGrid, kep_per_min: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``grid.convolve(kep_per_min)`` (mM*s, shape (len(kep), n_times)), the same numbers,
-    computed with the rates as the inner loop (:func:`_conv_table_kernel`): for the
-    1601-row tables of :func:`_build_basis`, several times faster."""
-    kep = np.ascontiguousarray(np.atleast_1d(kep_per_min), dtype=np.float64) / 60.0
-    out = np.empty((kep.shape[0], grid.tissue_index.shape[0]))
-    _conv_table_kernel(grid.t_knots_s, grid.cp_knots_mM, kep, grid.tissue_index, out)
-    return out
-
-
 def _build_basis(t: NDArray[np.float64], cp: NDArray[np.float64], t_aif: NDArray[np.float64],
                  delay_s: float, bounds: FitBounds, n_tab: int,
                  interpolation: str = DEFAULT_INTERPOLATION) -> _Basis:
     grid = make_input_grid(t, cp, t_aif_s=t_aif, delay_s=delay_s, interpolation=interpolation)
     lo, hi = bounds.kep_per_min
     u_tab = np.linspace(np.log(lo), np.log(hi), n_tab)
-    e_tab = _conv_table(grid, np.exp(u_tab)) / 60.0       # mM*min
-    a1 = _conv_table(grid, np.zeros(1))[0] / 60.0
+    e_tab = grid.convolve(np.exp(u_tab)) / 60.0       # mM*min
+    a1 = grid.convolve(np.zeros(1))[0] / 60.0
     cols = np.vstack([grid.cp_mM, a1, e_tab[:: max(1, n_tab // 50)], e_tab[-1]])
     norms = np.linalg.norm(cols, axis=1)
     if not np.any(norms > 0):
@@ -1678,7 +1614,7 @@ class TracerKineticModel:
             for dj in self.delays_s:
                 grid = make_input_grid(self.t_s, self.cp_mM, t_aif_s=self.t_aif_s,
                                        delay_s=float(dj), interpolation=self.aif_interpolation)
-                a1 = _conv_table(grid, np.zeros(1))[0] / 60.0
+                a1 = grid.convolve(np.zeros(1))[0] / 60.0
                 x = np.column_stack([a1, grid.cp_mM]) if self.spec.plasma_term else a1[:, None]
                 q, rr = np.linalg.qr(x)
                 # a degenerate direction (all-zero input at this delay) is dropped

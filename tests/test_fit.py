@@ -234,24 +234,6 @@ def test_spline_table_equals_scipy_cubic_spline(n: int, width: int | None) -> No
     assert got.shape == ref.shape and np.array_equal(got, ref)
 
 
-@pytest.mark.parametrize("kind", ["even", "uneven"])
-@pytest.mark.parametrize("delay_s", [-2.0, 0.0, 1.5, 3.3, 10.0])
-def test_kep_table_convolution_equals_input_grid_convolve(kind: str, delay_s: float) -> None:
-    """The basis' convolution table (rates as the inner loop) is InputGrid.convolve (the
-    exact piecewise-linear convolution), bit for bit, for shifted inputs sampled on other
-    times than the tissue, kep = 0 (the input's integral) and the table's range included."""
-    from dce.fit import _conv_table
-
-    t = _grid(kind)
-    t_aif = np.arange(50) * 6.1 + 0.3
-    grid = models.make_input_grid(t, _aif(t_aif), t_aif_s=t_aif, delay_s=delay_s)
-    for kep in (np.exp(np.linspace(np.log(1e-4), np.log(250.0), 1601)), np.zeros(1),
-                np.array([0.0, 1e-9, 0.3, 3.0, 1e4])):
-        ref = grid.convolve(kep)
-        got = _conv_table(grid, kep)
-        assert got.shape == ref.shape and np.array_equal(got, ref)
-
-
 def test_fit_module_does_not_import_scipy_interpolate() -> None:
     """The fit job's start: dce.fit needs neither scipy.interpolate nor scipy.optimize."""
     import subprocess
