@@ -96,9 +96,9 @@ __all__ = ["DEFAULT_DELAY_GRID_S", "DEFAULT_ENHANCEMENT_Z", "STATUS_FIT",
 # kernels and one that loaded them from the cache gave different last bits
 # (tests/test_determinism.py). About 10 % of the LLSQ kernel's time, 4 % of NLLS.
 _FASTMATH = {"nsz", "arcp", "afn", "reassoc"}
-#: The same without "reassoc" for the basis sums of a block of curves
-#: (:func:`_accumulate_ordered`): with it the JIT and the cached object code summed them in
-#: different orders. Its voxel loop is element-wise, so it vectorises without reassociation.
+#: The same without "reassoc" for the sums behind R^2 and RMSE (:func:`_accumulate_ordered`):
+#: with it the JIT and the cached object code summed them in different orders. Its voxel
+#: loop is element-wise, so it vectorises without reassociation.
 _FASTMATH_ORDERED = {"nsz", "arcp", "afn"}
 
 #: Default candidate delays (s) of ``fit_delay=True``: -2 to 10 s in 0.5 s steps.
@@ -208,7 +208,7 @@ def _build_basis(t: NDArray[np.float64], cp: NDArray[np.float64], t_aif: NDArray
     grid = make_input_grid(t, cp, t_aif_s=t_aif, delay_s=delay_s, interpolation=interpolation)
     lo, hi = bounds.kep_per_min
     u_tab = np.linspace(np.log(lo), np.log(hi), n_tab)
-    e_tab = grid.convolve(np.exp(u_tab)) / 60.0       # mM*min
+    e_tab = grid.convolve(np.exp(u_tab)) / 60.0           # mM*min
     a1 = grid.convolve(np.zeros(1))[0] / 60.0
     cols = np.vstack([grid.cp_mM, a1, e_tab[:: max(1, n_tab // 50)], e_tab[-1]])
     norms = np.linalg.norm(cols, axis=1)
@@ -498,9 +498,9 @@ def _accumulate(c: NDArray[Any], c16: NDArray[Any], v0: int, nb: int, t_min: NDA
     running trapezoid integral of the curve), 2 sum C^2 (not finite if a sample is not),
     3 sum C, 4 sum of wpre * C (wpre: 1 at the baseline phases, else 0), 5 sum
     |consecutive difference|, 6 and 7 scratch (running integral, previous sample). The
-    last four columns of ``vmat`` (the linear terms) are summed with the stats; the others
-    (the basis of the NLLS), from ``xd`` (n_times, _BLK), the block converted to float64
-    time-major once.
+    last four columns of ``vmat`` (the linear terms) are summed with the stats; stats rows
+    2 and 3 and the other columns (the basis of the NLLS, from ``xd`` (n_times, _BLK), the
+    block converted to float64 time-major once) by :func:`_accumulate_ordered`.
     """
     nt = c.shape[1]
     nk = vmat.shape[1]
